@@ -1,0 +1,193 @@
+"""Configuration: the YAML of the design card plus the environment, read once into frozen objects.
+
+Everything a person tunes lives in the YAML (`--config`, else `ROLLBOT_CONFIG`, else
+`./rollbot.yaml`). Secrets and endpoints live only in the environment and are `SecretStr`, so
+printing a settings object never shows a token. A wrong file is a `ConfigError` that names the
+file, the key and what was expected; nothing here raises anything else.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from bot.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("rollbot.yaml")
+CONFIG_ENV_VAR = "ROLLBOT_CONFIG"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class BrainConfig(_Frozen):
+    """Where the Engine keeps its SQLite brain and the snapshots of it."""
+
+    path: Path
+    snapshots_dir: Path
+
+
+class TargetConfig(_Frozen):
+    """One Compose service rollbot may roll back, with the knobs of the runbook."""
+
+    name: str = ""
+    environment: str = "production"
+    compose_file: Path
+    service: str
+    health_url: str
+    drain_timeout: int = Field(30, ge=0, le=3600)
+    health_timeout: int = Field(60, ge=1, le=3600)
+    brain: BrainConfig | None = None
+    incident_channel: str | None = None
+    requesters: tuple[str, ...] = ()
+    approvers: tuple[str, ...] = ()
+    keep_images: int = Field(5, ge=1, le=100)
+
+    @field_validator("health_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("an http:// or https:// URL")
+        return value
+
+
+class TicketsConfig(_Frozen):
+    """Where postmortem tickets go: markdown files by default, Jira when configured."""
+
+    kind: Literal["file", "jira"] = "file"
+    directory: Path = Path("postmortems")
+    project: str | None = None
+    issue_type: str = "Task"
+    labels: tuple[str, ...] = ()
+
+
+class Config(_Frozen):
+    """The whole YAML file. Paths inside it are resolved against the file's own folder."""
+
+    targets: dict[str, TargetConfig]
+    tickets: TicketsConfig = TicketsConfig()
+    evidence_dir: Path = Path("evidence")
+    source: Path = Path("rollbot.yaml")
+
+    def target(self, name: str) -> TargetConfig | None:
+        return self.targets.get(name)
+
+
+class Settings(BaseSettings):
+    """Secrets and endpoints from the environment. Never logged: tokens are `SecretStr`."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False)
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    jira_url: str | None = None
+    jira_user: str | None = None
+    jira_token: SecretStr | None = None
+    database_url: SecretStr = SecretStr("sqlite:///rollbot.db")
+
+
+def config_path(explicit: str | os.PathLike[str] | None) -> Path:
+    """The file to read: the `--config` flag, else `ROLLBOT_CONFIG`, else `./rollbot.yaml`."""
+    if explicit:
+        return Path(explicit)
+    from_env = os.environ.get(CONFIG_ENV_VAR)
+    return Path(from_env) if from_env else DEFAULT_CONFIG_PATH
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate the YAML at `path`; every failure is a `ConfigError` naming the file."""
+    raw = _read_yaml(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping with a 'targets' key at the top level")
+    raw = _with_target_names(path, raw)
+    try:
+        config = Config.model_validate({**raw, "source": path})
+    except ValidationError as error:
+        raise ConfigError(_describe(path, error)) from None
+    return _resolve_paths(config, path.parent)
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise ConfigError(_describe(Path("environment"), error)) from None
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: configuration file not found (pass --config or set {CONFIG_ENV_VAR})"
+        ) from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the configuration file: {error.strerror}") from None
+    try:
+        return YAML(typ="safe").load(text)
+    except YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+
+
+def _with_target_names(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
+    targets = raw.get("targets")
+    if not isinstance(targets, dict) or not targets:
+        raise ConfigError(f"{path}: targets: expected a mapping of target names to settings")
+    named = {}
+    for name, body in targets.items():
+        if not isinstance(body, dict):
+            raise ConfigError(f"{path}: targets.{name}: expected a mapping of settings")
+        named[str(name)] = {**body, "name": str(name)}
+    return {**raw, "targets": named}
+
+
+def _describe(path: Path, error: ValidationError) -> str:
+    """One line per problem: `file: targets.engine.drain_timeout: expected ..., got 'x'`."""
+    lines = []
+    for problem in error.errors():
+        key = ".".join(str(part) for part in problem["loc"]) or "(top level)"
+        message = problem["msg"]
+        if problem["type"] == "extra_forbidden":
+            message = "unknown key (check its spelling against the README)"
+        elif problem["type"] == "missing":
+            message = "required key is missing"
+        else:
+            message = message.replace("Value error, ", "expected ").replace("Input should be", "expected")
+            if "input" in problem and not isinstance(problem["input"], (dict, list)):
+                message += f", got {str(problem['input'])[:60]!r}"
+        lines.append(f"{path}: {key}: {message}")
+    return "\n".join(lines)
+
+
+def _resolve_paths(config: Config, base: Path) -> Config:
+    """Relative paths in the file mean "relative to this file", wherever rollbot was started."""
+
+    def resolve(p: Path) -> Path:
+        return p if p.is_absolute() else (base / p).resolve()
+
+    targets = {}
+    for name, target in config.targets.items():
+        brain = target.brain
+        if brain is not None:
+            brain = brain.model_copy(
+                update={"path": resolve(brain.path), "snapshots_dir": resolve(brain.snapshots_dir)}
+            )
+        targets[name] = target.model_copy(
+            update={"compose_file": resolve(target.compose_file), "brain": brain}
+        )
+    tickets = config.tickets.model_copy(update={"directory": resolve(config.tickets.directory)})
+    return config.model_copy(
+        update={"targets": targets, "tickets": tickets, "evidence_dir": resolve(config.evidence_dir)}
+    )

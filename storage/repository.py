@@ -1,0 +1,340 @@
+"""The journal the core writes and every view reads: runs, steps and events.
+
+Each state change is one transaction that updates the run or step row *and* appends an event, so
+the rows and the event log never disagree. Readers get frozen views, never ORM objects, so no
+session outlives a call.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from storage.models import EventRow, RunRow, StepRow
+
+Clock = Callable[[], datetime]
+
+
+class RunStatus(StrEnum):
+    PLANNED = "planned"
+    REFUSED = "refused"
+    CANCELLED = "cancelled"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def is_final(self) -> bool:
+        return self not in (RunStatus.PLANNED, RunStatus.RUNNING)
+
+
+class StepStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class NewRun:
+    """What the journal needs to know about a plan to record it."""
+
+    target: str
+    to_version: str
+    requester: str
+    steps: Sequence[tuple[str, str]]
+    environment: str | None = None
+    from_version: str | None = None
+    reason: str = ""
+    kind: str = "rollback"
+    plan: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StepView:
+    position: int
+    name: str
+    description: str
+    status: StepStatus
+    started_at: datetime | None
+    finished_at: datetime | None
+    detail: dict[str, Any]
+    error: str | None
+
+    @property
+    def seconds(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+@dataclass(frozen=True)
+class EventView:
+    id: int
+    run_id: str | None
+    at: datetime
+    actor: str
+    kind: str
+    outcome: str | None
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RunView:
+    id: str
+    kind: str
+    target: str
+    environment: str | None
+    from_version: str | None
+    to_version: str
+    reason: str
+    requester: str
+    status: RunStatus
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    current_step: str | None
+    error: str | None
+    next_action: str | None
+    owner: str | None
+    plan: dict[str, Any]
+    summary: dict[str, Any]
+    steps: tuple[StepView, ...] = ()
+    events: tuple[EventView, ...] = ()
+
+    @property
+    def seconds(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+class Journal:
+    """The repository of runs. Thread-safe: every call opens and closes its own session."""
+
+    def __init__(self, engine: Engine, clock: Clock | None = None) -> None:
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._now = clock or (lambda: datetime.now(UTC))
+
+    def record_plan(self, new: NewRun, actor: str, refusal: str | None = None) -> RunView:
+        """Store a plan as a run: `planned`, or `refused` with the reason when preflight failed."""
+        now = self._now()
+        status = RunStatus.REFUSED if refusal else RunStatus.PLANNED
+        run = RunRow(
+            id=_new_run_id(now),
+            kind=new.kind,
+            target=_clip(new.target, 128),
+            environment=new.environment,
+            from_version=_clip(new.from_version, 160),
+            to_version=_clip(new.to_version, 160) or "",
+            reason=new.reason,
+            requester=_clip(new.requester, 256) or "",
+            status=status,
+            created_at=now,
+            finished_at=now if refusal else None,
+            error=refusal,
+            plan=new.plan,
+            summary={},
+        )
+        with self._sessions.begin() as session:
+            session.add(run)
+            session.flush()
+            for position, (name, description) in enumerate(new.steps):
+                session.add(
+                    StepRow(
+                        run_id=run.id,
+                        position=position,
+                        name=name,
+                        description=description,
+                        status=StepStatus.PENDING,
+                        detail={},
+                    )
+                )
+            self._event(session, run.id, actor, f"run.{status}", None, {"refusal": refusal} if refusal else {})
+        return self.run(run.id)
+
+    def cancel(self, run_id: str, actor: str, why: str) -> None:
+        self._finish(run_id, actor, RunStatus.CANCELLED, error=why, next_action=None, summary={})
+
+    def start(self, run_id: str, actor: str, owner: str) -> None:
+        with self._sessions.begin() as session:
+            run = session.get_one(RunRow, run_id)
+            if run.status != RunStatus.PLANNED:
+                raise ValueError(f"run {run_id} is {run.status}, not planned")
+            run.status = RunStatus.RUNNING
+            run.started_at = self._now()
+            run.owner = owner
+            self._event(session, run_id, actor, "run.started", None, {"owner": owner})
+
+    def step_started(self, run_id: str, position: int, actor: str) -> EventView:
+        with self._sessions.begin() as session:
+            step = self._step(session, run_id, position)
+            step.status = StepStatus.RUNNING
+            step.started_at = self._now()
+            session.get_one(RunRow, run_id).current_step = step.name
+            return self._event(session, run_id, actor, "step.started", None, {"step": step.name, "position": position})
+
+    def step_finished(
+        self,
+        run_id: str,
+        position: int,
+        actor: str,
+        status: StepStatus,
+        detail: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> EventView:
+        with self._sessions.begin() as session:
+            step = self._step(session, run_id, position)
+            step.status = status
+            step.finished_at = self._now()
+            if step.started_at is None:
+                step.started_at = step.finished_at
+            step.detail = detail or {}
+            step.error = error
+            details = {"step": step.name, "position": position, **(detail or {})}
+            if error:
+                details["error"] = error
+            return self._event(session, run_id, actor, "step.finished", status, details)
+
+    def finish(
+        self,
+        run_id: str,
+        actor: str,
+        status: RunStatus,
+        error: str | None = None,
+        next_action: str | None = None,
+        summary: dict[str, Any] | None = None,
+    ) -> EventView:
+        return self._finish(run_id, actor, status, error, next_action, summary or {})
+
+    def mark_interrupted(self, owner_alive: Callable[[str], bool], actor: str) -> list[RunView]:
+        """Runs left `running` by a process that no longer exists become `interrupted`.
+
+        The run keeps the step it was in as `current_step`, and that step stays `running` in
+        the steps table: that is exactly what a person needs to see to decide what to do next.
+        """
+        interrupted = []
+        with self._sessions.begin() as session:
+            running = session.scalars(select(RunRow).where(RunRow.status == RunStatus.RUNNING))
+            for run in running:
+                if run.owner and owner_alive(run.owner):
+                    continue
+                run.status = RunStatus.INTERRUPTED
+                run.finished_at = self._now()
+                run.error = f"rollbot stopped during step '{run.current_step or 'start'}'"
+                run.next_action = (
+                    "Check the service's state (container image, health) before acting; "
+                    "the journal shows which steps finished."
+                )
+                self._event(
+                    session, run.id, actor, "run.interrupted", RunStatus.INTERRUPTED,
+                    {"step": run.current_step, "owner": run.owner},
+                )
+                interrupted.append(run.id)
+        return [self.run(run_id) for run_id in interrupted]
+
+    def runs(self, target: str | None = None, limit: int = 20) -> list[RunView]:
+        with self._sessions() as session:
+            query = select(RunRow).order_by(RunRow.created_at.desc(), RunRow.id.desc()).limit(limit)
+            if target is not None:
+                query = query.where(RunRow.target == target)
+            return [self._view(session, row) for row in session.scalars(query)]
+
+    def run(self, run_id: str) -> RunView:
+        with self._sessions() as session:
+            return self._view(session, session.get_one(RunRow, run_id), with_events=True)
+
+    def _finish(
+        self,
+        run_id: str,
+        actor: str,
+        status: RunStatus,
+        error: str | None,
+        next_action: str | None,
+        summary: dict[str, Any],
+    ) -> EventView:
+        with self._sessions.begin() as session:
+            run = session.get_one(RunRow, run_id)
+            run.status = status
+            run.finished_at = self._now()
+            run.error = error
+            run.next_action = next_action
+            run.summary = summary
+            details = {"error": error, "next_action": next_action, **summary}
+            return self._event(session, run_id, actor, "run.finished", status, details)
+
+    def _step(self, session: Session, run_id: str, position: int) -> StepRow:
+        return session.scalars(
+            select(StepRow).where(StepRow.run_id == run_id, StepRow.position == position)
+        ).one()
+
+    def _event(
+        self,
+        session: Session,
+        run_id: str | None,
+        actor: str,
+        kind: str,
+        outcome: str | None,
+        details: dict[str, Any],
+    ) -> EventView:
+        row = EventRow(run_id=run_id, at=self._now(), actor=actor, kind=kind, outcome=outcome, details=details)
+        session.add(row)
+        session.flush()
+        return EventView(row.id, row.run_id, row.at, row.actor, row.kind, row.outcome, dict(row.details))
+
+    def _view(self, session: Session, row: RunRow, with_events: bool = False) -> RunView:
+        steps = session.scalars(select(StepRow).where(StepRow.run_id == row.id).order_by(StepRow.position))
+        events: tuple[EventView, ...] = ()
+        if with_events:
+            rows = session.scalars(select(EventRow).where(EventRow.run_id == row.id).order_by(EventRow.id))
+            events = tuple(
+                EventView(e.id, e.run_id, e.at, e.actor, e.kind, e.outcome, dict(e.details)) for e in rows
+            )
+        return RunView(
+            id=row.id,
+            kind=row.kind,
+            target=row.target,
+            environment=row.environment,
+            from_version=row.from_version,
+            to_version=row.to_version,
+            reason=row.reason,
+            requester=row.requester,
+            status=RunStatus(row.status),
+            created_at=row.created_at,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            current_step=row.current_step,
+            error=row.error,
+            next_action=row.next_action,
+            owner=row.owner,
+            plan=dict(row.plan or {}),
+            summary=dict(row.summary or {}),
+            steps=tuple(
+                StepView(
+                    s.position, s.name, s.description, StepStatus(s.status), s.started_at,
+                    s.finished_at, dict(s.detail or {}), s.error,
+                )
+                for s in steps
+            ),
+            events=events,
+        )
+
+
+def _new_run_id(now: datetime) -> str:
+    """Sortable and short enough to type: `20261126-031914-a3f9`."""
+    return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+def _clip(text: str | None, limit: int) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…"
