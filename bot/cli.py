@@ -1,0 +1,164 @@
+"""The terminal front end: `rollbot rollback`, `rollbot history`.
+
+Exit codes are part of the interface: 0 the rollback succeeded; 1 it ran and failed; 2 nothing
+was done (bad input, refused by preflight, or not confirmed).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+import secrets
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from bot.config import config_path
+from bot.core import Rollbot
+from bot.errors import RollbotError
+from bot.plan import RollbackRequest
+from bot.terminal import StepProgress, console, history_table, render_plan, summary_line
+from storage import RunStatus, RunView
+
+EXIT_OK, EXIT_FAILED, EXIT_NOTHING_DONE = 0, 1, 2
+
+app = typer.Typer(
+    help="Roll the Engine back by its runbook: plan, preflight, journaled steps, verified health.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+log = logging.getLogger("rollbot")
+
+
+@app.callback()
+def _options(
+    ctx: typer.Context,
+    config: Annotated[
+        Optional[Path], typer.Option("--config", "-c", help="YAML config (default: $ROLLBOT_CONFIG or ./rollbot.yaml)")
+    ] = None,
+) -> None:
+    ctx.obj = config_path(config)
+
+
+def _rollbot(ctx: typer.Context) -> Rollbot:
+    from bot.wiring import build_rollbot
+
+    rollbot = build_rollbot(ctx.obj)
+    for run in rollbot.recover_interrupted():
+        console(stderr=True).print(
+            f"[yellow]run {run.id} of {run.target} ({run.from_version} → {run.to_version}) was interrupted "
+            f"during step '{run.current_step}'[/]; see `rollbot history {run.target}`",
+            highlight=False,
+        )
+    return rollbot
+
+
+@app.command()
+def rollback(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Argument(help="target name from the config, e.g. engine")],
+    version: Annotated[str, typer.Argument(help="the image tag to go back to, e.g. 2.3.1")],
+    reason: Annotated[str, typer.Option("--reason", "-r", help="the symptom, for the announcement")] = "",
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
+) -> None:
+    """Plan a rollback of TARGET to VERSION, confirm it, and run it."""
+    rollbot = _rollbot(ctx)
+    out = console()
+    requester = f"cli:{getpass.getuser()}"
+    planned = rollbot.plan(RollbackRequest(target, version, requester, reason))
+    render_plan(out, planned.plan)
+    if planned.plan.refusal:
+        _fail_line(f"refused: {planned.plan.refusal}")
+        raise typer.Exit(EXIT_NOTHING_DONE)
+    if not yes and not _confirmed(planned.plan.request):
+        rollbot.cancel(planned.run.id, requester, "not confirmed at the terminal")
+        _fail_line("cancelled: not confirmed; nothing was changed")
+        raise typer.Exit(EXIT_NOTHING_DONE)
+    with StepProgress(out, planned.run) as progress:
+        run = rollbot.execute(planned, requester, progress)
+    _print_outcome(run)
+    raise typer.Exit(EXIT_OK if run.status is RunStatus.SUCCEEDED else EXIT_FAILED)
+
+
+@app.command()
+def history(
+    ctx: typer.Context,
+    target: Annotated[Optional[str], typer.Argument(help="only this target")] = None,
+    limit: Annotated[int, typer.Option(help="how many runs, newest first")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable, with steps")] = False,
+) -> None:
+    """List past runs from the journal, newest first."""
+    runs = _rollbot(ctx).history(target, limit)
+    if as_json:
+        typer.echo(json.dumps([_run_json(run) for run in runs], indent=2, default=str))
+    elif not runs:
+        typer.echo("no runs yet" + (f" for {target}" if target else ""))
+    else:
+        console().print(history_table(runs))
+
+
+def _confirmed(request: RollbackRequest) -> bool:
+    try:
+        return typer.confirm(f"Roll back {request.target} to {request.version}?", default=False)
+    except typer.Abort:
+        return False
+
+
+def _print_outcome(run: RunView) -> None:
+    line = summary_line(run)
+    if run.status is RunStatus.SUCCEEDED:
+        console().print(f"[green]{line}[/]", highlight=False)
+    else:
+        _fail_line(line)
+
+
+def _fail_line(text: str) -> None:
+    console(stderr=True).print(f"[red]{text}[/]", highlight=False, soft_wrap=True)
+
+
+def _run_json(run: RunView) -> dict[str, object]:
+    return {
+        "id": run.id, "target": run.target, "status": run.status.value, "from_version": run.from_version,
+        "to_version": run.to_version, "requester": run.requester, "reason": run.reason,
+        "created_at": run.created_at, "started_at": run.started_at, "finished_at": run.finished_at,
+        "current_step": run.current_step, "error": run.error, "next_action": run.next_action,
+        "summary": run.summary,
+        "steps": [
+            {"name": s.name, "status": s.status.value, "started_at": s.started_at, "finished_at": s.finished_at,
+             "detail": s.detail, "error": s.error}
+            for s in run.steps
+        ],
+    }
+
+
+def main() -> None:
+    """Entry point: one error sink for everything the commands raise."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        _fail_line("aborted")
+        sys.exit(130)
+    except RollbotError as error:
+        _fail_line(str(error))
+        sys.exit(EXIT_NOTHING_DONE)
+    except Exception as error:  # click usage errors and bugs
+        _unexpected(error)
+
+
+def _unexpected(error: Exception) -> None:
+    import click
+
+    if isinstance(error, click.ClickException):
+        error.show()
+        sys.exit(EXIT_NOTHING_DONE)
+    error_id = secrets.token_hex(4)
+    log.exception("unexpected error %s", error_id)
+    _fail_line(f"rollbot hit an unexpected error (id {error_id}); the trace above is logged under that id")
+    sys.exit(EXIT_FAILED)

@@ -1,0 +1,159 @@
+"""Facts about containers and images, from the Docker Engine API through the Docker SDK.
+
+Three questions: what runs in this container (image, since when), where the image of a version
+can be found (the registry the reference names, this host, or nowhere), and the container's
+logs since it started, saved to a file before anything replaces it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+import docker
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+
+from bot.errors import DockerError
+from bot.tags import ImageRef
+
+DOCKER_TIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)")
+
+
+class ImageSource(StrEnum):
+    REGISTRY = "registry"
+    HOST = "host"
+    NOWHERE = "nowhere"
+
+
+@dataclass(frozen=True)
+class ImageLocation:
+    """Where an image was found, and what the registry said when it was asked."""
+
+    source: ImageSource
+    detail: str
+
+
+@dataclass(frozen=True)
+class ContainerFacts:
+    id: str
+    name: str
+    image: str
+    running: bool
+    state: str
+    started_at: datetime | None
+
+    @property
+    def tag(self) -> str | None:
+        return ImageRef.parse(self.image).tag
+
+
+class DockerFacts(Protocol):
+    """What the core asks the Docker daemon."""
+
+    def container(self, container_id: str) -> ContainerFacts | None: ...
+    def locate_image(self, reference: str) -> ImageLocation: ...
+    def save_logs(self, container_id: str, destination: Path) -> int: ...
+
+
+class DockerHost:
+    """The real daemon, reached the way the docker CLI would (`DOCKER_HOST` or the socket)."""
+
+    def __init__(self, client: docker.DockerClient | None = None) -> None:
+        self._client = client
+
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            try:
+                self._client = docker.from_env(timeout=60)
+            except DockerException as error:
+                raise DockerError(f"cannot reach the Docker daemon: {_reason(error)}") from None
+        return self._client
+
+    def container(self, container_id: str) -> ContainerFacts | None:
+        try:
+            attrs: dict[str, Any] = self.client.containers.get(container_id).attrs
+        except NotFound:
+            return None
+        except DockerException as error:
+            raise DockerError(f"cannot inspect container {container_id[:12]}: {_reason(error)}") from None
+        state = attrs.get("State", {})
+        return ContainerFacts(
+            id=attrs["Id"],
+            name=attrs.get("Name", "").lstrip("/"),
+            image=attrs.get("Config", {}).get("Image", ""),
+            running=bool(state.get("Running")),
+            state=str(state.get("Status", "unknown")),
+            started_at=_parse_docker_time(state.get("StartedAt")),
+        )
+
+    def locate_image(self, reference: str) -> ImageLocation:
+        """Ask the registry first (what `compose pull` will use), then this host."""
+        registry_answer = self._registry_answer(reference)
+        if registry_answer is None:
+            return ImageLocation(ImageSource.REGISTRY, f"{reference} is in its registry")
+        if self._on_host(reference):
+            return ImageLocation(
+                ImageSource.HOST, f"{reference} is on this host (registry: {registry_answer}); nothing to pull"
+            )
+        return ImageLocation(ImageSource.NOWHERE, f"{reference} is not in its registry ({registry_answer}) nor on this host")
+
+    def save_logs(self, container_id: str, destination: Path) -> int:
+        """Write the container's stdout and stderr since it last started; return the bytes written."""
+        facts = self.container(container_id)
+        if facts is None:
+            raise DockerError(f"container {container_id[:12]} is gone; its logs cannot be captured")
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            container = self.client.containers.get(container_id)
+            stream = container.logs(stdout=True, stderr=True, timestamps=True, stream=True, follow=False,
+                                    since=facts.started_at)
+            written = 0
+            with destination.open("wb") as handle:
+                for chunk in stream:
+                    handle.write(chunk)
+                    written += len(chunk)
+        except DockerException as error:
+            raise DockerError(f"reading the logs of {facts.name} failed: {_reason(error)}") from None
+        return written
+
+    def _registry_answer(self, reference: str) -> str | None:
+        """None when the registry has the image; otherwise what it (or the attempt) said."""
+        try:
+            self.client.images.get_registry_data(reference)
+            return None
+        except NotFound:
+            return "not found there"
+        except APIError as error:
+            return _reason(error)
+        except DockerException as error:
+            raise DockerError(f"cannot reach the Docker daemon: {_reason(error)}") from None
+
+    def _on_host(self, reference: str) -> bool:
+        try:
+            self.client.images.get(reference)
+            return True
+        except ImageNotFound:
+            return False
+        except DockerException as error:
+            raise DockerError(f"cannot list images on this host: {_reason(error)}") from None
+
+
+def _parse_docker_time(value: str | None) -> datetime | None:
+    """Docker writes RFC 3339 with nanoseconds; Python reads at most microseconds."""
+    match = DOCKER_TIME.fullmatch(value or "")
+    if match is None or value.startswith("0001-"):
+        return None
+    seconds, fraction, zone = match.groups()
+    zone = "+00:00" if zone == "Z" else zone
+    return datetime.fromisoformat(f"{seconds}.{(fraction or '0')[:6]}{zone}")
+
+
+def _reason(error: Exception) -> str:
+    explanation = getattr(error, "explanation", None)
+    text = str(explanation or error).strip()
+    return text.splitlines()[0][:300] if text else type(error).__name__

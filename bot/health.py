@@ -1,0 +1,87 @@
+"""The Engine's `/health`, polled until it answers ok or the time is up.
+
+"ok" means what the runbook's `curl -fsS … | jq` means: a 2xx answer. When the body is JSON
+with a `status` field, that field must also say so ("ok", "healthy", "pass" or "up"), because
+some services answer 200 with `{"status": "degraded"}`. The HTTP client is injected, so tests
+can hand in an `httpx.Client` with a `MockTransport`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import httpx
+
+HEALTHY_STATUSES = {"ok", "healthy", "pass", "up"}
+POLL_INTERVAL_SECONDS = 1.0
+BODY_EXCERPT_CHARS = 300
+
+
+@dataclass(frozen=True)
+class HealthResult:
+    ok: bool
+    status_code: int | None
+    body: str
+    error: str | None
+    attempts: int
+    seconds: float
+
+    def describe(self) -> str:
+        if self.ok:
+            return f"healthy (HTTP {self.status_code}) after {self.attempts} check(s), {self.seconds:.1f}s"
+        answer = f"HTTP {self.status_code}: {self.body}" if self.status_code else (self.error or "no answer")
+        return f"not healthy after {self.attempts} check(s) in {self.seconds:.1f}s; last answer: {answer}"
+
+
+class Health(Protocol):
+    def wait_until_healthy(self, url: str, timeout: float) -> HealthResult: ...
+
+
+class HealthProbe:
+    def __init__(
+        self,
+        client: httpx.Client | None = None,
+        interval: float = POLL_INTERVAL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._client = client or httpx.Client(follow_redirects=False)
+        self._interval = interval
+        self._clock = clock
+        self._sleep = sleep
+
+    def wait_until_healthy(self, url: str, timeout: float) -> HealthResult:
+        """Poll until healthy; never run past `timeout` by more than one short request."""
+        started = self._clock()
+        deadline = started + timeout
+        attempts = 0
+        while True:
+            attempts += 1
+            remaining = max(deadline - self._clock(), 0.1)
+            ok, code, body, error = self._check_once(url, min(5.0, remaining))
+            elapsed = self._clock() - started
+            if ok or self._clock() + self._interval > deadline:
+                return HealthResult(ok, code, body, error, attempts, elapsed)
+            self._sleep(self._interval)
+
+    def _check_once(self, url: str, timeout: float) -> tuple[bool, int | None, str, str | None]:
+        try:
+            response = self._client.get(url, timeout=timeout)
+        except httpx.HTTPError as error:
+            return False, None, "", f"{type(error).__name__}: {error}"[:BODY_EXCERPT_CHARS]
+        body = response.text[:BODY_EXCERPT_CHARS]
+        return response.is_success and _body_says_ok(response.text), response.status_code, body, None
+
+
+def _body_says_ok(text: str) -> bool:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return True
+    if isinstance(data, dict) and "status" in data:
+        return str(data["status"]).lower() in HEALTHY_STATUSES
+    return True

@@ -1,0 +1,261 @@
+"""The plan: what a rollback will do and why, computed from the request and live facts.
+
+A plan is data. It lists every preflight check with its result and the steps the runner will
+take; front ends render it, the journal stores it, and the runner executes it. Nothing here
+changes anything: preflight only looks. A check that fails refuses the whole plan, and checks
+that depend on it are reported as not run rather than guessed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any, NoReturn
+
+from bot.compose import Compose
+from bot.compose_file import read_service_image
+from bot.config import Config, TargetConfig
+from bot.docker_host import ContainerFacts, DockerFacts, ImageSource
+from bot.errors import RollbotError
+from bot.tags import ImageRef, describe_invalid_tag, is_valid_tag
+
+
+@dataclass(frozen=True)
+class RollbackRequest:
+    target: str
+    version: str
+    requester: str
+    reason: str = ""
+
+
+class CheckResult(StrEnum):
+    PASSED = "passed"
+    WARNING = "warning"
+    FAILED = "failed"
+    NOT_RUN = "not run"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    result: CheckResult
+    detail: str
+
+
+class StepKind(StrEnum):
+    CAPTURE_LOGS = "capture_logs"
+    SET_IMAGE_TAG = "set_image_tag"
+    PULL = "pull"
+    STOP = "stop"
+    START = "start"
+    VERIFY_HEALTH = "verify_health"
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    kind: StepKind
+    description: str
+    skip_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    request: RollbackRequest
+    checks: tuple[Check, ...]
+    steps: tuple[PlannedStep, ...] = ()
+    environment: str | None = None
+    running_version: str | None = None
+    current_image: str | None = None
+    target_image: str | None = None
+    container_id: str | None = None
+    image_source: ImageSource | None = None
+
+    @property
+    def refusal(self) -> str | None:
+        """The first failed check's reason: the one line a refused person reads."""
+        failed = next((c for c in self.checks if c.result is CheckResult.FAILED), None)
+        return failed.detail if failed else None
+
+    @property
+    def approvable(self) -> bool:
+        return self.refusal is None and bool(self.steps)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Systems:
+    """The outside systems preflight and the runner talk to, built in one composition root."""
+
+    docker: DockerFacts
+    compose_for: Callable[[TargetConfig], Compose]
+
+
+class _Refused(Exception):
+    """Stops preflight at a failed check whose dependants cannot be evaluated."""
+
+
+@dataclass
+class _Preflight:
+    """Collects checks in order; `fail` ends preflight and marks the remaining checks not run."""
+
+    remaining: list[str]
+    checks: list[Check] = field(default_factory=list)
+
+    def record(self, name: str, result: CheckResult, detail: str) -> None:
+        self.checks.append(Check(name, result, detail))
+        if name in self.remaining:
+            self.remaining.remove(name)
+
+    def passed(self, name: str, detail: str) -> None:
+        self.record(name, CheckResult.PASSED, detail)
+
+    def warn(self, name: str, detail: str) -> None:
+        self.record(name, CheckResult.WARNING, detail)
+
+    def fail(self, name: str, detail: str) -> NoReturn:
+        self.record(name, CheckResult.FAILED, detail)
+        raise _Refused
+
+    def finish(self) -> tuple[Check, ...]:
+        skipped = [Check(name, CheckResult.NOT_RUN, "an earlier check failed") for name in self.remaining]
+        return tuple(self.checks + skipped)
+
+
+CHECKS = (
+    "target is configured",
+    "version is a Docker tag",
+    "compose file names the service",
+    "no other run of this target",
+    "running container",
+    "not the version running now",
+    "image is available",
+)
+
+
+RunsInProgress = Callable[[str], list[str]]
+
+
+def make_plan(
+    request: RollbackRequest, config: Config, systems: Systems, runs_in_progress: RunsInProgress = lambda _: []
+) -> Plan:
+    """Run preflight for an image rollback and lay out its steps. Looks; never touches."""
+    preflight = _Preflight(list(CHECKS))
+    facts: dict[str, Any] = {}
+    try:
+        _preflight(request, config, systems, runs_in_progress, preflight, facts)
+    except _Refused:
+        return Plan(request, preflight.finish(), **facts)
+    except RollbotError as error:
+        name = preflight.remaining[0] if preflight.remaining else "preflight"
+        preflight.record(name, CheckResult.FAILED, str(error))
+        return Plan(request, preflight.finish(), **facts)
+    target = config.targets[request.target]
+    return Plan(request, preflight.finish(), _steps(target, facts), **facts)
+
+
+def _preflight(
+    request: RollbackRequest,
+    config: Config,
+    systems: Systems,
+    runs_in_progress: RunsInProgress,
+    preflight: _Preflight,
+    facts: dict[str, Any],
+) -> None:
+    target = config.target(request.target)
+    if target is None:
+        known = ", ".join(sorted(config.targets)) or "none"
+        preflight.fail(CHECKS[0], f"unknown target {_shown(request.target)}; configured targets: {known}")
+    facts["environment"] = target.environment
+    preflight.passed(CHECKS[0], f"{target.name} ({target.environment}): service '{target.service}' in {target.compose_file}")
+
+    if not is_valid_tag(request.version):
+        preflight.fail(CHECKS[1], describe_invalid_tag(request.version))
+    preflight.passed(CHECKS[1], f"{request.version} is a valid tag")
+
+    configured = read_service_image(target.compose_file, target.service)
+    target_image = str(configured.with_tag(request.version))
+    facts.update(current_image=str(configured), target_image=target_image, running_version=configured.tag)
+    preflight.passed(CHECKS[2], f"service '{target.service}' runs image {configured}")
+
+    busy = runs_in_progress(target.name)
+    if busy:
+        preflight.fail(CHECKS[3], f"run {busy[0]} of {target.name} is in progress; wait for it or check `rollbot history`")
+    preflight.passed(CHECKS[3], "no run of this target is in progress")
+
+    container = _service_container(target, systems)
+    _check_running_version(request, target, configured, container, preflight, facts)
+    _check_image(target_image, target, systems, preflight, facts)
+
+
+def _service_container(target: TargetConfig, systems: Systems) -> ContainerFacts | None:
+    container_id = systems.compose_for(target).container_id(target.service)
+    return systems.docker.container(container_id) if container_id else None
+
+
+def _check_running_version(
+    request: RollbackRequest,
+    target: TargetConfig,
+    configured: ImageRef,
+    container: ContainerFacts | None,
+    preflight: _Preflight,
+    facts: dict[str, Any],
+) -> None:
+    if container is None:
+        preflight.warn(CHECKS[4], f"no container for '{target.service}'; there are no logs to capture")
+        running = configured.tag
+    else:
+        facts.update(container_id=container.id, current_image=container.image)
+        running = container.tag
+        state = "running" if container.running else f"not running ({container.state})"
+        preflight.passed(CHECKS[4], f"{container.name} {state} on {container.image}")
+    facts["running_version"] = running
+    if running == request.version:
+        preflight.fail(
+            CHECKS[5],
+            f"{target.name} already runs {request.version}; nothing to roll back "
+            "(if it is unhealthy, this is not a version problem)",
+        )
+    preflight.passed(CHECKS[5], f"{running or 'unknown'} → {request.version}")
+
+
+def _check_image(
+    reference: str, target: TargetConfig, systems: Systems, preflight: _Preflight, facts: dict[str, Any]
+) -> None:
+    location = systems.docker.locate_image(reference)
+    facts["image_source"] = location.source
+    if location.source is ImageSource.NOWHERE:
+        preflight.fail(
+            CHECKS[6],
+            f"{location.detail}. Rebuild it from the git tag of {reference.rsplit(':', 1)[-1]} and push it, "
+            f"then try again; the runbook says keep at least the last {target.keep_images} versions of each image",
+        )
+    preflight.passed(CHECKS[6], location.detail)
+
+
+def _steps(target: TargetConfig, facts: dict[str, Any]) -> tuple[PlannedStep, ...]:
+    service = target.service
+    has_container = facts.get("container_id") is not None
+    pulls = facts.get("image_source") is ImageSource.REGISTRY
+    return (
+        PlannedStep(
+            StepKind.CAPTURE_LOGS,
+            f"save the logs of {service} {facts.get('running_version')} since it started",
+            None if has_container else "no container to capture logs from",
+        ),
+        PlannedStep(StepKind.SET_IMAGE_TAG, f"switch the image in {target.compose_file.name} to {facts['target_image']}"),
+        PlannedStep(
+            StepKind.PULL,
+            f"docker compose pull {service}",
+            None if pulls else "the image is already on this host and not in its registry",
+        ),
+        PlannedStep(StepKind.STOP, f"docker compose stop --timeout {target.drain_timeout} {service} (drain)"),
+        PlannedStep(StepKind.START, f"docker compose up -d {service}"),
+        PlannedStep(StepKind.VERIFY_HEALTH, f"poll {target.health_url} until ok, at most {target.health_timeout}s"),
+    )
+
+
+def _shown(text: str) -> str:
+    return repr(text if len(text) <= 40 else text[:37] + "...")

@@ -1,0 +1,235 @@
+"""The runner: executes an approved plan step by step, journaling each step before and after.
+
+The order is the runbook's: capture the bad version's logs (evidence first, before the container
+is replaced), switch the tag, pull, drain-stop, start, verify health. A step that fails stops
+the run; steps before the drain-stop are undone (the compose file is put back), so a run that
+fails early leaves the service exactly as it was. From the drain-stop on, the run only moves
+forward, and the journal says what state the service is in and what a person should do next.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bot.compose import Compose
+from bot.compose_file import ComposeEdit, set_service_tag, write_atomically
+from bot.config import Config, TargetConfig
+from bot.health import Health, HealthResult
+from bot.plan import Plan, Systems, StepKind
+from storage import EventView, Journal, RunStatus, RunView, StepStatus
+
+log = logging.getLogger(__name__)
+
+ProgressSink = Callable[[EventView], None]
+BEFORE_STOP = frozenset({StepKind.CAPTURE_LOGS, StepKind.SET_IMAGE_TAG, StepKind.PULL})
+
+
+class StepFailed(Exception):
+    """A step could not do its work; the message is what the journal and the person see."""
+
+
+@dataclass
+class _RunState:
+    """What the run has done so far, which decides how a failure is described and undone."""
+
+    plan: Plan
+    target: TargetConfig
+    run_id: str
+    compose: Compose
+    edit: ComposeEdit | None = None
+    log_file: Path | None = None
+    stop_started: float | None = None
+    health: HealthResult | None = None
+    downtime: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Runner:
+    def __init__(
+        self,
+        config: Config,
+        journal: Journal,
+        systems: Systems,
+        health: Health,
+        actor: str,
+        owner: str,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._config = config
+        self._journal = journal
+        self._systems = systems
+        self._health = health
+        self._actor = actor
+        self._owner = owner
+        self._clock = clock
+
+    def execute(self, run_id: str, plan: Plan, sink: ProgressSink | None = None) -> RunView:
+        """Run every step of an approved plan; returns the run as the journal now describes it."""
+        if not plan.approvable:
+            raise ValueError(f"plan of run {run_id} is not approvable: {plan.refusal}")
+        target = self._config.targets[plan.request.target]
+        state = _RunState(plan, target, run_id, self._systems.compose_for(target))
+        notify = _safe(sink)
+        self._journal.start(run_id, self._actor, self._owner)
+        started = self._clock()
+        for position, step in enumerate(plan.steps):
+            notify(self._journal.step_started(run_id, position, self._actor))
+            if step.skip_reason:
+                notify(self._finish_step(run_id, position, StepStatus.SKIPPED, {"skipped": step.skip_reason}))
+                continue
+            try:
+                detail = self._do(step.kind, state)
+            except KeyboardInterrupt:
+                self._interrupted(state, position, step.kind, notify)
+                raise
+            except Exception as error:  # noqa: BLE001 - every failure is journaled, none escapes
+                message = str(error) if str(error) else type(error).__name__
+                if not isinstance(error, StepFailed):
+                    log.exception("step %s of run %s failed unexpectedly", step.kind, run_id)
+                notify(self._finish_step(run_id, position, StepStatus.FAILED, {}, message))
+                return self._fail(state, step.kind, message, started, notify)
+            notify(self._finish_step(run_id, position, StepStatus.SUCCEEDED, detail))
+        return self._succeed(state, started, notify)
+
+    def _do(self, kind: StepKind, state: _RunState) -> dict[str, Any]:
+        return {
+            StepKind.CAPTURE_LOGS: self._capture_logs,
+            StepKind.SET_IMAGE_TAG: self._set_image_tag,
+            StepKind.PULL: self._pull,
+            StepKind.STOP: self._stop,
+            StepKind.START: self._start,
+            StepKind.VERIFY_HEALTH: self._verify_health,
+        }[kind](state)
+
+    def _capture_logs(self, state: _RunState) -> dict[str, Any]:
+        assert state.plan.container_id is not None
+        version = state.plan.running_version or "unknown"
+        destination = self._config.evidence_dir / state.run_id / f"{state.target.service}-{version}.log"
+        size = self._systems.docker.save_logs(state.plan.container_id, destination)
+        state.log_file = destination
+        return {"log_file": str(destination), "bytes": size}
+
+    def _set_image_tag(self, state: _RunState) -> dict[str, Any]:
+        state.edit = set_service_tag(state.target.compose_file, state.target.service, state.plan.request.version)
+        backup = self._config.evidence_dir / state.run_id / f"{state.target.compose_file.name}.before"
+        backup.parent.mkdir(parents=True, exist_ok=True)
+        backup.write_text(state.edit.before_text, encoding="utf-8")
+        return {"from": state.edit.old_image, "to": state.edit.new_image, "backup": str(backup)}
+
+    def _pull(self, state: _RunState) -> dict[str, Any]:
+        output = state.compose.pull(state.target.service)
+        return {"output": output[-500:]}
+
+    def _stop(self, state: _RunState) -> dict[str, Any]:
+        state.stop_started = self._clock()
+        state.compose.stop(state.target.service, state.target.drain_timeout)
+        return {"drain_timeout": state.target.drain_timeout, "seconds": round(self._clock() - state.stop_started, 2)}
+
+    def _start(self, state: _RunState) -> dict[str, Any]:
+        state.compose.up(state.target.service)
+        return {"image": state.plan.target_image}
+
+    def _verify_health(self, state: _RunState) -> dict[str, Any]:
+        result = self._health.wait_until_healthy(state.target.health_url, state.target.health_timeout)
+        state.health = result
+        detail = {"ok": result.ok, "status_code": result.status_code, "attempts": result.attempts,
+                  "seconds": round(result.seconds, 2), "body": result.body, "error": result.error}
+        if not result.ok:
+            raise StepFailed(f"{state.target.health_url} {result.describe()}")
+        if state.stop_started is not None:
+            state.downtime = self._clock() - state.stop_started
+        return detail
+
+    def _finish_step(
+        self, run_id: str, position: int, status: StepStatus, detail: dict[str, Any], error: str | None = None
+    ) -> EventView:
+        return self._journal.step_finished(run_id, position, self._actor, status, detail, error)
+
+    def _succeed(self, state: _RunState, started: float, notify: ProgressSink) -> RunView:
+        summary = self._summary(state, started, healthy=True)
+        notify(self._journal.finish(state.run_id, self._actor, RunStatus.SUCCEEDED, summary=summary))
+        return self._journal.run(state.run_id)
+
+    def _fail(self, state: _RunState, kind: StepKind, message: str, started: float, notify: ProgressSink) -> RunView:
+        undone = self._undo_before_stop(state, kind)
+        where, next_action = describe_failure(state.plan, state.target, kind, undone)
+        summary = self._summary(state, started, healthy=False, service_state=where, failed_step=kind)
+        error = f"step {kind} failed: {message}"
+        notify(self._journal.finish(state.run_id, self._actor, RunStatus.FAILED, error, next_action, summary))
+        return self._journal.run(state.run_id)
+
+    def _interrupted(self, state: _RunState, position: int, kind: StepKind, notify: ProgressSink) -> None:
+        notify(self._finish_step(state.run_id, position, StepStatus.FAILED, {}, "interrupted by the operator"))
+        where, next_action = describe_failure(state.plan, state.target, kind, undone=False)
+        notify(self._journal.finish(
+            state.run_id, self._actor, RunStatus.INTERRUPTED, f"interrupted during step {kind}", next_action,
+            {"service_state": where, "failed_step": kind},
+        ))
+
+    def _undo_before_stop(self, state: _RunState, kind: StepKind) -> bool:
+        """True when the failure leaves everything as it was, putting the compose file back if needed."""
+        if kind not in BEFORE_STOP:
+            return False
+        if state.edit is None:
+            return True
+        try:
+            write_atomically(state.edit.path, state.edit.before_text)
+        except OSError as error:
+            log.error("could not put %s back after run %s failed: %s", state.edit.path, state.run_id, error)
+            return False
+        return True
+
+    def _summary(self, state: _RunState, started: float, healthy: bool, **extra: Any) -> dict[str, Any]:
+        return {
+            "new_version": state.plan.request.version,
+            "previous_version": state.plan.running_version,
+            "healthy": healthy,
+            "seconds": round(self._clock() - started, 2),
+            "downtime_seconds": round(state.downtime, 2) if state.downtime is not None else None,
+            "log_file": str(state.log_file) if state.log_file else None,
+            "health": state.health.describe() if state.health else None,
+            **{key: str(value) for key, value in extra.items()},
+        }
+
+
+def describe_failure(plan: Plan, target: TargetConfig, kind: StepKind, undone: bool) -> tuple[str, str]:
+    """Where a failed run left the service, and the next thing a person should do."""
+    service, old, new = target.service, plan.running_version, plan.request.version
+    compose = f"docker compose -f {target.compose_file} "
+    retry = f"rollbot rollback {target.name} {new}"
+    if kind in BEFORE_STOP:
+        if undone:
+            where = f"nothing was changed: {service} still runs {old} and the compose file names {old}"
+            return where, f"fix the cause above, then run `{retry}` again"
+        where = f"{service} still runs {old}, but the compose file may name {new}"
+        return where, f"check the image line of {target.compose_file}, fix the cause above, then run `{retry}` again"
+    if kind is StepKind.STOP:
+        where = f"the compose file names {new}; the drain-stop of {service} failed, so {old} may still be running"
+        return where, f"check `{compose}ps {service}`, then `{compose}up -d {service}` to finish on {new}"
+    if kind is StepKind.START:
+        where = f"the compose file names {new} and {service} is stopped: it did not start"
+        return where, f"read `{compose}logs {service}`, fix it and run `{compose}up -d {service}`"
+    where = f"{service} is now on {new} but unhealthy"
+    return where, (
+        f"read `{compose}logs {service}`; if {new} is not the way out, roll to another version "
+        f"with `rollbot rollback {target.name} VERSION`"
+    )
+
+
+def _safe(sink: ProgressSink | None) -> ProgressSink:
+    """Progress display must never fail a rollback: its errors are logged and dropped."""
+
+    def notify(event: EventView) -> None:
+        if sink is None:
+            return
+        try:
+            sink(event)
+        except Exception:  # noqa: BLE001
+            log.exception("progress sink failed on event %s", event.kind)
+
+    return notify

@@ -1,0 +1,153 @@
+"""Rendering for the terminal: the plan, live step progress, the summary line, history.
+
+Pure presentation over the core's data (plans, journal events, run views). On a real terminal
+steps animate with rich; in a pipe or a CI log each journal event becomes one plain line.
+"""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from bot.plan import CheckResult, Plan
+from storage import EventView, RunStatus, RunView, StepStatus
+
+CHECK_MARKS = {
+    CheckResult.PASSED: "[green]✓[/]",
+    CheckResult.WARNING: "[yellow]![/]",
+    CheckResult.FAILED: "[red]✗[/]",
+    CheckResult.NOT_RUN: "[dim]·[/]",
+}
+STEP_MARKS = {
+    StepStatus.SUCCEEDED: "[green]✓[/]",
+    StepStatus.FAILED: "[red]✗[/]",
+    StepStatus.SKIPPED: "[dim]–[/]",
+    StepStatus.RUNNING: "[yellow]…[/]",
+    StepStatus.PENDING: "[dim]·[/]",
+}
+
+
+def console(stderr: bool = False) -> Console:
+    """Wide when not a terminal, so CI logs and pipes never get rows cut in half."""
+    probe = Console(stderr=stderr)
+    return probe if probe.is_terminal else Console(stderr=stderr, width=200, soft_wrap=True)
+
+
+def render_plan(out: Console, plan: Plan) -> None:
+    request = plan.request
+    out.print(
+        f"[bold]Rollback plan[/] {request.target} ({plan.environment or '?'}): "
+        f"{plan.running_version or '?'} → {request.version}"
+        + (f" — due to {request.reason}" if request.reason else "")
+    )
+    out.print(f"requested by {request.requester}")
+    out.print("[bold]Preflight[/]")
+    for check in plan.checks:
+        out.print(f"  {CHECK_MARKS[check.result]} {check.name}: {check.detail}", highlight=False)
+    if plan.approvable:
+        out.print("[bold]Steps[/]")
+        for number, step in enumerate(plan.steps, 1):
+            skipped = f" [dim](skipped: {step.skip_reason})[/]" if step.skip_reason else ""
+            out.print(f"  {number}. {step.description}{skipped}", highlight=False)
+
+
+class StepProgress:
+    """A journal-event sink that shows each step as it starts and ends."""
+
+    def __init__(self, out: Console, run: RunView) -> None:
+        self._out = out
+        self._names = {step.position: step.description for step in run.steps}
+        self._live = out.is_terminal
+        self._progress = Progress(
+            SpinnerColumn(finished_text=" "), TextColumn("{task.description}"), TimeElapsedColumn(),
+            console=out, transient=False,
+        )
+        self._tasks: dict[int, TaskID] = {}
+
+    def __enter__(self) -> StepProgress:
+        if self._live:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._live:
+            self._progress.stop()
+
+    def __call__(self, event: EventView) -> None:
+        position = event.details.get("position")
+        if event.kind == "step.started" and isinstance(position, int):
+            self._started(position)
+        elif event.kind == "step.finished" and isinstance(position, int):
+            self._finished(position, StepStatus(event.outcome or "failed"), event.details)
+
+    def _started(self, position: int) -> None:
+        name = self._names.get(position, f"step {position + 1}")
+        if self._live:
+            self._tasks[position] = self._progress.add_task(name, total=1)
+        else:
+            self._out.print(f"… {name}", highlight=False)
+
+    def _finished(self, position: int, status: StepStatus, details: dict[str, object]) -> None:
+        name = self._names.get(position, f"step {position + 1}")
+        note = _step_note(status, details)
+        line = f"{STEP_MARKS[status]} {name}{note}"
+        if self._live and position in self._tasks:
+            self._progress.update(self._tasks[position], description=line, completed=1)
+            self._progress.stop_task(self._tasks[position])
+        else:
+            self._out.print(line, highlight=False)
+
+
+def _step_note(status: StepStatus, details: dict[str, object]) -> str:
+    if status is StepStatus.FAILED:
+        return f" [red]— {details.get('error', 'failed')}[/]"
+    if status is StepStatus.SKIPPED:
+        return f" [dim](skipped: {details.get('skipped')})[/]"
+    if "bytes" in details:
+        return f" [dim]({details['bytes']} bytes → {details.get('log_file')})[/]"
+    return ""
+
+
+def summary_line(run: RunView) -> str:
+    """The one line that ends a run: version, health, total time, downtime, the evidence."""
+    summary = run.summary
+    took = _duration(summary.get("seconds"))
+    downtime = summary.get("downtime_seconds")
+    logs = summary.get("log_file") or "no logs captured"
+    if run.status is RunStatus.SUCCEEDED:
+        down = f", downtime {_duration(downtime)}" if downtime is not None else ""
+        return f"{run.target} is healthy on {run.to_version} — took {took}{down}; logs of {run.from_version}: {logs} (run {run.id})"
+    state = summary.get("service_state") or run.error
+    return f"rollback of {run.target} to {run.to_version} {run.status}: {run.error}. State: {state}. Next: {run.next_action} (run {run.id}, logs: {logs})"
+
+
+def history_table(runs: list[RunView]) -> Table:
+    table = Table("run", "when (UTC)", "target", "versions", "status", "step", "took", "requested by", "reason")
+    for run in runs:
+        table.add_row(
+            run.id,
+            f"{run.created_at:%Y-%m-%d %H:%M:%S}",
+            run.target,
+            f"{run.from_version or '?'} → {run.to_version}",
+            run.status.value,
+            _step_column(run),
+            _duration(run.seconds) if run.seconds is not None else "",
+            run.requester,
+            run.reason or (run.error or "")[:80],
+        )
+    return table
+
+
+def _step_column(run: RunView) -> str:
+    if run.status in (RunStatus.FAILED, RunStatus.INTERRUPTED, RunStatus.RUNNING):
+        return f"at {run.current_step}" if run.current_step else ""
+    done = sum(1 for step in run.steps if step.status in (StepStatus.SUCCEEDED, StepStatus.SKIPPED))
+    return f"{done}/{len(run.steps)}" if run.steps else ""
+
+
+def _duration(seconds: object) -> str:
+    if not isinstance(seconds, (int, float)):
+        return "?"
+    minutes, rest = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{rest:02d}s" if minutes else f"{seconds:.1f}s"
