@@ -139,7 +139,8 @@ def main() -> None:
     """Entry point: one error sink for everything the commands raise."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns the code of `typer.Exit` instead of raising it.
+        sys.exit(app(standalone_mode=False) or EXIT_OK)
     except typer.Exit as done:
         sys.exit(done.exit_code)
     except (typer.Abort, KeyboardInterrupt):

@@ -61,12 +61,11 @@ class HealthProbe:
         attempts = 0
         while True:
             attempts += 1
-            remaining = max(deadline - self._clock(), 0.1)
-            ok, code, body, error = self._check_once(url, min(5.0, remaining))
-            elapsed = self._clock() - started
-            if ok or self._clock() + self._interval > deadline:
-                return HealthResult(ok, code, body, error, attempts, elapsed)
-            self._sleep(self._interval)
+            request_timeout = min(5.0, max(deadline - self._clock(), 0.1))
+            ok, code, body, error = self._check_once(url, request_timeout)
+            if ok or self._clock() >= deadline:
+                return HealthResult(ok, code, body, error, attempts, self._clock() - started)
+            self._sleep(min(self._interval, max(deadline - self._clock(), 0.0)))
 
     def _check_once(self, url: str, timeout: float) -> tuple[bool, int | None, str, str | None]:
         try:

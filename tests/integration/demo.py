@@ -1,0 +1,211 @@
+"""The real things the integration tests drive: Docker, Compose v2, the registry, the demo Engine.
+
+Nothing here is faked. Images of the demo Engine are built from `examples/demo/engine` and
+pushed to the local registry; each test gets its own Compose project made from the example
+compose file (its comments included), on a free port, and tears it down afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import httpx
+
+from storage import Journal, RunView, connect
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "demo"
+REGISTRY = os.environ.get("ROLLBOT_TEST_REGISTRY", "127.0.0.1:5000")
+BASE_IMAGE = os.environ.get("ROLLBOT_TEST_BASE_IMAGE", "rollbot-test-base:bookworm")
+REPOSITORY = f"{REGISTRY}/rollbot-test/engine"
+EXAMPLE_IMAGE = "127.0.0.1:5000/rollbot-demo/engine"
+
+HEALTHY, BROKEN = "2.3.1", "2.4.0"
+
+
+def require_docker() -> None:
+    """Fail loudly (never skip) when the daemon, Compose v2 or the registry is missing."""
+    problems = []
+    if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
+        problems.append("no Docker daemon answers `docker info`")
+    elif subprocess.run(["docker", "compose", "version"], capture_output=True).returncode != 0:
+        problems.append("Compose v2 (`docker compose`) is not installed")
+    try:
+        httpx.get(f"http://{REGISTRY}/v2/", timeout=5).raise_for_status()
+    except httpx.HTTPError as error:
+        problems.append(f"no registry at {REGISTRY}: {error}")
+    if problems:
+        raise RuntimeError("; ".join(problems) + " — run `bash .ci/setup-docker.sh` first")
+
+
+def build_demo_images(versions: dict[str, bool]) -> None:
+    """Build and push one demo Engine image per version ({version: broken})."""
+    for version, broken in versions.items():
+        tag = f"{REPOSITORY}:{version}"
+        subprocess.run(
+            ["docker", "build", "--quiet",
+             "--build-arg", f"BASE_IMAGE={BASE_IMAGE}",
+             "--build-arg", f"ENGINE_VERSION={version}",
+             "--build-arg", f"ENGINE_BROKEN={1 if broken else 0}",
+             "--tag", tag, str(EXAMPLE / "engine")],
+            check=True, capture_output=True, env={**os.environ, "DOCKER_BUILDKIT": "0"},
+        )
+        subprocess.run(["docker", "push", "--quiet", tag], check=True, capture_output=True)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Deployment:
+    """One Compose project of the demo Engine plus a rollbot config and database beside it."""
+
+    folder: Path
+    project: str
+    port: int
+
+    @property
+    def compose_file(self) -> Path:
+        return self.folder / "docker-compose.yml"
+
+    @property
+    def config_file(self) -> Path:
+        return self.folder / "rollbot.yaml"
+
+    @property
+    def database(self) -> Path:
+        return self.folder / "rollbot.db"
+
+    @property
+    def health_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/health"
+
+    def compose(self, *arguments: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["docker", "compose", "-f", str(self.compose_file), *arguments],
+            cwd=self.folder, capture_output=True, text=True, check=check,
+        )
+
+    def container(self) -> docker.models.containers.Container:
+        ids = self.compose("ps", "--all", "--quiet", "engine").stdout.split()
+        assert len(ids) == 1, f"expected one engine container, found {ids}"
+        return docker.from_env().containers.get(ids[0])
+
+    def rollbot(self, *arguments: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.command(*arguments), cwd=self.folder, env=self.env(), capture_output=True, text=True, timeout=timeout
+        )
+
+    def command(self, *arguments: str) -> list[str]:
+        return [sys.executable, "-m", "bot", "--config", str(self.config_file), *arguments]
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ROLLBOT_", "SLACK_", "JIRA_"))}
+        return {**env, "DATABASE_URL": f"sqlite:///{self.database}", "NO_COLOR": "1"}
+
+    def journal(self) -> Journal:
+        return Journal(connect(f"sqlite:///{self.database}"))
+
+    def runs(self) -> list[RunView]:
+        return self.journal().runs()
+
+    def history_json(self) -> list[dict[str, object]]:
+        done = self.rollbot("history", "--json")
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    def health(self) -> httpx.Response | None:
+        try:
+            return httpx.get(self.health_url, timeout=2)
+        except httpx.HTTPError:
+            return None
+
+    def wait_for_answer(self, timeout: float = 30) -> httpx.Response:
+        """Poll until the Engine answers /health at all (a container answers a moment after up)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            answer = self.health()
+            if answer is not None:
+                return answer
+            time.sleep(0.3)
+        raise AssertionError(f"{self.health_url} did not answer within {timeout}s")
+
+
+@contextmanager
+def deployment(
+    tmp_path: Path,
+    running: str,
+    *,
+    drain_seconds: float = 1,
+    health_timeout: int = 30,
+    drain_timeout: int = 30,
+) -> Iterator[Deployment]:
+    """The example compose project, made unique (project, port, image repo), up on `running`."""
+    folder = tmp_path / "deploy"
+    folder.mkdir()
+    project = f"rbt-{secrets.token_hex(4)}"
+    port = free_port()
+    text = (EXAMPLE / "docker-compose.yml").read_text()
+    text = (
+        text.replace("name: rollbot-demo", f"name: {project}")
+        .replace(f"{EXAMPLE_IMAGE}:2.4.0", f"{REPOSITORY}:{running}")
+        .replace("127.0.0.1:8080:8080", f"127.0.0.1:{port}:8080")
+        .replace('ENGINE_DRAIN_SECONDS: "2"', f'ENGINE_DRAIN_SECONDS: "{drain_seconds}"')
+    )
+    (folder / "docker-compose.yml").write_text(text)
+    config = (EXAMPLE / "rollbot.yaml").read_text()
+    config = (
+        config.replace("http://127.0.0.1:8080/health", f"http://127.0.0.1:{port}/health")
+        .replace("health_timeout: 60", f"health_timeout: {health_timeout}")
+        .replace("drain_timeout: 30", f"drain_timeout: {drain_timeout}")
+    )
+    (folder / "rollbot.yaml").write_text(config)
+    deployed = Deployment(folder, project, port)
+    try:
+        deployed.compose("up", "--detach", "engine")
+        deployed.wait_for_answer()
+        yield deployed
+    finally:
+        deployed.compose("down", "--timeout", "1", "--volumes", "--remove-orphans", check=False)
+        shutil.rmtree(folder / "evidence", ignore_errors=True)
+
+
+def kill(process: subprocess.Popen[str]) -> None:
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=10)
+
+
+def changed_lines(before: str, after: str) -> list[tuple[str, str]]:
+    """Pairs of (old, new) lines that differ; the files must have the same number of lines."""
+    old, new = before.splitlines(keepends=True), after.splitlines(keepends=True)
+    assert len(old) == len(new), "the edit added or removed lines"
+    return [(a, b) for a, b in zip(old, new) if a != b]
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.1, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"{what} not reached within {timeout}s")
+
+
+def non_empty_lines(text: str) -> Sequence[str]:
+    return [line for line in text.splitlines() if line.strip()]

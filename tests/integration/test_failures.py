@@ -1,0 +1,61 @@
+"""Runs that go wrong: a target that never gets healthy, and the bot killed mid-run."""
+
+import subprocess
+import time
+from pathlib import Path
+
+from storage import RunStatus, StepStatus
+from tests.integration.demo import BROKEN, HEALTHY, REPOSITORY, deployment, kill, wait_until
+
+HEALTH_TIMEOUT = 6
+
+
+def test_target_that_never_gets_healthy_fails_within_the_health_timeout(tmp_path: Path) -> None:
+    with deployment(tmp_path, running=HEALTHY, health_timeout=HEALTH_TIMEOUT) as deployed:
+        done = deployed.rollbot("rollback", "engine", BROKEN, "--yes")
+
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert f"engine is now on {BROKEN} but unhealthy" in done.stderr
+        assert "Next: read `docker compose" in done.stderr
+        assert "Traceback" not in done.stdout + done.stderr
+
+        run = deployed.journal().run(deployed.runs()[0].id)
+        assert run.status is RunStatus.FAILED
+        assert run.current_step == "verify_health"
+        health_step = run.steps[-1]
+        assert health_step.status is StepStatus.FAILED
+        assert health_step.seconds is not None and HEALTH_TIMEOUT - 1 <= health_step.seconds <= HEALTH_TIMEOUT + 3
+        assert "HTTP 503" in (health_step.error or "")
+        assert "unhealthy" in (run.summary.get("service_state") or "")
+        assert deployed.container().attrs["Config"]["Image"] == f"{REPOSITORY}:{BROKEN}"
+
+
+def test_killed_cli_leaves_a_run_reported_as_interrupted_at_its_step(tmp_path: Path) -> None:
+    with deployment(tmp_path, running=BROKEN, drain_seconds=20) as deployed:
+        process = subprocess.Popen(
+            deployed.command("rollback", "engine", HEALTHY, "--yes"),
+            cwd=deployed.folder, env=deployed.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        try:
+            wait_until(lambda: _step_running(deployed, "stop"), timeout=60, what="the drain-stop step")
+            time.sleep(0.5)
+        finally:
+            kill(process)
+
+        history = deployed.rollbot("history")
+        assert history.returncode == 0, history.stderr
+        assert "was interrupted during step 'stop'" in history.stderr
+        row = next(line for line in history.stdout.splitlines() if HEALTHY in line)
+        assert "interrupted" in row and "at stop" in row
+
+        [run] = deployed.history_json()
+        assert run["status"] == RunStatus.INTERRUPTED
+        assert run["current_step"] == "stop"
+        assert [s["status"] for s in run["steps"]] == ["succeeded", "succeeded", "succeeded", "running", "pending", "pending"]
+
+
+def _step_running(deployed, name: str) -> bool:  # type: ignore[no-untyped-def]
+    if not deployed.database.exists():
+        return False
+    runs = deployed.runs()
+    return bool(runs) and runs[0].current_step == name
