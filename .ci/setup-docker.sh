@@ -17,6 +17,7 @@ install_packages() {
   [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
   command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
   command -v sqlite3 >/dev/null || missing+=(sqlite3)
+  command -v curl >/dev/null || missing+=(curl)
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
     apt-get update -qq

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# A rollback of the demo Engine from the terminal, from nothing:
+#   1. Docker, Compose v2 and a registry on 127.0.0.1:5000 (skipped when already there),
+#   2. rollbot installed, the demo Engine built as 2.3.1 (healthy) and 2.4.0 (broken),
+#   3. the demo deployed on 2.4.0 in $DEMO_DIR, then `rollbot rollback engine 2.3.1 --yes`.
+# rollbot runs on its embedded defaults except for the target in rollbot.yaml.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+demo_dir=${DEMO_DIR:-$PWD/rollbot-demo}
+base_image=${DEMO_BASE_IMAGE:-python:3.12-slim}
+repository=127.0.0.1:5000/rollbot-demo/engine
+
+say() { printf '\n== %s\n' "$*"; }
+
+say "Docker, Compose v2 and the registry"
+bash "$root/.ci/setup-docker.sh"
+
+say "installing rollbot"
+pip install --quiet "$root"
+
+if ! docker image inspect "$base_image" >/dev/null 2>&1 && ! docker pull --quiet "$base_image" >/dev/null 2>&1; then
+  echo "cannot pull $base_image (no network?); using the locally built rollbot-test-base:bookworm"
+  base_image=rollbot-test-base:bookworm
+fi
+
+say "building the demo Engine 2.3.1 (healthy) and 2.4.0 (broken) on $base_image"
+for version in 2.3.1 2.4.0; do
+  broken=0; [ "$version" = 2.4.0 ] && broken=1
+  DOCKER_BUILDKIT=0 docker build --quiet --build-arg "BASE_IMAGE=$base_image" \
+    --build-arg "ENGINE_VERSION=$version" --build-arg "ENGINE_BROKEN=$broken" \
+    --tag "$repository:$version" "$here/engine" >/dev/null
+  docker push --quiet "$repository:$version" >/dev/null
+done
+
+say "deploying the demo on 2.4.0 in $demo_dir"
+mkdir -p "$demo_dir"
+cp "$here/docker-compose.yml" "$here/rollbot.yaml" "$demo_dir/"
+cd "$demo_dir"
+docker compose up --detach --quiet-pull engine
+for _ in $(seq 1 30); do curl -s http://127.0.0.1:8080/health >/dev/null && break; sleep 0.5; done
+echo "/health says: $(curl -s http://127.0.0.1:8080/health)"
+
+say "rollbot rollback engine 2.3.1 --yes"
+rollbot --config rollbot.yaml rollback engine 2.3.1 --yes --reason "health failing since the 2.4.0 upgrade"
+
+say "rollbot history"
+rollbot --config rollbot.yaml history
+echo
+echo "/health says: $(curl -s http://127.0.0.1:8080/health)"
+echo "The demo keeps running in $demo_dir; stop it with: docker compose -f $demo_dir/docker-compose.yml down"
