@@ -1,0 +1,1 @@
+"""Unit tests: the core against small fakes of Docker, Compose and /health, real SQLite files."""
