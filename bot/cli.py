@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.text import Text
 
 from bot.config import config_path
 from bot.core import Rollbot
@@ -50,8 +51,11 @@ def _rollbot(ctx: typer.Context) -> Rollbot:
     rollbot = build_rollbot(ctx.obj)
     for run in rollbot.recover_interrupted():
         console(stderr=True).print(
-            f"[yellow]run {run.id} of {run.target} ({run.from_version} → {run.to_version}) was interrupted "
-            f"during step '{run.current_step}'[/]; see `rollbot history {run.target}`",
+            Text(
+                f"run {run.id} of {run.target} ({run.from_version} → {run.to_version}) was interrupted "
+                f"during step '{run.current_step}'; see `rollbot history {run.target}`",
+                style="yellow",
+            ),
             highlight=False,
         )
     return rollbot
@@ -111,13 +115,13 @@ def _confirmed(request: RollbackRequest) -> bool:
 def _print_outcome(run: RunView) -> None:
     line = summary_line(run)
     if run.status is RunStatus.SUCCEEDED:
-        console().print(f"[green]{line}[/]", highlight=False)
+        console().print(Text(line, style="green"), highlight=False)
     else:
         _fail_line(line)
 
 
 def _fail_line(text: str) -> None:
-    console(stderr=True).print(f"[red]{text}[/]", highlight=False, soft_wrap=True)
+    console(stderr=True).print(Text(text, style="red"), highlight=False, soft_wrap=True)
 
 
 def _run_json(run: RunView) -> dict[str, object]:
@@ -136,30 +140,15 @@ def _run_json(run: RunView) -> dict[str, object]:
 
 
 def main() -> None:
-    """Entry point: one error sink for everything the commands raise."""
+    """Entry point: click handles usage errors (exit 2); everything else meets one error sink."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        # Without standalone mode click returns the code of `typer.Exit` instead of raising it.
-        sys.exit(app(standalone_mode=False) or EXIT_OK)
-    except typer.Exit as done:
-        sys.exit(done.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
-        _fail_line("aborted")
-        sys.exit(130)
+        app()
     except RollbotError as error:
         _fail_line(str(error))
         sys.exit(EXIT_NOTHING_DONE)
-    except Exception as error:  # click usage errors and bugs
-        _unexpected(error)
-
-
-def _unexpected(error: Exception) -> None:
-    import click
-
-    if isinstance(error, click.ClickException):
-        error.show()
-        sys.exit(EXIT_NOTHING_DONE)
-    error_id = secrets.token_hex(4)
-    log.exception("unexpected error %s", error_id)
-    _fail_line(f"rollbot hit an unexpected error (id {error_id}); the trace above is logged under that id")
-    sys.exit(EXIT_FAILED)
+    except Exception:  # noqa: BLE001 - a bug: one line for the person, the trace for the log
+        error_id = secrets.token_hex(4)
+        log.exception("unexpected error %s", error_id)
+        _fail_line(f"rollbot hit an unexpected error (id {error_id}); the trace above is logged under that id")
+        sys.exit(EXIT_FAILED)

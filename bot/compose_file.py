@@ -63,8 +63,10 @@ def write_atomically(path: Path, text: str) -> None:
     """Replace `path` with `text` so that a crash leaves the old file or the new, never half.
 
     The temporary file sits beside the target (same filesystem, so the rename is atomic), takes
-    over the original's permission bits, and both the file and its folder are fsynced.
+    over the original's permission bits, and both the file and its folder are fsynced. A
+    symlink is followed, so the file it points to is the one replaced.
     """
+    path = path.resolve()
     mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -90,7 +92,8 @@ def fsync_directory(folder: Path) -> None:
 
 def _read(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        with path.open(encoding="utf-8", newline="") as handle:  # keep CRLF files CRLF
+            return handle.read()
     except FileNotFoundError:
         raise ComposeFileError(f"{path}: compose file not found") from None
     except (OSError, UnicodeDecodeError) as error:

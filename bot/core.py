@@ -66,7 +66,7 @@ class Rollbot:
         return self._journal.run(run_id)
 
     def runs_in_progress(self, target: str) -> list[str]:
-        return [run.id for run in self._journal.runs(target, limit=50) if run.status is RunStatus.RUNNING]
+        return [run.id for run in self._journal.runs(target, limit=10, status=RunStatus.RUNNING)]
 
 
 def process_owner() -> str:

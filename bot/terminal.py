@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from bot.plan import CheckResult, Plan
 from storage import EventView, RunStatus, RunView, StepStatus
@@ -37,19 +39,19 @@ def console(stderr: bool = False) -> Console:
 def render_plan(out: Console, plan: Plan) -> None:
     request = plan.request
     out.print(
-        f"[bold]Rollback plan[/] {request.target} ({plan.environment or '?'}): "
-        f"{plan.running_version or '?'} → {request.version}"
-        + (f" — due to {request.reason}" if request.reason else "")
+        f"[bold]Rollback plan[/] {escape(request.target)} ({escape(plan.environment or '?')}): "
+        f"{escape(plan.running_version or '?')} → {escape(request.version)}"
+        + (f" — due to {escape(request.reason)}" if request.reason else "")
     )
-    out.print(f"requested by {request.requester}")
+    out.print(f"requested by {escape(request.requester)}")
     out.print("[bold]Preflight[/]")
     for check in plan.checks:
-        out.print(f"  {CHECK_MARKS[check.result]} {check.name}: {check.detail}", highlight=False)
+        out.print(f"  {CHECK_MARKS[check.result]} {check.name}: {escape(check.detail)}", highlight=False)
     if plan.approvable:
         out.print("[bold]Steps[/]")
         for number, step in enumerate(plan.steps, 1):
-            skipped = f" [dim](skipped: {step.skip_reason})[/]" if step.skip_reason else ""
-            out.print(f"  {number}. {step.description}{skipped}", highlight=False)
+            skipped = f" [dim](skipped: {escape(step.skip_reason)})[/]" if step.skip_reason else ""
+            out.print(f"  {number}. {escape(step.description)}{skipped}", highlight=False)
 
 
 class StepProgress:
@@ -86,12 +88,12 @@ class StepProgress:
         if self._live:
             self._tasks[position] = self._progress.add_task(name, total=1)
         else:
-            self._out.print(f"… {name}", highlight=False)
+            self._out.print(f"… {escape(name)}", highlight=False)
 
     def _finished(self, position: int, status: StepStatus, details: dict[str, object]) -> None:
         name = self._names.get(position, f"step {position + 1}")
         note = _step_note(status, details)
-        line = f"{STEP_MARKS[status]} {name}{note}"
+        line = f"{STEP_MARKS[status]} {escape(name)}{note}"
         if self._live and position in self._tasks:
             self._progress.update(self._tasks[position], description=line, completed=1)
             self._progress.stop_task(self._tasks[position])
@@ -101,11 +103,11 @@ class StepProgress:
 
 def _step_note(status: StepStatus, details: dict[str, object]) -> str:
     if status is StepStatus.FAILED:
-        return f" [red]— {details.get('error', 'failed')}[/]"
+        return f" [red]— {escape(str(details.get('error', 'failed')))}[/]"
     if status is StepStatus.SKIPPED:
-        return f" [dim](skipped: {details.get('skipped')})[/]"
+        return f" [dim](skipped: {escape(str(details.get('skipped')))})[/]"
     if "bytes" in details:
-        return f" [dim]({details['bytes']} bytes → {details.get('log_file')})[/]"
+        return f" [dim]({details['bytes']} bytes → {escape(str(details.get('log_file')))})[/]"
     return ""
 
 
@@ -125,7 +127,7 @@ def summary_line(run: RunView) -> str:
 def history_table(runs: list[RunView]) -> Table:
     table = Table("run", "when (UTC)", "target", "versions", "status", "step", "took", "requested by", "reason")
     for run in runs:
-        table.add_row(
+        cells = (
             run.id,
             f"{run.created_at:%Y-%m-%d %H:%M:%S}",
             run.target,
@@ -136,6 +138,7 @@ def history_table(runs: list[RunView]) -> Table:
             run.requester,
             run.reason or (run.error or "")[:80],
         )
+        table.add_row(*(Text(cell) for cell in cells))
     return table
 
 

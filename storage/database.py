@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +34,36 @@ def connect(url: str) -> Engine:
     return engine
 
 
+# Alembic keeps its migration context in a module global: one migration per process at a time.
+_MIGRATING = threading.Lock()
+
+
 def migrate(engine: Engine) -> None:
+    """Upgrade to the newest schema; safe when several processes start on one fresh file."""
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
+    with _MIGRATING, _sqlite_file_lock(engine), engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+@contextmanager
+def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
+    """pysqlite does not BEGIN before DDL, so two processes could both create the tables.
+
+    A lock file beside the database serialises migrations between processes on one host,
+    which is the only way several processes share a SQLite file.
+    """
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.migrate-lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

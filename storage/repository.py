@@ -242,11 +242,15 @@ class Journal:
                 interrupted.append(run.id)
         return [self.run(run_id) for run_id in interrupted]
 
-    def runs(self, target: str | None = None, limit: int = 20) -> list[RunView]:
+    def runs(
+        self, target: str | None = None, limit: int = 20, status: RunStatus | None = None
+    ) -> list[RunView]:
         with self._sessions() as session:
             query = select(RunRow).order_by(RunRow.created_at.desc(), RunRow.id.desc()).limit(limit)
             if target is not None:
                 query = query.where(RunRow.target == target)
+            if status is not None:
+                query = query.where(RunRow.status == status)
             return [self._view(session, row) for row in session.scalars(query)]
 
     def run(self, run_id: str) -> RunView:
@@ -330,8 +334,8 @@ class Journal:
 
 
 def _new_run_id(now: datetime) -> str:
-    """Sortable and short enough to type: `20261126-031914-a3f9`."""
-    return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+    """Sortable and short enough to type: `20261126-031914-a3f9c2`; 24 random bits per second."""
+    return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 
 def _clip(text: str | None, limit: int) -> str | None:
