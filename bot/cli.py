@@ -20,8 +20,9 @@ from rich.text import Text
 from bot.config import config_path
 from bot.core import Rollbot
 from bot.errors import RollbotError
+from bot.brain_plan import BrainChoice
 from bot.plan import RollbackRequest
-from bot.terminal import StepProgress, console, history_table, render_plan, summary_line
+from bot.terminal import StepProgress, console, history_table, render_plan, snapshot_table, summary_line
 from storage import RunStatus, RunView
 
 EXIT_OK, EXIT_FAILED, EXIT_NOTHING_DONE = 0, 1, 2
@@ -49,11 +50,12 @@ def _rollbot(ctx: typer.Context) -> Rollbot:
     from bot.wiring import build_rollbot
 
     rollbot = build_rollbot(ctx.obj)
-    for run in rollbot.recover_interrupted():
+    for run, brain in rollbot.recover_interrupted():
         console(stderr=True).print(
             Text(
                 f"run {run.id} of {run.target} ({run.from_version} → {run.to_version}) was interrupted "
-                f"during step '{run.current_step}'; see `rollbot history {run.target}`",
+                f"during step '{run.current_step}'" + (f"; {brain}" if brain else "")
+                + f"; see `rollbot history {run.target}`",
                 style="yellow",
             ),
             highlight=False,
@@ -68,13 +70,24 @@ def rollback(
     version: Annotated[str, typer.Argument(help="the image tag to go back to, e.g. 2.3.1")],
     reason: Annotated[str, typer.Option("--reason", "-r", help="the symptom, for the announcement")] = "",
     yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
+    brain: Annotated[
+        BrainChoice, typer.Option(help="restore the brain from a snapshot, keep it, or decide from the facts")
+    ] = BrainChoice.AUTO,
 ) -> None:
     """Plan a rollback of TARGET to VERSION, confirm it, and run it."""
     rollbot = _rollbot(ctx)
     out = console()
     requester = f"cli:{getpass.getuser()}"
-    planned = rollbot.plan(RollbackRequest(target, version, requester, reason))
+    planned = rollbot.plan(RollbackRequest(target, version, requester, reason, brain))
     render_plan(out, planned.plan)
+    if planned.plan.question and not yes:
+        choice = _answer(planned.plan.question)
+        if choice is not None:
+            planned = rollbot.plan(RollbackRequest(target, version, requester, reason, choice))
+            render_plan(out, planned.plan)
+    if planned.plan.question:
+        _fail_line(f"refused: {planned.plan.question} (answer with --brain restore or --brain keep)")
+        raise typer.Exit(EXIT_NOTHING_DONE)
     if planned.plan.refusal:
         _fail_line(f"refused: {planned.plan.refusal}")
         raise typer.Exit(EXIT_NOTHING_DONE)
@@ -103,6 +116,38 @@ def history(
         typer.echo("no runs yet" + (f" for {target}" if target else ""))
     else:
         console().print(history_table(runs))
+
+
+@app.command()
+def snapshot(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Argument(help="target name from the config")],
+    list_them: Annotated[bool, typer.Option("--list", help="list the snapshots, their age and whether they verify")] = False,
+) -> None:
+    """Snapshot TARGET's brain while the Engine runs (SQLite online backup), or --list them."""
+    rollbot = _rollbot(ctx)
+    if list_them:
+        found = rollbot.snapshots(target)
+        if not found:
+            typer.echo(f"no snapshots of {target}'s brain yet")
+        else:
+            console().print(snapshot_table(found))
+        return
+    taken = rollbot.take_snapshot(target, f"cli:{getpass.getuser()}")
+    console().print(Text(
+        f"snapshot {taken.path} — schema {taken.schema_version}, {taken.size} bytes, "
+        f"taken while {taken.image_tag or 'no container'} ran, sha256 {taken.checksum}"
+    ))
+
+
+def _answer(question: str) -> BrainChoice | None:
+    """Ask the person at the terminal; anything but restore/keep leaves the question open."""
+    console().print(Text(question, style="yellow"))
+    try:
+        answer = typer.prompt("restore / keep / cancel", default="cancel")
+    except typer.Abort:
+        return None
+    return {"restore": BrainChoice.RESTORE, "keep": BrainChoice.KEEP}.get(answer.strip().lower())
 
 
 def _confirmed(request: RollbackRequest) -> bool:

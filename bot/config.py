@@ -32,6 +32,8 @@ class BrainConfig(_Frozen):
 
     path: Path
     snapshots_dir: Path
+    schema_query: str | None = None  # default: PRAGMA user_version
+    max_snapshot_age_hours: float = Field(24 * 7, gt=0)
 
 
 class TargetConfig(_Frozen):

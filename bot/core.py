@@ -10,11 +10,15 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 
-from bot.config import Config
+from bot.brain_swap import brain_in_place
+from bot.config import Config, TargetConfig
+from bot.errors import InvalidRequest
 from bot.health import Health
 from bot.plan import Plan, RollbackRequest, Systems, make_plan
 from bot.runner import ProgressSink, Runner
+from bot.snapshots import Snapshot, list_snapshots, take_snapshot, verify
 from storage import Journal, RunStatus, RunView
 from storage.repository import NewRun
 
@@ -55,9 +59,55 @@ class Rollbot:
     def cancel(self, run_id: str, actor: str, why: str) -> None:
         self._journal.cancel(run_id, actor, why)
 
-    def recover_interrupted(self) -> list[RunView]:
-        """Runs whose process died mid-way are marked interrupted, with the step they were in."""
-        return self._journal.mark_interrupted(owner_alive, actor=f"rollbot@{process_owner()}")
+    def recover_interrupted(self) -> list[tuple[RunView, str | None]]:
+        """Runs whose process died mid-way are marked interrupted, with the step they were in
+        and, for brain restores, which brain file is in place now (journaled too)."""
+        actor = f"rollbot@{process_owner()}"
+        found = []
+        for run in self._journal.mark_interrupted(owner_alive, actor=actor):
+            brain = self.brain_in_place(run)
+            if brain:
+                self._journal.note(run.id, actor, "brain.inspected", {"in_place": brain})
+            found.append((run, brain))
+        return found
+
+    def brain_in_place(self, run: RunView) -> str | None:
+        """For a run that began a brain swap: which brain sits at the brain's path now."""
+        swap = next((e for e in self._journal.run(run.id).events if e.kind == "brain.swap"), None)
+        if swap is None:
+            return None
+        brain = Path(swap.details["brain"])
+        which = brain_in_place(brain, swap.details["original_inode"], swap.details["staged_inode"])
+        return {
+            "original": f"the original brain is in place at {brain} (the swap did not happen)",
+            "snapshot": f"the restored snapshot is in place at {brain}; the original is in {swap.details['forensic_dir']}",
+            "missing": f"NO brain file at {brain}: the original is in {swap.details['forensic_dir']}",
+            "other": f"an unknown file is at {brain}; the original is in {swap.details['forensic_dir']}",
+        }[which]
+
+    def take_snapshot(self, target_name: str, actor: str) -> Snapshot:
+        """A consistent copy of the live brain, taken while the Engine keeps running."""
+        target = self._brain_target(target_name)
+        assert target.brain is not None
+        container_id = self._systems.compose_for(target).container_id(target.service)
+        container = self._systems.docker.container(container_id) if container_id else None
+        snapshot = take_snapshot(target.brain, container.tag if container else None)
+        self._journal.note(None, actor, "snapshot.taken", {"target": target.name, **snapshot.to_dict()})
+        return snapshot
+
+    def snapshots(self, target_name: str) -> list[tuple[Snapshot, str | None]]:
+        """Every snapshot of the target's brain, newest first, with what is wrong with it (or None)."""
+        target = self._brain_target(target_name)
+        assert target.brain is not None
+        return [(snapshot, verify(snapshot)) for snapshot in list_snapshots(target.brain)]
+
+    def _brain_target(self, name: str) -> TargetConfig:
+        target = self.config.target(name)
+        if target is None:
+            raise InvalidRequest(f"unknown target {name!r}; configured targets: {', '.join(sorted(self.config.targets))}")
+        if target.brain is None:
+            raise InvalidRequest(f"target {name} has no brain configured (targets.{name}.brain)")
+        return target
 
     def history(self, target: str | None = None, limit: int = 20) -> list[RunView]:
         return self._journal.runs(target, limit)

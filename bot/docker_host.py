@@ -56,6 +56,7 @@ class DockerFacts(Protocol):
 
     def container(self, container_id: str) -> ContainerFacts | None: ...
     def locate_image(self, reference: str) -> ImageLocation: ...
+    def image_labels(self, reference: str) -> dict[str, str] | None: ...
     def save_logs(self, container_id: str, destination: Path) -> int: ...
 
 
@@ -101,6 +102,15 @@ class DockerHost:
                 ImageSource.HOST, f"{reference} is on this host (registry: {registry_answer}); nothing to pull"
             )
         return ImageLocation(ImageSource.NOWHERE, f"{reference} is not in its registry ({registry_answer}) nor on this host")
+
+    def image_labels(self, reference: str) -> dict[str, str] | None:
+        """The labels of the image on this host; None when it is not here (nothing is pulled)."""
+        try:
+            return dict(self.client.images.get(reference).labels or {})
+        except ImageNotFound:
+            return None
+        except DockerException as error:
+            raise DockerError(f"cannot inspect image {reference}: {_reason(error)}") from None
 
     def save_logs(self, container_id: str, destination: Path) -> int:
         """Write the container's stdout and stderr since it last started; return the bytes written."""

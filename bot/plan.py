@@ -9,15 +9,18 @@ that depend on it are reported as not run rather than guessed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+import json
+from dataclasses import asdict, dataclass
 from enum import StrEnum
-from typing import Any, NoReturn
+from typing import Any
 
+from bot.brain_plan import BRAIN_CHECKS, BrainChoice, BrainPlan, preflight_brain
 from bot.compose import Compose
 from bot.compose_file import read_service_image
 from bot.config import Config, TargetConfig
 from bot.docker_host import ContainerFacts, DockerFacts, ImageSource
 from bot.errors import RollbotError
+from bot.preflight import Check, CheckResult, Preflight, Refused
 from bot.tags import ImageRef, describe_invalid_tag, is_valid_tag
 
 
@@ -27,27 +30,16 @@ class RollbackRequest:
     version: str
     requester: str
     reason: str = ""
-
-
-class CheckResult(StrEnum):
-    PASSED = "passed"
-    WARNING = "warning"
-    FAILED = "failed"
-    NOT_RUN = "not run"
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    result: CheckResult
-    detail: str
+    brain: BrainChoice = BrainChoice.AUTO
 
 
 class StepKind(StrEnum):
     CAPTURE_LOGS = "capture_logs"
+    STAGE_SNAPSHOT = "stage_snapshot"
     SET_IMAGE_TAG = "set_image_tag"
     PULL = "pull"
     STOP = "stop"
+    SWAP_BRAIN = "swap_brain"
     START = "start"
     VERIFY_HEALTH = "verify_health"
 
@@ -70,19 +62,31 @@ class Plan:
     target_image: str | None = None
     container_id: str | None = None
     image_source: ImageSource | None = None
+    brain: BrainPlan | None = None
 
     @property
     def refusal(self) -> str | None:
-        """The first failed check's reason: the one line a refused person reads."""
-        failed = next((c for c in self.checks if c.result is CheckResult.FAILED), None)
-        return failed.detail if failed else None
+        """The first blocking check's reason: the one line a refused person reads."""
+        blocking = next((c for c in self.checks if c.result.blocks), None)
+        return blocking.detail if blocking else None
+
+    @property
+    def question(self) -> str | None:
+        """Set when preflight stopped to ask a person (e.g. restore the brain or keep it)."""
+        blocking = next((c for c in self.checks if c.result.blocks), None)
+        return blocking.detail if blocking and blocking.result is CheckResult.ASK else None
+
+    @property
+    def restores_brain(self) -> bool:
+        return self.brain is not None and self.brain.restore
 
     @property
     def approvable(self) -> bool:
         return self.refusal is None and bool(self.steps)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """JSON-safe, for the journal: paths, times and enums become strings."""
+        return json.loads(json.dumps(asdict(self), default=str))
 
 
 @dataclass(frozen=True)
@@ -91,37 +95,6 @@ class Systems:
 
     docker: DockerFacts
     compose_for: Callable[[TargetConfig], Compose]
-
-
-class _Refused(Exception):
-    """Stops preflight at a failed check whose dependants cannot be evaluated."""
-
-
-@dataclass
-class _Preflight:
-    """Collects checks in order; `fail` ends preflight and marks the remaining checks not run."""
-
-    remaining: list[str]
-    checks: list[Check] = field(default_factory=list)
-
-    def record(self, name: str, result: CheckResult, detail: str) -> None:
-        self.checks.append(Check(name, result, detail))
-        if name in self.remaining:
-            self.remaining.remove(name)
-
-    def passed(self, name: str, detail: str) -> None:
-        self.record(name, CheckResult.PASSED, detail)
-
-    def warn(self, name: str, detail: str) -> None:
-        self.record(name, CheckResult.WARNING, detail)
-
-    def fail(self, name: str, detail: str) -> NoReturn:
-        self.record(name, CheckResult.FAILED, detail)
-        raise _Refused
-
-    def finish(self) -> tuple[Check, ...]:
-        skipped = [Check(name, CheckResult.NOT_RUN, "an earlier check failed") for name in self.remaining]
-        return tuple(self.checks + skipped)
 
 
 CHECKS = (
@@ -142,11 +115,11 @@ def make_plan(
     request: RollbackRequest, config: Config, systems: Systems, runs_in_progress: RunsInProgress = lambda _: []
 ) -> Plan:
     """Run preflight for an image rollback and lay out its steps. Looks; never touches."""
-    preflight = _Preflight(list(CHECKS))
+    preflight = Preflight(list(CHECKS))
     facts: dict[str, Any] = {}
     try:
         _preflight(request, config, systems, runs_in_progress, preflight, facts)
-    except _Refused:
+    except Refused:
         return Plan(request, preflight.finish(), **facts)
     except RollbotError as error:
         name = preflight.remaining[0] if preflight.remaining else "preflight"
@@ -161,7 +134,7 @@ def _preflight(
     config: Config,
     systems: Systems,
     runs_in_progress: RunsInProgress,
-    preflight: _Preflight,
+    preflight: Preflight,
     facts: dict[str, Any],
 ) -> None:
     target = config.target(request.target)
@@ -169,6 +142,8 @@ def _preflight(
         known = ", ".join(sorted(config.targets)) or "none"
         preflight.fail(CHECKS[0], f"unknown target {_shown(request.target)}; configured targets: {known}")
     facts["environment"] = target.environment
+    if target.brain is not None:
+        preflight.remaining.extend(BRAIN_CHECKS)
     preflight.passed(CHECKS[0], f"{target.name} ({target.environment}): service '{target.service}' in {target.compose_file}")
 
     if not is_valid_tag(request.version):
@@ -188,6 +163,10 @@ def _preflight(
     container = _service_container(target, systems)
     _check_running_version(request, target, configured, container, preflight, facts)
     _check_image(target_image, target, systems, preflight, facts)
+    if target.brain is not None:
+        facts["brain"] = preflight_brain(
+            target.brain, request.version, target_image, request.brain, systems.docker, preflight
+        )
 
 
 def _service_container(target: TargetConfig, systems: Systems) -> ContainerFacts | None:
@@ -200,7 +179,7 @@ def _check_running_version(
     target: TargetConfig,
     configured: ImageRef,
     container: ContainerFacts | None,
-    preflight: _Preflight,
+    preflight: Preflight,
     facts: dict[str, Any],
 ) -> None:
     if container is None:
@@ -222,7 +201,7 @@ def _check_running_version(
 
 
 def _check_image(
-    reference: str, target: TargetConfig, systems: Systems, preflight: _Preflight, facts: dict[str, Any]
+    reference: str, target: TargetConfig, systems: Systems, preflight: Preflight, facts: dict[str, Any]
 ) -> None:
     location = systems.docker.locate_image(reference)
     facts["image_source"] = location.source
@@ -236,10 +215,12 @@ def _check_image(
 
 
 def _steps(target: TargetConfig, facts: dict[str, Any]) -> tuple[PlannedStep, ...]:
+    """The runbook's order: evidence, stage, tag, pull, drain-stop, swap, start, verify."""
     service = target.service
     has_container = facts.get("container_id") is not None
     pulls = facts.get("image_source") is ImageSource.REGISTRY
-    return (
+    brain: BrainPlan | None = facts.get("brain")
+    steps = [
         PlannedStep(
             StepKind.CAPTURE_LOGS,
             f"save the logs of {service} {facts.get('running_version')} since it started",
@@ -254,7 +235,14 @@ def _steps(target: TargetConfig, facts: dict[str, Any]) -> tuple[PlannedStep, ..
         PlannedStep(StepKind.STOP, f"docker compose stop --timeout {target.drain_timeout} {service} (drain)"),
         PlannedStep(StepKind.START, f"docker compose up -d {service}"),
         PlannedStep(StepKind.VERIFY_HEALTH, f"poll {target.health_url} until ok, at most {target.health_timeout}s"),
-    )
+    ]
+    if brain is not None and brain.restore and brain.snapshot is not None:
+        name = brain.snapshot.path.name
+        steps.insert(1, PlannedStep(StepKind.STAGE_SNAPSHOT, f"copy snapshot {name} beside the brain and verify the copy"))
+        steps.insert(5, PlannedStep(
+            StepKind.SWAP_BRAIN, f"move {brain.path.name} aside (forensic copy) and put the staged snapshot in its place"
+        ))
+    return tuple(steps)
 
 
 def _shown(text: str) -> str:

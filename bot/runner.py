@@ -12,10 +12,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bot.brain_swap import Staged, Swapped, discard_staged, forensic_dir, prepare_swap, put_back, stage, swap
 from bot.compose import Compose
 from bot.compose_file import ComposeEdit, set_service_tag, write_atomically
 from bot.config import Config, TargetConfig
@@ -26,7 +27,7 @@ from storage import EventView, Journal, RunStatus, RunView, StepStatus
 log = logging.getLogger(__name__)
 
 ProgressSink = Callable[[EventView], None]
-BEFORE_STOP = frozenset({StepKind.CAPTURE_LOGS, StepKind.SET_IMAGE_TAG, StepKind.PULL})
+BEFORE_STOP = frozenset({StepKind.CAPTURE_LOGS, StepKind.STAGE_SNAPSHOT, StepKind.SET_IMAGE_TAG, StepKind.PULL})
 
 
 class StepFailed(Exception):
@@ -46,7 +47,8 @@ class _RunState:
     stop_started: float | None = None
     health: HealthResult | None = None
     downtime: float | None = None
-    details: dict[str, Any] = field(default_factory=dict)
+    staged: Staged | None = None
+    swapped: Swapped | None = None
 
 
 class Runner:
@@ -99,6 +101,8 @@ class Runner:
     def _do(self, kind: StepKind, state: _RunState) -> dict[str, Any]:
         return {
             StepKind.CAPTURE_LOGS: self._capture_logs,
+            StepKind.STAGE_SNAPSHOT: self._stage_snapshot,
+            StepKind.SWAP_BRAIN: self._swap_brain,
             StepKind.SET_IMAGE_TAG: self._set_image_tag,
             StepKind.PULL: self._pull,
             StepKind.STOP: self._stop,
@@ -113,6 +117,27 @@ class Runner:
         size = self._systems.docker.save_logs(state.plan.container_id, destination)
         state.log_file = destination
         return {"log_file": str(destination), "bytes": size}
+
+    def _stage_snapshot(self, state: _RunState) -> dict[str, Any]:
+        brain = state.plan.brain
+        assert brain is not None and brain.snapshot is not None
+        began = self._clock()
+        state.staged = stage(brain.snapshot, brain.path, state.run_id)
+        return {"snapshot": str(brain.snapshot.path), "staged": str(state.staged.path),
+                "bytes": brain.snapshot.size, "checksum": state.staged.checksum,
+                "seconds": round(self._clock() - began, 2)}
+
+    def _swap_brain(self, state: _RunState) -> dict[str, Any]:
+        brain = state.plan.brain
+        assert brain is not None and state.staged is not None
+        state.swapped = prepare_swap(brain.path, state.staged, forensic_dir(brain.path, state.run_id))
+        self._journal.note(state.run_id, self._actor, "brain.swap", {
+            "brain": str(brain.path), "forensic_dir": str(state.swapped.forensic_dir),
+            "original_inode": state.swapped.original_inode, "staged_inode": state.swapped.staged_inode,
+        })
+        state.swapped = swap(brain.path, state.staged, state.swapped)
+        return {"forensic_dir": str(state.swapped.forensic_dir), "moved_aside": list(state.swapped.moved_aside),
+                "forensic_holds": brain.loss.describe() if brain.loss else None}
 
     def _set_image_tag(self, state: _RunState) -> dict[str, Any]:
         state.edit = set_service_tag(state.target.compose_file, state.target.service, state.plan.request.version)
@@ -157,7 +182,10 @@ class Runner:
 
     def _fail(self, state: _RunState, kind: StepKind, message: str, started: float, notify: ProgressSink) -> RunView:
         undone = self._undo_before_stop(state, kind)
+        brain_note = self._put_brain_back(state, kind)
         where, next_action = describe_failure(state.plan, state.target, kind, undone)
+        if brain_note:
+            where = f"{where}; {brain_note}"
         summary = self._summary(state, started, healthy=False, service_state=where, failed_step=kind)
         error = f"step {kind} failed: {message}"
         notify(self._journal.finish(state.run_id, self._actor, RunStatus.FAILED, error, next_action, summary))
@@ -175,6 +203,8 @@ class Runner:
         """True when the failure leaves everything as it was, putting the compose file back if needed."""
         if kind not in BEFORE_STOP:
             return False
+        if state.plan.brain is not None:
+            discard_staged(state.plan.brain.path, state.run_id)
         if state.edit is None:
             return True
         try:
@@ -183,6 +213,24 @@ class Runner:
             log.error("could not put %s back after run %s failed: %s", state.edit.path, state.run_id, error)
             return False
         return True
+
+    def _put_brain_back(self, state: _RunState, kind: StepKind) -> str | None:
+        """After the drain-stop a failed restore never ends with the snapshot in place: the
+        Engine is stopped and the original brain goes back, so no data is left behind."""
+        brain = state.plan.brain
+        if brain is None or state.swapped is None or kind in BEFORE_STOP:
+            return None
+        try:
+            if kind is not StepKind.SWAP_BRAIN:
+                state.compose.stop(state.target.service, state.target.drain_timeout)
+            put_back(brain.path, state.swapped)
+        except Exception as error:  # noqa: BLE001 - said loudly in the journal and the summary
+            log.exception("putting the original brain back failed in run %s", state.run_id)
+            return (f"the original brain could NOT be put back ({error}); it is at {state.swapped.forensic_brain}: "
+                    f"stop {state.target.service} and move it to {brain.path} by hand")
+        discard_staged(brain.path, state.run_id)
+        return (f"the original brain is back at {brain.path} and {state.target.service} is stopped "
+                f"(it cannot run {state.plan.request.version} on that brain); the forensic folder is {state.swapped.forensic_dir}")
 
     def _summary(self, state: _RunState, started: float, healthy: bool, **extra: Any) -> dict[str, Any]:
         return {
@@ -193,7 +241,21 @@ class Runner:
             "downtime_seconds": round(state.downtime, 2) if state.downtime is not None else None,
             "log_file": str(state.log_file) if state.log_file else None,
             "health": state.health.describe() if state.health else None,
+            **self._brain_summary(state, healthy),
             **{key: str(value) for key, value in extra.items()},
+        }
+
+    @staticmethod
+    def _brain_summary(state: _RunState, restored: bool) -> dict[str, Any]:
+        brain = state.plan.brain
+        if brain is None or not brain.restore or brain.snapshot is None:
+            return {"brain": "not restored"}
+        return {
+            "brain": f"restored from {brain.snapshot.path.name}" if restored and state.swapped else "not restored",
+            "snapshot": str(brain.snapshot.path),
+            "forensic_copy": str(state.swapped.forensic_brain) if state.swapped else None,
+            "forensic_holds": brain.loss.describe() if brain.loss else None,
+            "rows_rolled_back": brain.loss.total_rows if brain.loss else 0,
         }
 
 

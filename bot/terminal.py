@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bot.plan import CheckResult, Plan
+from bot.snapshots import Snapshot
 from storage import EventView, RunStatus, RunView, StepStatus
 
 CHECK_MARKS = {
@@ -47,11 +48,41 @@ def render_plan(out: Console, plan: Plan) -> None:
     out.print("[bold]Preflight[/]")
     for check in plan.checks:
         out.print(f"  {CHECK_MARKS[check.result]} {check.name}: {escape(check.detail)}", highlight=False)
+    if plan.brain is not None and plan.brain.restore:
+        _render_brain(out, plan)
     if plan.approvable:
         out.print("[bold]Steps[/]")
         for number, step in enumerate(plan.steps, 1):
             skipped = f" [dim](skipped: {escape(step.skip_reason)})[/]" if step.skip_reason else ""
             out.print(f"  {number}. {escape(step.description)}{skipped}", highlight=False)
+
+
+def _render_brain(out: Console, plan: Plan) -> None:
+    brain = plan.brain
+    assert brain is not None
+    out.print("[bold]Brain restore[/]")
+    if brain.snapshot is not None:
+        out.print(Text(f"  from {brain.snapshot.path} (schema {brain.snapshot.schema_version}, taken {brain.snapshot.taken_at:%Y-%m-%d %H:%M:%S} UTC)"))
+    if brain.loss is not None:
+        out.print("  rows that leave the live brain (moved aside with it into the forensic copy, never deleted):")
+        for table in brain.loss.tables:
+            out.print(Text(f"    {table.describe()}"))
+
+
+def snapshot_table(found: list[tuple[Snapshot, str | None]]) -> Table:
+    table = Table("snapshot", "taken (UTC)", "age", "while", "schema", "size", "verifies")
+    for snapshot, problem in found:
+        age = snapshot.age_seconds()
+        table.add_row(*(Text(cell) for cell in (
+            str(snapshot.path),
+            f"{snapshot.taken_at:%Y-%m-%d %H:%M:%S}",
+            _duration(age),
+            snapshot.image_tag or ("by hand" if snapshot.by_hand else "?"),
+            str(snapshot.schema_version),
+            f"{snapshot.size}",
+            "yes" if problem is None else f"NO: {problem}",
+        )))
+    return table
 
 
 class StepProgress:
@@ -119,7 +150,10 @@ def summary_line(run: RunView) -> str:
     logs = summary.get("log_file") or "no logs captured"
     if run.status is RunStatus.SUCCEEDED:
         down = f", downtime {_duration(downtime)}" if downtime is not None else ""
-        return f"{run.target} is healthy on {run.to_version} — took {took}{down}; logs of {run.from_version}: {logs} (run {run.id})"
+        brain = ""
+        if summary.get("forensic_copy"):
+            brain = f"; brain {summary['brain']}, forensic copy {summary['forensic_copy']} holds {summary['forensic_holds']}"
+        return f"{run.target} is healthy on {run.to_version} — took {took}{down}; logs of {run.from_version}: {logs}{brain} (run {run.id})"
     state = summary.get("service_state") or run.error
     return f"rollback of {run.target} to {run.to_version} {run.status}: {run.error}. State: {state}. Next: {run.next_action} (run {run.id}, logs: {logs})"
 

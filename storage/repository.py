@@ -216,6 +216,11 @@ class Journal:
     ) -> EventView:
         return self._finish(run_id, actor, status, error, next_action, summary or {})
 
+    def note(self, run_id: str | None, actor: str, kind: str, details: dict[str, Any]) -> EventView:
+        """Append a fact to the journal that is not a step boundary (e.g. what a swap is about to do)."""
+        with self._sessions.begin() as session:
+            return self._event(session, run_id, actor, kind, None, details)
+
     def mark_interrupted(self, owner_alive: Callable[[str], bool], actor: str) -> list[RunView]:
         """Runs left `running` by a process that no longer exists become `interrupted`.
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.integration.demo import BROKEN, HEALTHY, build_demo_images, require_docker
+from tests.integration.demo import DEMO_VERSIONS, build_demo_images, require_docker
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -12,4 +12,4 @@ def demo_images() -> None:
         require_docker()
     except RuntimeError as problem:
         pytest.fail(str(problem), pytrace=False)
-    build_demo_images({HEALTHY: False, BROKEN: True})
+    build_demo_images(DEMO_VERSIONS)

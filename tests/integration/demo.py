@@ -34,6 +34,12 @@ REPOSITORY = f"{REGISTRY}/rollbot-test/engine"
 EXAMPLE_IMAGE = "127.0.0.1:5000/rollbot-demo/engine"
 
 HEALTHY, BROKEN = "2.3.1", "2.4.0"
+# version: (broken, newest brain schema it reads) — 2.4.0 migrates the brain forward to 2.
+DEMO_VERSIONS = {HEALTHY: (False, 1), BROKEN: (True, 2)}
+BRAIN_CONFIG = """    brain:
+      path: data/brain.sqlite  # the same file the container sees as /data/brain.sqlite
+      snapshots_dir: data/snapshots
+"""
 
 
 def require_docker() -> None:
@@ -51,15 +57,16 @@ def require_docker() -> None:
         raise RuntimeError("; ".join(problems) + " — run `bash .ci/setup-docker.sh` first")
 
 
-def build_demo_images(versions: dict[str, bool]) -> None:
-    """Build and push one demo Engine image per version ({version: broken})."""
-    for version, broken in versions.items():
+def build_demo_images(versions: dict[str, tuple[bool, int]]) -> None:
+    """Build and push one demo Engine image per version ({version: (broken, brain schema)})."""
+    for version, (broken, schema) in versions.items():
         tag = f"{REPOSITORY}:{version}"
         subprocess.run(
             ["docker", "build", "--quiet",
              "--build-arg", f"BASE_IMAGE={BASE_IMAGE}",
              "--build-arg", f"ENGINE_VERSION={version}",
              "--build-arg", f"ENGINE_BROKEN={1 if broken else 0}",
+             "--build-arg", f"ENGINE_BRAIN_SCHEMA={schema}",
              "--tag", tag, str(EXAMPLE / "engine")],
             check=True, capture_output=True, env={**os.environ, "DOCKER_BUILDKIT": "0"},
         )
@@ -91,6 +98,14 @@ class Deployment:
     @property
     def database(self) -> Path:
         return self.folder / "rollbot.db"
+
+    @property
+    def brain(self) -> Path:
+        return self.folder / "data" / "brain.sqlite"
+
+    @property
+    def snapshots(self) -> Path:
+        return self.folder / "data" / "snapshots"
 
     @property
     def health_url(self) -> str:
@@ -136,6 +151,19 @@ class Deployment:
         except httpx.HTTPError:
             return None
 
+    def remember(self, turns: int) -> None:
+        """Turns through the running Engine, each writing a row to every memory table."""
+        for turn in range(turns):
+            httpx.post(f"http://127.0.0.1:{self.port}/remember", content=f"turn {turn}", timeout=5).raise_for_status()
+
+    def deploy(self, version: str) -> None:
+        """What a deploy does: bump the tag in the compose file and `up -d`."""
+        text = self.compose_file.read_text()
+        current = next(line for line in text.splitlines() if line.strip().startswith("image:"))
+        self.compose_file.write_text(text.replace(current, f"    image: {REPOSITORY}:{version}"))
+        self.compose("up", "--detach", "engine")
+        self.wait_for_answer()
+
     def wait_for_answer(self, timeout: float = 30) -> httpx.Response:
         """Poll until the Engine answers /health at all (a container answers a moment after up)."""
         deadline = time.monotonic() + timeout
@@ -155,8 +183,12 @@ def deployment(
     drain_seconds: float = 1,
     health_timeout: int = 30,
     drain_timeout: int = 30,
+    brain: bool = False,
 ) -> Iterator[Deployment]:
-    """The example compose project, made unique (project, port, image repo), up on `running`."""
+    """The example compose project, made unique (project, port, image repo), up on `running`.
+
+    Without `brain` the brain mount and the brain config are left out: an image-only target.
+    """
     folder = tmp_path / "deploy"
     folder.mkdir()
     project = f"rbt-{secrets.token_hex(4)}"
@@ -168,8 +200,17 @@ def deployment(
         .replace("127.0.0.1:8080:8080", f"127.0.0.1:{port}:8080")
         .replace('ENGINE_DRAIN_SECONDS: "2"', f'ENGINE_DRAIN_SECONDS: "{drain_seconds}"')
     )
+    if not brain:
+        text = "".join(
+            line for line in text.splitlines(keepends=True) if line.strip() not in ("volumes:",) and "./data:/data" not in line
+        )
+    else:
+        (folder / "data").mkdir()
     (folder / "docker-compose.yml").write_text(text)
     config = (EXAMPLE / "rollbot.yaml").read_text()
+    if not brain:
+        config = config.replace(BRAIN_CONFIG, "")
+        assert "brain:" not in config
     config = (
         config.replace("http://127.0.0.1:8080/health", f"http://127.0.0.1:{port}/health")
         .replace("health_timeout: 60", f"health_timeout: {health_timeout}")

@@ -44,6 +44,7 @@ class FakeDocker:
     host: set[str] = field(default_factory=set)
     containers: dict[str, ContainerFacts] = field(default_factory=dict)
     logs: dict[str, bytes] = field(default_factory=dict)
+    labels: dict[str, dict[str, str]] = field(default_factory=dict)
     questions: list[str] = field(default_factory=list)
     unreachable: str | None = None
 
@@ -58,6 +59,10 @@ class FakeDocker:
         if reference in self.host:
             return ImageLocation(ImageSource.HOST, f"{reference} is on this host; nothing to pull")
         return ImageLocation(ImageSource.NOWHERE, f"{reference} is not in its registry nor on this host")
+
+    def image_labels(self, reference: str) -> dict[str, str] | None:
+        self._ask(f"labels {reference}")
+        return dict(self.labels.get(reference, {})) if reference in self.host else None
 
     def save_logs(self, container_id: str, destination: Path) -> int:
         if container_id not in self.containers:

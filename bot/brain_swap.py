@@ -1,0 +1,183 @@
+"""Swapping a brain for a snapshot so that the brain in place is always whole.
+
+Downtime must not grow with the brain's size, so the copy happens before the Engine stops:
+`stage` copies the snapshot beside the brain (same filesystem) and verifies the copy. After the
+drain-stop, `swap` only renames, in an order where every intermediate state leaves, at the
+brain's path, either the complete old brain or the complete snapshot — never nothing, never a
+mix of one's file with the other's WAL:
+
+1. checkpoint the old brain in place, folding its own `-wal` into it (SQLite's crash-safe
+   checkpoint), so the old brain is one self-contained file;
+2. hard-link it into the forensic folder — the forensic copy exists, the brain is still there;
+3. move its (now empty) `-wal`/`-shm`/`-journal` files into the forensic folder;
+4. rename the staged file over the brain's name (atomic);
+5. fsync both folders.
+
+Nothing is copied and nothing is deleted: the old brain's file lives on under the forensic name.
+`put_back` undoes a swap the same way, moving the restored brain aside as well.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.brain import BrainError, check_integrity, sha256
+from bot.compose_file import fsync_directory
+from bot.failpoints import failpoint
+from bot.snapshots import Snapshot
+
+SIDECARS = ("-wal", "-shm", "-journal")
+FORENSIC_FOLDER = "rollbot-forensic"
+
+
+@dataclass(frozen=True)
+class Staged:
+    path: Path
+    inode: int
+    checksum: str
+    snapshot: Path
+
+
+@dataclass(frozen=True)
+class Swapped:
+    forensic_dir: Path
+    forensic_brain: Path
+    original_inode: int
+    staged_inode: int
+    moved_aside: tuple[str, ...]
+
+
+def staged_path(brain: Path, run_id: str) -> Path:
+    return brain.with_name(f".{brain.name}.rollbot-staged-{run_id}")
+
+
+def forensic_dir(brain: Path, run_id: str) -> Path:
+    return brain.parent / FORENSIC_FOLDER / run_id
+
+
+def stage(snapshot: Snapshot, brain: Path, run_id: str) -> Staged:
+    """Copy the snapshot beside the brain and prove the copy is the snapshot, byte for byte."""
+    destination = staged_path(brain, run_id)
+    expected = snapshot.checksum or sha256(snapshot.path)
+    shutil.copyfile(snapshot.path, destination)
+    with destination.open("rb") as handle:
+        os.fsync(handle.fileno())
+    actual = sha256(destination)
+    if actual != expected:
+        destination.unlink(missing_ok=True)
+        raise BrainError(f"the staged copy of {snapshot.path.name} does not match its checksum")
+    pragma, result = check_integrity(destination)
+    if result != "ok":
+        destination.unlink(missing_ok=True)
+        raise BrainError(f"the staged copy of {snapshot.path.name} fails {pragma}: {result[:200]}")
+    return Staged(destination, destination.stat().st_ino, actual, snapshot.path)
+
+
+def discard_staged(brain: Path, run_id: str) -> None:
+    """The staged file is only a copy of a snapshot that still exists; removing it loses nothing."""
+    staged_path(brain, run_id).unlink(missing_ok=True)
+
+
+def prepare_swap(brain: Path, staged: Staged, forensic: Path) -> Swapped:
+    """Everything a swap will do, known before it starts, so a crash at any point can be read back."""
+    if not staged.path.is_file() or staged.path.stat().st_ino != staged.inode:
+        raise BrainError(f"the staged snapshot {staged.path.name} is missing or was replaced")
+    if not brain.is_file():
+        raise BrainError(f"{brain} is missing; there is no brain to move aside")
+    return Swapped(forensic, forensic / brain.name, brain.stat().st_ino, staged.inode, ())
+
+
+def swap(brain: Path, staged: Staged, plan: Swapped) -> Swapped:
+    """Put the staged snapshot in place of the (stopped) brain; the old brain goes to the forensic folder."""
+    failpoint("swap:before-checkpoint")
+    _checkpoint(brain)
+    failpoint("swap:after-checkpoint")
+    plan.forensic_dir.mkdir(parents=True, exist_ok=True)
+    os.link(brain, plan.forensic_brain)
+    fsync_directory(plan.forensic_dir)
+    failpoint("swap:after-link")
+    moved = _move_sidecars(brain, plan.forensic_dir, prefix="")
+    failpoint("swap:after-sidecars")
+    os.rename(staged.path, brain)
+    failpoint("swap:after-rename")
+    fsync_directory(brain.parent)
+    fsync_directory(plan.forensic_dir)
+    failpoint("swap:after-fsync")
+    return Swapped(plan.forensic_dir, plan.forensic_brain, plan.original_inode, plan.staged_inode, (brain.name, *moved))
+
+
+def put_back(brain: Path, swapped: Swapped) -> None:
+    """Return the original brain to its place; the brain that was there is moved aside too."""
+    if brain.exists() and brain.stat().st_ino == swapped.original_inode:
+        return
+    if not swapped.forensic_brain.exists():
+        raise BrainError(f"the original brain is neither at {brain} nor at {swapped.forensic_brain}")
+    if brain.exists():
+        _checkpoint(brain)
+        os.link(brain, swapped.forensic_dir / f"restored-then-replaced-{brain.name}")
+        _move_sidecars(brain, swapped.forensic_dir, prefix="restored-then-replaced-")
+    incoming = brain.with_name(f".{brain.name}.rollbot-putback")
+    incoming.unlink(missing_ok=True)
+    os.link(swapped.forensic_brain, incoming)
+    os.rename(incoming, brain)
+    fsync_directory(brain.parent)
+    fsync_directory(swapped.forensic_dir)
+
+
+def brain_in_place(brain: Path, original_inode: int, staged_inode: int) -> str:
+    """Which brain sits at the brain's path, told by inode: for reports after a crash."""
+    if not brain.exists():
+        return "missing"
+    inode = brain.stat().st_ino
+    if inode == original_inode:
+        return "original"
+    if inode == staged_inode:
+        return "snapshot"
+    return "other"
+
+
+def hard_links_work(folder: Path) -> str | None:
+    """None when the swap can work in `folder`; otherwise why not."""
+    probe = folder / ".rollbot-link-probe"
+    linked = folder / ".rollbot-link-probe.link"
+    try:
+        probe.write_bytes(b"")
+        os.link(probe, linked)
+        return None
+    except OSError as error:
+        return f"{folder} does not allow hard links ({error.strerror}); the brain cannot be swapped safely there"
+    finally:
+        linked.unlink(missing_ok=True)
+        probe.unlink(missing_ok=True)
+
+
+def _checkpoint(brain: Path) -> None:
+    """Fold the brain's own WAL (or hot journal) into it, so the file alone is the whole brain."""
+    try:
+        with closing(sqlite3.connect(brain, timeout=10)) as connection:
+            connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            mode = connection.execute("PRAGMA journal_mode").fetchone()[0]
+            if mode == "wal":
+                busy, _, _ = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                if busy:
+                    raise BrainError(f"{brain} is still in use: its WAL could not be checkpointed (is the Engine stopped?)")
+    except sqlite3.Error as error:
+        raise BrainError(f"{brain}: cannot checkpoint before the swap: {error}") from None
+    wal = Path(f"{brain}-wal")
+    if wal.exists() and wal.stat().st_size:
+        raise BrainError(f"{brain}: its WAL still holds data after the checkpoint; refusing to swap")
+
+
+def _move_sidecars(brain: Path, forensic: Path, prefix: str) -> tuple[str, ...]:
+    moved = []
+    for suffix in SIDECARS:
+        sidecar = Path(f"{brain}{suffix}")
+        if sidecar.exists():
+            os.rename(sidecar, forensic / f"{prefix}{sidecar.name}")
+            moved.append(sidecar.name)
+    return tuple(moved)

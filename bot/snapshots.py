@@ -1,0 +1,150 @@
+"""Snapshots of a target's brain: taking them while the Engine runs, and finding them later.
+
+A snapshot is a consistent copy made with SQLite's online backup API (the Engine keeps
+writing meanwhile), switched to rollback-journal mode so it is one self-contained file, and
+described by a JSON sidecar: when, which image tag was running, schema version, size and
+checksum. Snapshots made by hand with the runbook's name (`brain-pre-upgrade.db`, beside the
+brain or in the snapshots folder) are found too; their facts are read from the file itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from contextlib import closing
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bot.brain import BrainError, check_integrity, readonly, schema_version, sha256
+from bot.compose_file import fsync_directory
+from bot.config import BrainConfig
+
+RUNBOOK_NAME = "brain-pre-upgrade.db"
+SNAPSHOT_SUFFIXES = (".sqlite", ".db", ".sqlite3")
+BACKUP_PAGES_PER_STEP = 4096
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    path: Path
+    taken_at: datetime
+    schema_version: int | None
+    size: int
+    checksum: str | None
+    image_tag: str | None = None
+    by_hand: bool = False
+
+    def age_seconds(self, now: datetime | None = None) -> float:
+        return ((now or datetime.now(UTC)) - self.taken_at).total_seconds()
+
+    def to_dict(self) -> dict[str, object]:
+        data = asdict(self)
+        data.update(path=str(self.path), taken_at=self.taken_at.isoformat())
+        return data
+
+
+def take_snapshot(brain: BrainConfig, image_tag: str | None, now: datetime | None = None) -> Snapshot:
+    """Copy the live brain consistently into `snapshots_dir` and describe it in a sidecar."""
+    taken_at = now or datetime.now(UTC)
+    folder = brain.snapshots_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"brain-{taken_at:%Y%m%dT%H%M%SZ}" + (f"-{image_tag}" if image_tag else "")
+    final = folder / f"{name}.sqlite"
+    partial = folder / f".{name}.sqlite.partial"
+    try:
+        _backup(brain.path, partial)
+        os.replace(partial, final)
+    finally:
+        partial.unlink(missing_ok=True)
+    snapshot = Snapshot(
+        path=final,
+        taken_at=taken_at,
+        schema_version=schema_version(final, brain.schema_query, immutable=True),
+        size=final.stat().st_size,
+        checksum=sha256(final),
+        image_tag=image_tag,
+    )
+    _write_sidecar(snapshot)
+    fsync_directory(folder)
+    return snapshot
+
+
+def list_snapshots(brain: BrainConfig) -> list[Snapshot]:
+    """Every snapshot of this brain, newest first: rollbot's own and the runbook's by-hand one."""
+    found: dict[Path, Snapshot] = {}
+    folders = [brain.snapshots_dir, brain.path.parent]
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            if path.name.startswith(".") or path.resolve() == brain.path.resolve():
+                continue
+            if folder == brain.path.parent and path.name != RUNBOOK_NAME:
+                continue
+            if path.suffix in SNAPSHOT_SUFFIXES and path.is_file():
+                found[path.resolve()] = _describe(path, brain)
+    return sorted(found.values(), key=lambda s: s.taken_at, reverse=True)
+
+
+def verify(snapshot: Snapshot) -> str | None:
+    """None when the snapshot is sound; otherwise what is wrong with it, in one line."""
+    if not snapshot.path.is_file():
+        return f"{snapshot.path} does not exist"
+    if snapshot.checksum and sha256(snapshot.path) != snapshot.checksum:
+        return f"{snapshot.path.name} does not match the checksum recorded when it was taken"
+    pragma, result = check_integrity(snapshot.path)
+    if result != "ok":
+        return f"{snapshot.path.name} fails {pragma}: {result[:200]}"
+    return None
+
+
+def _backup(source: Path, destination: Path) -> None:
+    """SQLite's online backup, a few thousand pages at a time so the Engine's writers keep going."""
+    if not source.is_file():
+        raise BrainError(f"{source}: the brain does not exist")
+    with closing(readonly(source)) as live, closing(sqlite3.connect(destination)) as copy:
+        try:
+            live.backup(copy, pages=BACKUP_PAGES_PER_STEP, sleep=0.005)
+            copy.execute("PRAGMA journal_mode=DELETE")
+            copy.commit()
+        except sqlite3.Error as error:
+            raise BrainError(f"snapshot of {source} failed: {error}") from None
+    with destination.open("rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _write_sidecar(snapshot: Snapshot) -> None:
+    sidecar = snapshot.path.with_suffix(snapshot.path.suffix + ".json")
+    sidecar.write_text(json.dumps(snapshot.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+
+def _describe(path: Path, brain: BrainConfig) -> Snapshot:
+    sidecar = path.with_suffix(path.suffix + ".json")
+    if sidecar.is_file():
+        try:
+            data = json.loads(sidecar.read_text(encoding="utf-8"))
+            return Snapshot(
+                path=path,
+                taken_at=datetime.fromisoformat(data["taken_at"]),
+                schema_version=data.get("schema_version"),
+                size=int(data["size"]),
+                checksum=data.get("checksum"),
+                image_tag=data.get("image_tag"),
+            )
+        except (ValueError, KeyError, TypeError):
+            pass  # a damaged sidecar: describe the file as if it had none
+    stat = path.stat()
+    try:
+        version: int | None = schema_version(path, brain.schema_query, immutable=True)
+    except BrainError:
+        version = None
+    return Snapshot(
+        path=path,
+        taken_at=datetime.fromtimestamp(stat.st_mtime, UTC),
+        schema_version=version,
+        size=stat.st_size,
+        checksum=None,
+        by_hand=True,
+    )
