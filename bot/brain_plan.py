@@ -69,7 +69,9 @@ def preflight_brain(
     _check_room(brain.path, snapshot, preflight)
     loss = loss_report(brain.path, snapshot.path)
     if loss.total_rows:
-        preflight.warn(BRAIN_CHECKS[5], f"{loss.total_rows} row(s) leave the live brain (kept in the forensic copy): {loss.describe()}")
+        tables = sum(1 for table in loss.tables if table.rows)
+        preflight.warn(BRAIN_CHECKS[5], f"{loss.total_rows} row(s) in {tables} table(s) leave the live brain; "
+                                        "they stay in the forensic copy")
     else:
         preflight.passed(BRAIN_CHECKS[5], loss.describe())
     return BrainPlan(brain.path, live, reads, source, restore=True, snapshot=snapshot, loss=loss)

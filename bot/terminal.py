@@ -137,8 +137,11 @@ def _step_note(status: StepStatus, details: dict[str, object]) -> str:
         return f" [red]— {escape(str(details.get('error', 'failed')))}[/]"
     if status is StepStatus.SKIPPED:
         return f" [dim](skipped: {escape(str(details.get('skipped')))})[/]"
-    if "bytes" in details:
-        return f" [dim]({details['bytes']} bytes → {escape(str(details.get('log_file')))})[/]"
+    written_to = details.get("log_file") or details.get("staged")
+    if "bytes" in details and written_to:
+        return f" [dim]({details['bytes']} bytes → {escape(str(written_to))})[/]"
+    if details.get("forensic_dir"):
+        return f" [dim](the replaced brain is in {escape(str(details['forensic_dir']))})[/]"
     return ""
 
 
@@ -152,7 +155,8 @@ def summary_line(run: RunView) -> str:
         down = f", downtime {_duration(downtime)}" if downtime is not None else ""
         brain = ""
         if summary.get("forensic_copy"):
-            brain = f"; brain {summary['brain']}, forensic copy {summary['forensic_copy']} holds {summary['forensic_holds']}"
+            brain = (f"; brain {summary['brain']}, the replaced brain with the {summary['rows_rolled_back']} "
+                     f"rolled-back row(s) is kept at {summary['forensic_copy']}")
         return f"{run.target} is healthy on {run.to_version} — took {took}{down}; logs of {run.from_version}: {logs}{brain} (run {run.id})"
     state = summary.get("service_state") or run.error
     return f"rollback of {run.target} to {run.to_version} {run.status}: {run.error}. State: {state}. Next: {run.next_action} (run {run.id}, logs: {logs})"

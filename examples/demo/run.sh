@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # A rollback of the demo Engine from the terminal, from nothing:
 #   1. Docker, Compose v2 and a registry on 127.0.0.1:5000 (skipped when already there),
-#   2. rollbot installed, the demo Engine built as 2.3.1 (healthy) and 2.4.0 (broken),
-#   3. the demo deployed on 2.4.0 in $DEMO_DIR, then `rollbot rollback engine 2.3.1 --yes`.
-# rollbot runs on its embedded defaults except for the target in rollbot.yaml.
+#   2. rollbot installed, the demo Engine built as 2.3.1 (healthy, brain schema 1) and 2.4.0
+#      (broken, migrates the brain to schema 2),
+#   3. in $DEMO_DIR: 2.3.1 deployed and remembering, a snapshot, the upgrade to 2.4.0, more
+#      turns in the bad window, then `rollbot rollback engine 2.3.1 --yes`, which restores the
+#      brain too. rollbot runs on its embedded defaults except for the target in rollbot.yaml.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -26,19 +28,40 @@ fi
 
 say "building the demo Engine 2.3.1 (healthy) and 2.4.0 (broken) on $base_image"
 for version in 2.3.1 2.4.0; do
-  broken=0; [ "$version" = 2.4.0 ] && broken=1
+  broken=0 schema=1; [ "$version" = 2.4.0 ] && broken=1 schema=2
   DOCKER_BUILDKIT=0 docker build --quiet --build-arg "BASE_IMAGE=$base_image" \
     --build-arg "ENGINE_VERSION=$version" --build-arg "ENGINE_BROKEN=$broken" \
-    --tag "$repository:$version" "$here/engine" >/dev/null
+    --build-arg "ENGINE_BRAIN_SCHEMA=$schema" --tag "$repository:$version" "$here/engine" >/dev/null
   docker push --quiet "$repository:$version" >/dev/null
 done
 
-say "deploying the demo on 2.4.0 in $demo_dir"
+say "deploying the demo on 2.3.1 in $demo_dir"
 mkdir -p "$demo_dir"
-cp "$here/docker-compose.yml" "$here/rollbot.yaml" "$demo_dir/"
+if [ -f "$demo_dir/docker-compose.yml" ]; then
+  docker compose -f "$demo_dir/docker-compose.yml" down --timeout 5 >/dev/null 2>&1 || true
+fi
+rm -rf "$demo_dir/data"
+sed 's|rollbot-demo/engine:2.4.0|rollbot-demo/engine:2.3.1|' "$here/docker-compose.yml" >"$demo_dir/docker-compose.yml"
+cp "$here/rollbot.yaml" "$demo_dir/"
 cd "$demo_dir"
+mkdir -p data
+wait_for_engine() {
+  for _ in $(seq 1 60); do curl -s http://127.0.0.1:8080/health >/dev/null && return; sleep 0.5; done
+}
+remember() { for i in $(seq 1 "$1"); do curl -s -X POST -d "turn $i" http://127.0.0.1:8080/remember >/dev/null; done; }
 docker compose up --detach --quiet-pull engine
-for _ in $(seq 1 30); do curl -s http://127.0.0.1:8080/health >/dev/null && break; sleep 0.5; done
+wait_for_engine
+remember 3
+echo "/health says: $(curl -s http://127.0.0.1:8080/health)"
+
+say "rollbot snapshot engine (before the upgrade)"
+rollbot --config rollbot.yaml snapshot engine
+
+say "upgrading to 2.4.0: it migrates the brain and breaks; two turns land in the bad window"
+sed -i 's|rollbot-demo/engine:2.3.1|rollbot-demo/engine:2.4.0|' docker-compose.yml
+docker compose up --detach --quiet-pull engine
+wait_for_engine
+remember 2
 echo "/health says: $(curl -s http://127.0.0.1:8080/health)"
 
 say "rollbot rollback engine 2.3.1 --yes"

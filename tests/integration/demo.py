@@ -122,9 +122,12 @@ class Deployment:
         assert len(ids) == 1, f"expected one engine container, found {ids}"
         return docker.from_env().containers.get(ids[0])
 
-    def rollbot(self, *arguments: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    def rollbot(
+        self, *arguments: str, timeout: float = 300, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            self.command(*arguments), cwd=self.folder, env=self.env(), capture_output=True, text=True, timeout=timeout
+            self.command(*arguments), cwd=self.folder, env={**self.env(), **(env or {})},
+            capture_output=True, text=True, timeout=timeout,
         )
 
     def command(self, *arguments: str) -> list[str]:
