@@ -9,7 +9,6 @@ creating `-wal`/`-shm` files beside it.
 from __future__ import annotations
 
 import hashlib
-import re
 import sqlite3
 from contextlib import closing
 from dataclasses import dataclass
@@ -139,13 +138,13 @@ def _table_loss(brain: sqlite3.Connection, table: str, in_snapshot: bool) -> Tab
 
 
 def _key_columns(brain: sqlite3.Connection, table: str) -> list[str]:
-    without_rowid = brain.execute(
-        "SELECT sql FROM main.sqlite_master WHERE type = 'table' AND name = ?", (table,)
-    ).fetchone()[0]
-    if not re.search(r"WITHOUT\s+ROWID\s*;?\s*$", without_rowid or "", re.IGNORECASE):
+    """The rowid, or the primary key of a WITHOUT ROWID table (asked of SQLite, not parsed)."""
+    try:
+        brain.execute(f"SELECT rowid FROM main.{_quote(table)} LIMIT 0")
         return ["rowid"]
-    columns = brain.execute(f"PRAGMA main.table_info({_quote(table)})").fetchall()
-    return [column[1] for column in sorted(columns, key=lambda c: c[5]) if column[5] > 0]
+    except sqlite3.OperationalError:
+        columns = brain.execute(f"PRAGMA main.table_info({_quote(table)})").fetchall()
+        return [column[1] for column in sorted(columns, key=lambda c: c[5]) if column[5] > 0]
 
 
 def _time_column(brain: sqlite3.Connection, table: str) -> str | None:

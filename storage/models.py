@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -38,6 +38,12 @@ class RunRow(Base):
     """One rollback request: planned, then refused, cancelled, or run to an outcome."""
 
     __tablename__ = "runs"
+    __table_args__ = (
+        Index(
+            "ux_runs_one_running_per_target", "target", unique=True,
+            sqlite_where=text("status = 'running'"), postgresql_where=text("status = 'running'"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     kind: Mapped[str] = mapped_column(String(32), default="rollback")
@@ -57,6 +63,8 @@ class RunRow(Base):
     owner: Mapped[str | None] = mapped_column(String(256))
     plan: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    approver: Mapped[str | None] = mapped_column(String(256))
+    context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 class StepRow(Base):

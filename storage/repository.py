@@ -14,12 +14,17 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.models import EventRow, RunRow, StepRow
 
 Clock = Callable[[], datetime]
+
+
+class NotStartable(ValueError):
+    """A run could not be claimed: it is no longer planned, or its target is busy."""
 
 
 class RunStatus(StrEnum):
@@ -110,6 +115,8 @@ class RunView:
     summary: dict[str, Any]
     steps: tuple[StepView, ...] = ()
     events: tuple[EventView, ...] = ()
+    approver: str | None = None
+    context: dict[str, Any] = field(default_factory=dict)
 
     @property
     def seconds(self) -> float | None:
@@ -144,6 +151,7 @@ class Journal:
             error=refusal,
             plan=new.plan,
             summary={},
+            context={},
         )
         with self._sessions.begin() as session:
             session.add(run)
@@ -165,15 +173,31 @@ class Journal:
     def cancel(self, run_id: str, actor: str, why: str) -> None:
         self._finish(run_id, actor, RunStatus.CANCELLED, error=why, next_action=None, summary={})
 
-    def start(self, run_id: str, actor: str, owner: str) -> None:
+    def start(self, run_id: str, actor: str, owner: str, approver: str | None = None) -> None:
+        """Claim a planned run for execution: one conditional UPDATE, so of two clicks, two
+        threads or two replicas exactly one wins; the database's partial unique index refuses
+        a second running run of the same target. Raises `NotStartable` with the reason."""
+        try:
+            with self._sessions.begin() as session:
+                claimed = session.execute(
+                    update(RunRow)
+                    .where(RunRow.id == run_id, RunRow.status == RunStatus.PLANNED)
+                    .values(status=RunStatus.RUNNING, started_at=self._now(), owner=owner, approver=approver)
+                ).rowcount
+                if claimed == 1:
+                    self._event(session, run_id, actor, "run.started", None, {"owner": owner, "approver": approver})
+                    return
+                run = session.get(RunRow, run_id)
+                state = f"is {run.status}" if run else "does not exist"
+        except IntegrityError:
+            raise NotStartable(f"another run of this target is in progress; run {run_id} was not started") from None
+        raise NotStartable(f"run {run_id} {state}")
+
+    def set_context(self, run_id: str, **context: Any) -> None:
+        """Front-end facts about a run (e.g. where its messages are), merged into `context`."""
         with self._sessions.begin() as session:
             run = session.get_one(RunRow, run_id)
-            if run.status != RunStatus.PLANNED:
-                raise ValueError(f"run {run_id} is {run.status}, not planned")
-            run.status = RunStatus.RUNNING
-            run.started_at = self._now()
-            run.owner = owner
-            self._event(session, run_id, actor, "run.started", None, {"owner": owner})
+            run.context = {**(run.context or {}), **context}
 
     def step_started(self, run_id: str, position: int, actor: str) -> EventView:
         with self._sessions.begin() as session:
@@ -335,6 +359,8 @@ class Journal:
                 for s in steps
             ),
             events=events,
+            approver=row.approver,
+            context=dict(row.context or {}),
         )
 
 

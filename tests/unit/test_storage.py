@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.exc import StatementError
 
-from storage import Journal, RunStatus, StepStatus, connect
+from storage import Journal, NotStartable, RunStatus, StepStatus, connect
 from storage.repository import NewRun
 
 STEPS = [("capture_logs", "save the logs"), ("set_image_tag", "switch the tag"), ("pull", "docker compose pull engine")]
@@ -204,7 +204,8 @@ def test_run_ids_are_sortable_by_time(journal: Journal) -> None:
 
 
 def running(journal: Journal, owner: str, at_step: int) -> str:
-    run_id = journal.record_plan(new_run(), actor="a").id
+    """A run in progress; each on a target of its own, as the database allows one per target."""
+    run_id = journal.record_plan(new_run(target=f"engine-{owner}-{at_step}"), actor="a").id
     journal.start(run_id, "a", owner)
     for position in range(at_step):
         journal.step_started(run_id, position, "a")
@@ -263,9 +264,23 @@ def test_migrations_are_idempotent(tmp_path: Path) -> None:
     again = connect(url(tmp_path))
     assert Journal(again).run(run_id).status is RunStatus.PLANNED
     with again.connect() as connection:
-        assert connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalars().all() == ["0001"]
+        assert connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalars().all() == ["0002"]
         tables = connection.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='table'").scalars().all()
     assert {"runs", "steps", "events", "alembic_version"} <= set(tables)
+
+
+def test_the_database_allows_one_running_run_per_target(journal: Journal) -> None:
+    """Two planned runs of one target: the first start wins, the second is refused by the index."""
+    first = journal.record_plan(new_run(), actor="a").id
+    second = journal.record_plan(new_run(), actor="b").id
+    journal.start(first, "a", "host:1")
+    with pytest.raises(NotStartable, match="another run of this target is in progress"):
+        journal.start(second, "b", "host:2")
+    assert journal.run(second).status is RunStatus.PLANNED
+    journal.finish(first, "a", RunStatus.SUCCEEDED)
+    journal.start(second, "b", "host:2")
+    assert journal.run(second).status is RunStatus.RUNNING
+
 
 
 def test_connect_creates_the_folder(tmp_path: Path) -> None:
@@ -275,7 +290,7 @@ def test_connect_creates_the_folder(tmp_path: Path) -> None:
 
 
 def _full_run(journal: Journal, owner: str, steps: int) -> str:
-    run_id = journal.record_plan(new_run(steps=[(f"step{i}", "") for i in range(steps)]), actor=owner).id
+    run_id = journal.record_plan(new_run(target=f"engine-{owner}", steps=[(f"step{i}", "") for i in range(steps)]), actor=owner).id
     journal.start(run_id, owner, owner)
     for position in range(steps):
         journal.step_started(run_id, position, owner)
