@@ -140,6 +140,27 @@ def snapshot(
     ))
 
 
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="address to listen on (HTTP mode)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on (HTTP mode)")] = 3000,
+) -> None:
+    """Serve Slack: HTTP (POST /slack/events, GET /healthz), or Socket Mode when SLACK_APP_TOKEN is set."""
+    from bot.config import load_settings
+    from handlers.app import build_app
+    from handlers.server import serve_http, serve_socket_mode
+
+    logging.getLogger().setLevel(logging.INFO)
+    rollbot = _rollbot(ctx)
+    settings = load_settings()
+    slack_app, _ = build_app(settings, rollbot)
+    if settings.slack_app_token is not None:
+        serve_socket_mode(slack_app, settings.slack_app_token.get_secret_value())
+    else:
+        serve_http(slack_app, host, port)
+
+
 def _answer(question: str) -> BrainChoice | None:
     """Ask the person at the terminal; anything but restore/keep leaves the question open."""
     console().print(Text(question, style="yellow"))

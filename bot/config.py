@@ -76,6 +76,7 @@ class Config(_Frozen):
     targets: dict[str, TargetConfig]
     tickets: TicketsConfig = TicketsConfig()
     evidence_dir: Path = Path("evidence")
+    plan_ttl_minutes: float = Field(15, gt=0, le=24 * 60)
     source: Path = Path("rollbot.yaml")
 
     def target(self, name: str) -> TargetConfig | None:

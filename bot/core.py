@@ -7,10 +7,19 @@ journal, Docker or Compose directly. Every plan is journaled, refused ones inclu
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+
+from sqlalchemy.exc import NoResultFound
+
+from bot.approvals import Decision, MembersOf, Verdict, changed_facts, expired, may_decide, may_request, plan_facts
+from bot.brain_plan import BrainChoice
 
 from bot.brain_swap import brain_in_place
 from bot.config import Config, TargetConfig
@@ -18,8 +27,10 @@ from bot.errors import InvalidRequest
 from bot.health import Health
 from bot.plan import Plan, RollbackRequest, Systems, make_plan
 from bot.runner import ProgressSink, Runner
+
+log = logging.getLogger(__name__)
 from bot.snapshots import Snapshot, list_snapshots, take_snapshot, verify
-from storage import Journal, RunStatus, RunView
+from storage import Journal, NotStartable, RunStatus, RunView
 from storage.repository import NewRun
 
 
@@ -29,12 +40,46 @@ class PlannedRun:
     plan: Plan
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What became of a click: refused (with why), cancelled, re-planned, or run to an end."""
+
+    refusal: str | None = None
+    cancelled: bool = False
+    replanned: PlannedRun | None = None
+    run: RunView | None = None
+
+
+@dataclass(frozen=True)
+class TargetStatus:
+    name: str
+    environment: str
+    running_version: str | None
+    container_state: str
+    healthy: bool | None
+    health: str
+    newest_snapshot: Snapshot | None
+    run_in_progress: str | None
+
+
 class Rollbot:
-    def __init__(self, config: Config, journal: Journal, systems: Systems, health: Health) -> None:
+    def __init__(
+        self, config: Config, journal: Journal, systems: Systems, health: Health, workers: int = 8
+    ) -> None:
         self.config = config
         self._journal = journal
         self._systems = systems
         self._health = health
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rollbot-work")
+
+    def background(self, work: Callable[..., object], *args: object) -> Future[object]:
+        """Run `work` on the core's own threads, after a front end has answered its caller."""
+        future = self._executor.submit(work, *args)
+        future.add_done_callback(_log_failure)
+        return future
+
+    def shutdown(self, wait: bool = True) -> None:
+        self._executor.shutdown(wait=wait)
 
     def plan(self, request: RollbackRequest) -> PlannedRun:
         """Preflight the request and journal the plan (as `planned`, or `refused` with why)."""
@@ -52,9 +97,85 @@ class Rollbot:
         run = self._journal.record_plan(record, actor=request.requester, refusal=plan.refusal)
         return PlannedRun(run, plan)
 
-    def execute(self, planned: PlannedRun, actor: str, sink: ProgressSink | None = None) -> RunView:
+    def execute(
+        self, planned: PlannedRun, actor: str, sink: ProgressSink | None = None, approver: str | None = None
+    ) -> RunView:
         runner = Runner(self.config, self._journal, self._systems, self._health, actor, process_owner())
-        return runner.execute(planned.run.id, planned.plan, sink)
+        return runner.execute(planned.run.id, planned.plan, sink, approver or actor)
+
+    def may_request(self, user: str, target_name: str, members_of: MembersOf) -> Verdict:
+        target = self.config.target(target_name)
+        if target is None:
+            return Verdict(True)  # preflight names the unknown target, with the known ones
+        return may_request(user, target, members_of)
+
+    def decide(
+        self,
+        run_id: str,
+        user: str,
+        decision: Decision,
+        members_of: MembersOf,
+        sink_for: Callable[[RunView], ProgressSink | None] = lambda run: None,
+        confirms_brain_restore: bool | None = None,
+    ) -> Outcome:
+        """A person's click on a plan: check who, when and whether the facts still hold, then
+        cancel, re-plan, or claim the run and execute it (on the calling thread)."""
+        try:
+            run = self._journal.run(run_id)
+        except NoResultFound:
+            return Outcome(refusal="this plan is not known to rollbot")
+        target = self.config.target(run.target)
+        if target is None:
+            return Outcome(refusal=f"target {run.target} is no longer configured")
+        if run.status is not RunStatus.PLANNED:
+            return Outcome(refusal=_not_open(run))
+        restores = bool((run.plan.get("brain") or {}).get("restore"))
+        if decision is Decision.CONFIRM and confirms_brain_restore is not None and confirms_brain_restore != restores:
+            return Outcome(refusal="this plan restores the brain: only its brain-restore approval starts it" if restores
+                           else "this plan does not restore the brain; confirm it with its rollback button")
+        verdict = may_decide(user, decision, run.requester, restores, target, members_of)
+        if not verdict.allowed:
+            return Outcome(refusal=verdict.reason)
+        if decision is Decision.CANCEL:
+            self._journal.cancel(run_id, user, f"cancelled by {user}")
+            return Outcome(cancelled=True, run=self._journal.run(run_id))
+        if expired(run.created_at, datetime.now(UTC), self.config.plan_ttl_minutes):
+            self._journal.cancel(run_id, user, "expired before it was confirmed")
+            return Outcome(refusal=f"this plan expired after {self.config.plan_ttl_minutes:g} minutes; "
+                                   f"ask again with a fresh plan")
+        request = _request_of(run)
+        fresh = make_plan(request, self.config, self._systems, self.runs_in_progress)
+        changed = changed_facts(plan_facts(run.plan), plan_facts(fresh))
+        if fresh.refusal or changed:
+            why = fresh.refusal or "the facts changed since the plan was made: " + ", ".join(changed)
+            self._journal.cancel(run_id, user, f"superseded at confirmation: {why}")
+            return Outcome(refusal=why, replanned=self.plan(request))
+        self._journal.note(run_id, user, f"run.{decision}ed", {"by": user})
+        try:
+            finished = self.execute(PlannedRun(run, fresh), f"rollbot@{process_owner()}", sink_for(run), user)
+        except NotStartable as error:
+            return Outcome(refusal=f"not started: {error}")
+        return Outcome(run=finished)
+
+    def status(self) -> list[TargetStatus]:
+        return [self._target_status(target) for target in self.config.targets.values()]
+
+    def _target_status(self, target: TargetConfig) -> TargetStatus:
+        container_id = self._systems.compose_for(target).container_id(target.service)
+        container = self._systems.docker.container(container_id) if container_id else None
+        health = self._health.wait_until_healthy(target.health_url, timeout=2)
+        snapshots = list_snapshots(target.brain) if target.brain else []
+        busy = self.runs_in_progress(target.name)
+        return TargetStatus(
+            name=target.name,
+            environment=target.environment,
+            running_version=container.tag if container else None,
+            container_state=container.state if container else "no container",
+            healthy=health.ok,
+            health=health.describe(),
+            newest_snapshot=snapshots[0] if snapshots else None,
+            run_in_progress=busy[0] if busy else None,
+        )
 
     def cancel(self, run_id: str, actor: str, why: str) -> None:
         self._journal.cancel(run_id, actor, why)
@@ -109,6 +230,10 @@ class Rollbot:
             raise InvalidRequest(f"target {name} has no brain configured (targets.{name}.brain)")
         return target
 
+    def remember(self, run_id: str, **context: object) -> None:
+        """Keep a front end's facts about a run (where its messages are) in the journal."""
+        self._journal.set_context(run_id, **context)
+
     def history(self, target: str | None = None, limit: int = 20) -> list[RunView]:
         return self._journal.runs(target, limit)
 
@@ -117,6 +242,27 @@ class Rollbot:
 
     def runs_in_progress(self, target: str) -> list[str]:
         return [run.id for run in self._journal.runs(target, limit=10, status=RunStatus.RUNNING)]
+
+
+def _request_of(run: RunView) -> RollbackRequest:
+    asked = run.plan.get("request") or {}
+    return RollbackRequest(
+        run.target, run.to_version, run.requester, run.reason, BrainChoice(asked.get("brain", BrainChoice.AUTO))
+    )
+
+
+def _not_open(run: RunView) -> str:
+    if run.status is RunStatus.RUNNING:
+        return f"this rollback is already running (approved by {run.approver or 'someone'})"
+    if run.status is RunStatus.CANCELLED:
+        return f"this plan was cancelled ({run.error})"
+    return f"this plan is {run.status.value}; nothing was done"
+
+
+def _log_failure(future: Future[object]) -> None:
+    error = future.exception()
+    if error is not None:
+        log.error("background work failed", exc_info=error)
 
 
 def process_owner() -> str:

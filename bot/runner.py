@@ -70,14 +70,19 @@ class Runner:
         self._owner = owner
         self._clock = clock
 
-    def execute(self, run_id: str, plan: Plan, sink: ProgressSink | None = None) -> RunView:
-        """Run every step of an approved plan; returns the run as the journal now describes it."""
+    def execute(
+        self, run_id: str, plan: Plan, sink: ProgressSink | None = None, approver: str | None = None
+    ) -> RunView:
+        """Run every step of an approved plan; returns the run as the journal now describes it.
+
+        Claiming the run is the first write: `NotStartable` (already started, cancelled, or the
+        target busy) propagates before anything is touched."""
         if not plan.approvable:
             raise ValueError(f"plan of run {run_id} is not approvable: {plan.refusal}")
         target = self._config.targets[plan.request.target]
         state = _RunState(plan, target, run_id, self._systems.compose_for(target))
         notify = _safe(sink)
-        self._journal.start(run_id, self._actor, self._owner)
+        notify(self._journal.start(run_id, self._actor, self._owner, approver))
         started = self._clock()
         for position, step in enumerate(plan.steps):
             notify(self._journal.step_started(run_id, position, self._actor))

@@ -173,7 +173,7 @@ class Journal:
     def cancel(self, run_id: str, actor: str, why: str) -> None:
         self._finish(run_id, actor, RunStatus.CANCELLED, error=why, next_action=None, summary={})
 
-    def start(self, run_id: str, actor: str, owner: str, approver: str | None = None) -> None:
+    def start(self, run_id: str, actor: str, owner: str, approver: str | None = None) -> EventView:
         """Claim a planned run for execution: one conditional UPDATE, so of two clicks, two
         threads or two replicas exactly one wins; the database's partial unique index refuses
         a second running run of the same target. Raises `NotStartable` with the reason."""
@@ -185,8 +185,7 @@ class Journal:
                     .values(status=RunStatus.RUNNING, started_at=self._now(), owner=owner, approver=approver)
                 ).rowcount
                 if claimed == 1:
-                    self._event(session, run_id, actor, "run.started", None, {"owner": owner, "approver": approver})
-                    return
+                    return self._event(session, run_id, actor, "run.started", None, {"owner": owner, "approver": approver})
                 run = session.get(RunRow, run_id)
                 state = f"is {run.status}" if run else "does not exist"
         except IntegrityError:

@@ -1,0 +1,51 @@
+"""The Bolt app, built by a function: no module-global App, everything injected."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt import App, BoltContext, BoltResponse
+from slack_sdk import WebClient
+
+from bot.config import Settings
+from bot.core import Rollbot
+from bot.errors import ConfigError
+from handlers import actions, commands
+from handlers.directory import SlackDirectory
+from handlers.outbox import Outbox
+from handlers.services import Services
+
+log = logging.getLogger(__name__)
+
+
+def build_app(settings: Settings, rollbot: Rollbot, client: WebClient | None = None) -> tuple[App, Services]:
+    if settings.slack_bot_token is None or settings.slack_signing_secret is None:
+        raise ConfigError("environment: SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET are required to serve Slack")
+    client = client or WebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url)
+    services = Services(rollbot=rollbot, client=client, outbox=Outbox(), directory=SlackDirectory(client))
+    app = App(
+        client=client,
+        signing_secret=settings.slack_signing_secret.get_secret_value(),
+        token_verification_enabled=False,
+        logger=logging.getLogger("rollbot.slack"),
+    )
+
+    @app.middleware
+    def inject_services(context: BoltContext, next: Callable[[], BoltResponse]) -> BoltResponse:
+        context["services"] = services
+        return next()
+
+    app.error(_on_error)
+    commands.register(app)
+    actions.register(app)
+    return app, services
+
+
+def _on_error(error: Exception, body: dict[str, Any]) -> BoltResponse:
+    """Anything a listener raised before its ack: logged with an id, never shown as a trace."""
+    error_id = secrets.token_hex(4)
+    log.error("unexpected error %s in a Slack listener", error_id, exc_info=error)
+    return BoltResponse(status=200, body=f"rollbot hit an unexpected error (id {error_id}); it is logged under that id.")

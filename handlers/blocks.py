@@ -1,0 +1,218 @@
+"""Block Kit rendering: pure functions from the core's data (plans, journal views) to messages.
+
+Every message is built from slack_sdk's Block Kit models, whose `to_dict()` validates lengths
+and shapes, so an invalid message fails here, in tests, rather than at Slack. Text from people
+(reasons, versions) is escaped for mrkdwn and clipped to Slack's limits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ConfirmObject,
+    ContextBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+
+from bot.core import TargetStatus
+from bot.plan import CheckResult, Plan
+from bot.terminal import summary_line
+from handlers.ids import ActionId, BlockId
+from storage import RunStatus, RunView, StepStatus
+
+SECTION_LIMIT = 3000
+CHECK_ICONS = {
+    CheckResult.PASSED: ":white_check_mark:",
+    CheckResult.WARNING: ":warning:",
+    CheckResult.FAILED: ":x:",
+    CheckResult.ASK: ":question:",
+    CheckResult.NOT_RUN: ":white_circle:",
+}
+STEP_ICONS = {
+    StepStatus.PENDING: ":white_circle:",
+    StepStatus.RUNNING: ":hourglass_flowing_sand:",
+    StepStatus.SUCCEEDED: ":white_check_mark:",
+    StepStatus.FAILED: ":x:",
+    StepStatus.SKIPPED: ":heavy_minus_sign:",
+}
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message's fallback text (notifications, screen readers) and its validated blocks."""
+
+    text: str
+    blocks: list[dict[str, Any]]
+
+
+def esc(text: object) -> str:
+    """Escape for mrkdwn: people's text must not become mentions, links or formatting."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def user(user_id: str) -> str:
+    return f"<@{user_id}>" if user_id.startswith(("U", "W")) and user_id.isalnum() else esc(user_id)
+
+
+def plan_message(plan: Plan, run: RunView) -> Message:
+    request = plan.request
+    title = f"Rollback plan: {request.target} → {request.version}"
+    lines = [
+        f"*{esc(request.target)}* ({esc(plan.environment or '?')}): "
+        f"`{esc(plan.running_version or '?')}` → `{esc(request.version)}`",
+        f"Requested by {user(request.requester)}" + (f" — due to {esc(request.reason)}" if request.reason else ""),
+    ]
+    blocks: list[Block] = [
+        HeaderBlock(text=_clip(title, 150)),
+        _section("\n".join(lines)),
+        _section("*Preflight*\n" + "\n".join(
+            f"{CHECK_ICONS[check.result]} *{esc(check.name)}*: {esc(check.detail)}" for check in plan.checks
+        )),
+    ]
+    if plan.restores_brain and plan.brain is not None:
+        blocks.append(_section(_brain_text(plan)))
+    if plan.approvable:
+        blocks.append(_section("*Steps*\n" + "\n".join(
+            f"{number}. {esc(step.description)}" + (f" _(skipped: {esc(step.skip_reason)})_" if step.skip_reason else "")
+            for number, step in enumerate(plan.steps, 1)
+        )))
+        blocks.append(_buttons(plan, run))
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"run `{run.id}` · the plan expires if not confirmed in time")]))
+    elif plan.question:
+        blocks.append(_section(f":question: {esc(plan.question)}\nAsk again with `--brain restore` or `--brain keep`."))
+    else:
+        blocks.append(_section(f":no_entry: *Refused:* {esc(plan.refusal)}\nNothing was changed."))
+    return _message(title, blocks)
+
+
+def closed_plan_message(plan: Plan | None, run: RunView, note: str) -> Message:
+    """The plan message after its decision: buttons gone, who decided what."""
+    title = f"Rollback plan: {run.target} → {run.to_version}"
+    blocks: list[Block] = [
+        HeaderBlock(text=_clip(title, 150)),
+        _section(f"*{esc(run.target)}*: `{esc(run.from_version or '?')}` → `{esc(run.to_version)}` — requested by "
+                 f"{user(run.requester)}" + (f" — due to {esc(run.reason)}" if run.reason else "")),
+        _section(note),
+        ContextBlock(elements=[MarkdownTextObject(text=f"run `{run.id}`")]),
+    ]
+    return _message(f"{title}: {note}", blocks)
+
+
+def announcement(run: RunView) -> str:
+    reason = f" due to {esc(run.reason)}" if run.reason else ""
+    approved = f", approved by {user(run.approver)}" if run.approver else ""
+    return (f":rotating_light: Rolling back *{esc(run.target)}* ({esc(run.environment or '?')}) from "
+            f"`{esc(run.from_version or '?')}` to `{esc(run.to_version)}`{reason} — requested by "
+            f"{user(run.requester)}{approved}")
+
+
+def status_message(run: RunView) -> Message:
+    """The live checklist, rendered from the journal."""
+    lines = [f"{STEP_ICONS[step.status]} {esc(step.description)}{_took(step.seconds)}" for step in run.steps]
+    head = {
+        RunStatus.RUNNING: ":hourglass_flowing_sand: in progress",
+        RunStatus.SUCCEEDED: ":white_check_mark: done",
+        RunStatus.FAILED: ":x: failed",
+        RunStatus.INTERRUPTED: ":warning: interrupted",
+    }.get(run.status, run.status.value)
+    title = f"Rollback of {run.target} to {run.to_version}: {head}"
+    blocks: list[Block] = [_section(f"*{esc(title)}*\n" + "\n".join(lines))]
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"run `{run.id}`")]))
+    return _message(title, blocks)
+
+
+def final_message(run: RunView) -> Message:
+    if run.status is RunStatus.SUCCEEDED:
+        text = f":large_green_circle: *All clear:* {esc(summary_line(run))}"
+    else:
+        text = f":red_circle: *Rollback {esc(run.status.value)}:* {esc(summary_line(run))}"
+    return _message(summary_line(run), [_section(text)])
+
+
+def step_detail(run: RunView, details: dict[str, Any], outcome: str | None) -> str | None:
+    """A thread reply for a finished step, when it has something worth a line."""
+    step = details.get("step")
+    if details.get("error"):
+        return f":x: `{esc(step)}` failed: {esc(details['error'])}"
+    if step == "capture_logs" and "bytes" in details:
+        return f":page_facing_up: captured {details['bytes']} bytes of logs of {esc(run.from_version)}: `{esc(details.get('log_file'))}`"
+    if step == "verify_health" and outcome == StepStatus.SUCCEEDED:
+        return f":stethoscope: /health ok after {details.get('attempts')} check(s), {details.get('seconds')}s: `{esc(details.get('body'))}`"
+    if step == "swap_brain":
+        return f":brain: brain restored; the replaced brain is kept in `{esc(details.get('forensic_dir'))}` ({esc(details.get('forensic_holds'))})"
+    return None
+
+
+def status_command_message(statuses: list[TargetStatus]) -> Message:
+    blocks: list[Block] = []
+    for status in statuses:
+        health = ":white_check_mark: healthy" if status.healthy else f":x: {esc(status.health)}"
+        snapshot = "no snapshot"
+        if status.newest_snapshot is not None:
+            snapshot = (f"newest snapshot `{esc(status.newest_snapshot.path.name)}`, "
+                        f"{int(status.newest_snapshot.age_seconds() // 60)} min old")
+        busy = f"\n:hourglass_flowing_sand: run `{status.run_in_progress}` in progress" if status.run_in_progress else ""
+        blocks.append(_section(
+            f"*{esc(status.name)}* ({esc(status.environment)}): `{esc(status.running_version or '?')}` "
+            f"({esc(status.container_state)}) — {health}\n{snapshot}{busy}"
+        ))
+    return _message("rollbot status", blocks[:50] or [_section("no targets are configured")])
+
+
+def history_message(runs: list[RunView]) -> Message:
+    if not runs:
+        return _message("no runs yet", [_section("No runs yet.")])
+    lines = [
+        f"`{run.id}` {run.created_at:%Y-%m-%d %H:%M} UTC · *{esc(run.target)}* `{esc(run.from_version or '?')}` → "
+        f"`{esc(run.to_version)}` · {esc(run.status.value)}" + (f" at `{esc(run.current_step)}`" if run.status in (
+            RunStatus.FAILED, RunStatus.INTERRUPTED) else "") + f" · {user(run.requester)}"
+        for run in runs
+    ]
+    return _message("rollbot history", [_section("*History*\n" + "\n".join(lines))])
+
+
+def _brain_text(plan: Plan) -> str:
+    brain = plan.brain
+    assert brain is not None and brain.snapshot is not None
+    lines = [f"*Brain restore* from `{esc(brain.snapshot.path.name)}` (schema {brain.snapshot.schema_version}, "
+             f"taken {brain.snapshot.taken_at:%Y-%m-%d %H:%M} UTC)"]
+    if brain.loss is not None:
+        lines.append(f"Rows that leave the live brain ({brain.loss.total_rows}; kept in a forensic copy, never deleted):")
+        lines += [f"• {esc(table.describe())}" for table in brain.loss.tables if table.rows]
+    return "\n".join(lines)
+
+
+def _buttons(plan: Plan, run: RunView) -> ActionsBlock:
+    if plan.restores_brain:
+        approve = ButtonElement(
+            text="Approve brain restore", action_id=ActionId.BRAIN_RESTORE_APPROVE, value=run.id, style="danger",
+            confirm=ConfirmObject(title="Restore the brain?", text="Rows written since the snapshot leave the live "
+                                  "brain (they are kept in a forensic copy).", confirm="Restore", deny="Back"),
+        )
+    else:
+        approve = ButtonElement(text="Roll back", action_id=ActionId.APPROVE, value=run.id, style="primary")
+    cancel = ButtonElement(text="Cancel", action_id=ActionId.CANCEL, value=run.id)
+    return ActionsBlock(block_id=BlockId.PLAN_ACTIONS, elements=[approve, cancel])
+
+
+def _section(text: str) -> SectionBlock:
+    return SectionBlock(text=MarkdownTextObject(text=_clip(text, SECTION_LIMIT)))
+
+
+def _message(text: str, blocks: list[Block]) -> Message:
+    return Message(_clip(text, 3000), [block.to_dict() for block in blocks[:50]])
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _took(seconds: float | None) -> str:
+    return f" _({seconds:.1f}s)_" if seconds is not None else ""

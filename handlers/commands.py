@@ -1,0 +1,86 @@
+"""`/rollback`: parse, ack within Slack's 3 seconds, hand the work to the core's executor."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import Ack, App, BoltContext, Respond
+
+from bot.plan import RollbackRequest
+from handlers.blocks import history_message, plan_message, status_command_message
+from handlers.parsing import HELP, Command, CommandKind, ParseError, parse
+from handlers.services import Services
+
+
+def register(app: App) -> None:
+    app.command("/rollback")(on_rollback)
+
+
+def on_rollback(ack: Ack, command: dict[str, Any], context: BoltContext, respond: Respond) -> None:
+    services: Services = context["services"]
+    user, channel = str(command.get("user_id") or ""), str(command.get("channel_id") or "")
+    try:
+        parsed = parse(command.get("text", ""))
+    except ParseError as error:
+        ack(response_type="ephemeral", text=f"Not understood: {error}.\n\n{HELP}")
+        return
+    if parsed.kind is CommandKind.HELP:
+        ack(response_type="ephemeral", text=HELP)
+    elif parsed.kind is CommandKind.ROLLBACK:
+        _rollback(ack, services, parsed, user, channel)
+    elif parsed.kind is CommandKind.STATUS:
+        ack(response_type="ephemeral", text="Checking every target…")
+        services.guarded(channel, user, _status, respond)
+    elif parsed.kind is CommandKind.HISTORY:
+        ack(response_type="ephemeral", text="Reading the journal…")
+        services.guarded(channel, user, _history, parsed.target, respond)
+    else:
+        ack(response_type="ephemeral", text=f"Taking a snapshot of {parsed.target}'s brain…")
+        services.guarded(channel, user, _snapshot, parsed.target, user, respond)
+
+
+def _rollback(ack: Ack, services: Services, parsed: Command, user: str, channel: str) -> None:
+    assert parsed.target is not None and parsed.version is not None
+    config = services.rollbot.config
+    if config.target(parsed.target) is None:
+        known = ", ".join(sorted(config.targets))
+        ack(response_type="ephemeral", text=f"Unknown target `{parsed.target[:40]}`; configured targets: {known}.")
+        return
+    verdict = services.rollbot.may_request(user, parsed.target, services.directory.members_of)
+    if not verdict.allowed:
+        ack(response_type="ephemeral", text=f":no_entry: {verdict.reason}.")
+        return
+    ack(response_type="ephemeral", text=f"Planning the rollback of {parsed.target} to {parsed.version}…")
+    request = RollbackRequest(parsed.target, parsed.version, user, parsed.reason, parsed.brain)
+    services.guarded(channel, user, post_plan, request, channel)
+
+
+def post_plan(services: Services, request: RollbackRequest, channel: str) -> None:
+    """Plan (preflight runs here, after the ack) and post the plan where it was asked for."""
+    planned = services.rollbot.plan(request)
+    message = plan_message(planned.plan, planned.run)
+
+    def post() -> None:
+        answer = services.client.chat_postMessage(channel=channel, text=message.text, blocks=message.blocks)
+        services.rollbot.remember(planned.run.id, plan_message={"channel": channel, "ts": answer["ts"]})
+
+    services.outbox.send(post)
+
+
+def _status(services: Services, respond: Respond) -> None:
+    message = status_command_message(services.rollbot.status())
+    respond(response_type="ephemeral", text=message.text, blocks=message.blocks)
+
+
+def _history(services: Services, target: str | None, respond: Respond) -> None:
+    message = history_message(services.rollbot.history(target, limit=15))
+    respond(response_type="ephemeral", text=message.text, blocks=message.blocks)
+
+
+def _snapshot(services: Services, target: str, user: str, respond: Respond) -> None:
+    taken = services.rollbot.take_snapshot(target, user)
+    respond(
+        response_type="in_channel",
+        text=f":camera_with_flash: <@{user}> took a snapshot of {target}'s brain: `{taken.path.name}` "
+             f"(schema {taken.schema_version}, {taken.size} bytes, while {taken.image_tag or 'no container'} ran).",
+    )

@@ -1,0 +1,13 @@
+"""Action ids of rollbot's buttons: part of the operator interface, never renamed."""
+
+from enum import StrEnum
+
+
+class ActionId(StrEnum):
+    APPROVE = "rollback_approve"
+    BRAIN_RESTORE_APPROVE = "brain_restore_approve"
+    CANCEL = "rollback_cancel"
+
+
+class BlockId(StrEnum):
+    PLAN_ACTIONS = "rollback_plan_actions"

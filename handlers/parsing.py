@@ -1,0 +1,106 @@
+"""The text after `/rollback`, parsed into one command or refused with what was wrong.
+
+    /rollback TARGET VERSION [reason…] [--brain restore|keep]
+    /rollback status
+    /rollback history [TARGET]
+    /rollback snapshot TARGET
+    /rollback help
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from bot.brain_plan import BrainChoice
+from bot.tags import describe_invalid_tag, is_valid_tag
+
+MAX_TEXT = 2000
+MAX_REASON = 500
+
+HELP = """*rollbot* rolls a target back by the runbook: plan, checks, confirmation, live progress.
+• `/rollback TARGET VERSION [reason…]` — plan a rollback, e.g. `/rollback engine 2.3.1 health failing since upgrade`
+  add `--brain restore` or `--brain keep` when rollbot asks whether to restore the brain
+• `/rollback status` — each target: version running, health, newest snapshot, a run in progress
+• `/rollback history [TARGET]` — past runs
+• `/rollback snapshot TARGET` — snapshot the target's brain now
+• `/rollback help` — this text"""
+
+
+class CommandKind(StrEnum):
+    ROLLBACK = "rollback"
+    STATUS = "status"
+    HISTORY = "history"
+    SNAPSHOT = "snapshot"
+    HELP = "help"
+
+
+@dataclass(frozen=True)
+class Command:
+    kind: CommandKind
+    target: str | None = None
+    version: str | None = None
+    reason: str = ""
+    brain: BrainChoice = BrainChoice.AUTO
+
+
+class ParseError(ValueError):
+    """The text is not a command; the message says why, in one line."""
+
+
+def parse(text: object) -> Command:
+    if not isinstance(text, str):
+        raise ParseError("the command text is missing")
+    if len(text) > MAX_TEXT:
+        raise ParseError(f"the command is {len(text)} characters long; at most {MAX_TEXT}")
+    words = text.split()
+    if not words or words[0].lower() == "help":
+        return Command(CommandKind.HELP)
+    head = words[0].lower()
+    if head == "status":
+        _no_more(words, 1, "status takes no arguments")
+        return Command(CommandKind.STATUS)
+    if head == "history":
+        _no_more(words, 2, "history takes at most a target")
+        return Command(CommandKind.HISTORY, target=words[1] if len(words) > 1 else None)
+    if head == "snapshot":
+        if len(words) != 2:
+            raise ParseError("snapshot needs exactly one target, e.g. `/rollback snapshot engine`")
+        return Command(CommandKind.SNAPSHOT, target=words[1])
+    return _rollback(words)
+
+
+def _rollback(words: list[str]) -> Command:
+    if len(words) < 2:
+        raise ParseError(f"`{_shown(words[0])}` is not a command; to roll back give a target and a version")
+    target, version, rest = words[0], words[1], words[2:]
+    if not is_valid_tag(version):
+        raise ParseError(describe_invalid_tag(version))
+    brain = BrainChoice.AUTO
+    reason_words = []
+    index = 0
+    while index < len(rest):
+        word = rest[index]
+        if word.startswith("--brain"):
+            value = word.partition("=")[2] or (rest[index + 1] if index + 1 < len(rest) else "")
+            index += 1 if "=" in word else 2
+            try:
+                brain = BrainChoice(value.lower())
+            except ValueError:
+                raise ParseError(f"--brain takes restore or keep, not {_shown(value)}") from None
+            continue
+        reason_words.append(word)
+        index += 1
+    reason = " ".join(reason_words)
+    if len(reason) > MAX_REASON:
+        raise ParseError(f"the reason is {len(reason)} characters; keep it under {MAX_REASON}")
+    return Command(CommandKind.ROLLBACK, target=target, version=version, reason=reason, brain=brain)
+
+
+def _no_more(words: list[str], allowed: int, message: str) -> None:
+    if len(words) > allowed:
+        raise ParseError(message)
+
+
+def _shown(text: str) -> str:
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -1,0 +1,104 @@
+"""The Slack progress sink: journal events in, messages in the incident channel out.
+
+The announcement, one status message edited in place (rendered from the journal each time, so
+it can never drift from the truth), thread replies for details, and the all-clear or failure
+at the end. The sink only enqueues into the outbox: it never blocks the runner, and a Slack
+failure never fails a rollback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from slack_sdk import WebClient
+
+from handlers.blocks import announcement, closed_plan_message, esc, final_message, status_message, step_detail
+from handlers.outbox import Outbox
+from storage import EventView, RunStatus, RunView
+
+
+class SlackProgress:
+    def __init__(
+        self,
+        client: WebClient,
+        outbox: Outbox,
+        read_run: Callable[[str], RunView],
+        run: RunView,
+        channel: str,
+    ) -> None:
+        self._client = client
+        self._outbox = outbox
+        self._read = read_run
+        self._run_id = run.id
+        self._channel = channel
+        self._plan_message = run.context.get("plan_message") or {}
+        self._thread_ts: str | None = None
+        self._status_ts: str | None = None
+
+    def __call__(self, event: EventView) -> None:
+        if event.kind == "run.started":
+            self._started()
+        elif event.kind in ("step.started", "step.finished"):
+            self._refresh_status()
+            if event.kind == "step.finished":
+                self._detail(event.details, event.outcome)
+        elif event.kind == "run.finished":
+            self._refresh_status()
+            self._finished()
+
+    def _started(self) -> None:
+        run = self._read(self._run_id)
+        self._outbox.send(lambda: self._post_announcement(run))
+        self._outbox.send(self._post_status)
+        if self._plan_message:
+            where = f" — progress in <#{self._channel}>" if self._channel != self._plan_message.get("channel") else ""
+            note = f":arrow_forward: Approved by <@{run.approver}>; rolling back now{where}."
+            self._update_plan_message(run, note)
+
+    def _post_announcement(self, run: RunView) -> None:
+        answer = self._client.chat_postMessage(channel=self._channel, text=announcement(run))
+        self._thread_ts = answer["ts"]
+
+    def _post_status(self) -> None:
+        message = status_message(self._read(self._run_id))
+        answer = self._client.chat_postMessage(
+            channel=self._channel, text=message.text, blocks=message.blocks, thread_ts=None
+        )
+        self._status_ts = answer["ts"]
+
+    def _refresh_status(self) -> None:
+        def update() -> None:
+            if self._status_ts is None:
+                return
+            message = status_message(self._read(self._run_id))
+            self._client.chat_update(channel=self._channel, ts=self._status_ts, text=message.text, blocks=message.blocks)
+
+        self._outbox.send(update, key=f"status:{self._run_id}")
+
+    def _detail(self, details: dict[str, Any], outcome: str | None) -> None:
+        text = step_detail(self._read(self._run_id), details, outcome)
+        if text:
+            self._outbox.send(lambda: self._reply(text))
+
+    def _finished(self) -> None:
+        run = self._read(self._run_id)
+        message = final_message(run)
+        self._outbox.send(lambda: self._client.chat_postMessage(
+            channel=self._channel, text=message.text, blocks=message.blocks
+        ))
+        if run.next_action and run.status is not RunStatus.SUCCEEDED:
+            self._outbox.send(lambda: self._reply(f":point_right: Next: {esc(run.next_action)}"))
+        if self._plan_message:
+            self._update_plan_message(run, f"Finished: *{run.status.value}* — see <#{self._channel}>.")
+
+    def _reply(self, text: str) -> None:
+        self._client.chat_postMessage(channel=self._channel, text=text, thread_ts=self._thread_ts)
+
+    def _update_plan_message(self, run: RunView, note: str) -> None:
+        message = closed_plan_message(None, run, note)
+        channel, ts = self._plan_message["channel"], self._plan_message["ts"]
+        self._outbox.send(
+            lambda: self._client.chat_update(channel=channel, ts=ts, text=message.text, blocks=message.blocks),
+            key=f"plan:{run.id}",
+        )

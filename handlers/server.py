@@ -1,0 +1,45 @@
+"""Serving the Bolt app: HTTP with a production WSGI server (waitress), or Socket Mode.
+
+HTTP mode answers `POST /slack/events` (commands and interactivity) and `GET /healthz`, on a
+configurable host (127.0.0.1 by default: put a TLS-terminating proxy in front, as Slack calls
+an https URL). Bolt's own `app.start()` is a development server listening on every address.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import waitress
+from slack_bolt import App
+from slack_bolt.adapter.socket_mode import SocketModeHandler
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+
+log = logging.getLogger(__name__)
+EVENTS_PATH = "/slack/events"
+
+StartResponse = Callable[..., Any]
+
+
+def wsgi_app(app: App) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
+    slack = SlackRequestHandler(app, path=EVENTS_PATH)
+
+    def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == "/healthz" and environ.get("REQUEST_METHOD") == "GET":
+            body = json.dumps({"ok": True}).encode()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        return slack(environ, start_response)
+
+    return application
+
+
+def serve_http(app: App, host: str, port: int, threads: int = 16) -> None:
+    log.info("rollbot serving Slack on http://%s:%d%s", host, port, EVENTS_PATH)
+    waitress.serve(wsgi_app(app), host=host, port=port, threads=threads, ident="rollbot")
+
+
+def serve_socket_mode(app: App, app_token: str) -> None:
+    SocketModeHandler(app, app_token).start()
