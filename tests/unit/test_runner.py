@@ -226,8 +226,8 @@ def test_progress_sink_sees_every_event_and_its_errors_never_fail_the_run(
     with caplog.at_level(logging.ERROR, logger="bot.runner"):
         run = execute(world, journal, sink=broken_sink)
     assert run.status is RunStatus.SUCCEEDED
-    assert [e.kind for e in seen] == ["step.started", "step.finished"] * 6 + ["run.finished"]
-    assert [e.id for e in seen] == [e.id for e in run.events[2:]]
+    assert [e.kind for e in seen] == ["run.started"] + ["step.started", "step.finished"] * 6 + ["run.finished"]
+    assert [e.id for e in seen] == [e.id for e in run.events[1:]]
     assert "progress sink failed" in caplog.text
 
 
