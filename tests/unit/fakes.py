@@ -7,13 +7,18 @@ so what `up` starts is decided by the runner's edit, exactly as with `docker com
 
 from __future__ import annotations
 
+import sqlite3
+import subprocess
+import sys
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 from ruamel.yaml import YAML
 
-from bot.config import Config, TargetConfig
+from bot.config import BrainConfig, Config, TargetConfig
 from bot.docker_host import ContainerFacts, ImageLocation, ImageSource
 from bot.errors import ComposeError, DockerError
 from bot.health import HealthResult
@@ -223,3 +228,112 @@ def make_world(tmp_path: Path, compose_text: str = COMPOSE_TEXT, **target: objec
     docker.logs["c0ffee"] = b"2026-11-26T03:00:01Z engine 2.4.0 starting\n2026-11-26T03:05:00Z ERROR 500\n"
     compose = FakeCompose(config.targets["engine"].compose_file, docker, service_container="c0ffee")
     return World(config, docker, compose)
+
+
+# --- real SQLite brains -------------------------------------------------------------------------------
+
+ENGINE_TABLES = ("episodes", "knowledge", "social_graph", "conversations", "feedback")
+KEYED_TABLE = "facts"  # WITHOUT ROWID, keyed by a text primary key
+
+
+def created_at(minute: int, day: int = 25) -> str:
+    """A sortable ISO time for a row: day `day` of November 2026, `minute` minutes after 10:00."""
+    hours, minutes = divmod(minute, 60)
+    return f"2026-11-{day:02d}T{10 + hours:02d}:{minutes:02d}:00Z"
+
+
+def quoted(name: str) -> str:
+    """An SQL identifier, whatever characters the name holds."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def make_brain(path: Path, schema: int = 1, rows: int = 3, tables: tuple[str, ...] = ENGINE_TABLES) -> Path:
+    """A real brain like the Engine's: WAL mode, `PRAGMA user_version = schema`, each table
+    (id INTEGER PRIMARY KEY, created_at TEXT, content TEXT) holding `rows` rows, plus a
+    WITHOUT ROWID table `facts` keyed by text with `rows` rows."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with closing(sqlite3.connect(path)) as brain:
+        brain.execute("PRAGMA journal_mode=WAL")
+        for table in tables:
+            brain.execute(f"CREATE TABLE {quoted(table)} (id INTEGER PRIMARY KEY, created_at TEXT, content TEXT)")
+            brain.executemany(
+                f"INSERT INTO {quoted(table)} (created_at, content) VALUES (?, ?)",
+                [(created_at(i), f"{table} {i}") for i in range(rows)],
+            )
+        brain.execute(f"CREATE TABLE {KEYED_TABLE} (key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID")
+        brain.executemany(f"INSERT INTO {KEYED_TABLE} VALUES (?, ?)", [(f"k{i}", f"v{i}") for i in range(rows)])
+        brain.execute(f"PRAGMA user_version = {int(schema)}")
+        brain.commit()
+    return path
+
+
+def add_rows(path: Path, table: str, times: list[str]) -> list[int]:
+    """Insert one row per time into `table` (as the Engine would); returns the new rowids."""
+    with closing(sqlite3.connect(path)) as brain:
+        ids = []
+        for when in times:
+            cursor = brain.execute(
+                f"INSERT INTO {quoted(table)} (created_at, content) VALUES (?, ?)",
+                (when, f"{table} at {when}"),
+            )
+            ids.append(int(cursor.lastrowid or 0))
+        brain.commit()
+    return ids
+
+
+def run_sql(path: Path, *statements: str) -> None:
+    """Run statements against a brain and commit (schema changes, deletes, new tables)."""
+    with closing(sqlite3.connect(path)) as brain:
+        for statement in statements:
+            brain.execute(statement)
+        brain.commit()
+
+
+def upgrade_brain(path: Path, schema: int = 2, new_rows: int = 2) -> None:
+    """What a forward-only migration and the bad window do: schema +1, a new table, new rows."""
+    run_sql(
+        path,
+        f"PRAGMA user_version = {int(schema)}",
+        "CREATE TABLE skills (id INTEGER PRIMARY KEY, created_at TEXT, content TEXT)",
+        f"INSERT INTO skills (created_at, content) VALUES ('{created_at(0, day=26)}', 'new skill')",
+    )
+    for table in ENGINE_TABLES:
+        add_rows(path, table, [created_at(minute, day=26) for minute in range(1, new_rows + 1)])
+
+
+def leave_wal(path: Path, *statements: str) -> None:
+    """Commit `statements` and die without closing, as a killed Engine would: the committed data
+    stays in `path`-wal and is not checkpointed into the file."""
+    script = (
+        "import os, sqlite3, sys\n"
+        "brain = sqlite3.connect(sys.argv[1])\n"
+        "brain.execute('PRAGMA wal_autocheckpoint = 0')\n"
+        "for statement in sys.argv[2:]:\n"
+        "    brain.execute(statement)\n"
+        "brain.commit()\n"
+        "os._exit(0)\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(path), *statements], check=True, timeout=60)
+    wal = Path(f"{path}-wal")
+    assert wal.is_file() and wal.stat().st_size > 0, "the WAL should hold the committed rows"
+
+
+def brain_contents(path: Path) -> dict[str, object]:
+    """Every row of every table (in key order) and the schema version: the test's own reading,
+    including whatever sits in the brain's WAL."""
+    assert path.is_file(), f"{path} is missing"
+    with closing(sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)) as brain:
+        names = [row[0] for row in brain.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+        )]
+        contents: dict[str, object] = {
+            name: brain.execute(f"SELECT * FROM {quoted(name)} ORDER BY 1").fetchall()
+            for name in names
+        }
+        contents["#user_version"] = brain.execute("PRAGMA user_version").fetchone()[0]
+    return contents
+
+
+def brain_config(tmp_path: Path) -> BrainConfig:
+    """The Engine's brain at data/brain.sqlite with snapshots in data/snapshots."""
+    return BrainConfig(path=tmp_path / "data" / "brain.sqlite", snapshots_dir=tmp_path / "data" / "snapshots")
