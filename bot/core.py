@@ -137,10 +137,12 @@ class Rollbot:
         if not verdict.allowed:
             return Outcome(refusal=verdict.reason)
         if decision is Decision.CANCEL:
-            self._journal.cancel(run_id, user, f"cancelled by {user}")
+            if not self._journal.cancel(run_id, user, f"cancelled by {user}"):
+                return Outcome(refusal=_not_open(self._journal.run(run_id)))
             return Outcome(cancelled=True, run=self._journal.run(run_id))
         if expired(run.created_at, datetime.now(UTC), self.config.plan_ttl_minutes):
-            self._journal.cancel(run_id, user, "expired before it was confirmed")
+            if not self._journal.cancel(run_id, user, "expired before it was confirmed"):
+                return Outcome(refusal=_not_open(self._journal.run(run_id)))
             return Outcome(refusal=f"this plan expired after {self.config.plan_ttl_minutes:g} minutes; "
                                    f"ask again with a fresh plan")
         request = _request_of(run)
@@ -148,7 +150,8 @@ class Rollbot:
         changed = changed_facts(plan_facts(run.plan), plan_facts(fresh))
         if fresh.refusal or changed:
             why = fresh.refusal or "the facts changed since the plan was made: " + ", ".join(changed)
-            self._journal.cancel(run_id, user, f"superseded at confirmation: {why}")
+            if not self._journal.cancel(run_id, user, f"superseded at confirmation: {why}"):
+                return Outcome(refusal=_not_open(self._journal.run(run_id)))  # another click won meanwhile
             return Outcome(refusal=why, replanned=self.plan(request))
         self._journal.note(run_id, user, f"run.{decision}ed", {"by": user})
         try:

@@ -16,7 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.brain_swap import Staged, Swapped, discard_staged, forensic_dir, prepare_swap, put_back, stage, swap
+from bot.brain import BrainError, loss_report
+from bot.brain_swap import (
+    Staged,
+    Swapped,
+    brain_in_place,
+    discard_staged,
+    forensic_dir,
+    prepare_swap,
+    put_back,
+    stage,
+    swap,
+)
 from bot.compose import Compose
 from bot.compose_file import ComposeEdit, set_service_tag, write_atomically
 from bot.config import Config, TargetConfig
@@ -190,7 +201,10 @@ class Runner:
         brain_note = self._put_brain_back(state, kind)
         where, next_action = describe_failure(state.plan, state.target, kind, undone)
         if brain_note:
-            where = f"{where}; {brain_note}"
+            service, old, new = state.target.service, state.plan.running_version, state.plan.request.version
+            where = f"{service} is stopped and the compose file names {new}; {brain_note}"
+            next_action = (f"fix the cause above and run `rollbot rollback {state.target.name} {new}` again, or "
+                           f"return to {old} with `rollbot rollback {state.target.name} {old}`")
         summary = self._summary(state, started, healthy=False, service_state=where, failed_step=kind)
         error = f"step {kind} failed: {message}"
         notify(self._journal.finish(state.run_id, self._actor, RunStatus.FAILED, error, next_action, summary))
@@ -199,6 +213,11 @@ class Runner:
     def _interrupted(self, state: _RunState, position: int, kind: StepKind, notify: ProgressSink) -> None:
         notify(self._finish_step(state.run_id, position, StepStatus.FAILED, {}, "interrupted by the operator"))
         where, next_action = describe_failure(state.plan, state.target, kind, undone=False)
+        brain = state.plan.brain
+        if brain is not None and state.swapped is not None:
+            which = brain_in_place(brain.path, state.swapped.original_inode, state.swapped.staged_inode)
+            where += (f"; the {'restored snapshot' if which == 'snapshot' else which + ' brain'} is at {brain.path} "
+                      f"and the original brain is kept in {state.swapped.forensic_dir}")
         notify(self._journal.finish(
             state.run_id, self._actor, RunStatus.INTERRUPTED, f"interrupted during step {kind}", next_action,
             {"service_state": where, "failed_step": kind},
@@ -223,7 +242,10 @@ class Runner:
         """After the drain-stop a failed restore never ends with the snapshot in place: the
         Engine is stopped and the original brain goes back, so no data is left behind."""
         brain = state.plan.brain
-        if brain is None or state.swapped is None or kind in BEFORE_STOP:
+        if brain is None or kind in BEFORE_STOP:
+            return None
+        if state.swapped is None:
+            discard_staged(brain.path, state.run_id)  # the stop failed: the staged copy was never used
             return None
         try:
             if kind is not StepKind.SWAP_BRAIN:
@@ -252,16 +274,23 @@ class Runner:
 
     @staticmethod
     def _brain_summary(state: _RunState, restored: bool) -> dict[str, Any]:
+        """What the forensic copy holds, counted from the files at the end of the run: rows written
+        between the plan and the drain-stop are in it too, and the count must say so."""
         brain = state.plan.brain
         if brain is None or not brain.restore or brain.snapshot is None:
             return {"brain": "not restored"}
-        return {
+        summary: dict[str, Any] = {
             "brain": f"restored from {brain.snapshot.path.name}" if restored and state.swapped else "not restored",
             "snapshot": str(brain.snapshot.path),
             "forensic_copy": str(state.swapped.forensic_brain) if state.swapped else None,
-            "forensic_holds": brain.loss.describe() if brain.loss else None,
-            "rows_rolled_back": brain.loss.total_rows if brain.loss else 0,
         }
+        if state.swapped is not None:
+            try:
+                held = loss_report(state.swapped.forensic_brain, brain.snapshot.path)
+                summary.update(forensic_holds=held.describe(), rows_rolled_back=held.total_rows)
+            except BrainError as error:
+                summary.update(forensic_holds=f"could not be counted: {error}", rows_rolled_back=None)
+        return summary
 
 
 def describe_failure(plan: Plan, target: TargetConfig, kind: StepKind, undone: bool) -> tuple[str, str]:
@@ -278,6 +307,9 @@ def describe_failure(plan: Plan, target: TargetConfig, kind: StepKind, undone: b
     if kind is StepKind.STOP:
         where = f"the compose file names {new}; the drain-stop of {service} failed, so {old} may still be running"
         return where, f"check `{compose}ps {service}`, then `{compose}up -d {service}` to finish on {new}"
+    if kind is StepKind.SWAP_BRAIN:
+        where = f"the compose file names {new} and {service} is stopped: the brain swap failed"
+        return where, f"check the brain folder, then run `{compose}up -d {service}` or `{retry}` again"
     if kind is StepKind.START:
         where = f"the compose file names {new} and {service} is stopped: it did not start"
         return where, f"read `{compose}logs {service}`, fix it and run `{compose}up -d {service}`"

@@ -23,7 +23,6 @@ from bot.config import BrainConfig
 
 RUNBOOK_NAME = "brain-pre-upgrade.db"
 SNAPSHOT_SUFFIXES = (".sqlite", ".db", ".sqlite3")
-BACKUP_PAGES_PER_STEP = 4096
 
 
 @dataclass(frozen=True)
@@ -52,6 +51,10 @@ def take_snapshot(brain: BrainConfig, image_tag: str | None, now: datetime | Non
     folder.mkdir(parents=True, exist_ok=True)
     name = f"brain-{taken_at:%Y%m%dT%H%M%SZ}" + (f"-{image_tag}" if image_tag else "")
     final = folder / f"{name}.sqlite"
+    same_second = 1
+    while final.exists():  # never replace an earlier snapshot taken in the same second
+        same_second += 1
+        final = folder / f"{name}-{same_second}.sqlite"
     partial = folder / f".{name}.sqlite.partial"
     try:
         _backup(brain.path, partial)
@@ -81,7 +84,8 @@ def list_snapshots(brain: BrainConfig) -> list[Snapshot]:
         for path in sorted(folder.iterdir()):
             if path.name.startswith(".") or path.resolve() == brain.path.resolve():
                 continue
-            if folder == brain.path.parent and path.name != RUNBOOK_NAME:
+            beside_brain = folder == brain.path.parent and folder != brain.snapshots_dir
+            if beside_brain and path.name != RUNBOOK_NAME:
                 continue
             if path.suffix in SNAPSHOT_SUFFIXES and path.is_file():
                 found[path.resolve()] = _describe(path, brain)
@@ -101,12 +105,18 @@ def verify(snapshot: Snapshot) -> str | None:
 
 
 def _backup(source: Path, destination: Path) -> None:
-    """SQLite's online backup, a few thousand pages at a time so the Engine's writers keep going."""
+    """SQLite's online backup in one pass.
+
+    Copying in chunks would let writers in between chunks, but every commit by another
+    connection restarts a chunked backup from the first page, so a busy brain's snapshot would
+    never finish. One pass holds only a read transaction, and in WAL mode readers do not block
+    the Engine's writers.
+    """
     if not source.is_file():
         raise BrainError(f"{source}: the brain does not exist")
     with closing(readonly(source)) as live, closing(sqlite3.connect(destination)) as copy:
         try:
-            live.backup(copy, pages=BACKUP_PAGES_PER_STEP, sleep=0.005)
+            live.backup(copy, pages=-1)
             copy.execute("PRAGMA journal_mode=DELETE")
             copy.commit()
         except sqlite3.Error as error:
@@ -120,19 +130,23 @@ def _write_sidecar(snapshot: Snapshot) -> None:
     sidecar.write_text(json.dumps(snapshot.to_dict(), indent=2) + "\n", encoding="utf-8")
 
 
+def _from_sidecar(path: Path, data: dict[str, object]) -> Snapshot:
+    """Facts from a sidecar, each of the type it must have; anything else counts as damage."""
+    taken_at = datetime.fromisoformat(str(data["taken_at"]))
+    schema, size = data.get("schema_version"), data["size"]
+    checksum, tag = data.get("checksum"), data.get("image_tag")
+    if taken_at.tzinfo is None or not isinstance(size, int) or not (schema is None or isinstance(schema, int)):
+        raise ValueError("sidecar facts of the wrong type")
+    if not (checksum is None or isinstance(checksum, str)) or not (tag is None or isinstance(tag, str)):
+        raise ValueError("sidecar facts of the wrong type")
+    return Snapshot(path=path, taken_at=taken_at, schema_version=schema, size=size, checksum=checksum, image_tag=tag)
+
+
 def _describe(path: Path, brain: BrainConfig) -> Snapshot:
     sidecar = path.with_suffix(path.suffix + ".json")
     if sidecar.is_file():
         try:
-            data = json.loads(sidecar.read_text(encoding="utf-8"))
-            return Snapshot(
-                path=path,
-                taken_at=datetime.fromisoformat(data["taken_at"]),
-                schema_version=data.get("schema_version"),
-                size=int(data["size"]),
-                checksum=data.get("checksum"),
-                image_tag=data.get("image_tag"),
-            )
+            return _from_sidecar(path, json.loads(sidecar.read_text(encoding="utf-8")))
         except (ValueError, KeyError, TypeError):
             pass  # a damaged sidecar: describe the file as if it had none
     stat = path.stat()

@@ -170,8 +170,17 @@ class Journal:
             self._event(session, run.id, actor, f"run.{status}", None, {"refusal": refusal} if refusal else {})
         return self.run(run.id)
 
-    def cancel(self, run_id: str, actor: str, why: str) -> None:
-        self._finish(run_id, actor, RunStatus.CANCELLED, error=why, next_action=None, summary={})
+    def cancel(self, run_id: str, actor: str, why: str) -> bool:
+        """Close a plan that has not started; False (and nothing written) when it already has."""
+        with self._sessions.begin() as session:
+            closed = session.execute(
+                update(RunRow)
+                .where(RunRow.id == run_id, RunRow.status == RunStatus.PLANNED)
+                .values(status=RunStatus.CANCELLED, finished_at=self._now(), error=why)
+            ).rowcount
+            if closed == 1:
+                self._event(session, run_id, actor, "run.finished", RunStatus.CANCELLED, {"error": why})
+        return closed == 1
 
     def start(self, run_id: str, actor: str, owner: str, approver: str | None = None) -> EventView:
         """Claim a planned run for execution: one conditional UPDATE, so of two clicks, two
