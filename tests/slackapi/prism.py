@@ -90,10 +90,7 @@ class Prism:
         self.host = host
         self.port = port
         self.startup_timeout = startup_timeout
-        if log_path is None:
-            fd, log_path = tempfile.mkstemp(prefix="prism-", suffix=".log")
-            os.close(fd)
-        self.log_path = Path(log_path)
+        self.log_path: Path | None = Path(log_path) if log_path is not None else None
         self.process: subprocess.Popen | None = None
         self.startup_seconds: float | None = None
         self._ready_offset = 0
@@ -106,6 +103,10 @@ class Prism:
         binary = prism_binary()
         if not self.spec.is_file():
             raise PrismError(f"spec not found: {self.spec}")
+        if self.log_path is None:
+            fd, name = tempfile.mkstemp(prefix="prism-", suffix=".log")
+            os.close(fd)
+            self.log_path = Path(name)
         fixed_port = self.port is not None
         for attempt in range(3):  # a free port can be taken between probing and Prism's bind
             if not fixed_port:
@@ -169,7 +170,7 @@ class Prism:
 
     def log_text(self) -> str:
         try:
-            return self.log_path.read_text(encoding="utf-8", errors="replace")
+            return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path else ""
         except FileNotFoundError:
             return ""
 
@@ -203,7 +204,7 @@ class Prism:
         # Prism writes a violation before answering; this is only a guard against a slow disk.
         end, size = time.monotonic() + limit, -1
         while time.monotonic() < end:
-            now = self.log_path.stat().st_size if self.log_path.exists() else 0
+            now = self.log_path.stat().st_size if self.log_path and self.log_path.exists() else 0
             if now == size:
                 return
             size = now
