@@ -16,7 +16,7 @@ repository=127.0.0.1:5000/rollbot-demo/engine
 say() { printf '\n== %s\n' "$*"; }
 
 say "Docker, Compose v2 and the registry"
-bash "$root/.ci/setup-docker.sh"
+bash "$root/.ci/setup.sh"
 
 say "installing rollbot"
 pip install --quiet "$root"

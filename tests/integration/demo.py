@@ -54,7 +54,7 @@ def require_docker() -> None:
     except httpx.HTTPError as error:
         problems.append(f"no registry at {REGISTRY}: {error}")
     if problems:
-        raise RuntimeError("; ".join(problems) + " — run `bash .ci/setup-docker.sh` first")
+        raise RuntimeError("; ".join(problems) + " — run `bash .ci/setup.sh` first")
 
 
 def build_demo_images(versions: dict[str, tuple[bool, int]]) -> None:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Brings up what the integration tests need on a clean machine: a Docker daemon, Compose v2,
-# a registry on 127.0.0.1:5000 and a base image built from the machine's own apt mirror.
+# a registry on 127.0.0.1:5000, a base image built from the machine's own apt mirror, and
+# Stoplight Prism (checks rollbot's Slack Web API calls against Slack's published spec).
 # Idempotent: every part is skipped when it is already there.
 set -euo pipefail
 
@@ -81,7 +82,16 @@ build_base_image() {
     bookworm - /etc/apt/sources.list.d/debian.sources | docker import - "$BASE_IMAGE" >/dev/null
 }
 
+install_prism() {
+  local prefix=/var/tmp/rollbot-ci/prism
+  if [ -x "$prefix/node_modules/.bin/prism" ]; then return; fi
+  command -v npm >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+  log "installing Prism 5.14.2 under $prefix"
+  npm install --silent --no-audit --no-fund --prefix "$prefix" @stoplight/prism-cli@5.14.2 >/dev/null
+}
+
 install_packages
+install_prism
 install_compose
 start_dockerd
 start_registry
