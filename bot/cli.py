@@ -152,6 +152,7 @@ def serve(
     from handlers.server import serve_http, serve_socket_mode
 
     logging.getLogger().setLevel(logging.INFO)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per /health poll is noise
     rollbot = _rollbot(ctx)
     settings = load_settings()
     slack_app, _ = build_app(settings, rollbot)

@@ -157,7 +157,8 @@ class Rollbot:
         try:
             finished = self.execute(PlannedRun(run, fresh), f"rollbot@{process_owner()}", sink_for(run), user)
         except NotStartable as error:
-            return Outcome(refusal=f"not started: {error}")
+            now = self._journal.run(run_id)
+            return Outcome(refusal=_not_open(now) if now.status is not RunStatus.PLANNED else f"not started: {error}")
         return Outcome(run=finished)
 
     def status(self) -> list[TargetStatus]:

@@ -44,7 +44,7 @@ def _rollback(ack: Ack, services: Services, parsed: Command, user: str, channel:
     config = services.rollbot.config
     if config.target(parsed.target) is None:
         known = ", ".join(sorted(config.targets))
-        ack(response_type="ephemeral", text=f"Unknown target `{parsed.target[:40]}`; configured targets: {known}.")
+        ack(response_type="ephemeral", text=f"Unknown target `{parsed.target[:40]}`; configured targets: {known}.\n\n{HELP}")
         return
     verdict = services.rollbot.may_request(user, parsed.target, services.directory.members_of)
     if not verdict.allowed:

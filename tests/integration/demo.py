@@ -187,6 +187,7 @@ def deployment(
     health_timeout: int = 30,
     drain_timeout: int = 30,
     brain: bool = False,
+    config_edits: dict[str, str] | None = None,
 ) -> Iterator[Deployment]:
     """The example compose project, made unique (project, port, image repo), up on `running`.
 
@@ -219,6 +220,9 @@ def deployment(
         .replace("health_timeout: 60", f"health_timeout: {health_timeout}")
         .replace("drain_timeout: 30", f"drain_timeout: {drain_timeout}")
     )
+    for old, new in (config_edits or {}).items():
+        assert old in config, f"{old!r} is not in the example rollbot.yaml"
+        config = config.replace(old, new)
     (folder / "rollbot.yaml").write_text(config)
     deployed = Deployment(folder, project, port)
     try:

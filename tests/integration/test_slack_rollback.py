@@ -1,0 +1,119 @@
+"""Full rollbacks of the demo Engine driven only by Slack: a command and clicks, signed as Slack
+signs them, against the real Docker daemon, with every Web API call checked by Prism."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from handlers.ids import ActionId
+from storage import RunStatus
+from tests.integration.brains import digests
+from tests.integration.demo import BROKEN, HEALTHY, REPOSITORY, deployment, wait_until
+from tests.integration.slack_harness import (
+    COMMAND_CHANNEL,
+    INCIDENT_CHANNEL,
+    assert_blocks_valid,
+    button,
+    serving,
+    slack_web_api,
+    wait_for,
+)
+from tests.slackapi.fake_slack import FakeSlack
+from tests.slackapi.prism import Prism
+
+REQUESTER, APPROVER = "U0REQUEST1", "U0APPROVER"
+
+
+@pytest.fixture(scope="module")
+def web_api() -> Iterator[tuple[FakeSlack, Prism]]:
+    with slack_web_api() as both:
+        yield both
+
+
+def test_image_rollback_by_command_and_click(tmp_path: Path, web_api: tuple[FakeSlack, Prism]) -> None:
+    slack, prism = web_api
+    slack.reset()
+    mark = prism.mark()
+    with deployment(tmp_path, running=BROKEN) as deployed, serving(deployed, slack, prism) as bot:
+        acked = bot.command(f"engine {HEALTHY} health failing since upgrade", REQUESTER)
+        assert acked.status == 200 and "Planning the rollback" in acked.body
+
+        plan = bot.plan_message(f"{BROKEN}")
+        approve = button(plan, ActionId.APPROVE)
+        assert approve is not None and button(plan, ActionId.BRAIN_RESTORE_APPROVE) is None
+        clicked = bot.click(ActionId.APPROVE, approve["value"], REQUESTER, plan)
+        assert clicked.status == 200
+
+        final = wait_for(lambda: next((m for m in slack.messages(INCIDENT_CHANNEL) if "All clear" in str(m)), None),
+                         120, "the all-clear")
+        assert f"engine is healthy on {HEALTHY}" in final["text"]
+
+        container = deployed.container().attrs
+        assert container["Config"]["Image"] == f"{REPOSITORY}:{HEALTHY}"
+        wait_until(lambda: (a := deployed.health()) is not None and a.status_code == 200, 30, what="/health ok")
+
+        announcement, status = slack.messages(INCIDENT_CHANNEL)[:2]
+        assert announcement["text"] == (
+            f":rotating_light: Rolling back *engine* (demo) from `{BROKEN}` to `{HEALTHY}` due to health failing "
+            f"since upgrade — requested by <@{REQUESTER}>, approved by <@{REQUESTER}>"
+        )
+        replay_status_edits(slack.edit_history(INCIDENT_CHANNEL, status["ts"]))
+        replies = [m["text"] for m in slack.thread(INCIDENT_CHANNEL, announcement["ts"])[1:]]
+        assert any("captured" in r and "bytes of logs" in r for r in replies)
+        assert any("/health ok" in r for r in replies)
+
+        closed = slack.messages(COMMAND_CHANNEL)[-1]
+        assert button(closed, ActionId.APPROVE) is None, "the plan's buttons are gone once decided"
+        assert_blocks_valid(slack.messages(COMMAND_CHANNEL) + slack.messages(INCIDENT_CHANNEL, replies=True))
+        assert [v for v in prism.violations(since=mark)] == []
+        assert "Traceback" not in bot.log()
+
+
+def test_brain_rollback_needs_another_approver(tmp_path: Path, web_api: tuple[FakeSlack, Prism]) -> None:
+    slack, prism = web_api
+    slack.reset()
+    mark = prism.mark()
+    with deployment(tmp_path, running=HEALTHY, brain=True) as deployed, serving(deployed, slack, prism) as bot:
+        deployed.remember(3)
+        assert bot.command("snapshot engine", REQUESTER, response_id="snap").status == 200
+        wait_for(lambda: slack.responses("snap"), 60, "the snapshot's answer")
+        assert "took a snapshot" in slack.responses("snap")[-1]["text"]
+        [snapshot] = deployed.snapshots.glob("*.sqlite")
+        deployed.deploy(BROKEN)
+        deployed.remember(2)
+
+        bot.command(f"engine {HEALTHY} 2.4.0 cannot read its memory", REQUESTER)
+        plan = bot.plan_message("Brain restore")
+        approve = button(plan, ActionId.BRAIN_RESTORE_APPROVE)
+        assert approve is not None and button(plan, ActionId.APPROVE) is None
+        assert "episodes: 2 row(s)" in str(plan["blocks"])
+
+        bot.click(ActionId.BRAIN_RESTORE_APPROVE, approve["value"], REQUESTER, plan)
+        refusal = wait_for(lambda: slack.ephemerals(REQUESTER), 30, "the requester's refusal")
+        assert "needs an approver other than the requester" in refusal[-1]["text"]
+        assert deployed.journal().run(approve["value"]).status is RunStatus.PLANNED
+
+        bot.click(ActionId.BRAIN_RESTORE_APPROVE, approve["value"], APPROVER, plan)
+        final = wait_for(lambda: next((m for m in slack.messages(INCIDENT_CHANNEL) if "All clear" in str(m)), None),
+                         120, "the all-clear")
+        assert "brain restored from" in final["text"]
+        assert digests(deployed.brain) == digests(snapshot)
+        run = deployed.journal().run(approve["value"])
+        assert run.status is RunStatus.SUCCEEDED and run.approver == APPROVER
+        assert_blocks_valid(slack.messages(COMMAND_CHANNEL) + slack.messages(INCIDENT_CHANNEL, replies=True))
+        assert prism.violations(since=mark) == []
+
+
+def replay_status_edits(history: list[dict]) -> None:
+    """The status message went through every step in order and ended in the final state."""
+    assert len(history) >= 2
+    finished_counts = []
+    for version in history:
+        text = str(version.get("blocks"))
+        finished_counts.append(text.count(":white_check_mark:") - (1 if ":white_check_mark: done" in text else 0))
+    assert finished_counts == sorted(finished_counts), f"steps went backwards: {finished_counts}"
+    last = str(history[-1]["blocks"])
+    assert ":white_check_mark: done" in last and ":hourglass" not in last and ":white_circle:" not in last
