@@ -153,6 +153,9 @@ def serve(
 
     logging.getLogger().setLevel(logging.INFO)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per /health poll is noise
+    # Background threads (preflight, runs) must not hold the GIL for the default 5 ms slices
+    # while a request waits for its ack; 1 ms slices cut the ack tail under load.
+    sys.setswitchinterval(0.001)
     rollbot = _rollbot(ctx)
     settings = load_settings()
     slack_app, _ = build_app(settings, rollbot)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from bot.compose_file import project_name
 from bot.errors import ComposeError
 
 OUTPUT_TAIL_LINES = 12
@@ -27,18 +28,31 @@ class Compose(Protocol):
     def up(self, service: str) -> str: ...
 
 
-class ComposeCli:
-    """`docker compose -f FILE …` for one compose file, run from the file's own folder."""
+FindContainer = Callable[[str, str], str | None]
 
-    def __init__(self, compose_file: Path, docker_binary: str | None = None, pull_timeout: int = 900) -> None:
+
+class ComposeCli:
+    """`docker compose -f FILE …` for one compose file, run from the file's own folder.
+
+    Finding the service's container is a question for the Docker API (by Compose's project and
+    service labels), not a `docker compose ps` process: preflight asks it on every plan, and
+    starting the compose binary costs more CPU than the whole rest of preflight.
+    """
+
+    def __init__(
+        self,
+        compose_file: Path,
+        find_container: FindContainer,
+        docker_binary: str | None = None,
+        pull_timeout: int = 900,
+    ) -> None:
         self._file = compose_file
+        self._find_container = find_container
         self._docker = docker_binary or shutil.which("docker") or "docker"
         self._pull_timeout = pull_timeout
 
     def container_id(self, service: str) -> str | None:
-        output = self._run(["ps", "--all", "--quiet", service], timeout=60)
-        ids = [line.strip() for line in output.splitlines() if line.strip()]
-        return ids[0] if ids else None
+        return self._find_container(project_name(self._file), service)
 
     def pull(self, service: str) -> str:
         return self._run(["pull", "--quiet", service], timeout=self._pull_timeout)

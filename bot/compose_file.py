@@ -10,6 +10,7 @@ indentation styles that ruamel cannot reproduce (e.g. `- ` offsets), which is no
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,8 +36,26 @@ class ComposeEdit:
 
 def read_service_image(path: Path, service: str) -> ImageRef:
     """The image reference `service` runs according to the compose file."""
-    _, image, _ = _locate_image(path, _read(path), service)
+    _, image, _ = _locate_image(path, None, service)
     return ImageRef.parse(image)
+
+
+_PARSED: dict[Path, tuple[tuple[int, int, int], Any]] = {}
+
+
+def _parsed(path: Path) -> Any:
+    """The file parsed, re-parsed only when it changed: every plan reads it, and parsing YAML
+    in pure Python is the most CPU a plan spends while requests wait for their ack."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return _load(path, _read(path))  # _read names the problem
+    version = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    cached = _PARSED.get(path)
+    if cached is None or cached[0] != version:
+        cached = (version, _load(path, _read(path)))
+        _PARSED[path] = cached
+    return cached[1]
 
 
 def set_service_tag(path: Path, service: str, tag: str) -> ComposeEdit:
@@ -57,6 +76,17 @@ def set_service_tag(path: Path, service: str, tag: str) -> ComposeEdit:
     _prove_only_image_changed(path, document, after, service, new_image)
     write_atomically(path, after)
     return ComposeEdit(path, before, after, old_image, new_image)
+
+
+def project_name(path: Path) -> str:
+    """The Compose project name, by Compose's own rules: COMPOSE_PROJECT_NAME, else the file's
+    top-level `name:`, else the folder's name; lower-cased, keeping only [a-z0-9_-]."""
+    chosen = os.environ.get("COMPOSE_PROJECT_NAME")
+    if not chosen:
+        document = _parsed(path)
+        named = document.get("name") if isinstance(document, dict) else None
+        chosen = str(named) if named else path.resolve().parent.name
+    return re.sub(r"[^a-z0-9_-]", "", chosen.lower()).lstrip("_-")
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -109,8 +139,10 @@ def _load(path: Path, text: str) -> Any:
         raise ComposeFileError(f"{path}: not valid YAML{where}: {getattr(error, 'problem', error)}") from None
 
 
-def _locate_image(path: Path, text: str, service: str) -> tuple[Any, str, tuple[int, int]]:
-    document = _load(path, text)
+def _locate_image(path: Path, text: str | None, service: str) -> tuple[Any, str, tuple[int, int]]:
+    """The document, the service's image and where it is written; `text=None` reads the file
+    through the parse cache (for looking), a text parses exactly that text (for editing)."""
+    document = _parsed(path) if text is None else _load(path, text)
     services = document.get("services") if isinstance(document, dict) else None
     if not isinstance(services, dict):
         raise ComposeFileError(f"{path}: no 'services:' mapping; is this a compose file?")

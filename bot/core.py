@@ -64,22 +64,28 @@ class TargetStatus:
 
 class Rollbot:
     def __init__(
-        self, config: Config, journal: Journal, systems: Systems, health: Health, workers: int = 8
+        self, config: Config, journal: Journal, systems: Systems, health: Health, run_workers: int = 8
     ) -> None:
         self.config = config
         self._journal = journal
         self._systems = systems
         self._health = health
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rollbot-work")
+        # Two lanes: runs (long, few, never starved) and everything else (plans, status,
+        # snapshots). The second is narrow on purpose: a burst of requests queues there
+        # instead of taking the CPU and the GIL from the threads that answer Slack.
+        self._runs = ThreadPoolExecutor(max_workers=run_workers, thread_name_prefix="rollbot-run")
+        self._work = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rollbot-work")
 
-    def background(self, work: Callable[..., object], *args: object) -> Future[object]:
-        """Run `work` on the core's own threads, after a front end has answered its caller."""
-        future = self._executor.submit(work, *args)
+    def background(self, work: Callable[..., object], *args: object, runs: bool = False) -> Future[object]:
+        """Run `work` on the core's own threads, after a front end has answered its caller.
+        `runs=True` for work that may execute a rollback (a confirmation click)."""
+        future = (self._runs if runs else self._work).submit(work, *args)
         future.add_done_callback(_log_failure)
         return future
 
     def shutdown(self, wait: bool = True) -> None:
-        self._executor.shutdown(wait=wait)
+        self._work.shutdown(wait=wait)
+        self._runs.shutdown(wait=wait)
 
     def plan(self, request: RollbackRequest) -> PlannedRun:
         """Preflight the request and journal the plan (as `planned`, or `refused` with why)."""

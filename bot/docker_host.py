@@ -75,6 +75,16 @@ class DockerHost:
                 raise DockerError(f"cannot reach the Docker daemon: {_reason(error)}") from None
         return self._client
 
+    def service_container_id(self, project: str, service: str) -> str | None:
+        """The container Compose made for `service` of `project`, running or not (newest first)."""
+        labels = [f"com.docker.compose.project={project}", f"com.docker.compose.service={service}"]
+        try:
+            found = self.client.api.containers(all=True, filters={"label": labels})
+        except DockerException as error:
+            raise DockerError(f"cannot list the containers of {project}/{service}: {_reason(error)}") from None
+        found.sort(key=lambda c: c.get("Created", 0), reverse=True)
+        return found[0]["Id"] if found else None
+
     def container(self, container_id: str) -> ContainerFacts | None:
         try:
             attrs: dict[str, Any] = self.client.containers.get(container_id).attrs

@@ -18,8 +18,10 @@ def build_rollbot(config_file: Path) -> Rollbot:
     settings = load_settings()
     journal = Journal(connect(settings.database_url.get_secret_value()))
 
-    def compose_for(target: TargetConfig) -> ComposeCli:
-        return ComposeCli(target.compose_file)
+    docker = DockerHost()
 
-    systems = Systems(docker=DockerHost(), compose_for=compose_for)
+    def compose_for(target: TargetConfig) -> ComposeCli:
+        return ComposeCli(target.compose_file, docker.service_container_id)
+
+    systems = Systems(docker=docker, compose_for=compose_for)
     return Rollbot(config, journal, systems, HealthProbe())

@@ -32,7 +32,7 @@ def on_click(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: Bo
     if not (user and channel and isinstance(run_id, str) and run_id):
         log.warning("a click without user, channel or run id was ignored")
         return
-    services.guarded(channel, user, _decide, run_id, user, channel, ActionId(action["action_id"]))
+    services.guarded(channel, user, _decide, run_id, user, channel, ActionId(action["action_id"]), runs=True)
 
 
 def _decide(services: Services, run_id: str, user: str, channel: str, action_id: ActionId) -> None:

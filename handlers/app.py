@@ -30,6 +30,9 @@ def build_app(settings: Settings, rollbot: Rollbot, client: WebClient | None = N
         client=client,
         signing_secret=settings.slack_signing_secret.get_secret_value(),
         token_verification_enabled=False,
+        # Listeners only parse, ack and hand work to the core's executor, so they run on the
+        # request's own thread: no hop to Bolt's listener pool, no 10 ms polling for the ack.
+        process_before_response=True,
         logger=logging.getLogger("rollbot.slack"),
     )
 

@@ -27,7 +27,7 @@ class Services:
         """An ephemeral message: refusals and errors go only to the person who clicked or typed."""
         self.outbox.send(lambda: self.client.chat_postEphemeral(channel=channel, user=user, text=text))
 
-    def guarded(self, channel: str, user: str, work, *args) -> None:  # type: ignore[no-untyped-def]
+    def guarded(self, channel: str, user: str, work, *args, runs: bool = False) -> None:  # type: ignore[no-untyped-def]
         """Run `work` after the ack; a failure reaches the person as one line, never a traceback."""
 
         def run() -> None:
@@ -41,4 +41,4 @@ class Services:
                 self.tell(channel, user, f":warning: rollbot hit an unexpected error (id `{error_id}`); "
                                          "it is logged under that id.")
 
-        self.rollbot.background(run)
+        self.rollbot.background(run, runs=runs)
