@@ -134,3 +134,14 @@ def test_slack_answering_429_and_503_never_fails_or_loses_progress(
         assert len(throttled) == 4
         run = deployed.journal().runs()[0]
         assert run.status is RunStatus.SUCCEEDED
+
+
+def test_status_and_history_answer_the_person_who_asked(bot: Bot) -> None:
+    bot.command("status", ONCALL, response_id="status")
+    [status] = wait_for(lambda: bot.slack.responses("status"), 60, "the status answer")
+    text = str(status["blocks"])
+    assert status["response_type"] == "ephemeral"
+    assert f"*engine* (demo): `{BROKEN}` (running)" in text and "brain index missing" in text
+    bot.command("history engine", ONCALL, response_id="history")
+    [history] = wait_for(lambda: bot.slack.responses("history"), 60, "the history answer")
+    assert "*History*" in str(history["blocks"]) and "cancelled" in str(history["blocks"])
