@@ -48,7 +48,7 @@ def require_docker() -> None:
     except httpx.HTTPError as error:
         problems.append(f"no registry at {REGISTRY}: {error}")
     if problems:
-        raise SystemExit("; ".join(problems) + " — run `bash .ci/setup-docker.sh` first")
+        raise SystemExit("; ".join(problems) + " — run `bash .ci/setup.sh` first")
 
 
 def build_images() -> None:

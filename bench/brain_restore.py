@@ -2,7 +2,7 @@
 
 Run:  python bench/brain_restore.py [--sizes 20MB,1GB] [--repeats 3]
 Needs Docker, Compose v2, the local registry at 127.0.0.1:5000 and the base image
-(`bash .ci/setup-docker.sh`). Sizes are decimal (1 MB = 10^6 bytes), and so is every MB/s.
+(`bash .ci/setup.sh`). Sizes are decimal (1 MB = 10^6 bytes), and so is every MB/s.
 
 What it measures, all in one run, on this machine:
 

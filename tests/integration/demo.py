@@ -135,7 +135,8 @@ class Deployment:
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ROLLBOT_", "SLACK_", "JIRA_"))}
-        return {**env, "DATABASE_URL": f"sqlite:///{self.database}", "NO_COLOR": "1"}
+        # PYTHONPATH: the checkout's code, whatever copy of rollbot is installed on this machine
+        return {**env, "DATABASE_URL": f"sqlite:///{self.database}", "NO_COLOR": "1", "PYTHONPATH": str(ROOT)}
 
     def journal(self) -> Journal:
         return Journal(connect(f"sqlite:///{self.database}"))
