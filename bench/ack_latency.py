@@ -47,7 +47,7 @@ COMMANDS = {
 
 def ack_times(
     pool: ProcessPoolExecutor, bot: Bot, requests: int, concurrency: int, label: str, command: str = "rollback"
-) -> list[float]:
+) -> tuple[list[float], list[float]]:
     """Signed bodies are built first; then `concurrency` client processes (no shared GIL, one
     keep-alive connection each, started before timing) send them and time request → answer."""
     signed = []
@@ -56,10 +56,12 @@ def ack_times(
                              bot.slack.response_url())
         signed.append((body, signed_headers(body, SIGNING_SECRET)))
     shares = [signed[worker::concurrency] for worker in range(concurrency)]
-    return [ms for share in pool.map(_send, [bot.port] * concurrency, shares) for ms in share]
+    answers = [pair for share in pool.map(_send, [bot.port] * concurrency, shares) for pair in share]
+    return [client for client, _ in answers], [app for _, app in answers]
 
 
-def _send(port: int, requests: list[tuple[str, dict[str, str]]]) -> list[float]:
+def _send(port: int, requests: list[tuple[str, dict[str, str]]]) -> list[tuple[float, float]]:
+    """(client-observed ms, ms inside rollbot from its Server-Timing header) per request."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     times = []
     for body, headers in requests:
@@ -67,7 +69,9 @@ def _send(port: int, requests: list[tuple[str, dict[str, str]]]) -> list[float]:
         connection.request("POST", "/slack/events", body=body.encode(), headers=headers)
         answer = connection.getresponse()
         answer.read()
-        times.append((time.perf_counter() - started) * 1000)
+        client_ms = (time.perf_counter() - started) * 1000
+        app_ms = float((answer.getheader("Server-Timing") or "app;dur=nan").partition("dur=")[2])
+        times.append((client_ms, app_ms))
         assert answer.status == 200, answer.status
     connection.close()
     return times
@@ -99,7 +103,7 @@ def main() -> None:
             serving(deployed, slack, prism) as bot, ProcessPoolExecutor(max_workers=args.concurrency) as pool:
         ack_times(pool, bot, args.concurrency * 2, args.concurrency, "warm-up", "help")
         time.sleep(2)
-        baseline = ack_times(pool, bot, args.requests, args.concurrency, "idle", args.command)
+        baseline, baseline_app = ack_times(pool, bot, args.requests, args.concurrency, "idle", args.command)
         time.sleep(5)  # let the idle batch's queued plans finish before the busy batch
 
         bot.command(f"engine {HEALTHY} the rollback under load", "U0REQUEST1")
@@ -108,17 +112,22 @@ def main() -> None:
         bot.click(ActionId.APPROVE, run_id, "U0REQUEST1", plan)
         wait_for(lambda: deployed.journal().run(run_id).current_step == "stop", 60, "the rollback's drain-stop")
         began = time.monotonic()
-        busy = ack_times(pool, bot, args.requests, args.concurrency, "busy", args.command)
+        busy, busy_app = ack_times(pool, bot, args.requests, args.concurrency, "busy", args.command)
         busy_seconds = time.monotonic() - began
         still_running = deployed.journal().run(run_id).status.value == "running"
 
         print(f"\nack latency of signed `/rollback {COMMANDS[args.command]}` commands, concurrency {args.concurrency}")
         base_p50, base_p99 = report("baseline", baseline)
         busy_p50, busy_p99 = report("busy", busy)
+        print("inside rollbot (Server-Timing: request received → answer; the rest is the socket, the\n"
+              "WSGI server's queue and the client's own scheduling on this machine):")
+        report("baseline", baseline_app)
+        _, busy_app_p99 = report("busy", busy_app)
         print(f"\nbusy/baseline: p50 x{busy_p50 / base_p50:.2f}, p99 x{busy_p99 / base_p99:.2f}")
         print(f"busy batch took {busy_seconds:.1f}s; the rollback was still running at its end: {still_running}")
         verdict = "PASS" if busy_p99 < GOAL_P99_MS else "MISS"
-        print(f"goal: p99 under {GOAL_P99_MS:.0f} ms while a rollback runs (Slack allows 3000 ms): {verdict}")
+        print(f"goal: p99 under {GOAL_P99_MS:.0f} ms while a rollback runs (Slack allows 3000 ms): {verdict} "
+              f"as the client sees it; {'PASS' if busy_app_p99 < GOAL_P99_MS else 'MISS'} inside rollbot")
 
 
 if __name__ == "__main__":

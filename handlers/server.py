@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -19,6 +20,7 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 
 log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
+SLOW_ANSWER_MS = 1000
 
 StartResponse = Callable[..., Any]
 
@@ -31,9 +33,23 @@ def wsgi_app(app: App) -> Callable[[dict[str, Any], StartResponse], Iterable[byt
             body = json.dumps({"ok": True}).encode()
             start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
             return [body]
-        return slack(environ, start_response)
+        return slack(environ, _timed(start_response))
 
     return application
+
+
+def _timed(start_response: StartResponse) -> StartResponse:
+    """Adds `Server-Timing: app;dur=…` (ms from the app receiving the request to its answer), and
+    warns about answers that come close to Slack's 3-second limit."""
+    began = time.perf_counter()
+
+    def timed_start_response(status: str, headers: list[tuple[str, str]], *rest: Any) -> Any:
+        elapsed_ms = (time.perf_counter() - began) * 1000
+        if elapsed_ms > SLOW_ANSWER_MS:
+            log.warning("a Slack request took %.0f ms to answer (Slack gives up at 3000 ms)", elapsed_ms)
+        return start_response(status, [*headers, ("Server-Timing", f"app;dur={elapsed_ms:.1f}")], *rest)
+
+    return timed_start_response
 
 
 def serve_http(app: App, host: str, port: int, threads: int = 16) -> None:
