@@ -22,8 +22,18 @@ from bot.core import Rollbot
 from bot.errors import RollbotError
 from bot.brain_plan import BrainChoice
 from bot.plan import RollbackRequest
-from bot.terminal import StepProgress, console, history_table, render_plan, snapshot_table, summary_line
+from bot.terminal import (
+    StepProgress,
+    console,
+    history_table,
+    render_plan,
+    snapshot_table,
+    summary_line,
+    ticket_table,
+)
+from bot.tickets import Ticket
 from storage import RunStatus, RunView
+from storage.tickets import TicketStatus
 
 EXIT_OK, EXIT_FAILED, EXIT_NOTHING_DONE = 0, 1, 2
 
@@ -98,6 +108,7 @@ def rollback(
     with StepProgress(out, planned.run) as progress:
         run = rollbot.execute(planned, requester, progress)
     _print_outcome(run)
+    _print_ticket(rollbot, run.id)
     raise typer.Exit(EXIT_OK if run.status is RunStatus.SUCCEEDED else EXIT_FAILED)
 
 
@@ -173,6 +184,56 @@ def _answer(question: str) -> BrainChoice | None:
     except typer.Abort:
         return None
     return {"restore": BrainChoice.RESTORE, "keep": BrainChoice.KEEP}.get(answer.strip().lower())
+
+
+tickets_app = typer.Typer(help="Postmortem tickets: the pending ones, and retrying them now.", no_args_is_help=False)
+app.add_typer(tickets_app, name="tickets")
+
+
+@tickets_app.callback(invoke_without_command=True)
+def tickets(
+    ctx: typer.Context,
+    show_all: Annotated[bool, typer.Option("--all", help="created tickets too")] = False,
+) -> None:
+    """List postmortem tickets still owed (and with --all, the created ones)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    desk = _rollbot(ctx.parent or ctx).tickets
+    assert desk is not None
+    rows = desk.outbox.all(None if show_all else TicketStatus.PENDING)
+    if not rows:
+        typer.echo("no pending postmortem tickets" if not show_all else "no postmortem tickets yet")
+        return
+    console().print(ticket_table(rows))
+
+
+@tickets_app.command("retry")
+def tickets_retry(ctx: typer.Context) -> None:
+    """Try every pending ticket now, whatever its backoff says."""
+    desk = _rollbot(ctx.parent.parent if ctx.parent and ctx.parent.parent else ctx).tickets
+    assert desk is not None
+    results = desk.process(force=True)
+    if not results:
+        typer.echo("no pending postmortem tickets")
+    for run_id, result in results.items():
+        typer.echo(f"{run_id}: " + (f"created {result.key} {result.url or ''}".rstrip() if isinstance(result, Ticket)
+                                    else f"still pending: {result}"))
+    if any(not isinstance(result, Ticket) for result in results.values()):
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _print_ticket(rollbot: Rollbot, run_id: str) -> None:
+    if rollbot.tickets is None:
+        return
+    owed = rollbot.tickets.outbox.get(run_id)
+    if owed is None:
+        return
+    if owed.key:
+        console().print(Text(f"postmortem: {owed.url or owed.key}"), highlight=False)
+    else:
+        console(stderr=True).print(Text(
+            f"postmortem ticket pending ({owed.last_error}); it is retried automatically — `rollbot tickets`",
+            style="yellow"), highlight=False)
 
 
 def _confirmed(request: RollbackRequest) -> bool:

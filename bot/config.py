@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
@@ -68,6 +68,13 @@ class TicketsConfig(_Frozen):
     project: str | None = None
     issue_type: str = "Task"
     labels: tuple[str, ...] = ()
+    fields: dict[str, Any] = Field(default_factory=dict)  # extra Jira fields, e.g. {"priority": {"name": "High"}}
+
+    @model_validator(mode="after")
+    def _jira_needs_a_project(self) -> "TicketsConfig":
+        if self.kind == "jira" and not self.project:
+            raise ValueError("tickets.kind jira needs tickets.project (the Jira project key)")
+        return self
 
 
 class Config(_Frozen):

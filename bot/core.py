@@ -30,6 +30,7 @@ from bot.runner import ProgressSink, Runner
 
 log = logging.getLogger(__name__)
 from bot.snapshots import Snapshot, list_snapshots, take_snapshot, verify
+from bot.tickets import TicketDesk
 from storage import Journal, NotStartable, RunStatus, RunView
 from storage.repository import NewRun
 
@@ -64,9 +65,16 @@ class TargetStatus:
 
 class Rollbot:
     def __init__(
-        self, config: Config, journal: Journal, systems: Systems, health: Health, run_workers: int = 8
+        self,
+        config: Config,
+        journal: Journal,
+        systems: Systems,
+        health: Health,
+        run_workers: int = 8,
+        tickets: TicketDesk | None = None,
     ) -> None:
         self.config = config
+        self.tickets = tickets
         self._journal = journal
         self._systems = systems
         self._health = health
@@ -107,7 +115,21 @@ class Rollbot:
         self, planned: PlannedRun, actor: str, sink: ProgressSink | None = None, approver: str | None = None
     ) -> RunView:
         runner = Runner(self.config, self._journal, self._systems, self._health, actor, process_owner())
-        return runner.execute(planned.run.id, planned.plan, sink, approver or actor)
+        try:
+            return runner.execute(planned.run.id, planned.plan, sink, approver or actor)
+        finally:
+            if self._journal.run(planned.run.id).status.is_final:
+                self.file_postmortem(planned.run.id)
+
+    def file_postmortem(self, run_id: str) -> None:
+        """A run that ended is owed a postmortem; one attempt now, the outbox retries the rest."""
+        if self.tickets is None:
+            return
+        try:
+            self.tickets.owe(run_id)
+            self.tickets.process()
+        except Exception:  # noqa: BLE001 - a ticket never fails a rollback
+            log.exception("filing the postmortem of run %s failed; it stays in the outbox", run_id)
 
     def may_request(self, user: str, target_name: str, members_of: MembersOf) -> Verdict:
         target = self.config.target(target_name)
@@ -200,6 +222,7 @@ class Rollbot:
             if brain:
                 self._journal.note(run.id, actor, "brain.inspected", {"in_place": brain})
             found.append((run, brain))
+            self.file_postmortem(run.id)
         return found
 
     def brain_in_place(self, run: RunView) -> str | None:

@@ -57,6 +57,7 @@ class DockerFacts(Protocol):
     def container(self, container_id: str) -> ContainerFacts | None: ...
     def locate_image(self, reference: str) -> ImageLocation: ...
     def image_labels(self, reference: str) -> dict[str, str] | None: ...
+    def inspect(self, container_id: str) -> dict[str, Any]: ...
     def save_logs(self, container_id: str, destination: Path) -> int: ...
 
 
@@ -112,6 +113,13 @@ class DockerHost:
                 ImageSource.HOST, f"{reference} is on this host (registry: {registry_answer}); nothing to pull"
             )
         return ImageLocation(ImageSource.NOWHERE, f"{reference} is not in its registry ({registry_answer}) nor on this host")
+
+    def inspect(self, container_id: str) -> dict[str, Any]:
+        """`docker inspect` of a container: evidence of how the bad version was running."""
+        try:
+            return dict(self.client.api.inspect_container(container_id))
+        except DockerException as error:
+            raise DockerError(f"cannot inspect container {container_id[:12]}: {_reason(error)}") from None
 
     def image_labels(self, reference: str) -> dict[str, str] | None:
         """The labels of the image on this host; None when it is not here (nothing is pulled)."""

@@ -9,6 +9,7 @@ forward, and the journal says what state the service is in and what a person sho
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -132,7 +133,9 @@ class Runner:
         destination = self._config.evidence_dir / state.run_id / f"{state.target.service}-{version}.log"
         size = self._systems.docker.save_logs(state.plan.container_id, destination)
         state.log_file = destination
-        return {"log_file": str(destination), "bytes": size}
+        inspected = destination.with_name(f"{state.target.service}-{version}.inspect.json")
+        inspected.write_text(json.dumps(self._systems.docker.inspect(state.plan.container_id), indent=2, default=str))
+        return {"log_file": str(destination), "bytes": size, "inspect_file": str(inspected)}
 
     def _stage_snapshot(self, state: _RunState) -> dict[str, Any]:
         brain = state.plan.brain

@@ -15,6 +15,7 @@ from rich.text import Text
 from bot.plan import CheckResult, Plan
 from bot.snapshots import Snapshot
 from storage import EventView, RunStatus, RunView, StepStatus
+from storage.tickets import TicketView
 
 CHECK_MARKS = {
     CheckResult.PASSED: "[green]✓[/]",
@@ -192,3 +193,14 @@ def _duration(seconds: object) -> str:
         return "?"
     minutes, rest = divmod(int(round(seconds)), 60)
     return f"{minutes}m{rest:02d}s" if minutes else f"{seconds:.1f}s"
+
+
+def ticket_table(rows: list[TicketView]) -> Table:
+    table = Table("run", "status", "attempts", "next attempt (UTC)", "ticket", "last error")
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in (
+            row.run_id, row.status.value, str(row.attempts),
+            f"{row.next_attempt_at:%Y-%m-%d %H:%M:%S}" if row.status.value == "pending" else "",
+            row.url or row.key or "", row.last_error or "",
+        )))
+    return table

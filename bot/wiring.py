@@ -4,19 +4,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from typing import Any
+
 from bot.compose import ComposeCli
-from bot.config import TargetConfig, load_config, load_settings
+from bot.config import Config, Settings, TargetConfig, load_config, load_settings
+from bot.errors import ConfigError
+from bot.tickets import FileTickets, JiraTickets, TicketDesk, TicketSink
 from bot.core import Rollbot
 from bot.docker_host import DockerHost
 from bot.health import HealthProbe
 from bot.plan import Systems
 from storage import Journal, connect
+from storage.tickets import TicketOutbox
 
 
 def build_rollbot(config_file: Path) -> Rollbot:
     config = load_config(config_file)
     settings = load_settings()
-    journal = Journal(connect(settings.database_url.get_secret_value()))
+    engine = connect(settings.database_url.get_secret_value())
+    journal = Journal(engine)
 
     docker = DockerHost()
 
@@ -24,4 +30,24 @@ def build_rollbot(config_file: Path) -> Rollbot:
         return ComposeCli(target.compose_file, docker.service_container_id)
 
     systems = Systems(docker=docker, compose_for=compose_for)
-    return Rollbot(config, journal, systems, HealthProbe())
+    desk = TicketDesk(TicketOutbox(engine), ticket_sink(config, settings), journal.run, config.evidence_dir)
+    return Rollbot(config, journal, systems, HealthProbe(), tickets=desk)
+
+
+def ticket_sink(config: Config, settings: Settings) -> TicketSink:
+    tickets = config.tickets
+    if tickets.kind == "file":
+        return FileTickets(tickets.directory)
+    if not (settings.jira_url and settings.jira_user and settings.jira_token):
+        raise ConfigError("environment: tickets.kind is jira, so JIRA_URL, JIRA_USER and JIRA_TOKEN must be set")
+    server, user, token = settings.jira_url, settings.jira_user, settings.jira_token
+
+    def connect_jira() -> Any:
+        from jira import JIRA
+
+        # No retries inside the library: the ticket desk retries across runs and restarts.
+        return JIRA(server=server, basic_auth=(user, token.get_secret_value()), get_server_info=False,
+                    max_retries=0, timeout=20)
+
+    assert tickets.project is not None
+    return JiraTickets(connect_jira, server, tickets.project, tickets.issue_type, tickets.labels, tickets.fields)

@@ -97,3 +97,20 @@ class EventRow(Base):
     kind: Mapped[str] = mapped_column(String(64))
     outcome: Mapped[str | None] = mapped_column(String(16))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class TicketRow(Base):
+    """The outbox of postmortem tickets: owed (pending) until the sink confirms one exists."""
+
+    __tablename__ = "tickets"
+    __table_args__ = (Index("ix_tickets_status_next", "status", "next_attempt_at"),)
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    key: Mapped[str | None] = mapped_column(String(128))
+    url: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

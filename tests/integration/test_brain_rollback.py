@@ -65,6 +65,10 @@ def test_brain_is_restored_exactly_and_the_bad_window_is_kept(upgraded: Deployme
     assert str(forensic) in done.stdout and "restored from" in done.stdout
     assert not list(upgraded.brain.parent.glob(".brain.sqlite.rollbot-staged-*"))
 
+    postmortem = (upgraded.folder / "postmortems" / run.id / "postmortem.md").read_text()
+    assert "| episodes | 2 |" in postmortem and "| tool_calls | 2 |" in postmortem
+    assert f"Forensic brain copy: {forensic}" in postmortem
+
 
 def test_corrupted_snapshot_is_refused_and_nothing_is_touched(upgraded: Deployment) -> None:
     snapshot = snapshot_file(upgraded)

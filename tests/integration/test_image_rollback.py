@@ -51,3 +51,15 @@ def test_unhealthy_release_is_rolled_back(tmp_path: Path) -> None:
         assert f"engine {BROKEN}: ERROR health check failed" in captured
         assert f"engine {HEALTHY}" not in captured
         assert str(log_file) in done.stdout
+
+        postmortem = deployed.folder / "postmortems" / run.id / "postmortem.md"
+        assert f"postmortem: {postmortem.resolve().as_uri()}" in done.stdout
+        text = postmortem.read_text()
+        assert f"rolled back {BROKEN} → {HEALTHY} [succeeded]" in text
+        assert "Reason given: health failing since upgrade" in text
+        assert "no data rolled back (image only)" in text
+        for step in STEPS:
+            assert f"step {step} started" in text and f"step {step} succeeded" in text
+        attached = {path.name for path in postmortem.parent.iterdir()}
+        assert {f"engine-{BROKEN}.log", f"engine-{BROKEN}.inspect.json", "journal.json", "health.json"} <= attached
+        assert f"engine {BROKEN}: ERROR health check failed" in (postmortem.parent / f"engine-{BROKEN}.log").read_text()

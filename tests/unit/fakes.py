@@ -65,6 +65,12 @@ class FakeDocker:
             return ImageLocation(ImageSource.HOST, f"{reference} is on this host; nothing to pull")
         return ImageLocation(ImageSource.NOWHERE, f"{reference} is not in its registry nor on this host")
 
+    def inspect(self, container_id: str) -> dict[str, object]:
+        self._ask(f"inspect {container_id}")
+        facts = self.containers[container_id]
+        return {"Id": facts.id, "Name": f"/{facts.name}", "Config": {"Image": facts.image},
+                "State": {"Running": facts.running, "Status": facts.state}}
+
     def image_labels(self, reference: str) -> dict[str, str] | None:
         self._ask(f"labels {reference}")
         return dict(self.labels.get(reference, {})) if reference in self.host else None

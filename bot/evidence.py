@@ -1,0 +1,57 @@
+"""The files a postmortem carries: the bad version's logs, the journal, `docker inspect` of
+the replaced container, and the health results — gathered from the run's evidence folder."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+from storage import RunView
+
+COMPRESS_ABOVE_BYTES = 1024 * 1024
+
+
+def gather(run: RunView, evidence_dir: Path) -> list[Path]:
+    folder = evidence_dir / run.id
+    folder.mkdir(parents=True, exist_ok=True)
+    files = [_journal(run, folder), _health(run, folder)]
+    capture = next((step for step in run.steps if step.name == "capture_logs"), None)
+    if capture is not None and capture.detail.get("log_file"):
+        files.append(_compressed_if_large(Path(capture.detail["log_file"])))
+        if capture.detail.get("inspect_file"):
+            files.append(Path(capture.detail["inspect_file"]))
+    return [path for path in files if path.is_file()]
+
+
+def _journal(run: RunView, folder: Path) -> Path:
+    path = folder / "journal.json"
+    data = {
+        "run": {key: getattr(run, key) for key in (
+            "id", "kind", "target", "environment", "from_version", "to_version", "reason", "requester", "approver",
+            "status", "created_at", "started_at", "finished_at", "current_step", "error", "next_action", "summary")},
+        "steps": [vars(step) for step in run.steps],
+        "events": [vars(event) for event in run.events],
+    }
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    return path
+
+
+def _health(run: RunView, folder: Path) -> Path:
+    path = folder / "health.json"
+    checks = [{"step": step.name, "status": step.status.value, "detail": step.detail, "error": step.error}
+              for step in run.steps if step.name == "verify_health"]
+    path.write_text(json.dumps({"health_url_results": checks, "summary": run.summary.get("health")}, indent=2,
+                               default=str) + "\n", encoding="utf-8")
+    return path
+
+
+def _compressed_if_large(log: Path) -> Path:
+    if not log.is_file() or log.stat().st_size <= COMPRESS_ABOVE_BYTES:
+        return log
+    packed = log.with_name(log.name + ".gz")
+    if not packed.exists():
+        with log.open("rb") as source, gzip.open(packed, "wb") as target:
+            shutil.copyfileobj(source, target)
+    return packed

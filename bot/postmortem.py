@@ -1,0 +1,198 @@
+"""The postmortem document, rendered from the journal and the captured evidence.
+
+It follows the shape of Google's SRE postmortem template: summary, impact, timeline (UTC),
+detection, resolution, action items, supporting information. The document is data; markdown
+(file tickets) and Jira wiki markup are two renderings of it, so both say the same thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from storage import RunStatus, RunView, StepStatus
+
+LABEL_PREFIX = "rollbot-run-"
+
+
+@dataclass(frozen=True)
+class Postmortem:
+    run_id: str
+    title: str
+    summary: list[str]
+    impact: list[str]
+    loss: list[tuple[str, int, str]]
+    timeline: list[tuple[datetime, str]]
+    detection: list[str]
+    resolution: list[str]
+    action_items: list[str]
+    supporting: list[str]
+    attachments: list[Path] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        """Every ticket carries its run id as a label: how a lost create is found, not repeated."""
+        return f"{LABEL_PREFIX}{self.run_id}"
+
+
+def build(run: RunView, attachments: list[Path]) -> Postmortem:
+    summary_facts = run.summary
+    outcome = {
+        RunStatus.SUCCEEDED: f"{run.target} is healthy on {run.to_version}",
+        RunStatus.FAILED: f"the rollback failed: {run.error}",
+        RunStatus.INTERRUPTED: f"the rollback was interrupted: {run.error}",
+    }.get(run.status, run.status.value)
+    return Postmortem(
+        run_id=run.id,
+        title=f"Postmortem: {run.target} ({run.environment or '?'}) rolled back {run.from_version or '?'} → "
+              f"{run.to_version} [{run.status.value}]",
+        summary=[
+            f"Target: {run.target} ({run.environment or '?'})",
+            f"Versions: {run.from_version or '?'} → {run.to_version}",
+            f"Reason given: {run.reason or '(none given)'}",
+            f"Outcome: {outcome}",
+        ],
+        impact=_impact(run, summary_facts),
+        loss=_loss(run),
+        timeline=_timeline(run),
+        detection=_detection(run),
+        resolution=_resolution(run),
+        action_items=_action_items(run),
+        supporting=_supporting(run, attachments),
+        attachments=attachments,
+    )
+
+
+def _impact(run: RunView, facts: dict[str, Any]) -> list[str]:
+    lines = []
+    downtime = facts.get("downtime_seconds")
+    lines.append(f"Downtime during the rollback (drain-stop to healthy): {downtime:.1f}s" if isinstance(downtime, (int, float))
+                 else "Downtime during the rollback: not measured (the run did not reach a healthy state)")
+    if facts.get("forensic_copy"):
+        snapshot = Path(str(facts.get("snapshot"))).name
+        taken = ((run.plan.get("brain") or {}).get("snapshot") or {}).get("taken_at", "?")
+        swapped = next((step.started_at for step in run.steps if step.name == "swap_brain"), None)
+        lines.append(f"Data-loss window: {taken} (snapshot) → {swapped or '?'} (brain swapped), UTC")
+        lines.append(f"Data rolled back: the brain was restored from {snapshot}; everything written after it left the "
+                     f"live brain ({facts.get('rows_rolled_back')} rows, per table below) and is kept in the forensic copy")
+    else:
+        lines.append("Data rolled back: no data rolled back (image only)")
+    return lines
+
+
+def _loss(run: RunView) -> list[tuple[str, int, str]]:
+    tables = ((run.plan.get("brain") or {}).get("loss") or {}).get("tables") or []
+    rows = []
+    for table in tables:
+        if table.get("rows"):
+            span = f"{table.get('first')} … {table.get('last')}" if table.get("first") else ""
+            rows.append((str(table["table"]), int(table["rows"]), span))
+    return rows
+
+
+def _timeline(run: RunView) -> list[tuple[datetime, str]]:
+    entries: list[tuple[datetime, str]] = [(run.created_at, f"rollback requested by {run.requester}")]
+    for event in run.events:
+        entries.extend(_describe_event(event.kind, event.actor, event.outcome, event.details, event.at))
+    return sorted(entries, key=lambda entry: entry[0])
+
+
+def _describe_event(kind: str, actor: str, outcome: str | None, details: dict[str, Any], at: datetime) -> list[tuple[datetime, str]]:
+    if kind in ("run.planned", "run.refused"):
+        return [(at, "plan made" + (f", refused: {details.get('refusal')}" if kind == "run.refused" else ""))]
+    if kind == "run.confirmed":
+        return [(at, f"approved by {details.get('by', actor)}")]
+    if kind == "run.started":
+        return [(at, f"rollback started (approved by {details.get('approver') or actor})")]
+    if kind == "step.started":
+        return [(at, f"step {details.get('step')} started")]
+    if kind == "step.finished":
+        error = f": {details.get('error')}" if details.get("error") else ""
+        return [(at, f"step {details.get('step')} {outcome}{error}")]
+    if kind == "run.finished":
+        return [(at, "all-clear: healthy" if outcome == RunStatus.SUCCEEDED else f"run {outcome}")]
+    if kind == "run.interrupted":
+        return [(at, f"run found interrupted during step {details.get('step')}")]
+    return []
+
+
+def _detection(run: RunView) -> list[str]:
+    lines = [f"Reported symptom: {run.reason or '(none given)'}"]
+    for check in run.plan.get("checks", []):
+        if check.get("result") in ("warning", "failed", "needs a decision") or check.get("name") in (
+            "running container", "brain schema", "data the restore removes"
+        ):
+            lines.append(f"Preflight, {check.get('name')} ({check.get('result')}): {check.get('detail')}")
+    return lines
+
+
+def _resolution(run: RunView) -> list[str]:
+    lines = [f"{step.name}: {step.status.value}" + (f" — {step.error}" if step.error else "") for step in run.steps]
+    if run.next_action:
+        lines.append(f"Next: {run.next_action}")
+    return lines
+
+
+def _action_items(run: RunView) -> list[str]:
+    items = [
+        f"Find the root cause of the failure of {run.from_version} before any redeploy",
+        f"Add a regression eval for this exact failure ({run.reason or 'the reported symptom'})",
+        "Review snapshot freshness: take a snapshot before every upgrade",
+    ]
+    items += [f"Fix the failed step {step.name}: {step.error}" for step in run.steps if step.status is StepStatus.FAILED]
+    return items
+
+
+def _supporting(run: RunView, attachments: list[Path]) -> list[str]:
+    lines = [f"rollbot run: {run.id}"]
+    permalink = run.context.get("permalink")
+    if permalink:
+        lines.append(f"Slack thread: {permalink}")
+    if run.summary.get("forensic_copy"):
+        lines.append(f"Forensic brain copy: {run.summary['forensic_copy']} "
+                     f"(holds the {run.summary.get('rows_rolled_back')} rolled-back rows and everything before them)")
+    lines += [f"Attached: {path.name}" for path in attachments]
+    return lines
+
+
+def to_markdown(pm: Postmortem) -> str:
+    out = [f"# {pm.title}", "", "## Summary", *_bullets(pm.summary), "", "## Impact", *_bullets(pm.impact)]
+    if pm.loss:
+        out += ["", "| table | rows rolled back | time range |", "|---|---|---|"]
+        out += [f"| {table} | {rows} | {span} |" for table, rows, span in pm.loss]
+    out += ["", "## Timeline (UTC)", *[f"- {at:%Y-%m-%d %H:%M:%S} {what}" for at, what in pm.timeline]]
+    out += ["", "## Detection", *_bullets(pm.detection), "", "## Resolution", *_bullets(pm.resolution)]
+    out += ["", "## Action items", *[f"- [ ] {item}" for item in pm.action_items]]
+    out += ["", "## Root cause", "_To be written by the people who fix it._", "", "## Lessons learned", "_To be written._"]
+    out += ["", "## Supporting information", *_bullets(pm.supporting), ""]
+    return "\n".join(out)
+
+
+def to_jira_wiki(pm: Postmortem) -> str:
+    out = ["h2. Summary", *_stars(pm.summary), "", "h2. Impact", *_stars(pm.impact)]
+    if pm.loss:
+        out += ["", "||table||rows rolled back||time range||"]
+        out += [f"|{_wiki(table)}|{rows}|{_wiki(span) or ' '}|" for table, rows, span in pm.loss]
+    out += ["", "h2. Timeline (UTC)", *[f"* {at:%Y-%m-%d %H:%M:%S} {_wiki(what)}" for at, what in pm.timeline]]
+    out += ["", "h2. Detection", *_stars(pm.detection), "", "h2. Resolution", *_stars(pm.resolution)]
+    out += ["", "h2. Action items", *[f"* (x) {_wiki(item)}" for item in pm.action_items]]
+    out += ["", "h2. Root cause", "_To be written by the people who fix it._", "", "h2. Lessons learned", "_To be written._"]
+    out += ["", "h2. Supporting information", *_stars(pm.supporting)]
+    return "\n".join(out)
+
+
+def _bullets(lines: list[str]) -> list[str]:
+    return [f"- {line}" for line in lines]
+
+
+def _stars(lines: list[str]) -> list[str]:
+    return [f"* {_wiki(line)}" for line in lines]
+
+
+def _wiki(text: str) -> str:
+    """Jira wiki markup treats {, [, | and * as markup; people's text must stay text."""
+    for char in "{}[]|":
+        text = text.replace(char, f"\\{char}")
+    return text

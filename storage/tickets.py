@@ -1,0 +1,105 @@
+"""The persisted ticket outbox: a run's postmortem is owed until a sink confirms it exists.
+
+Attempts are claimed with a lease (a conditional update of `next_attempt_at`), so two workers
+or two replicas never try the same ticket at once, and a worker that dies mid-attempt only
+delays the ticket by the lease.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import sessionmaker
+
+from storage.models import TicketRow
+
+LEASE = timedelta(minutes=2)
+
+
+class TicketStatus(StrEnum):
+    PENDING = "pending"
+    CREATED = "created"
+
+
+@dataclass(frozen=True)
+class TicketView:
+    run_id: str
+    status: TicketStatus
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    key: str | None
+    url: str | None
+
+
+class TicketOutbox:
+    def __init__(self, engine: Engine, clock: Callable[[], datetime] | None = None) -> None:
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._now = clock or (lambda: datetime.now(UTC))
+
+    def owe(self, run_id: str) -> None:
+        """Record that `run_id` needs a ticket; idempotent."""
+        now = self._now()
+        with self._sessions.begin() as session:
+            if session.get(TicketRow, run_id) is None:
+                session.add(TicketRow(run_id=run_id, status=TicketStatus.PENDING, attempts=0,
+                                      next_attempt_at=now, created_at=now, updated_at=now))
+
+    def claim_due(self, limit: int = 10, force: bool = False) -> list[str]:
+        """Pending tickets whose time has come, leased to this caller."""
+        now = self._now()
+        with self._sessions.begin() as session:
+            query = select(TicketRow.run_id).where(TicketRow.status == TicketStatus.PENDING)
+            if not force:
+                query = query.where(TicketRow.next_attempt_at <= now)
+            candidates = list(session.scalars(query.order_by(TicketRow.next_attempt_at).limit(limit)))
+        claimed = []
+        for run_id in candidates:
+            with self._sessions.begin() as session:
+                condition = [TicketRow.run_id == run_id, TicketRow.status == TicketStatus.PENDING]
+                if not force:
+                    condition.append(TicketRow.next_attempt_at <= now)
+                taken = session.execute(
+                    update(TicketRow).where(*condition).values(next_attempt_at=now + LEASE, updated_at=now)
+                ).rowcount
+            if taken == 1:
+                claimed.append(run_id)
+        return claimed
+
+    def failed(self, run_id: str, error: str, retry_in: timedelta) -> None:
+        now = self._now()
+        with self._sessions.begin() as session:
+            row = session.get_one(TicketRow, run_id)
+            row.attempts += 1
+            row.last_error = error[:1000]
+            row.next_attempt_at = now + retry_in
+            row.updated_at = now
+
+    def created(self, run_id: str, key: str, url: str | None) -> None:
+        now = self._now()
+        with self._sessions.begin() as session:
+            row = session.get_one(TicketRow, run_id)
+            row.attempts += 1
+            row.status = TicketStatus.CREATED
+            row.key, row.url, row.last_error, row.updated_at = key, url, None, now
+
+    def get(self, run_id: str) -> TicketView | None:
+        with self._sessions() as session:
+            row = session.get(TicketRow, run_id)
+            return _view(row) if row else None
+
+    def all(self, status: TicketStatus | None = None, limit: int = 50) -> list[TicketView]:
+        with self._sessions() as session:
+            query = select(TicketRow).order_by(TicketRow.created_at.desc()).limit(limit)
+            if status is not None:
+                query = query.where(TicketRow.status == status)
+            return [_view(row) for row in session.scalars(query)]
+
+
+def _view(row: TicketRow) -> TicketView:
+    return TicketView(row.run_id, TicketStatus(row.status), row.attempts, row.next_attempt_at, row.last_error,
+                      row.key, row.url)
