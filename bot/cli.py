@@ -11,6 +11,8 @@ import json
 import logging
 import secrets
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -170,10 +172,28 @@ def serve(
     rollbot = _rollbot(ctx)
     settings = load_settings()
     slack_app, _ = build_app(settings, rollbot)
+    _file_tickets_in_background(rollbot)
     if settings.slack_app_token is not None:
         serve_socket_mode(slack_app, settings.slack_app_token.get_secret_value())
     else:
         serve_http(slack_app, host, port)
+
+
+def _file_tickets_in_background(rollbot: Rollbot, every_seconds: float = 10.0) -> None:
+    """While serving, owed postmortems are retried when due (also those from before a restart)."""
+    desk = rollbot.tickets
+    if desk is None:
+        return
+
+    def loop() -> None:
+        while True:
+            try:
+                desk.process()
+            except Exception:  # noqa: BLE001 - the loop must outlive a bad attempt
+                log.exception("the postmortem ticket loop failed once; it goes on")
+            time.sleep(every_seconds)
+
+    threading.Thread(target=loop, name="rollbot-tickets", daemon=True).start()
 
 
 def _answer(question: str) -> BrainChoice | None:

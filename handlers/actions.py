@@ -41,7 +41,8 @@ def _decide(services: Services, run_id: str, user: str, channel: str, action_id:
     def progress(run: RunView) -> SlackProgress:
         target = rollbot.config.target(run.target)
         incident = (target.incident_channel if target else None) or channel
-        return SlackProgress(services.client, services.outbox, rollbot.run, run, incident)
+        return SlackProgress(services.client, services.outbox, rollbot.run, run, incident,
+                             ticket_link=services.ticket_link, remember=rollbot.remember)
 
     decision = Decision.CANCEL if action_id is ActionId.CANCEL else Decision.CONFIRM
     outcome = rollbot.decide(

@@ -41,6 +41,8 @@ def build_app(settings: Settings, rollbot: Rollbot, client: WebClient | None = N
         context["services"] = services
         return next()
 
+    if rollbot.tickets is not None:
+        rollbot.tickets.on_created(services.link_ticket_later)
     app.error(_on_error)
     commands.register(app)
     actions.register(app)

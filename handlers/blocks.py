@@ -128,12 +128,21 @@ def status_message(run: RunView) -> Message:
     return _message(title, blocks)
 
 
-def final_message(run: RunView) -> Message:
+def final_message(run: RunView, ticket_link: str | None = None) -> Message:
     if run.status is RunStatus.SUCCEEDED:
         text = f":large_green_circle: *All clear:* {esc(summary_line(run))}"
     else:
         text = f":red_circle: *Rollback {esc(run.status.value)}:* {esc(summary_line(run))}"
+    if ticket_link:
+        text += f"\n:memo: Postmortem: {ticket_link}"
     return _message(summary_line(run), [_section(text)])
+
+
+def ticket_link(key: str, url: str | None) -> str:
+    """A Jira ticket as a link; a file ticket by its path (a file:// link opens nothing in Slack)."""
+    if url and url.startswith("http"):
+        return f"<{url}|{esc(key)}>"
+    return f"`{esc(key)}`"
 
 
 def step_detail(run: RunView, details: dict[str, Any], outcome: str | None) -> str | None:

@@ -26,6 +26,8 @@ class SlackProgress:
         read_run: Callable[[str], RunView],
         run: RunView,
         channel: str,
+        ticket_link: Callable[[str], str | None] = lambda run_id: None,
+        remember: Callable[..., None] = lambda run_id, **facts: None,
     ) -> None:
         self._client = client
         self._outbox = outbox
@@ -33,6 +35,8 @@ class SlackProgress:
         self._run_id = run.id
         self._channel = channel
         self._plan_message = run.context.get("plan_message") or {}
+        self._ticket_link = ticket_link
+        self._remember = remember
         self._thread_ts: str | None = None
         self._status_ts: str | None = None
 
@@ -59,6 +63,7 @@ class SlackProgress:
     def _post_announcement(self, run: RunView) -> None:
         answer = self._client.chat_postMessage(channel=self._channel, text=announcement(run))
         self._thread_ts = answer["ts"]
+        self._remember(self._run_id, announcement={"channel": self._channel, "ts": answer["ts"]})
 
     def _post_status(self) -> None:
         message = status_message(self._read(self._run_id))
@@ -83,10 +88,14 @@ class SlackProgress:
 
     def _finished(self) -> None:
         run = self._read(self._run_id)
-        message = final_message(run)
-        self._outbox.send(lambda: self._client.chat_postMessage(
-            channel=self._channel, text=message.text, blocks=message.blocks
-        ))
+
+        def post_final() -> None:
+            link = self._ticket_link(run.id)  # asked at delivery: a ticket filed meanwhile is linked
+            message = final_message(run, link)
+            self._client.chat_postMessage(channel=self._channel, text=message.text, blocks=message.blocks)
+            self._remember(run.id, final_linked_ticket=link is not None)
+
+        self._outbox.send(post_final)
         if run.next_action and run.status is not RunStatus.SUCCEEDED:
             self._outbox.send(lambda: self._reply(f":point_right: Next: {esc(run.next_action)}"))
         if self._plan_message:

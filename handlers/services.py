@@ -10,8 +10,11 @@ from slack_sdk import WebClient
 
 from bot.core import Rollbot
 from bot.errors import RollbotError
+from bot.tickets import Ticket
+from handlers.blocks import ticket_link
 from handlers.directory import SlackDirectory
 from handlers.outbox import Outbox
+from storage import RunView
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +25,25 @@ class Services:
     client: WebClient
     outbox: Outbox
     directory: SlackDirectory
+
+    def ticket_link(self, run_id: str) -> str | None:
+        desk = self.rollbot.tickets
+        owed = desk.outbox.get(run_id) if desk else None
+        return ticket_link(owed.key, owed.url) if owed and owed.key else None
+
+    def link_ticket_later(self, run: RunView, ticket: Ticket) -> None:
+        """A ticket filed after the all-clear went out gets a thread reply; one already linked
+        in the all-clear does not. Queued behind the all-clear, so the order decides, not luck."""
+
+        def reply() -> None:
+            context = self.rollbot.run(run.id).context
+            thread = context.get("announcement")
+            if not thread or context.get("final_linked_ticket"):
+                return
+            self.client.chat_postMessage(channel=thread["channel"], thread_ts=thread["ts"],
+                                         text=f":memo: Postmortem ticket: {ticket_link(ticket.key, ticket.url)}")
+
+        self.outbox.send(reply)
 
     def tell(self, channel: str, user: str, text: str) -> None:
         """An ephemeral message: refusals and errors go only to the person who clicked or typed."""

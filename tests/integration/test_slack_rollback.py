@@ -65,6 +65,11 @@ def test_image_rollback_by_command_and_click(tmp_path: Path, web_api: tuple[Fake
         assert any("captured" in r and "bytes of logs" in r for r in replies)
         assert any("/health ok" in r for r in replies)
 
+        linked = wait_for(lambda: [m for m in slack.messages(INCIDENT_CHANNEL, replies=True) if "Postmortem" in str(m)],
+                          30, "the postmortem's link")
+        assert len(linked) == 1, "linked once: in the all-clear, or in a thread reply when filed later"
+        assert f"postmortems/{approve['value']}/postmortem.md" in str(linked[0])
+
         closed = slack.messages(COMMAND_CHANNEL)[-1]
         assert button(closed, ActionId.APPROVE) is None, "the plan's buttons are gone once decided"
         assert_blocks_valid(slack.messages(COMMAND_CHANNEL) + slack.messages(INCIDENT_CHANNEL, replies=True))
