@@ -1,0 +1,143 @@
+"""The postmortem desk: one ticket per run, retried until it exists, never twice, never fatal."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bot.core import Rollbot
+from bot.plan import RollbackRequest
+from bot.postmortem import Postmortem, build, to_jira_wiki
+from bot.tickets import FileTickets, Ticket, TicketDesk
+from storage import Journal, RunStatus
+from storage.tickets import TicketOutbox, TicketStatus
+
+from .fakes import FakeHealth, World
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 26, 5, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class FlakyJira:
+    """A ticket system that is down for `down` attempts, and whose first successful create
+    loses its answer (the issue exists, the caller sees an error): the classic duplicate."""
+
+    def __init__(self, down: int = 0, lose_first_answer: bool = False) -> None:
+        self.down = down
+        self.lose_first_answer = lose_first_answer
+        self.issues: dict[str, Postmortem] = {}
+        self.attached: dict[str, list[str]] = {}
+        self.creates = 0
+
+    def find(self, postmortem: Postmortem) -> Ticket | None:
+        self._maybe_down()
+        key = next((k for k, p in self.issues.items() if p.label == postmortem.label), None)
+        return Ticket(key, f"https://jira.test/browse/{key}") if key else None
+
+    def create(self, postmortem: Postmortem) -> Ticket:
+        self._maybe_down()
+        self.creates += 1
+        key = f"OPS-{len(self.issues) + 1}"
+        self.issues[key] = postmortem
+        if self.lose_first_answer:
+            self.lose_first_answer = False
+            raise TimeoutError("read timed out")
+        return Ticket(key, f"https://jira.test/browse/{key}")
+
+    def complete(self, ticket: Ticket, postmortem: Postmortem) -> None:
+        self.attached[ticket.key] = [path.name for path in postmortem.attachments]
+
+    def _maybe_down(self) -> None:
+        if self.down > 0:
+            self.down -= 1
+            raise ConnectionError("Jira is down")
+
+
+def finished_run(world: World, journal: Journal) -> str:
+    rollbot = Rollbot(world.config, journal, world.systems(), FakeHealth(world.compose, {"2.3.1"}))
+    run = rollbot.execute(rollbot.plan(RollbackRequest("engine", "2.3.1", "U0REQUEST", "5xx since deploy")), "cli")
+    assert run.status is RunStatus.SUCCEEDED
+    return run.id
+
+
+def desk_for(world: World, journal: Journal, sink: object, clock: Clock) -> TicketDesk:
+    outbox = TicketOutbox(journal._sessions.kw["bind"], clock=clock)  # type: ignore[attr-defined]
+    return TicketDesk(outbox, sink, journal.run, world.config.evidence_dir)  # type: ignore[arg-type]
+
+
+def test_file_ticket_holds_the_postmortem_and_the_evidence(world: World, journal: Journal, tmp_path: Path) -> None:
+    run_id = finished_run(world, journal)
+    desk = desk_for(world, journal, FileTickets(tmp_path / "postmortems"), Clock())
+    desk.owe(run_id)
+    [result] = desk.process().values()
+    assert isinstance(result, Ticket)
+    folder = tmp_path / "postmortems" / run_id
+    text = (folder / "postmortem.md").read_text()
+    assert "## Timeline (UTC)" in text and "step verify_health succeeded" in text
+    assert "Reason given: 5xx since deploy" in text
+    assert {"journal.json", "health.json", "engine-2.4.0.log", "engine-2.4.0.inspect.json"} <= {p.name for p in folder.iterdir()}
+    assert desk.outbox.get(run_id).status is TicketStatus.CREATED
+
+
+def test_a_jira_outage_is_retried_with_backoff_until_the_ticket_exists(world: World, journal: Journal) -> None:
+    run_id = finished_run(world, journal)
+    clock, jira = Clock(), FlakyJira(down=3)
+    desk = desk_for(world, journal, jira, clock)
+    desk.owe(run_id)
+    waits = []
+    for _ in range(3):
+        assert "Jira is down" in str(desk.process()[run_id])
+        owed = desk.outbox.get(run_id)
+        waits.append(owed.next_attempt_at - clock.now)
+        assert desk.process() == {}, "not retried before its time"
+        clock.now = owed.next_attempt_at
+    assert waits == [timedelta(seconds=5), timedelta(seconds=10), timedelta(seconds=20)]
+    assert isinstance(desk.process()[run_id], Ticket)
+    assert jira.creates == 1 and desk.outbox.get(run_id).key == "OPS-1"
+
+
+def test_a_create_whose_answer_was_lost_is_found_not_repeated(world: World, journal: Journal) -> None:
+    run_id = finished_run(world, journal)
+    clock, jira = Clock(), FlakyJira(lose_first_answer=True)
+    desk = desk_for(world, journal, jira, clock)
+    desk.owe(run_id)
+    assert "read timed out" in str(desk.process()[run_id])
+    clock.now += timedelta(minutes=1)
+    ticket = desk.process()[run_id]
+    assert isinstance(ticket, Ticket) and ticket.key == "OPS-1"
+    assert jira.creates == 1 and len(jira.issues) == 1
+    assert jira.attached["OPS-1"], "the attachments were added on the retry"
+
+
+def test_owed_tickets_survive_a_restart(world: World, journal: Journal, tmp_path: Path) -> None:
+    """A new desk on the same database (a new process) picks up what the old one owed."""
+    run_id = finished_run(world, journal)
+    clock = Clock()
+    desk_for(world, journal, FlakyJira(down=1), clock).owe(run_id)
+    desk_for(world, journal, FlakyJira(down=1), clock).process()
+    clock.now += timedelta(minutes=1)
+    fresh = Journal(journal._sessions.kw["bind"])  # type: ignore[attr-defined]
+    jira = FlakyJira()
+    assert isinstance(desk_for(world, fresh, jira, clock).process()[run_id], Ticket)
+    assert jira.creates == 1
+
+
+def test_two_desks_never_attempt_the_same_ticket_at_once(world: World, journal: Journal) -> None:
+    run_id = finished_run(world, journal)
+    clock = Clock()
+    first, second = desk_for(world, journal, FlakyJira(), clock), desk_for(world, journal, FlakyJira(), clock)
+    first.owe(run_id)
+    assert first.outbox.claim_due() == [run_id]
+    assert second.outbox.claim_due() == [], "leased to the first"
+
+
+def test_wiki_markup_keeps_peoples_text_as_text(world: World, journal: Journal) -> None:
+    rollbot = Rollbot(world.config, journal, world.systems(), FakeHealth(world.compose, {"2.3.1"}))
+    run = rollbot.execute(rollbot.plan(RollbackRequest("engine", "2.3.1", "U0", "{code}|[link]")), "cli")
+    wiki = to_jira_wiki(build(run, []))
+    assert "\\{code\\}\\|\\[link\\]" in wiki and "h2. Timeline (UTC)" in wiki
