@@ -86,7 +86,9 @@ class JiraTickets:
         self._fields = fields or {}
 
     def find(self, postmortem: Postmortem) -> Ticket | None:
-        found = self._connect().search_issues(f'labels = "{postmortem.label}"', maxResults=1)
+        # validate_query as the string "true": the published spec's enum is lower case, and
+        # both Cloud ("strict") and Data Center (a boolean) accept it.
+        found = self._connect().search_issues(f'labels = "{postmortem.label}"', maxResults=1, validate_query="true")
         return self._ticket(found[0].key) if found else None
 
     def create(self, postmortem: Postmortem) -> Ticket:
