@@ -141,3 +141,26 @@ def test_wiki_markup_keeps_peoples_text_as_text(world: World, journal: Journal) 
     run = rollbot.execute(rollbot.plan(RollbackRequest("engine", "2.3.1", "U0", "{code}|[link]")), "cli")
     wiki = to_jira_wiki(build(run, []))
     assert "\\{code\\}\\|\\[link\\]" in wiki and "h2. Timeline (UTC)" in wiki
+
+
+class RateLimited(Exception):
+    """What the jira library raises for a 429: the response carries Retry-After."""
+
+    def __init__(self, retry_after: str) -> None:
+        super().__init__("HTTP 429")
+        self.status_code = 429
+        self.response = type("Response", (), {"headers": {"Retry-After": retry_after}})()
+
+
+def test_jira_429_is_retried_after_the_time_it_asks_for(world: World, journal: Journal) -> None:
+    run_id = finished_run(world, journal)
+    clock, jira = Clock(), FlakyJira()
+
+    def limited(postmortem: Postmortem) -> Ticket | None:
+        raise RateLimited("120")
+
+    jira.find = limited  # type: ignore[method-assign]
+    desk = desk_for(world, journal, jira, clock)
+    desk.owe(run_id)
+    assert "HTTP 429" in str(desk.process()[run_id])
+    assert desk.outbox.get(run_id).next_attempt_at - clock.now == timedelta(seconds=120)
