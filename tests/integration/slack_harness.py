@@ -92,10 +92,12 @@ def slack_web_api() -> Iterator[tuple[FakeSlack, Prism]]:
 
 
 @contextmanager
-def serving(deployed: Deployment, slack: FakeSlack, prism: Prism) -> Iterator[Bot]:
+def serving(
+    deployed: Deployment, slack: FakeSlack, prism: Prism, extra_env: dict[str, str] | None = None
+) -> Iterator[Bot]:
     port = free_port()
     env = {**deployed.env(), "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-           "SLACK_API_URL": prism.url}
+           "SLACK_API_URL": prism.url, **(extra_env or {})}
     env.pop("SLACK_APP_TOKEN", None)
     log = (deployed.folder / "serve.log").open("w")
     process = subprocess.Popen(

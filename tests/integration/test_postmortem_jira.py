@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 from jira import JIRA
 
+from handlers.ids import ActionId
 from storage import RunStatus
 from tests.integration.demo import BROKEN, HEALTHY, deployment
+from tests.integration.slack_harness import INCIDENT_CHANNEL, button, serving, slack_web_api, wait_for
 from tests.jiraapi.jira_prism import JiraPrism
 from tests.jiraapi.jira_server import PROJECT_KEY, Jira820
 
@@ -109,3 +111,30 @@ def test_without_jira_the_same_postmortem_lands_as_files(tmp_path: Path) -> None
         assert "## Timeline (UTC)" in (folder / "postmortem.md").read_text()
         assert (folder / f"engine-{BROKEN}.log").is_file()
 
+
+
+def test_a_ticket_filed_after_the_all_clear_is_linked_in_the_thread(
+    tmp_path: Path, jira: tuple[Jira820, JiraPrism]
+) -> None:
+    """Jira is down when the rollback ends; `rollbot serve` files the ticket when it is back and
+    says so in the announcement's thread."""
+    server, jira_prism = jira
+    with slack_web_api() as (slack, slack_prism), \
+            deployment(tmp_path, running=BROKEN, config_edits=JIRA_CONFIG) as deployed, \
+            serving(deployed, slack, slack_prism, extra_env=jira_env(jira_prism)) as bot:
+        server.stop()
+        bot.command(f"engine {HEALTHY} ticket later", "U0REQUEST1")
+        plan = bot.plan_message("ticket later")
+        run_id = button(plan, ActionId.APPROVE)["value"]
+        bot.click(ActionId.APPROVE, run_id, "U0REQUEST1", plan)
+        final = wait_for(lambda: next((m for m in slack.messages(INCIDENT_CHANNEL) if "All clear" in str(m)), None),
+                         120, "the all-clear")
+        assert "Postmortem" not in str(final), "no ticket exists yet, so none is linked"
+
+        server.start()
+        [key] = wait_for(lambda: server.issues_labelled(f"rollbot-run-{run_id}"), 60, "the ticket, once Jira is back")
+        announcement = slack.messages(INCIDENT_CHANNEL)[0]
+        reply = wait_for(lambda: [m for m in slack.thread(INCIDENT_CHANNEL, announcement["ts"]) if key in m["text"]],
+                         30, "the thread reply linking the ticket")
+        assert f"/browse/{key}|{key}>" in reply[0]["text"]
+        assert server.issues_labelled(f"rollbot-run-{run_id}") == [key]
