@@ -75,7 +75,7 @@ def _close_plan(services: Services, run: RunView, note: str) -> None:
     where = run.context.get("plan_message")
     if not where:
         return
-    message = closed_plan_message(None, run, note)
+    message = closed_plan_message(run, note)
     services.outbox.send(
         lambda: services.client.chat_update(channel=where["channel"], ts=where["ts"], text=message.text, blocks=message.blocks),
         key=f"plan:{run.id}",

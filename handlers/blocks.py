@@ -92,7 +92,7 @@ def plan_message(plan: Plan, run: RunView) -> Message:
     return _message(title, blocks)
 
 
-def closed_plan_message(plan: Plan | None, run: RunView, note: str) -> Message:
+def closed_plan_message(run: RunView, note: str) -> Message:
     """The plan message after its decision: buttons gone, who decided what."""
     title = f"Rollback plan: {run.target} → {run.to_version}"
     blocks: list[Block] = [

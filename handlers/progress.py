@@ -105,7 +105,7 @@ class SlackProgress:
         self._client.chat_postMessage(channel=self._channel, text=text, thread_ts=self._thread_ts)
 
     def _update_plan_message(self, run: RunView, note: str) -> None:
-        message = closed_plan_message(None, run, note)
+        message = closed_plan_message(run, note)
         channel, ts = self._plan_message["channel"], self._plan_message["ts"]
         self._outbox.send(
             lambda: self._client.chat_update(channel=channel, ts=ts, text=message.text, blocks=message.blocks),

@@ -246,7 +246,16 @@ class Journal:
         next_action: str | None = None,
         summary: dict[str, Any] | None = None,
     ) -> EventView:
-        return self._finish(run_id, actor, status, error, next_action, summary or {})
+        summary = summary or {}
+        with self._sessions.begin() as session:
+            run = session.get_one(RunRow, run_id)
+            run.status = status
+            run.finished_at = self._now()
+            run.error = error
+            run.next_action = next_action
+            run.summary = summary
+            details = {"error": error, "next_action": next_action, **summary}
+            return self._event(session, run_id, actor, "run.finished", status, details)
 
     def note(self, run_id: str | None, actor: str, kind: str, details: dict[str, Any]) -> EventView:
         """Append a fact to the journal that is not a step boundary (e.g. what a swap is about to do)."""
@@ -293,25 +302,6 @@ class Journal:
     def run(self, run_id: str) -> RunView:
         with self._sessions() as session:
             return self._view(session, session.get_one(RunRow, run_id), with_events=True)
-
-    def _finish(
-        self,
-        run_id: str,
-        actor: str,
-        status: RunStatus,
-        error: str | None,
-        next_action: str | None,
-        summary: dict[str, Any],
-    ) -> EventView:
-        with self._sessions.begin() as session:
-            run = session.get_one(RunRow, run_id)
-            run.status = status
-            run.finished_at = self._now()
-            run.error = error
-            run.next_action = next_action
-            run.summary = summary
-            details = {"error": error, "next_action": next_action, **summary}
-            return self._event(session, run_id, actor, "run.finished", status, details)
 
     def _step(self, session: Session, run_id: str, position: int) -> StepRow:
         return session.scalars(
