@@ -88,6 +88,26 @@ class Plan:
         """JSON-safe, for the journal: paths, times and enums become strings."""
         return json.loads(json.dumps(asdict(self), default=str))
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Plan:
+        """The plan a run was approved with, read back from the journal to resume the run:
+        after a crash the facts have changed (the service may be stopped), so it is never re-made."""
+        asked = data["request"]
+        return cls(
+            request=RollbackRequest(asked["target"], asked["version"], asked["requester"], asked.get("reason", ""),
+                                    BrainChoice(asked.get("brain", BrainChoice.AUTO))),
+            checks=tuple(Check(c["name"], CheckResult(c["result"]), c["detail"]) for c in data.get("checks", [])),
+            steps=tuple(PlannedStep(StepKind(s["kind"]), s["description"], s.get("skip_reason"))
+                        for s in data.get("steps", [])),
+            environment=data.get("environment"),
+            running_version=data.get("running_version"),
+            current_image=data.get("current_image"),
+            target_image=data.get("target_image"),
+            container_id=data.get("container_id"),
+            image_source=ImageSource(data["image_source"]) if data.get("image_source") else None,
+            brain=BrainPlan.from_dict(data["brain"]) if data.get("brain") else None,
+        )
+
 
 @dataclass(frozen=True)
 class Systems:

@@ -65,6 +65,8 @@ class RunRow(Base):
     summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     approver: Mapped[str | None] = mapped_column(String(256))
     context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    heartbeat_at: Mapped[datetime | None]
+    reported_at: Mapped[datetime | None]
 
 
 class StepRow(Base):
