@@ -9,18 +9,20 @@ from __future__ import annotations
 import getpass
 import json
 import logging
+import os
 import secrets
+import signal
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.text import Text
 
 from bot.config import config_path
-from bot.core import Rollbot
+from bot.core import Recovery, Rollbot
 from bot.errors import RollbotError
 from bot.brain_plan import BrainChoice
 from bot.plan import RollbackRequest
@@ -36,6 +38,9 @@ from bot.terminal import (
 from bot.tickets import Ticket
 from storage import RunStatus, RunView
 from storage.tickets import TicketStatus
+
+if TYPE_CHECKING:
+    from handlers.outbox import Outbox
 
 EXIT_OK, EXIT_FAILED, EXIT_NOTHING_DONE = 0, 1, 2
 
@@ -67,7 +72,7 @@ def _rollbot(ctx: typer.Context) -> Rollbot:
             Text(
                 f"run {run.id} of {run.target} ({run.from_version} → {run.to_version}) was interrupted "
                 f"during step '{run.current_step}'" + (f"; {brain}" if brain else "")
-                + f"; see `rollbot history {run.target}`",
+                + f"; go on with `rollbot resume {run.id}` or close it with `rollbot abort {run.id}`",
                 style="yellow",
             ),
             highlight=False,
@@ -112,6 +117,41 @@ def rollback(
     _print_outcome(run)
     _print_ticket(rollbot, run.id)
     raise typer.Exit(EXIT_OK if run.status is RunStatus.SUCCEEDED else EXIT_FAILED)
+
+
+@app.command()
+def resume(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(metavar="RUN", help="the interrupted run's id (see `rollbot history`)")],
+) -> None:
+    """Go on with an interrupted run from the step it stopped in."""
+    _take_up(ctx, run_id, Recovery.RESUME)
+
+
+@app.command()
+def abort(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(metavar="RUN", help="the interrupted run's id (see `rollbot history`)")],
+) -> None:
+    """Close an interrupted run without going on; what it changed before the drain-stop is undone."""
+    _take_up(ctx, run_id, Recovery.ABORT)
+
+
+def _take_up(ctx: typer.Context, run_id: str, action: Recovery) -> None:
+    rollbot = _rollbot(ctx)
+    out = console()
+    run = rollbot.find_run(run_id)
+    if run is None:
+        _fail_line(f"refused: run {run_id} is not known to rollbot; see `rollbot history`")
+        raise typer.Exit(EXIT_NOTHING_DONE)
+    with StepProgress(out, run) as progress:
+        outcome = rollbot.take_up(run_id, f"cli:{getpass.getuser()}", action, sink_for=lambda _: progress)
+    if outcome.refusal or outcome.run is None:
+        _fail_line(f"refused: {outcome.refusal}")
+        raise typer.Exit(EXIT_NOTHING_DONE)
+    _print_outcome(outcome.run)
+    _print_ticket(rollbot, run_id)
+    raise typer.Exit(EXIT_OK if outcome.run.status in (RunStatus.SUCCEEDED, RunStatus.ABORTED) else EXIT_FAILED)
 
 
 @app.command()
@@ -162,6 +202,7 @@ def serve(
     """Serve Slack: HTTP (POST /slack/events, GET /healthz), or Socket Mode when SLACK_APP_TOKEN is set."""
     from bot.config import load_settings
     from handlers.app import build_app
+    from handlers.recovery import watch_interruptions
     from handlers.server import serve_http, serve_socket_mode
 
     logging.getLogger().setLevel(logging.INFO)
@@ -171,12 +212,39 @@ def serve(
     sys.setswitchinterval(0.001)
     rollbot = _rollbot(ctx)
     settings = load_settings()
-    slack_app, _ = build_app(settings, rollbot)
+    slack_app, services = build_app(settings, rollbot)
     _file_tickets_in_background(rollbot)
-    if settings.slack_app_token is not None:
-        serve_socket_mode(slack_app, settings.slack_app_token.get_secret_value())
-    else:
-        serve_http(slack_app, host, port)
+    watching = watch_interruptions(services)
+    signal.signal(signal.SIGTERM, _stop_serving)
+    try:
+        if settings.slack_app_token is not None:
+            serve_socket_mode(slack_app, settings.slack_app_token.get_secret_value())
+        else:
+            serve_http(slack_app, host, port)  # returns on SIGTERM or Ctrl-C
+    except (SystemExit, KeyboardInterrupt):
+        pass
+    finally:
+        watching.set()
+    _stop_gracefully(rollbot, services.outbox)
+
+
+def _stop_serving(_signum: int, _frame: object) -> None:
+    """SIGTERM: leave the serving loop (waitress closes its sockets on SystemExit); the runs in
+    flight are then brought to a step boundary by `_stop_gracefully`."""
+    raise SystemExit(0)
+
+
+def _stop_gracefully(rollbot: Rollbot, outbox: "Outbox") -> None:
+    timeout = rollbot.config.shutdown_timeout_seconds
+    log.warning("rollbot is stopping: no new runs; runs in flight end at their next step boundary (at most %.0fs)", timeout)
+    cut_short = rollbot.stop_gracefully(timeout)
+    delivered = outbox.drain(timeout=15)
+    if cut_short:
+        log.warning("runs %s were still in a step and are journaled as interrupted", ", ".join(cut_short))
+    if not delivered:
+        log.warning("some Slack messages were not delivered before exit")
+    logging.shutdown()
+    os._exit(0)  # a step cut short still holds a worker thread; the journal already says where it was
 
 
 def _file_tickets_in_background(rollbot: Rollbot, every_seconds: float = 10.0) -> None:

@@ -419,6 +419,12 @@ class Rollbot:
     def run(self, run_id: str) -> RunView:
         return self._journal.run(run_id)
 
+    def find_run(self, run_id: str) -> RunView | None:
+        try:
+            return self._journal.run(run_id)
+        except NoResultFound:
+            return None
+
     def runs_in_progress(self, target: str) -> list[str]:
         return [run.id for run in self._journal.runs(target, limit=10, status=RunStatus.RUNNING)]
 

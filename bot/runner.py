@@ -220,6 +220,9 @@ class Runner:
         stop = steps.get(StepKind.STOP)
         if stop is not None and stop.started_at is not None:
             state.stop_started_at = stop.started_at
+            verified = steps.get(StepKind.VERIFY_HEALTH)
+            if verified is not None and verified.status is StepStatus.SUCCEEDED and verified.finished_at:
+                state.downtime = (verified.finished_at - stop.started_at).total_seconds()
         brain = state.plan.brain
         if brain is not None and brain.snapshot is not None and StepKind.STAGE_SNAPSHOT in steps:
             state.staged, state.swapped = _read_back_brain(run, brain.path, brain.snapshot.path)

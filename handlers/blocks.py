@@ -21,10 +21,10 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.core import TargetStatus
+from bot.core import ServiceState, TargetStatus
 from bot.plan import CheckResult, Plan
 from bot.terminal import summary_line
-from handlers.ids import ActionId, BlockId
+from handlers.ids import ActionId, BlockId, RecoveryActionId
 from storage import RunStatus, RunView, StepStatus
 
 SECTION_LIMIT = 3000
@@ -121,6 +121,7 @@ def status_message(run: RunView) -> Message:
         RunStatus.SUCCEEDED: ":white_check_mark: done",
         RunStatus.FAILED: ":x: failed",
         RunStatus.INTERRUPTED: ":warning: interrupted",
+        RunStatus.ABORTED: ":no_entry_sign: aborted",
     }.get(run.status, run.status.value)
     title = f"Rollback of {run.target} to {run.to_version}: {head}"
     blocks: list[Block] = [_section(f"*{esc(title)}*\n" + "\n".join(lines))]
@@ -136,6 +137,36 @@ def final_message(run: RunView, ticket_link: str | None = None) -> Message:
     if ticket_link:
         text += f"\n:memo: Postmortem: {ticket_link}"
     return _message(summary_line(run), [_section(text)])
+
+
+def interruption_message(run: RunView, state: ServiceState) -> Message:
+    """An interrupted run, for the incident channel: where it stopped, what the service looks like
+    now, and the two ways on. The buttons carry the run id; the core checks who clicks."""
+    done = [step.name for step in run.steps if step.status in (StepStatus.SUCCEEDED, StepStatus.SKIPPED)]
+    title = f"Rollback of {run.target} to {run.to_version} was interrupted"
+    lines = [
+        f":warning: *{esc(title)}* during step `{esc(run.current_step or 'start')}` — {esc(run.error or '')}",
+        f"*Steps done:* {esc(', '.join(done) or 'none')}",
+        f"*Service now:* {esc(state.describe())}",
+        "An approver can resume it from that step (each step checks what is already done) or abort it "
+        "(what changed before the drain-stop is undone; the service is otherwise left as it is).",
+    ]
+    buttons = ActionsBlock(block_id=BlockId.RECOVERY_ACTIONS, elements=[
+        ButtonElement(text="Resume", action_id=RecoveryActionId.RESUME, value=run.id, style="primary"),
+        ButtonElement(text="Abort", action_id=RecoveryActionId.ABORT, value=run.id, style="danger",
+                      confirm=ConfirmObject(title="Abort this rollback?", text="The run ends here; the service "
+                                            "stays as described above.", confirm="Abort", deny="Back")),
+    ])
+    blocks: list[Block] = [_section("\n".join(lines)), buttons,
+                           ContextBlock(elements=[MarkdownTextObject(text=f"run `{run.id}`")])]
+    return _message(f"{title} during step {run.current_step}: {state.describe()}", blocks)
+
+
+def closed_interruption_message(run: RunView, note: str) -> Message:
+    """The report once someone resumed or aborted the run: no buttons left to click."""
+    title = f"Rollback of {run.target} to {run.to_version} was interrupted during step {run.current_step or 'start'}"
+    return _message(f"{title}: {note}", [_section(f":warning: *{esc(title)}*\n{note}"),
+                                         ContextBlock(elements=[MarkdownTextObject(text=f"run `{run.id}`")])])
 
 
 def ticket_link(key: str, url: str | None) -> str:
