@@ -11,7 +11,7 @@ original brain in the forensic folder, and the compose file changed in the image
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from tests.slackapi.prism import Prism
 
 REQUESTER, APPROVER = "U0REQUEST1", "U0APPROVER"
 STEPS = ["capture_logs", "stage_snapshot", "set_image_tag", "pull", "stop", "swap_brain", "start", "verify_health"]
-KILL_POINTS = [f"step:after:{step}" for step in STEPS] + ["mid-drain-stop"]
+KILL_POINTS = [f"step:after:{step}" for step in STEPS] + ["mid-drain-stop", "sigterm-mid-drain-stop"]
 
 
 @pytest.fixture(scope="module")
@@ -54,15 +54,20 @@ def test_killed_serve_reports_the_run_and_resume_finishes_it(
     with deployment(tmp_path, running=HEALTHY, brain=True, drain_seconds=2) as deployed:
         snapshot, original = _broken_release_with_a_snapshot(deployed)
         compose_before = deployed.compose_file.read_text()
-        failpoints = {} if point == "mid-drain-stop" else {"ROLLBOT_FAILPOINTS": point}
+        failpoints = {"ROLLBOT_FAILPOINTS": point} if point.startswith("step:") else {}
 
         with serving(deployed, slack, prism, extra_env=failpoints, log_name="serve-1.log") as bot:
             run_id = _approve_brain_restore(bot, slack)
             if point == "mid-drain-stop":
-                _kill_during_the_drain(bot, deployed, run_id)
-            assert bot.process.wait(timeout=120) == -9, "the serving process died by SIGKILL"
+                _during_the_drain(deployed, run_id, lambda: kill(bot.process))
+            elif point == "sigterm-mid-drain-stop":
+                _during_the_drain(deployed, run_id, bot.process.terminate)
+                assert bot.process.wait(timeout=120) == 0, "SIGTERM: a clean exit once the drain-stop ended"
+                _assert_shut_down_at_the_step_boundary(deployed, run_id, slack)
+            if point != "sigterm-mid-drain-stop":
+                assert bot.process.wait(timeout=120) == -9, "the serving process died by SIGKILL"
+                assert deployed.journal().run(run_id).status is RunStatus.RUNNING, "nobody has looked at it yet"
         stopped_in = deployed.journal().run(run_id)
-        assert stopped_in.status is RunStatus.RUNNING, "nobody has looked at it yet"
 
         with serving(deployed, slack, prism, log_name="serve-2.log") as bot:
             report = wait_for(lambda: _report_of(slack, run_id), 60, "the report of the interrupted run")
@@ -124,12 +129,23 @@ def _approve_brain_restore(bot: Bot, slack: FakeSlack) -> str:
     return str(approve["value"])
 
 
-def _kill_during_the_drain(bot: Bot, deployed: Deployment, run_id: str) -> None:
-    """SIGKILL while `docker compose stop` waits for the Engine's 2 s drain."""
+def _during_the_drain(deployed: Deployment, run_id: str, signal: Callable[[], None]) -> None:
+    """Signal the process while `docker compose stop` waits for the Engine's 2 s drain."""
     journal = deployed.journal()
     wait_until(lambda: journal.run(run_id).current_step == "stop", 60, interval=0.05, what="the drain-stop")
     time.sleep(0.7)
-    kill(bot.process)
+    signal()
+
+
+def _assert_shut_down_at_the_step_boundary(deployed: Deployment, run_id: str, slack: FakeSlack) -> None:
+    """The drain-stop was let finish; the run ended before the swap, journaled, and the channel was told."""
+    run = deployed.journal().run(run_id)
+    assert run.status is RunStatus.INTERRUPTED and run.error == "rollbot was shut down before step swap_brain"
+    assert {s.name: s.status for s in run.steps}["stop"] is StepStatus.SUCCEEDED
+    assert {s.name: s.status for s in run.steps}["swap_brain"] is StepStatus.PENDING
+    assert f"rollbot resume {run_id}" in (run.next_action or "")
+    told = [m for m in slack.messages(INCIDENT_CHANNEL) if "interrupted" in m.get("text", "")]
+    assert told, "the channel heard the run stop before the process exited"
 
 
 def _report_of(slack: FakeSlack, run_id: str) -> dict[str, Any] | None:
