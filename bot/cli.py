@@ -36,7 +36,8 @@ from bot.terminal import (
     ticket_table,
 )
 from bot.tickets import Ticket
-from storage import RunStatus, RunView
+from bot.drill import describe_report
+from storage import EventView, RunStatus, RunView
 from storage.tickets import TicketStatus
 
 if TYPE_CHECKING:
@@ -152,6 +153,29 @@ def _take_up(ctx: typer.Context, run_id: str, action: Recovery) -> None:
     _print_outcome(outcome.run)
     _print_ticket(rollbot, run_id)
     raise typer.Exit(EXIT_OK if outcome.run.status in (RunStatus.SUCCEEDED, RunStatus.ABORTED) else EXIT_FAILED)
+
+
+@app.command()
+def drill(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Argument(help="target name from the config (not a production one, unless it allows drills)")],
+    broken: Annotated[str, typer.Option("--broken", help="a deliberately broken tag to upgrade to, e.g. 2.4.0")],
+) -> None:
+    """The runbook's drill: snapshot, upgrade to BROKEN, wait until broken, roll back, verify, report."""
+    rollbot = _rollbot(ctx)
+    out = console()
+    out.print(Text(f"drill of {target} with the broken tag {broken}: this breaks {target} on purpose, then rolls it back"),
+              highlight=False)
+
+    def phase(event: EventView) -> None:
+        if event.kind == "step.finished":
+            out.print(Text(f"  {event.outcome}: {event.details.get('step')}"
+                           + (f" — {event.details['error']}" if event.details.get("error") else "")), highlight=False)
+
+    done = rollbot.drill(target, broken, f"cli:{getpass.getuser()}", sink=phase)
+    for line in describe_report(done):
+        out.print(Text(line), highlight=False)
+    raise typer.Exit(EXIT_OK if done.status is RunStatus.SUCCEEDED else EXIT_FAILED)
 
 
 @app.command()

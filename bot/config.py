@@ -51,6 +51,14 @@ class TargetConfig(_Frozen):
     requesters: tuple[str, ...] = ()
     approvers: tuple[str, ...] = ()
     keep_images: int = Field(5, ge=1, le=100)
+    # Drills break the service on purpose: never in production unless this says so.
+    allow_drills: bool | None = None
+    # A staging target whose drills tell how long a rollback of this one takes.
+    rehearses: str | None = None
+
+    @property
+    def drills_allowed(self) -> bool:
+        return self.allow_drills if self.allow_drills is not None else self.environment != "production"
 
     @field_validator("health_url")
     @classmethod

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -36,9 +36,10 @@ from bot.brain_plan import BrainChoice
 
 from bot.brain_swap import brain_in_place
 from bot.config import Config, TargetConfig
+from bot.drill import Drill, rehearsal
 from bot.errors import InvalidRequest
 from bot.health import Health
-from bot.plan import Plan, RollbackRequest, Systems, make_plan
+from bot.plan import Plan, Rehearsal, RollbackRequest, Systems, make_plan
 from bot.runner import HEARTBEAT_SECONDS, ProgressSink, Runner
 from bot.snapshots import Snapshot, list_snapshots, take_snapshot, verify
 from bot.tickets import TicketDesk
@@ -173,6 +174,8 @@ class Rollbot:
     def plan(self, request: RollbackRequest) -> PlannedRun:
         """Preflight the request and journal the plan (as `planned`, or `refused` with why)."""
         plan = make_plan(request, self.config, self._systems, self.runs_in_progress)
+        if plan.approvable or plan.question:
+            plan = replace(plan, rehearsal=self.rehearsal(request.target))
         record = NewRun(
             target=request.target,
             to_version=request.version,
@@ -186,15 +189,33 @@ class Rollbot:
         run = self._journal.record_plan(record, actor=request.requester, refusal=plan.refusal)
         return PlannedRun(run, plan)
 
+    def rehearsal(self, target_name: str) -> Rehearsal | None:
+        """What the drills of a target (and of the targets that rehearse it) say about rolling it back."""
+        stand_ins = [t.name for t in self.config.targets.values() if t.rehearses == target_name]
+        return rehearsal(self._journal, target_name, stand_ins)
+
     def execute(
-        self, planned: PlannedRun, actor: str, sink: ProgressSink | None = None, approver: str | None = None
+        self, planned: PlannedRun, actor: str, sink: ProgressSink | None = None, approver: str | None = None,
+        postmortem: bool = True,
     ) -> RunView:
+        """Run an approved plan on the calling thread. A drill's own runs are practice: its report
+        is their record, so they file no postmortem."""
         if self.stopping:
             raise NotStartable(SHUTTING_DOWN)
         try:
             return self._runner(actor).execute(planned.run.id, planned.plan, sink, approver or actor)
         finally:
-            self._postmortem_if_over(planned.run.id)
+            if postmortem:
+                self._postmortem_if_over(planned.run.id)
+
+    def drill(
+        self, target: str, broken: str, actor: str, sink: ProgressSink | None = None,
+        rollback_sink: Callable[[RunView], ProgressSink | None] | None = None,
+    ) -> RunView:
+        """The runbook's drill of `target` with the deliberately broken tag `broken` (see bot/drill.py)."""
+        if self.stopping:
+            raise InvalidRequest(SHUTTING_DOWN)
+        return Drill(self, self._journal, target, broken, actor, sink, rollback_sink).run()
 
     def _postmortem_if_over(self, run_id: str) -> None:
         """An interrupted run is not over: it is resumed or aborted, and then it is owed one."""
@@ -311,14 +332,21 @@ class Rollbot:
         replicas, one posts), with the state of their service now."""
         claimed = []
         for run in self._journal.unreported_interruptions():
-            if self.config.target(run.target) is None or not self._journal.claim_report(run.id):
+            if run.kind != "rollback" or self.config.target(run.target) is None:
+                continue  # a drill that died is in `history`; its runs are reported on their own
+            if not self._journal.claim_report(run.id):
                 continue
             claimed.append((self._journal.run(run.id), self.service_state(run)))
         return claimed
 
     def service_state(self, run: RunView) -> ServiceState:
         """The container image, its health and the brain in place, looked at now."""
-        target = self.config.targets[run.target]
+        state = self.service_state_of(run.target)
+        return ServiceState(state.image, state.container_state, state.healthy, state.health, self.brain_in_place(run))
+
+    def service_state_of(self, target_name: str) -> ServiceState:
+        """The target's container image and its health, looked at now."""
+        target = self.config.targets[target_name]
         try:
             container_id = self._systems.compose_for(target).container_id(target.service)
             container = self._systems.docker.container(container_id) if container_id else None
@@ -331,7 +359,6 @@ class Rollbot:
             container_state=container.state if container else "no container",
             healthy=health.ok,
             health=health.describe(),
-            brain=self.brain_in_place(run),
         )
 
     def take_up(
@@ -356,6 +383,8 @@ class Rollbot:
             return Outcome(refusal=f"only an approver of {target.name} can {action} an interrupted run")
         if run.status is not RunStatus.INTERRUPTED:
             return Outcome(refusal=_not_interrupted(run))
+        if run.kind != "rollback":
+            return Outcome(refusal=f"run {run.id} is a {run.kind}; it is not resumed: start a new one")
         if self.stopping:
             return Outcome(refusal=SHUTTING_DOWN)
         runner = self._runner(f"rollbot@{process_owner()}")
@@ -426,7 +455,7 @@ class Rollbot:
             return None
 
     def runs_in_progress(self, target: str) -> list[str]:
-        return [run.id for run in self._journal.runs(target, limit=10, status=RunStatus.RUNNING)]
+        return [run.id for run in self._journal.runs(target, limit=10, status=RunStatus.RUNNING, kind="rollback")]
 
 
 def _request_of(run: RunView) -> RollbackRequest:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 import json
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -52,6 +53,25 @@ class PlannedStep:
 
 
 @dataclass(frozen=True)
+class Rehearsal:
+    """What earlier drills say about rolling this target back: shown on its plans."""
+
+    drills: int
+    expected_seconds: float | None
+    expected_downtime: float | None
+    newest_at: datetime | None
+    newest_succeeded: bool
+    warning: str | None
+
+    def describe(self) -> str:
+        if self.expected_seconds is None:
+            return self.warning or "no successful drill on record"
+        downtime = f", downtime ~{self.expected_downtime:.0f}s" if self.expected_downtime is not None else ""
+        return (f"expected duration from the last drills: ~{self.expected_seconds:.0f}s{downtime} "
+                f"({self.drills} drill(s), newest {self.newest_at:%Y-%m-%d})")
+
+
+@dataclass(frozen=True)
 class Plan:
     request: RollbackRequest
     checks: tuple[Check, ...]
@@ -63,6 +83,7 @@ class Plan:
     container_id: str | None = None
     image_source: ImageSource | None = None
     brain: BrainPlan | None = None
+    rehearsal: Rehearsal | None = None  # what earlier drills say; shown, never blocking
 
     @property
     def refusal(self) -> str | None:

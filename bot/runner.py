@@ -149,7 +149,7 @@ class Runner:
     def _run(self, state: _RunState, notify: ProgressSink, done: frozenset[int]) -> RunView:
         started = self._clock()
         run_id = state.run_id
-        with self._heartbeat(run_id):
+        with heartbeat(self._journal, run_id, self._owner, self._heartbeat_seconds):
             for position, step in enumerate(state.plan.steps):
                 if position in done:
                     continue
@@ -178,27 +178,6 @@ class Runner:
                 notify(self._finish_step(run_id, position, StepStatus.SUCCEEDED, detail))
                 failpoint(f"step:after:{step.kind}")
             return self._succeed(state, started, notify)
-
-    @contextmanager
-    def _heartbeat(self, run_id: str) -> Iterator[None]:
-        """While a run executes, its row says so every few seconds: how other processes (other
-        replicas, the next start) tell a live run from one whose process died."""
-        finished = threading.Event()
-
-        def beat() -> None:
-            while not finished.wait(self._heartbeat_seconds):
-                try:
-                    if not self._journal.heartbeat(run_id, self._owner):
-                        return
-                except Exception:  # noqa: BLE001 - a missed beat is retried; the run goes on
-                    log.exception("heartbeat of run %s failed", run_id)
-
-        thread = threading.Thread(target=beat, name=f"rollbot-heartbeat-{run_id}", daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            finished.set()
 
     def _shut_down(self, state: _RunState, kind: StepKind, notify: ProgressSink) -> RunView:
         """rollbot is stopping (SIGTERM): end at this step boundary, journaled, for the next start to resume."""
@@ -448,6 +427,28 @@ class Runner:
             except BrainError as error:
                 summary.update(forensic_holds=f"could not be counted: {error}", rows_rolled_back=None)
         return summary
+
+
+@contextmanager
+def heartbeat(journal: Journal, run_id: str, owner: str, every_seconds: float = HEARTBEAT_SECONDS) -> Iterator[None]:
+    """While a run executes, its row says so every few seconds: how other processes (other
+    replicas, the next start) tell a live run from one whose process died."""
+    finished = threading.Event()
+
+    def beat() -> None:
+        while not finished.wait(every_seconds):
+            try:
+                if not journal.heartbeat(run_id, owner):
+                    return
+            except Exception:  # noqa: BLE001 - a missed beat is retried; the run goes on
+                log.exception("heartbeat of run %s failed", run_id)
+
+    thread = threading.Thread(target=beat, name=f"rollbot-heartbeat-{run_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        finished.set()
 
 
 def _snapshot_in_place(state: _RunState) -> bool:

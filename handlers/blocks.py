@@ -22,8 +22,9 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.core import ServiceState, TargetStatus
+from bot.drill import describe_report
 from bot.plan import CheckResult, Plan
-from bot.terminal import summary_line
+from bot.terminal import summary_line, versions
 from handlers.ids import ActionId, BlockId, RecoveryActionId
 from storage import RunStatus, RunView, StepStatus
 
@@ -78,6 +79,11 @@ def plan_message(plan: Plan, run: RunView) -> Message:
     ]
     if plan.restores_brain and plan.brain is not None:
         blocks.append(_section(_brain_text(plan)))
+    if plan.rehearsal is not None:
+        icon = ":warning:" if plan.rehearsal.warning else ":stopwatch:"
+        text = plan.rehearsal.describe() + (f" — {plan.rehearsal.warning}" if plan.rehearsal.warning and
+                                            plan.rehearsal.expected_seconds is not None else "")
+        blocks.append(_section(f"{icon} *Drills:* {esc(text)}"))
     if plan.approvable:
         blocks.append(_section("*Steps*\n" + "\n".join(
             f"{number}. {esc(step.description)}" + (f" _(skipped: {esc(step.skip_reason)})_" if step.skip_reason else "")
@@ -169,6 +175,14 @@ def closed_interruption_message(run: RunView, note: str) -> Message:
                                          ContextBlock(elements=[MarkdownTextObject(text=f"run `{run.id}`")])])
 
 
+def drill_report_message(drill: RunView) -> Message:
+    """A drill's report: each phase's time, the rollback's steps, and the change against the last drill."""
+    lines = describe_report(drill)
+    icon = ":white_check_mark:" if drill.status is RunStatus.SUCCEEDED else ":x:"
+    body = f"{icon} *{esc(lines[0])}*\n```" + esc("\n".join(lines[1:])) + "```"
+    return _message(lines[0], [_section(body), ContextBlock(elements=[MarkdownTextObject(text=f"drill `{drill.id}`")])])
+
+
 def ticket_link(key: str, url: str | None) -> str:
     """A Jira ticket as a link; a file ticket by its path (a file:// link opens nothing in Slack)."""
     if url and url.startswith("http"):
@@ -210,8 +224,8 @@ def history_message(runs: list[RunView]) -> Message:
     if not runs:
         return _message("no runs yet", [_section("No runs yet.")])
     lines = [
-        f"`{run.id}` {run.created_at:%Y-%m-%d %H:%M} UTC · *{esc(run.target)}* `{esc(run.from_version or '?')}` → "
-        f"`{esc(run.to_version)}` · {esc(run.status.value)}" + (f" at `{esc(run.current_step)}`" if run.status in (
+        f"`{run.id}` {run.created_at:%Y-%m-%d %H:%M} UTC · *{esc(run.target)}* {esc(versions(run))}"
+        f" · {esc(run.status.value)}" + (f" at `{esc(run.current_step)}`" if run.status in (
             RunStatus.FAILED, RunStatus.INTERRUPTED) else "") + f" · {user(run.requester)}"
         for run in runs
     ]

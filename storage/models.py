@@ -41,7 +41,8 @@ class RunRow(Base):
     __table_args__ = (
         Index(
             "ux_runs_one_running_per_target", "target", unique=True,
-            sqlite_where=text("status = 'running'"), postgresql_where=text("status = 'running'"),
+            sqlite_where=text("status = 'running' AND kind = 'rollback'"),
+            postgresql_where=text("status = 'running' AND kind = 'rollback'"),
         ),
     )
 

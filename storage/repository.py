@@ -359,7 +359,7 @@ class Journal:
             ).rowcount == 1
 
     def runs(
-        self, target: str | None = None, limit: int = 20, status: RunStatus | None = None
+        self, target: str | None = None, limit: int = 20, status: RunStatus | None = None, kind: str | None = None
     ) -> list[RunView]:
         with self._sessions() as session:
             query = select(RunRow).order_by(RunRow.created_at.desc(), RunRow.id.desc()).limit(limit)
@@ -367,6 +367,8 @@ class Journal:
                 query = query.where(RunRow.target == target)
             if status is not None:
                 query = query.where(RunRow.status == status)
+            if kind is not None:
+                query = query.where(RunRow.kind == kind)
             return [self._view(session, row) for row in session.scalars(query)]
 
     def run(self, run_id: str) -> RunView:
