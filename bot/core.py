@@ -37,7 +37,8 @@ from bot.brain_plan import BrainChoice
 from bot.brain_swap import brain_in_place
 from bot.config import Config, TargetConfig
 from bot.drill import Drill, rehearsal
-from bot.errors import InvalidRequest
+from bot.errors import InvalidRequest, RollbotError
+from bot.kept_images import KeptVersions, kept_versions
 from bot.health import Health
 from bot.plan import Plan, Rehearsal, RollbackRequest, Systems, make_plan
 from bot.runner import HEARTBEAT_SECONDS, ProgressSink, Runner
@@ -101,6 +102,7 @@ class TargetStatus:
     health: str
     newest_snapshot: Snapshot | None
     run_in_progress: str | None
+    kept: KeptVersions | None = None
 
 
 class Rollbot:
@@ -175,7 +177,9 @@ class Rollbot:
         """Preflight the request and journal the plan (as `planned`, or `refused` with why)."""
         plan = make_plan(request, self.config, self._systems, self.runs_in_progress)
         if plan.approvable or plan.question:
-            plan = replace(plan, rehearsal=self.rehearsal(request.target))
+            target = self.config.targets[request.target]
+            plan = replace(plan, rehearsal=self.rehearsal(request.target),
+                           kept=self._kept(plan.current_image, target.keep_images))
         record = NewRun(
             target=request.target,
             to_version=request.version,
@@ -188,6 +192,16 @@ class Rollbot:
         )
         run = self._journal.record_plan(record, actor=request.requester, refusal=plan.refusal)
         return PlannedRun(run, plan)
+
+    def _kept(self, running_image: str | None, keep: int) -> KeptVersions | None:
+        """The earlier versions still available; looking is best effort and never fails a plan."""
+        if not running_image:
+            return None
+        try:
+            return kept_versions(self._systems.docker, running_image, keep)
+        except RollbotError as error:
+            log.warning("could not count the earlier versions of %s: %s", running_image, error)
+            return None
 
     def rehearsal(self, target_name: str) -> Rehearsal | None:
         """What the drills of a target (and of the targets that rehearse it) say about rolling it back."""
@@ -309,6 +323,7 @@ class Rollbot:
             health=health.describe(),
             newest_snapshot=snapshots[0] if snapshots else None,
             run_in_progress=busy[0] if busy else None,
+            kept=self._kept(container.image if container else None, target.keep_images),
         )
 
     def cancel(self, run_id: str, actor: str, why: str) -> None:

@@ -21,6 +21,7 @@ from bot.compose_file import read_service_image
 from bot.config import Config, TargetConfig
 from bot.docker_host import ContainerFacts, DockerFacts, ImageSource
 from bot.errors import RollbotError
+from bot.kept_images import KeptVersions
 from bot.preflight import Check, CheckResult, Preflight, Refused
 from bot.tags import ImageRef, describe_invalid_tag, is_valid_tag
 
@@ -84,6 +85,7 @@ class Plan:
     image_source: ImageSource | None = None
     brain: BrainPlan | None = None
     rehearsal: Rehearsal | None = None  # what earlier drills say; shown, never blocking
+    kept: KeptVersions | None = None  # earlier versions still available; a warning when too few
 
     @property
     def refusal(self) -> str | None:

@@ -51,6 +51,8 @@ def render_plan(out: Console, plan: Plan) -> None:
         out.print(f"  {CHECK_MARKS[check.result]} {check.name}: {escape(check.detail)}", highlight=False)
     if plan.brain is not None and plan.brain.restore:
         _render_brain(out, plan)
+    if plan.kept is not None and plan.kept.warning:
+        out.print(Text(f"Earlier versions: {plan.kept.warning}", style="yellow"), highlight=False)
     if plan.rehearsal is not None:
         warning = plan.rehearsal.warning
         text = plan.rehearsal.describe() + (f" — {warning}" if warning and plan.rehearsal.expected_seconds is not None else "")

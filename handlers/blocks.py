@@ -79,6 +79,8 @@ def plan_message(plan: Plan, run: RunView) -> Message:
     ]
     if plan.restores_brain and plan.brain is not None:
         blocks.append(_section(_brain_text(plan)))
+    if plan.kept is not None and plan.kept.warning:
+        blocks.append(_section(f":warning: *Earlier versions:* {esc(plan.kept.warning)}"))
     if plan.rehearsal is not None:
         icon = ":warning:" if plan.rehearsal.warning else ":stopwatch:"
         text = plan.rehearsal.describe() + (f" — {plan.rehearsal.warning}" if plan.rehearsal.warning and
@@ -213,9 +215,12 @@ def status_command_message(statuses: list[TargetStatus]) -> Message:
             snapshot = (f"newest snapshot `{esc(status.newest_snapshot.path.name)}`, "
                         f"{int(status.newest_snapshot.age_seconds() // 60)} min old")
         busy = f"\n:hourglass_flowing_sand: run `{status.run_in_progress}` in progress" if status.run_in_progress else ""
+        kept = ""
+        if status.kept is not None:
+            kept = f"\n{':warning: ' if status.kept.warning else ''}{esc(status.kept.describe())}"
         blocks.append(_section(
             f"*{esc(status.name)}* ({esc(status.environment)}): `{esc(status.running_version or '?')}` "
-            f"({esc(status.container_state)}) — {health}\n{snapshot}{busy}"
+            f"({esc(status.container_state)}) — {health}\n{snapshot}{busy}{kept}"
         ))
     return _message("rollbot status", blocks[:50] or [_section("no targets are configured")])
 
