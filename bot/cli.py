@@ -37,6 +37,7 @@ from bot.terminal import (
 )
 from bot.tickets import Ticket
 from bot.drill import describe_report
+from bot.logs import use_json
 from storage import EventView, RunStatus, RunView
 from storage.tickets import TicketStatus
 
@@ -222,6 +223,7 @@ def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="address to listen on (HTTP mode)")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on (HTTP mode)")] = 3000,
+    log_format: Annotated[str, typer.Option(help="json (one object per line, with run_id) or text")] = "json",
 ) -> None:
     """Serve Slack: HTTP (POST /slack/events, GET /healthz), or Socket Mode when SLACK_APP_TOKEN is set."""
     from bot.config import load_settings
@@ -229,7 +231,10 @@ def serve(
     from handlers.recovery import watch_interruptions
     from handlers.server import serve_http, serve_socket_mode
 
-    logging.getLogger().setLevel(logging.INFO)
+    if log_format == "json":
+        use_json(logging.INFO)
+    else:
+        logging.getLogger().setLevel(logging.INFO)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per /health poll is noise
     # Background threads (preflight, runs) must not hold the GIL for the default 5 ms slices
     # while a request waits for its ack; 1 ms slices cut the ack tail under load.

@@ -39,6 +39,7 @@ from bot.config import Config, TargetConfig
 from bot.drill import Drill, rehearsal
 from bot.errors import InvalidRequest, RollbotError
 from bot.kept_images import KeptVersions, kept_versions
+from bot.metrics import render as render_metrics
 from bot.health import Health
 from bot.plan import Plan, Rehearsal, RollbackRequest, Systems, make_plan
 from bot.runner import HEARTBEAT_SECONDS, ProgressSink, Runner
@@ -456,6 +457,10 @@ class Rollbot:
     def remember(self, run_id: str, **context: object) -> None:
         """Keep a front end's facts about a run (where its messages are) in the journal."""
         self._journal.set_context(run_id, **context)
+
+    def metrics(self) -> bytes:
+        """rollbot's own metrics in Prometheus' text format, read from the journal now."""
+        return render_metrics(self.config, self._journal, self.tickets.outbox if self.tickets else None)
 
     def history(self, target: str | None = None, limit: int = 20) -> list[RunView]:
         return self._journal.runs(target, limit)

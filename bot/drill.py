@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from bot.brain_plan import BrainChoice
 from bot.errors import InvalidRequest
 from bot.plan import Rehearsal, RollbackRequest
+from bot.logs import about_run
 from bot.runner import heartbeat
 from bot.tags import describe_invalid_tag, is_valid_tag
 from storage import Journal, RunStatus, RunView, StepStatus
@@ -104,7 +105,7 @@ class Drill:
         self._id = drill.id
         owner = _owner()
         self._sink(self._journal.start(drill.id, self._actor, owner, approver=DRILLED_BY))
-        with heartbeat(self._journal, drill.id, owner):
+        with about_run(drill.id), heartbeat(self._journal, drill.id, owner):
             return self._phases(drill)
 
     def _phases(self, drill: RunView) -> RunView:

@@ -38,6 +38,7 @@ from bot.compose_file import ComposeEdit, service_image_in, set_service_tag, wri
 from bot.config import Config, TargetConfig
 from bot.failpoints import failpoint
 from bot.health import Health, HealthResult
+from bot.logs import about_run
 from bot.plan import Plan, Systems, StepKind
 from storage import EventView, Journal, LostRun, RunStatus, RunView, StepStatus
 
@@ -149,7 +150,7 @@ class Runner:
     def _run(self, state: _RunState, notify: ProgressSink, done: frozenset[int]) -> RunView:
         started = self._clock()
         run_id = state.run_id
-        with heartbeat(self._journal, run_id, self._owner, self._heartbeat_seconds):
+        with about_run(run_id), heartbeat(self._journal, run_id, self._owner, self._heartbeat_seconds):
             for position, step in enumerate(state.plan.steps):
                 if position in done:
                     continue

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -370,6 +370,25 @@ class Journal:
             if kind is not None:
                 query = query.where(RunRow.kind == kind)
             return [self._view(session, row) for row in session.scalars(query)]
+
+    def run_counts(self) -> list[tuple[str, str, str, int]]:
+        """(target, kind, status, runs) over the whole journal: what /metrics counts."""
+        with self._sessions() as session:
+            query = select(RunRow.target, RunRow.kind, RunRow.status, func.count()).group_by(
+                RunRow.target, RunRow.kind, RunRow.status)
+            return [(target, kind, status, count) for target, kind, status, count in session.execute(query)]
+
+    def step_durations(self, last_runs: int = 500) -> list[tuple[str, str, str, float]]:
+        """(target, step, status, seconds) of the finished steps of the newest runs."""
+        with self._sessions() as session:
+            newest = select(RunRow.id).where(RunRow.started_at.is_not(None)).order_by(
+                RunRow.started_at.desc()).limit(last_runs).subquery()
+            query = (select(RunRow.target, StepRow.name, StepRow.status, StepRow.started_at, StepRow.finished_at)
+                     .join(StepRow, StepRow.run_id == RunRow.id)
+                     .where(RunRow.id.in_(select(newest.c.id)), StepRow.finished_at.is_not(None),
+                            StepRow.started_at.is_not(None)))
+            return [(target, name, status, (finished - started).total_seconds())
+                    for target, name, status, started, finished in session.execute(query)]
 
     def run(self, run_id: str) -> RunView:
         with self._sessions() as session:
