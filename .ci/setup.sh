@@ -82,6 +82,19 @@ build_base_image() {
     bookworm - /etc/apt/sources.list.d/debian.sources | docker import - "$BASE_IMAGE" >/dev/null
 }
 
+# rollbot's own image is built in the tests on Debian's Python (python3-venv brings pip into a
+# venv), made like the base image above: no image registry is reachable. Self-contained.
+build_python_image() {
+  local image="${ROLLBOT_TEST_PYTHON_IMAGE:-rollbot-test-python:bookworm}"
+  if docker image inspect "$image" >/dev/null 2>&1; then return; fi
+  log "building $image with mmdebstrap (python3, python3-venv)"
+  # Slim like python:*-slim: no docs, man pages or translations (copyright files stay).
+  mmdebstrap --quiet --variant=minbase --include=python3,python3-venv,ca-certificates \
+    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
+    bookworm - /etc/apt/sources.list.d/debian.sources | docker import - "$image" >/dev/null
+}
+
 install_prism() {
   local prefix=/var/tmp/rollbot-ci/prism
   if [ -x "$prefix/node_modules/.bin/prism" ]; then return; fi
@@ -96,4 +109,5 @@ install_compose
 start_dockerd
 start_registry
 build_base_image
+build_python_image
 log "docker $(docker version --format '{{.Server.Version}}'), $(docker compose version --short), registry on 127.0.0.1:${REGISTRY_PORT}, base image $BASE_IMAGE"
