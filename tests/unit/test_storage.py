@@ -1,4 +1,8 @@
-"""The journal on real SQLite files: the rows and the event log tell the same story, in order."""
+"""The journal on real databases: the rows and the event log tell the same story, in order.
+
+Every test that is not about SQLite's file runs twice, on a fresh SQLite file and on a fresh
+PostgreSQL database (the `new_database` fixture), since replicas share PostgreSQL and one bot
+uses SQLite: the journal must behave the same on both."""
 
 from __future__ import annotations
 
@@ -10,16 +14,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, inspect
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import StatementError
 
 from storage import Journal, NotStartable, RunStatus, StepStatus, connect
 from storage.repository import NewRun
+from tests.databases import fresh_postgres_database
 
 STEPS = [("capture_logs", "save the logs"), ("set_image_tag", "switch the tag"), ("pull", "docker compose pull engine")]
 
 
-def url(tmp_path: Path, name: str = "j.db") -> str:
+def sqlite_url(tmp_path: Path, name: str = "j.db") -> str:
     return f"sqlite:///{tmp_path}/{name}"
 
 
@@ -35,8 +41,8 @@ class TickingClock:
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = connect(url(tmp_path))
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = connect(database_url)
     yield engine
     engine.dispose()
 
@@ -248,25 +254,29 @@ def test_mark_interrupted_only_touches_runs_of_dead_owners(journal: Journal) -> 
 # --- the SQLite file -------------------------------------------------------------------------------------
 
 
-def test_database_file_is_in_wal_mode(tmp_path: Path, engine: Engine) -> None:
+def test_database_file_is_in_wal_mode(tmp_path: Path) -> None:
     """WAL is a property of the file: any other reader (sqlite3 CLI, `history`) sees it."""
+    engine = connect(sqlite_url(tmp_path))
     with engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     with sqlite3.connect(tmp_path / "j.db") as raw:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    engine.dispose()
 
 
-def test_migrations_are_idempotent(tmp_path: Path) -> None:
+def test_migrations_are_idempotent(database_url: str) -> None:
     """Every start migrates; the second start finds the schema current and the data intact."""
-    first = Journal(connect(url(tmp_path)))
-    run_id = first.record_plan(new_run(), actor="a").id
-    again = connect(url(tmp_path))
+    first = connect(database_url)
+    run_id = Journal(first).record_plan(new_run(), actor="a").id
+    again = connect(database_url)
     assert Journal(again).run(run_id).status is RunStatus.PLANNED
     with again.connect() as connection:
         assert connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalars().all() == [_head_revision()]
-        tables = connection.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='table'").scalars().all()
-    assert {"runs", "steps", "events", "alembic_version"} <= set(tables)
+        tables = inspect(connection).get_table_names()
+    assert {"runs", "steps", "events", "tickets", "alembic_version"} <= set(tables)
+    first.dispose()
+    again.dispose()
 
 
 def test_the_database_allows_one_running_run_per_target(journal: Journal) -> None:
@@ -289,6 +299,16 @@ def test_connect_creates_the_folder(tmp_path: Path) -> None:
     assert (tmp_path / "state" / "deeper" / "j.db").is_file()
 
 
+def test_a_postgresql_url_without_a_driver_uses_psycopg() -> None:
+    """`DATABASE_URL=postgresql://…`, as hosting providers hand it out, works as it is."""
+    with fresh_postgres_database() as database_url:
+        bare = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+        engine = connect(bare)
+        assert (engine.dialect.name, engine.dialect.driver) == ("postgresql", "psycopg")
+        assert Journal(engine).record_plan(new_run(), actor="a").status is RunStatus.PLANNED
+        engine.dispose()
+
+
 def _full_run(journal: Journal, owner: str, steps: int) -> str:
     run_id = journal.record_plan(new_run(target=f"engine-{owner}", steps=[(f"step{i}", "") for i in range(steps)]), actor=owner).id
     journal.start(run_id, owner, owner)
@@ -300,9 +320,9 @@ def _full_run(journal: Journal, owner: str, steps: int) -> str:
     return run_id
 
 
-def test_two_threads_write_one_file_concurrently(tmp_path: Path) -> None:
+def test_two_threads_write_one_database_concurrently(database_url: str) -> None:
     """A run writing while another thread writes too (Slack + recovery): both succeed, nothing lost."""
-    engines = [connect(url(tmp_path)), connect(url(tmp_path))]
+    engines = [connect(database_url), connect(database_url)]
     start = threading.Barrier(2)
     results: dict[str, str] = {}
     errors: list[BaseException] = []
@@ -324,7 +344,7 @@ def test_two_threads_write_one_file_concurrently(tmp_path: Path) -> None:
     for thread in threads:
         thread.join(timeout=60)
     assert errors == []
-    reader = Journal(connect(url(tmp_path)))
+    reader = Journal(connect(database_url))
     for name, run_id in results.items():
         run = reader.run(run_id)
         assert run.status is RunStatus.SUCCEEDED
@@ -343,18 +363,19 @@ def _connect_when_released(database_url: str, gate: Callable[[], object], answer
         answers.put(f"{type(error).__name__}: {str(error).splitlines()[0]}")
 
 
-def test_processes_starting_together_on_a_fresh_file_all_succeed(tmp_path: Path) -> None:
-    """`rollbot serve` and a `rollbot history` started at once both migrate a new journal.
+def test_processes_starting_together_on_a_fresh_database_all_succeed(new_database: Callable[[], str]) -> None:
+    """`rollbot serve` and a `rollbot history` (or two replicas) started at once both migrate a
+    new journal.
 
     Migrations run on every start; first starts that coincide must not race each other into
-    'table runs already exists'. Three rounds of four processes, each on a fresh file.
+    'table runs already exists'. Three rounds of four processes, each on a fresh database.
     """
     context = multiprocessing.get_context("fork")
     outcomes: list[str] = []
     for round_ in range(3):
         barrier = context.Barrier(4)
         answers = context.Queue()
-        database_url = url(tmp_path, f"fresh{round_}.db")
+        database_url = new_database()
         processes = [
             context.Process(target=_connect_when_released, args=(database_url, barrier.wait, answers))
             for _ in range(4)
