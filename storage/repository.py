@@ -145,12 +145,12 @@ class Journal:
         run = RunRow(
             id=_new_run_id(now),
             kind=new.kind,
-            target=_clip(new.target, 128),
+            target=new.target,
             environment=new.environment,
-            from_version=_clip(new.from_version, 160),
-            to_version=_clip(new.to_version, 160) or "",
+            from_version=new.from_version,
+            to_version=new.to_version,
             reason=new.reason,
-            requester=_clip(new.requester, 256) or "",
+            requester=new.requester,
             status=status,
             created_at=now,
             finished_at=now if refusal else None,
@@ -457,8 +457,3 @@ def _new_run_id(now: datetime) -> str:
     """Sortable and short enough to type: `20261126-031914-a3f9c2`; 24 random bits per second."""
     return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
-
-def _clip(text: str | None, limit: int) -> str | None:
-    if text is None or len(text) <= limit:
-        return text
-    return text[: limit - 1] + "…"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import StatementError
+from sqlalchemy.exc import NoResultFound, StatementError
 
 from storage import Journal, NotStartable, RunStatus, StepStatus, connect
 from storage.repository import NewRun
@@ -291,6 +291,28 @@ def test_the_database_allows_one_running_run_per_target(journal: Journal) -> Non
     journal.start(second, "b", "host:2")
     assert journal.run(second).status is RunStatus.RUNNING
 
+
+
+def test_text_postgresql_would_refuse_is_kept_as_on_sqlite(journal: Journal) -> None:
+    """PostgreSQL refuses NUL characters in text and values longer than a column; SQLite takes
+    both. Slack's fields are anyone's input, so the journal stores the same thing on both: a
+    NUL becomes U+FFFD, an overlong actor or approver is clipped."""
+    run = journal.record_plan(
+        NewRun(target="engine\x00", to_version="2.3.1", requester="U\x00" + "x" * 400, steps=STEPS,
+               reason="broke\x00 after deploy", plan={"note": "nul \x00 in json"}),
+        actor="slack:" + "U" * 400,
+    )
+    assert run.target == "engine\ufffd" and run.reason == "broke\ufffd after deploy"
+    assert run.requester.startswith("U\ufffdx") and len(run.requester) == 256
+    assert run.plan == {"note": "nul \x00 in json"}, "JSON keeps the character: it is escaped there"
+    assert len(run.events[0].actor) == 256
+    journal.start(run.id, "slack:\x00" + "A" * 400, owner="host:1", approver="U\x00" + "A" * 400)
+    journal.note(run.id, "a\x00", "run.confirmed", {"by": "a\x00"})
+    started = journal.run(run.id)
+    assert started.approver is not None and started.approver.startswith("U\ufffdA") and len(started.approver) == 256
+    assert [e.actor[:7] for e in started.events[1:]] == ["slack:\ufffd", "a\ufffd"]
+    with pytest.raises(NoResultFound):
+        journal.run("20261126-031914-a3f9c2\x00")
 
 
 def test_connect_creates_the_folder(tmp_path: Path) -> None:
