@@ -209,8 +209,13 @@ class Journal:
         raise NotStartable(f"run {run_id} {state}")
 
     def set_context(self, run_id: str, **context: Any) -> None:
-        """Front-end facts about a run (e.g. where its messages are), merged into `context`."""
+        """Front-end facts about a run (e.g. where its messages are), merged into `context`.
+
+        A read, merge and write: two at once (the plan message remembered on one replica, the
+        announcement on another) would each write back what they read and lose the other's
+        fact, so the run's row is locked first."""
         with self._sessions.begin() as session:
+            _lock_run(session, run_id)
             run = session.get_one(RunRow, run_id)
             run.context = {**(run.context or {}), **context}
 
@@ -451,6 +456,13 @@ class Journal:
             approver=row.approver,
             context=dict(row.context or {}),
         )
+
+
+def _lock_run(session: Session, run_id: str) -> None:
+    """Write-lock one run until the transaction ends, on both backends: an UPDATE that changes
+    nothing locks the row on PostgreSQL and the database on SQLite, which has no
+    SELECT … FOR UPDATE. The reads after it see what others committed before it."""
+    session.execute(update(RunRow).where(RunRow.id == run_id).values(context=RunRow.context))
 
 
 def _new_run_id(now: datetime) -> str:

@@ -293,6 +293,69 @@ def test_the_database_allows_one_running_run_per_target(journal: Journal) -> Non
 
 
 
+def test_racing_starts_claim_exactly_one_run(database_url: str) -> None:
+    """Two plans of one target, each clicked twice at the same moment on four engines (four
+    replicas): one start wins each round, the other three are refused, twenty rounds in a row."""
+    engines = [connect(database_url) for _ in range(4)]
+    journals = [Journal(engine) for engine in engines]
+    for round_ in range(20):
+        plans = [journals[0].record_plan(new_run(), actor="a").id for _ in range(2)]
+        together = threading.Barrier(4)
+        outcomes: list[str] = []
+
+        def click(journal: Journal, run_id: str, owner: str) -> None:
+            together.wait(timeout=30)
+            try:
+                journal.start(run_id, "a", owner)
+                outcomes.append(f"started {run_id}")
+            except NotStartable:
+                outcomes.append("refused")
+
+        threads = [threading.Thread(target=click, args=(journals[i], plans[i % 2], f"host:{i}")) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert sorted(outcomes) == ["refused"] * 3 + [next(o for o in outcomes if o != "refused")], outcomes
+        running = journals[1].runs("engine", status=RunStatus.RUNNING)
+        assert [f"started {run.id}" for run in running] == [o for o in outcomes if o != "refused"]
+        journals[2].finish(running[0].id, "a", RunStatus.SUCCEEDED)
+        for run_id in plans:
+            journals[3].cancel(run_id, "a", f"round {round_} is over")
+    assert len(journals[0].runs("engine", limit=100, status=RunStatus.SUCCEEDED)) == 20
+    for engine in engines:
+        engine.dispose()
+
+
+def test_context_merges_from_many_threads_lose_nothing(database_url: str) -> None:
+    """Front ends remember facts about a run from several threads and replicas (the plan
+    message, the announcement, the status message): every merge is kept."""
+    engines = [connect(database_url) for _ in range(4)]
+    run_id = Journal(engines[0]).record_plan(new_run(), actor="a").id
+    together = threading.Barrier(len(engines))
+    errors: list[BaseException] = []
+
+    def remember(engine: Engine, who: int) -> None:
+        try:
+            journal = Journal(engine)
+            together.wait(timeout=30)
+            for fact in range(10):
+                journal.set_context(run_id, **{f"fact-{who}-{fact}": fact})
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=remember, args=(engine, who)) for who, engine in enumerate(engines)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    context = Journal(engines[0]).run(run_id).context
+    assert context == {f"fact-{who}-{fact}": fact for who in range(len(engines)) for fact in range(10)}
+    for engine in engines:
+        engine.dispose()
+
+
 def test_text_postgresql_would_refuse_is_kept_as_on_sqlite(journal: Journal) -> None:
     """PostgreSQL refuses NUL characters in text and values longer than a column; SQLite takes
     both. Slack's fields are anyone's input, so the journal stores the same thing on both: a
