@@ -18,7 +18,7 @@ from sqlalchemy import Engine, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import NoResultFound, StatementError
 
-from storage import Journal, NotStartable, RunStatus, StepStatus, connect
+from storage import Journal, LostRun, NotStartable, RunStatus, StepStatus, connect
 from storage.repository import NewRun
 from tests.databases import fresh_postgres_database
 
@@ -249,6 +249,57 @@ def test_mark_interrupted_only_touches_runs_of_dead_owners(journal: Journal) -> 
     assert journal.run(planned).status is RunStatus.PLANNED
     assert journal.run(finished).status is RunStatus.SUCCEEDED
     assert journal.mark_interrupted(owner_alive, actor="again") == [], "recovery is idempotent"
+
+
+def test_a_silent_owner_is_taken_over_once(engine: Engine) -> None:
+    """Heartbeats, a stale run marked interrupted, its report claimed once, and a take-over
+    (resume) that one replica wins; the old owner learns it lost the run at its next step."""
+    clock = TickingClock()
+    journal = Journal(engine, clock=clock)
+    run_id = running(journal, "host:1", at_step=1)
+    assert journal.heartbeat(run_id, "host:1") and not journal.heartbeat(run_id, "host:2")
+    assert journal.mark_interrupted(lambda owner: True, "r", stale_after=timedelta(seconds=30)) == []
+    clock.now += timedelta(minutes=5)
+    [stale] = journal.mark_interrupted(lambda owner: True, "r", stale_after=timedelta(seconds=30))
+    assert (stale.id, stale.status, stale.events[-1].details.get("heartbeat")) == (run_id, RunStatus.INTERRUPTED, "stale")
+    assert not journal.heartbeat(run_id, "host:1")
+    assert [run.id for run in journal.unreported_interruptions()] == [run_id]
+    assert [journal.claim_report(run_id), journal.claim_report(run_id)] == [True, False]
+    assert journal.unreported_interruptions() == []
+    journal.reclaim(run_id, "a", "host:2", "run.resumed", {"by": "U1"})
+    with pytest.raises(NotStartable, match="not interrupted"):
+        journal.reclaim(run_id, "b", "host:3", "run.resumed", {"by": "U2"})
+    with pytest.raises(LostRun):
+        journal.step_started(run_id, 2, "a", owner="host:1")
+    journal.step_started(run_id, 2, "a", owner="host:2")
+    resumed = journal.run(run_id)
+    assert (resumed.status, resumed.owner, resumed.current_step) == (RunStatus.RUNNING, "host:2", "pull")
+    assert_utc(resumed.events[-1].at)
+
+
+def test_an_interrupted_run_is_not_taken_up_while_its_target_is_busy(journal: Journal) -> None:
+    """Resuming is claiming too: the partial unique index refuses a second running rollback."""
+    first = running(journal, "host:1", at_step=0)
+    journal.mark_interrupted(lambda owner: False, "r")
+    second = journal.record_plan(new_run(target=journal.run(first).target), actor="a").id
+    journal.start(second, "a", "host:2")
+    with pytest.raises(NotStartable, match="another run of this target is in progress"):
+        journal.reclaim(first, "a", "host:3", "run.resumed", {})
+    assert journal.run(first).status is RunStatus.INTERRUPTED
+
+
+def test_what_metrics_count(journal: Journal) -> None:
+    """Runs by target, kind and status, and the seconds of finished steps, as the journal has them."""
+    done = running(journal, "host:1", at_step=0)
+    journal.step_finished(done, 0, "a", StepStatus.SUCCEEDED)
+    journal.finish(done, "a", RunStatus.SUCCEEDED)
+    journal.record_plan(new_run(target="other"), actor="a", refusal="no")
+    assert sorted(journal.run_counts()) == [
+        (journal.run(done).target, "rollback", "succeeded", 1), ("other", "rollback", "refused", 1)
+    ]
+    run = journal.run(done)
+    assert run.steps[0].seconds is not None and run.steps[0].seconds > 0
+    assert journal.step_durations() == [(run.target, "capture_logs", "succeeded", run.steps[0].seconds)]
 
 
 # --- the SQLite file -------------------------------------------------------------------------------------

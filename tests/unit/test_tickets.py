@@ -148,6 +148,7 @@ def test_two_desks_never_attempt_the_same_ticket_at_once(world: World, journal: 
     first.owe(run_id)
     assert first.outbox.claim_due() == [run_id]
     assert second.outbox.claim_due() == [], "leased to the first"
+    assert (first.outbox.count(TicketStatus.PENDING), first.outbox.count(TicketStatus.CREATED)) == (1, 0)
 
 
 def test_desks_claiming_at_the_same_moment_lease_a_ticket_once(world: World, journal: Journal, database_url: str) -> None:
