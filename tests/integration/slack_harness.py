@@ -21,9 +21,11 @@ from tests.integration.demo import Deployment
 from tests.slackapi.fake_slack import FakeSlack
 from tests.slackapi.prism import Prism, free_port
 from tests.slackapi.signing import Reply, block_action, post, signed_headers, slash_command
+from tests.slackapi.socket_mode import FakeSocketMode
 
 SIGNING_SECRET = "test-signing-secret-8f2c"
 BOT_TOKEN = "xoxb-test-000000000000-rollbot"
+APP_TOKEN = "xapp-1-A0ROLLBOT-000000000000-test"
 COMMAND_CHANNEL = "C0PLANS000"
 INCIDENT_CHANNEL = "C0INCIDENT"
 
@@ -95,19 +97,34 @@ def slack_web_api() -> Iterator[tuple[FakeSlack, Prism]]:
 def serving(
     deployed: Deployment, slack: FakeSlack, prism: Prism, extra_env: dict[str, str] | None = None
 ) -> Iterator[Bot]:
+    """`rollbot serve` in HTTP mode, its Web API calls going through Prism."""
     port = free_port()
-    env = {**deployed.env(), "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-           "SLACK_API_URL": prism.url, **(extra_env or {})}
-    env.pop("SLACK_APP_TOKEN", None)
+    env = {"SLACK_API_URL": prism.url, **(extra_env or {})}
+    with _serve(deployed, env, "--port", str(port)) as process:
+        wait_for(lambda: _healthz(port), 60, "rollbot serve answering /healthz")
+        yield Bot(deployed, slack, prism, port, process)
+
+
+@contextmanager
+def serving_socket_mode(deployed: Deployment, slack: FakeSlack, socket_mode: FakeSocketMode) -> Iterator[subprocess.Popen[str]]:
+    """`rollbot serve` in Socket Mode: SLACK_APP_TOKEN set, so it listens on no port and dials
+    the websocket `apps.connections.open` hands out. Its Web API is the fake itself: Slack's
+    published spec has no `apps.connections.open` for Prism to check."""
+    with _serve(deployed, {"SLACK_API_URL": slack.url, "SLACK_APP_TOKEN": APP_TOKEN}) as process:
+        socket_mode.wait_for_connection(timeout=60)
+        yield process
+
+
+@contextmanager
+def _serve(deployed: Deployment, extra_env: dict[str, str], *arguments: str) -> Iterator[subprocess.Popen[str]]:
+    env = {**deployed.env(), "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, **extra_env}
     log = (deployed.folder / "serve.log").open("w")
     process = subprocess.Popen(
-        deployed.command("serve", "--port", str(port)), cwd=deployed.folder, env=env,
+        deployed.command("serve", *arguments), cwd=deployed.folder, env=env,
         stdout=log, stderr=subprocess.STDOUT, text=True,
     )
-    bot = Bot(deployed, slack, prism, port, process)
     try:
-        wait_for(lambda: _healthz(port), 60, "rollbot serve answering /healthz")
-        yield bot
+        yield process
     finally:
         process.terminate()
         try:
