@@ -34,7 +34,7 @@ INCIDENT_CHANNEL = "C0INCIDENT"
 class Bot:
     deployed: Deployment
     slack: FakeSlack
-    prism: Prism
+    prism: Prism | None
     port: int
     process: subprocess.Popen[str]
 
@@ -95,11 +95,12 @@ def slack_web_api() -> Iterator[tuple[FakeSlack, Prism]]:
 
 @contextmanager
 def serving(
-    deployed: Deployment, slack: FakeSlack, prism: Prism, extra_env: dict[str, str] | None = None
+    deployed: Deployment, slack: FakeSlack, prism: Prism | None, extra_env: dict[str, str] | None = None
 ) -> Iterator[Bot]:
-    """`rollbot serve` in HTTP mode, its Web API calls going through Prism."""
+    """`rollbot serve` in HTTP mode, its Web API calls going through Prism (or, without one, to
+    the fake directly: for benchmarks, where Prism's own CPU would be load on the machine)."""
     port = free_port()
-    env = {"SLACK_API_URL": prism.url, **(extra_env or {})}
+    env = {"SLACK_API_URL": (prism or slack).url, **(extra_env or {})}
     with _serve(deployed, env, "--port", str(port)) as process:
         wait_for(lambda: _healthz(port), 60, "rollbot serve answering /healthz")
         yield Bot(deployed, slack, prism, port, process)
