@@ -174,9 +174,9 @@ def serve(
     slack_app, _ = build_app(settings, rollbot)
     _file_tickets_in_background(rollbot)
     if settings.slack_app_token is not None:
-        serve_socket_mode(slack_app, settings.slack_app_token.get_secret_value())
+        serve_socket_mode(slack_app, rollbot.foreground, settings.slack_app_token.get_secret_value())
     else:
-        serve_http(slack_app, host, port)
+        serve_http(slack_app, rollbot.foreground, host, port)
 
 
 def _file_tickets_in_background(rollbot: Rollbot, every_seconds: float = 10.0) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from bot.brain_plan import BrainChoice
 from bot.brain_swap import brain_in_place
 from bot.config import Config, TargetConfig
 from bot.errors import InvalidRequest
+from bot.foreground import PATIENCE_SECONDS, Foreground
 from bot.health import Health
 from bot.plan import Plan, RollbackRequest, Systems, make_plan
 from bot.runner import ProgressSink, Runner
@@ -72,9 +74,12 @@ class Rollbot:
         health: Health,
         run_workers: int = 8,
         tickets: TicketDesk | None = None,
+        patience: float = PATIENCE_SECONDS,
     ) -> None:
         self.config = config
         self.tickets = tickets
+        self.foreground = Foreground()  # front ends mark the answers they owe their callers
+        self._patience = patience
         self._journal = journal
         self._systems = systems
         self._health = health
@@ -86,10 +91,21 @@ class Rollbot:
 
     def background(self, work: Callable[..., object], *args: object, runs: bool = False) -> Future[object]:
         """Run `work` on the core's own threads, after a front end has answered its caller.
-        `runs=True` for work that may execute a rollback (a confirmation click)."""
-        future = (self._runs if runs else self._work).submit(work, *args)
+        `runs=True` for work that may execute a rollback (a confirmation click): it starts at
+        once. Anything else waits (boundedly) until no caller is being answered, see
+        bot/foreground.py."""
+        if runs:
+            future = self._runs.submit(work, *args)
+        else:
+            future = self._work.submit(self._when_quiet, time.monotonic() + self._patience, work, *args)
         future.add_done_callback(_log_failure)
         return future
+
+    def _when_quiet(self, deadline: float, work: Callable[..., object], *args: object) -> object:
+        """The wait counts from submission, so under a long stream of requests queued work is
+        delayed by the patience at most, never by the patience once per item."""
+        self.foreground.wait_for_quiet(deadline - time.monotonic())
+        return work(*args)
 
     def shutdown(self, wait: bool = True) -> None:
         self._work.shutdown(wait=wait)
