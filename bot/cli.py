@@ -247,9 +247,9 @@ def serve(
     signal.signal(signal.SIGTERM, _stop_serving)
     try:
         if settings.slack_app_token is not None:
-            serve_socket_mode(slack_app, settings.slack_app_token.get_secret_value())
+            serve_socket_mode(slack_app, rollbot.foreground, settings.slack_app_token.get_secret_value())
         else:
-            serve_http(slack_app, host, port)  # returns on SIGTERM or Ctrl-C
+            serve_http(slack_app, rollbot.foreground, host, port)  # returns on SIGTERM or Ctrl-C
     except (SystemExit, KeyboardInterrupt):
         pass
     finally:

@@ -17,6 +17,10 @@ import waitress
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_sdk.socket_mode.builtin import SocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
+
+from bot.foreground import Foreground
 
 log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
@@ -25,7 +29,9 @@ SLOW_ANSWER_MS = 1000
 StartResponse = Callable[..., Any]
 
 
-def wsgi_app(app: App) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
+def wsgi_app(app: App, foreground: Foreground) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
+    """Each Slack request counts as a caller being answered until Bolt has its ack (listeners
+    ack before they return): background work waits for the end of a burst, not the acks."""
     slack = SlackRequestHandler(app, path=EVENTS_PATH)
 
     def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -33,7 +39,8 @@ def wsgi_app(app: App) -> Callable[[dict[str, Any], StartResponse], Iterable[byt
             body = json.dumps({"ok": True}).encode()
             start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
             return [body]
-        return slack(environ, _timed(start_response))
+        with foreground.answering():
+            return slack(environ, _timed(start_response))
 
     return application
 
@@ -52,10 +59,22 @@ def _timed(start_response: StartResponse) -> StartResponse:
     return timed_start_response
 
 
-def serve_http(app: App, host: str, port: int, threads: int = 16) -> None:
+def serve_http(app: App, foreground: Foreground, host: str, port: int, threads: int = 16) -> None:
     log.info("rollbot serving Slack on http://%s:%d%s", host, port, EVENTS_PATH)
-    waitress.serve(wsgi_app(app), host=host, port=port, threads=threads, ident="rollbot")
+    waitress.serve(wsgi_app(app, foreground), host=host, port=port, threads=threads, ident="rollbot")
 
 
-def serve_socket_mode(app: App, app_token: str) -> None:
-    SocketModeHandler(app, app_token).start()
+def serve_socket_mode(app: App, foreground: Foreground, app_token: str) -> None:
+    _SocketMode(app, foreground, app_token).start()
+
+
+class _SocketMode(SocketModeHandler):
+    """Bolt's Socket Mode handler; each envelope counts as a caller until it is acked."""
+
+    def __init__(self, app: App, foreground: Foreground, app_token: str) -> None:
+        super().__init__(app, app_token)
+        self._foreground = foreground
+
+    def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
+        with self._foreground.answering():
+            super().handle(client, req)
