@@ -249,7 +249,7 @@ def serve(
         if settings.slack_app_token is not None:
             serve_socket_mode(slack_app, rollbot.foreground, settings.slack_app_token.get_secret_value())
         else:
-            serve_http(slack_app, rollbot.foreground, host, port)  # returns on SIGTERM or Ctrl-C
+            serve_http(slack_app, rollbot.foreground, host, port, metrics=rollbot.metrics)  # returns on SIGTERM or Ctrl-C
     except (SystemExit, KeyboardInterrupt):
         pass
     finally:

@@ -1,6 +1,7 @@
 """Serving the Bolt app: HTTP with a production WSGI server (waitress), or Socket Mode.
 
-HTTP mode answers `POST /slack/events` (commands and interactivity) and `GET /healthz`, on a
+HTTP mode answers `POST /slack/events` (commands and interactivity), `GET /healthz` and
+`GET /metrics` (Prometheus; read from the journal, see bot/metrics.py), on a
 configurable host (127.0.0.1 by default: put a TLS-terminating proxy in front, as Slack calls
 an https URL). Bolt's own `app.start()` is a development server listening on every address.
 """
@@ -21,6 +22,7 @@ from slack_sdk.socket_mode.builtin import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 
 from bot.foreground import Foreground
+from bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 
 log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
@@ -29,20 +31,27 @@ SLOW_ANSWER_MS = 1000
 StartResponse = Callable[..., Any]
 
 
-def wsgi_app(app: App, foreground: Foreground) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
+def wsgi_app(
+    app: App, foreground: Foreground, metrics: Callable[[], bytes] | None = None
+) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
     """Each Slack request counts as a caller being answered until Bolt has its ack (listeners
     ack before they return): background work waits for the end of a burst, not the acks."""
     slack = SlackRequestHandler(app, path=EVENTS_PATH)
 
     def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == "/healthz" and environ.get("REQUEST_METHOD") == "GET":
-            body = json.dumps({"ok": True}).encode()
-            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-            return [body]
+            return _answer(start_response, json.dumps({"ok": True}).encode(), "application/json")
+        if environ.get("PATH_INFO") == "/metrics" and environ.get("REQUEST_METHOD") == "GET" and metrics:
+            return _answer(start_response, metrics(), METRICS_CONTENT_TYPE)
         with foreground.answering():
             return slack(environ, _timed(start_response))
 
     return application
+
+
+def _answer(start_response: StartResponse, body: bytes, content_type: str) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+    return [body]
 
 
 def _timed(start_response: StartResponse) -> StartResponse:
@@ -59,9 +68,12 @@ def _timed(start_response: StartResponse) -> StartResponse:
     return timed_start_response
 
 
-def serve_http(app: App, foreground: Foreground, host: str, port: int, threads: int = 16) -> None:
+def serve_http(
+    app: App, foreground: Foreground, host: str, port: int, threads: int = 16,
+    metrics: Callable[[], bytes] | None = None,
+) -> None:
     log.info("rollbot serving Slack on http://%s:%d%s", host, port, EVENTS_PATH)
-    waitress.serve(wsgi_app(app, foreground), host=host, port=port, threads=threads, ident="rollbot")
+    waitress.serve(wsgi_app(app, foreground, metrics), host=host, port=port, threads=threads, ident="rollbot")
 
 
 def serve_socket_mode(app: App, foreground: Foreground, app_token: str) -> None:
