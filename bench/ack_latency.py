@@ -188,7 +188,7 @@ def main() -> None:
         others = cpu.others_cores(busy_seconds)
         still_running = deployed.journal().run(run_id).status.value == "running"
 
-    print(f"\nack latency of signed `/rollback {COMMANDS[args.command].format(label="LABEL", index="N")}` commands, concurrency {args.concurrency}, "
+    print(f"\nack latency of signed `/rollback {COMMANDS[args.command].format(label='LABEL', index='N')}` commands, concurrency {args.concurrency}, "
           f"one client process")
     print(f"load average (1/5/15 min) at the start {load_at_start}, at the end {load()}; {os.cpu_count()} CPUs")
     base_p50, base_p99 = report("baseline", [ack.client_ms for ack in baseline])
