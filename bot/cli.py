@@ -162,7 +162,7 @@ def serve(
     """Serve Slack: HTTP (POST /slack/events, GET /healthz), or Socket Mode when SLACK_APP_TOKEN is set."""
     from bot.config import load_settings
     from handlers.app import build_app
-    from handlers.server import serve_http, serve_socket_mode
+    from handlers.server import Door, serve_http, serve_socket_mode
 
     logging.getLogger().setLevel(logging.INFO)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per /health poll is noise
@@ -171,12 +171,13 @@ def serve(
     sys.setswitchinterval(0.001)
     rollbot = _rollbot(ctx)
     settings = load_settings()
-    slack_app, _ = build_app(settings, rollbot)
+    slack_app, services = build_app(settings, rollbot)
     _file_tickets_in_background(rollbot)
     if settings.slack_app_token is not None:
         serve_socket_mode(slack_app, settings.slack_app_token.get_secret_value())
     else:
-        serve_http(slack_app, host, port)
+        assert settings.slack_signing_secret is not None  # build_app refuses to build without it
+        serve_http(Door(slack_app, settings.slack_signing_secret.get_secret_value(), services.tell), host, port)
 
 
 def _file_tickets_in_background(rollbot: Rollbot, every_seconds: float = 10.0) -> None:
