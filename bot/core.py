@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -145,13 +145,22 @@ class Rollbot:
         members_of: MembersOf,
         sink_for: Callable[[RunView], ProgressSink | None] = lambda run: None,
         confirms_brain_restore: bool | None = None,
+        seen_on: Mapping[str, str] | None = None,
     ) -> Outcome:
         """A person's click on a plan: check who, when and whether the facts still hold, then
-        cancel, re-plan, or claim the run and execute it (on the calling thread)."""
+        cancel, re-plan, or claim the run and execute it (on the calling thread).
+
+        `seen_on` is where the person saw the plan, in the terms the front end remembered it
+        (`remember(run_id, plan_message=...)`): a decision about a run made from a message
+        that is not that run's plan is refused, so no button can act on another plan's run."""
         try:
             run = self._journal.run(run_id)
         except NoResultFound:
-            return Outcome(refusal="this plan is not known to rollbot")
+            return Outcome(refusal=f"run {_quoted(run_id)} is not known to rollbot; nothing was done")
+        shown_on = run.context.get("plan_message")
+        if seen_on is not None and shown_on is not None and dict(seen_on) != shown_on:
+            return Outcome(refusal=f"run {run.id} ({run.target} → {run.to_version}) is not the plan on this "
+                                   "message; nothing was done")
         target = self.config.target(run.target)
         if target is None:
             return Outcome(refusal=f"target {run.target} is no longer configured")
@@ -282,6 +291,11 @@ def _request_of(run: RunView) -> RollbackRequest:
     return RollbackRequest(
         run.target, run.to_version, run.requester, run.reason, BrainChoice(asked.get("brain", BrainChoice.AUTO))
     )
+
+
+def _quoted(text: str, limit: int = 40) -> str:
+    """Text from a request, shown briefly and unambiguously (repr) in a refusal."""
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
 
 
 def _not_open(run: RunView) -> str:

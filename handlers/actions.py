@@ -9,7 +9,7 @@ from slack_bolt import Ack, App, BoltContext
 
 from bot.approvals import Decision
 from bot.core import Outcome
-from handlers.blocks import closed_plan_message, plan_message
+from handlers.blocks import closed_plan_message, esc, plan_message
 from handlers.ids import ActionId
 from handlers.progress import SlackProgress
 from handlers.services import Services
@@ -32,10 +32,12 @@ def on_click(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: Bo
     if not (user and channel and isinstance(run_id, str) and run_id):
         log.warning("a click without user, channel or run id was ignored")
         return
-    services.guarded(channel, user, _decide, run_id, user, channel, ActionId(action["action_id"]), runs=True)
+    seen_on = {"channel": channel, "ts": str((body.get("container") or {}).get("message_ts") or "")}
+    services.guarded(channel, user, _decide, run_id, user, channel, ActionId(action["action_id"]), seen_on, runs=True)
 
 
-def _decide(services: Services, run_id: str, user: str, channel: str, action_id: ActionId) -> None:
+def _decide(services: Services, run_id: str, user: str, channel: str, action_id: ActionId,
+            seen_on: dict[str, str]) -> None:
     rollbot = services.rollbot
 
     def progress(run: RunView) -> SlackProgress:
@@ -47,7 +49,7 @@ def _decide(services: Services, run_id: str, user: str, channel: str, action_id:
     decision = Decision.CANCEL if action_id is ActionId.CANCEL else Decision.CONFIRM
     outcome = rollbot.decide(
         run_id, user, decision, services.directory.members_of, progress,
-        confirms_brain_restore=action_id is ActionId.BRAIN_RESTORE_APPROVE,
+        confirms_brain_restore=action_id is ActionId.BRAIN_RESTORE_APPROVE, seen_on=seen_on,
     )
     _report(services, outcome, run_id, user, channel)
 
@@ -57,7 +59,7 @@ def _report(services: Services, outcome: Outcome, run_id: str, user: str, channe
         _close_plan(services, outcome.run, f":no_entry_sign: Cancelled by <@{user}>. Nothing was changed.")
         return
     if outcome.refusal:
-        services.tell(channel, user, f":no_entry: {outcome.refusal}")
+        services.tell(channel, user, f":no_entry: {esc(outcome.refusal)}")
     if outcome.replanned is not None:
         old = services.rollbot.run(run_id)
         _close_plan(services, old, ":recycle: Superseded: the facts changed before the click; a fresh plan follows.")

@@ -7,7 +7,8 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext, Respond
 
 from bot.plan import RollbackRequest
-from handlers.blocks import history_message, plan_message, status_command_message
+from handlers.blocks import esc, history_message, plan_message, status_command_message
+from handlers.inbound import shown
 from handlers.parsing import HELP, Command, CommandKind, ParseError, parse
 from handlers.services import Services
 
@@ -22,7 +23,7 @@ def on_rollback(ack: Ack, command: dict[str, Any], context: BoltContext, respond
     try:
         parsed = parse(command.get("text", ""))
     except ParseError as error:
-        ack(response_type="ephemeral", text=f"Not understood: {error}.\n\n{HELP}")
+        ack(response_type="ephemeral", text=f"Not understood: {esc(str(error))}.\n\n{HELP}")
         return
     if parsed.kind is CommandKind.HELP:
         ack(response_type="ephemeral", text=HELP)
@@ -44,11 +45,11 @@ def _rollback(ack: Ack, services: Services, parsed: Command, user: str, channel:
     config = services.rollbot.config
     if config.target(parsed.target) is None:
         known = ", ".join(sorted(config.targets))
-        ack(response_type="ephemeral", text=f"Unknown target `{parsed.target[:40]}`; configured targets: {known}.\n\n{HELP}")
+        ack(response_type="ephemeral", text=f"Unknown target {shown(parsed.target)}; configured targets: {known}.\n\n{HELP}")
         return
     verdict = services.rollbot.may_request(user, parsed.target, services.directory.members_of)
     if not verdict.allowed:
-        ack(response_type="ephemeral", text=f":no_entry: {verdict.reason}.")
+        ack(response_type="ephemeral", text=f":no_entry: {esc(verdict.reason)}.")
         return
     ack(response_type="ephemeral", text=f"Planning the rollback of {parsed.target} to {parsed.version}…")
     request = RollbackRequest(parsed.target, parsed.version, user, parsed.reason, parsed.brain)

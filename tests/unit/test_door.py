@@ -21,7 +21,7 @@ from handlers.app import build_app
 from handlers.ids import ActionId
 from handlers.server import MAX_BODY_BYTES, Answer, Door, wsgi_app
 from handlers.services import Services
-from storage import Journal
+from storage import Journal, RunStatus
 from tests.slackapi.fake_slack import FakeSlack
 from tests.slackapi.signing import block_action, signed_headers, slash_command
 
@@ -95,6 +95,7 @@ def test_a_reason_that_says_payload_is_still_a_command(served: Served) -> None:
     [
         (lambda s: s.command("engine 2.3.1", command="/deploy"), "`/deploy` is not a rollbot command"),
         (lambda s: s.command("payments 2.3.1"), "Unknown target `payments`"),
+        (lambda s: s.command("engine <!channel>"), "'&lt;!channel&gt;' is not a Docker tag"),
         (lambda s: s.send('payload={"type":"view_submission","view":{}}'), "does not handle `view_submission`"),
         (lambda s: s.send('payload={"type":"shortcut","callback_id":"x"}'), "does not handle `shortcut`"),
         (lambda s: s.send('{"type":"event_callback","event":{"type":"message"}}', "application/json"),
@@ -121,6 +122,24 @@ def test_a_bad_click_field_is_refused_to_the_person_who_clicked(served: Served) 
     answer = served.send("payload=" + json.dumps(payload))
     assert answer.status == 200 and "`actions` is empty" in text_of(answer)
     assert served.ephemeral("`actions` is empty").startswith(":no_entry:")
+
+
+def test_a_run_id_that_does_not_exist_is_refused_by_id(served: Served) -> None:
+    assert served.click(ActionId.APPROVE, "20990101-000000-ffffff").status == 200
+    assert served.ephemeral("run '20990101-000000-ffffff' is not known").startswith(":no_entry:")
+
+
+def test_a_button_whose_run_belongs_to_another_plan_is_refused(served: Served, journal: Journal) -> None:
+    served.command("engine 2.3.1 first plan")
+    served.services.outbox.drain(timeout=10)
+    [run] = _wait(lambda: [r for r in journal.runs() if r.context.get("plan_message")])
+    plan_ts = run.context["plan_message"]["ts"]
+    served.click(ActionId.APPROVE, run.id, message_ts="1700000099.000100")
+    assert served.ephemeral(f"run {run.id} (engine → 2.3.1) is not the plan on this message")
+    assert journal.run(run.id).status is RunStatus.PLANNED
+
+    served.click(ActionId.CANCEL, run.id, message_ts=plan_ts)
+    _wait(lambda: journal.run(run.id).status is RunStatus.CANCELLED)
 
 
 def test_a_listener_that_fails_answers_200_with_an_error_id_not_a_trace(served: Served) -> None:
