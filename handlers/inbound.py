@@ -229,7 +229,9 @@ def _json_type(value: Any) -> str:
 
 
 def shown(text: str, limit: int = SHOWN) -> str:
-    """Text from a request, quoted for a Slack message: clipped, and inert (no mentions, links
-    or formatting: Slack asks for &, < and > to be escaped)."""
+    """Text from a request, quoted for a Slack message and a log line: clipped, inert (no
+    mentions, links or formatting: Slack asks for &, < and > to be escaped) and on one line
+    (a control character is written as its escape, e.g. \\n, so it cannot forge a log line)."""
     clipped = text if len(text) <= limit else text[: limit - 3] + "..."
-    return "`" + clipped.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") + "`"
+    visible = "".join(char if char.isprintable() else repr(char)[1:-1] for char in clipped)
+    return "`" + visible.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") + "`"

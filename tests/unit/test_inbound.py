@@ -148,3 +148,4 @@ def test_other_payload_types_keep_only_their_type_for_bolt_to_refuse(kind: str) 
 def test_shown_clips_and_makes_text_inert() -> None:
     assert shown("<@U0BOSS> & <!here>") == "`&lt;@U0BOSS&gt; &amp; &lt;!here&gt;`"
     assert shown("x" * 100) == "`" + "x" * 37 + "...`"
+    assert shown("a\nFORGED LOG LINE\x1b[2J") == "`a\\nFORGED LOG LINE\\x1b[2J`"
