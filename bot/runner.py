@@ -32,6 +32,7 @@ from bot.brain_swap import (
 from bot.compose import Compose
 from bot.compose_file import ComposeEdit, set_service_tag, write_atomically
 from bot.config import Config, TargetConfig
+from bot.evidence import redacted_inspect
 from bot.health import Health, HealthResult
 from bot.plan import Plan, Systems, StepKind
 from storage import EventView, Journal, RunStatus, RunView, StepStatus
@@ -134,7 +135,8 @@ class Runner:
         size = self._systems.docker.save_logs(state.plan.container_id, destination)
         state.log_file = destination
         inspected = destination.with_name(f"{state.target.service}-{version}.inspect.json")
-        inspected.write_text(json.dumps(self._systems.docker.inspect(state.plan.container_id), indent=2, default=str))
+        attrs = redacted_inspect(self._systems.docker.inspect(state.plan.container_id))
+        inspected.write_text(json.dumps(attrs, indent=2, default=str))
         return {"log_file": str(destination), "bytes": size, "inspect_file": str(inspected)}
 
     def _stage_snapshot(self, state: _RunState) -> dict[str, Any]:

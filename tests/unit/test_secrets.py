@@ -10,6 +10,7 @@ import pytest
 
 from bot.compose import ComposeCli
 from bot.config import Settings
+from bot.evidence import redacted_inspect
 
 BOT_TOKEN = "xoxb-SCANME-bot-7c1d9e"
 SIGNING_SECRET = "SCANME-signing-52af0b"
@@ -55,3 +56,16 @@ def test_compose_runs_without_rollbots_secrets(tmp_path: Path, secret_env: pytes
     assert leaks(seen) == []
     assert not [line for line in seen.splitlines() if line.split("=")[0] in
                 ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "JIRA_USER", "JIRA_TOKEN", "DATABASE_URL")]
+
+
+def test_the_inspect_evidence_withholds_the_engines_secrets() -> None:
+    attrs = {"Id": "c0ffee", "Config": {"Image": "engine:2.4.0", "Env": [
+        "PATH=/usr/local/bin:/usr/bin", "ENGINE_VERSION=2.4.0", "ENGINE_DB_PASSWORD=hunter2-SCANME",
+        "OPENAI_API_KEY=sk-SCANME", "ENGINE_SLACK_TOKEN=xoxb-SCANME", "STRIPE_SECRET=SCANME-stripe",
+        "BRAIN_URL=postgres://engine:SCANME-pw@db:5432/brain", "KEYBOARD_LAYOUT=us", "EMPTY"]}}
+    shown_env = redacted_inspect(attrs)["Config"]["Env"]
+    assert "SCANME" not in str(shown_env)
+    assert shown_env[:3] == ["PATH=/usr/local/bin:/usr/bin", "ENGINE_VERSION=2.4.0", "ENGINE_DB_PASSWORD=[redacted]"]
+    assert "BRAIN_URL=postgres://engine:[redacted]@db:5432/brain" in shown_env
+    assert "KEYBOARD_LAYOUT=us" in shown_env and "EMPTY" in shown_env
+    assert attrs["Config"]["Env"][2] == "ENGINE_DB_PASSWORD=hunter2-SCANME", "the original is not changed"
