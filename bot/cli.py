@@ -19,7 +19,8 @@ from typing import Annotated, Optional
 import typer
 from rich.text import Text
 
-from bot.config import config_path
+from bot import redaction
+from bot.config import config_path, load_settings
 from bot.core import Rollbot
 from bot.errors import RollbotError
 from bot.brain_plan import BrainChoice
@@ -160,7 +161,6 @@ def serve(
     port: Annotated[int, typer.Option(help="port to listen on (HTTP mode)")] = 3000,
 ) -> None:
     """Serve Slack: HTTP (POST /slack/events, GET /healthz), or Socket Mode when SLACK_APP_TOKEN is set."""
-    from bot.config import load_settings
     from handlers.app import build_app
     from handlers.server import Door, serve_http, serve_socket_mode
 
@@ -295,6 +295,7 @@ def main() -> None:
     """Entry point: click handles usage errors (exit 2); everything else meets one error sink."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        redaction.install(load_settings())
         app()
     except RollbotError as error:
         _fail_line(str(error))
