@@ -8,7 +8,6 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import nullcontext
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
