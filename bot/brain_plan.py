@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
-from bot.brain import LossReport, loss_report, schema_version
+from bot.brain import LossReport, TableLoss, loss_report, schema_version
 from bot.brain_swap import hard_links_work
 from bot.config import BrainConfig
 from bot.docker_host import DockerFacts
@@ -49,6 +50,19 @@ class BrainPlan:
     restore: bool
     snapshot: Snapshot | None = None
     loss: LossReport | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BrainPlan:
+        """Read back from a journaled plan (see `Plan.from_dict`)."""
+        return cls(
+            path=Path(data["path"]),
+            live_schema=data.get("live_schema"),
+            target_reads=data.get("target_reads"),
+            target_reads_source=data.get("target_reads_source", ""),
+            restore=bool(data.get("restore")),
+            snapshot=Snapshot.from_dict(data["snapshot"]) if data.get("snapshot") else None,
+            loss=LossReport(tuple(TableLoss(**table) for table in data["loss"]["tables"])) if data.get("loss") else None,
+        )
 
 
 def preflight_brain(

@@ -98,22 +98,42 @@ def prepare_swap(brain: Path, staged: Staged, forensic: Path) -> Swapped:
 
 
 def swap(brain: Path, staged: Staged, plan: Swapped) -> Swapped:
-    """Put the staged snapshot in place of the (stopped) brain; the old brain goes to the forensic folder."""
+    """Put the staged snapshot in place of the (stopped) brain; the old brain goes to the forensic folder.
+
+    Safe to run again after a crash at any point of an earlier attempt (a resumed run): a
+    link already made is kept, sidecars already moved are not looked for, and a rename that
+    already happened is only made durable."""
+    if brain_in_place(brain, plan.original_inode, plan.staged_inode) == "snapshot":
+        _make_durable(brain, plan.forensic_dir)
+        return Swapped(plan.forensic_dir, plan.forensic_brain, plan.original_inode, plan.staged_inode, (brain.name,))
     failpoint("swap:before-checkpoint")
     _checkpoint(brain)
     failpoint("swap:after-checkpoint")
     plan.forensic_dir.mkdir(parents=True, exist_ok=True)
-    os.link(brain, plan.forensic_brain)
+    _link_once(brain, plan.forensic_brain)
     fsync_directory(plan.forensic_dir)
     failpoint("swap:after-link")
     moved = _move_sidecars(brain, plan.forensic_dir, prefix="")
     failpoint("swap:after-sidecars")
     os.rename(staged.path, brain)
     failpoint("swap:after-rename")
-    fsync_directory(brain.parent)
-    fsync_directory(plan.forensic_dir)
+    _make_durable(brain, plan.forensic_dir)
     failpoint("swap:after-fsync")
     return Swapped(plan.forensic_dir, plan.forensic_brain, plan.original_inode, plan.staged_inode, (brain.name, *moved))
+
+
+def _link_once(brain: Path, forensic_brain: Path) -> None:
+    """Hard-link the brain into the forensic folder, unless an earlier attempt already did."""
+    if forensic_brain.exists():
+        if forensic_brain.stat().st_ino != brain.stat().st_ino:
+            raise BrainError(f"{forensic_brain} exists and is not {brain}; refusing to swap over it")
+        return
+    os.link(brain, forensic_brain)
+
+
+def _make_durable(brain: Path, forensic: Path) -> None:
+    fsync_directory(brain.parent)
+    fsync_directory(forensic)
 
 
 def put_back(brain: Path, swapped: Swapped) -> None:

@@ -9,19 +9,21 @@ from __future__ import annotations
 import getpass
 import json
 import logging
+import os
 import secrets
+import signal
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.text import Text
 
 from bot import redaction
 from bot.config import config_path, load_settings
-from bot.core import Rollbot
+from bot.core import Recovery, Rollbot
 from bot.errors import RollbotError
 from bot.brain_plan import BrainChoice
 from bot.plan import RollbackRequest
@@ -35,8 +37,13 @@ from bot.terminal import (
     ticket_table,
 )
 from bot.tickets import Ticket
-from storage import RunStatus, RunView
+from bot.drill import describe_report
+from bot.logs import use_json
+from storage import EventView, RunStatus, RunView
 from storage.tickets import TicketStatus
+
+if TYPE_CHECKING:
+    from handlers.outbox import Outbox
 
 EXIT_OK, EXIT_FAILED, EXIT_NOTHING_DONE = 0, 1, 2
 
@@ -68,7 +75,7 @@ def _rollbot(ctx: typer.Context) -> Rollbot:
             Text(
                 f"run {run.id} of {run.target} ({run.from_version} → {run.to_version}) was interrupted "
                 f"during step '{run.current_step}'" + (f"; {brain}" if brain else "")
-                + f"; see `rollbot history {run.target}`",
+                + f"; go on with `rollbot resume {run.id}` or close it with `rollbot abort {run.id}`",
                 style="yellow",
             ),
             highlight=False,
@@ -116,6 +123,64 @@ def rollback(
 
 
 @app.command()
+def resume(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(metavar="RUN", help="the interrupted run's id (see `rollbot history`)")],
+) -> None:
+    """Go on with an interrupted run from the step it stopped in."""
+    _take_up(ctx, run_id, Recovery.RESUME)
+
+
+@app.command()
+def abort(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(metavar="RUN", help="the interrupted run's id (see `rollbot history`)")],
+) -> None:
+    """Close an interrupted run without going on; what it changed before the drain-stop is undone."""
+    _take_up(ctx, run_id, Recovery.ABORT)
+
+
+def _take_up(ctx: typer.Context, run_id: str, action: Recovery) -> None:
+    rollbot = _rollbot(ctx)
+    out = console()
+    run = rollbot.find_run(run_id)
+    if run is None:
+        _fail_line(f"refused: run {run_id} is not known to rollbot; see `rollbot history`")
+        raise typer.Exit(EXIT_NOTHING_DONE)
+    with StepProgress(out, run) as progress:
+        outcome = rollbot.take_up(run_id, f"cli:{getpass.getuser()}", action, sink_for=lambda _: progress)
+    if outcome.refusal or outcome.run is None:
+        _fail_line(f"refused: {outcome.refusal}")
+        raise typer.Exit(EXIT_NOTHING_DONE)
+    _print_outcome(outcome.run)
+    _print_ticket(rollbot, run_id)
+    raise typer.Exit(EXIT_OK if outcome.run.status in (RunStatus.SUCCEEDED, RunStatus.ABORTED) else EXIT_FAILED)
+
+
+@app.command()
+def drill(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Argument(help="target name from the config (not a production one, unless it allows drills)")],
+    broken: Annotated[str, typer.Option("--broken", help="a deliberately broken tag to upgrade to, e.g. 2.4.0")],
+) -> None:
+    """The runbook's drill: snapshot, upgrade to BROKEN, wait until broken, roll back, verify, report."""
+    rollbot = _rollbot(ctx)
+    out = console()
+    out.print(Text(f"drill of {target} with the broken tag {broken}: this breaks {target} on purpose, then rolls it back"),
+              highlight=False)
+
+    def phase(event: EventView) -> None:
+        if event.kind == "step.finished":
+            out.print(Text(f"  {event.outcome}: {event.details.get('step')}"
+                           + (f" — {event.details['error']}" if event.details.get("error") else "")), highlight=False)
+
+    done = rollbot.drill(target, broken, f"cli:{getpass.getuser()}", sink=phase)
+    for line in describe_report(done):
+        out.print(Text(line), highlight=False)
+    raise typer.Exit(EXIT_OK if done.status is RunStatus.SUCCEEDED else EXIT_FAILED)
+
+
+@app.command()
 def history(
     ctx: typer.Context,
     target: Annotated[Optional[str], typer.Argument(help="only this target")] = None,
@@ -159,12 +224,17 @@ def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="address to listen on (HTTP mode)")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on (HTTP mode)")] = 3000,
+    log_format: Annotated[str, typer.Option(help="json (one object per line, with run_id) or text")] = "json",
 ) -> None:
     """Serve Slack: HTTP (POST /slack/events, GET /healthz), or Socket Mode when SLACK_APP_TOKEN is set."""
     from handlers.app import build_app
+    from handlers.recovery import watch_interruptions
     from handlers.server import Door, serve_http, serve_socket_mode
 
-    logging.getLogger().setLevel(logging.INFO)
+    if log_format == "json":
+        use_json(logging.INFO)
+    else:
+        logging.getLogger().setLevel(logging.INFO)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per /health poll is noise
     # Background threads (preflight, runs) must not hold the GIL for the default 5 ms slices
     # while a request waits for its ack; 1 ms slices cut the ack tail under load.
@@ -173,11 +243,39 @@ def serve(
     settings = load_settings()
     slack_app, services = build_app(settings, rollbot)
     _file_tickets_in_background(rollbot)
-    if settings.slack_app_token is not None:
-        serve_socket_mode(slack_app, settings.slack_app_token.get_secret_value())
-    else:
-        assert settings.slack_signing_secret is not None  # build_app refuses to build without it
-        serve_http(Door(slack_app, settings.slack_signing_secret.get_secret_value(), services.tell), host, port)
+    watching = watch_interruptions(services)
+    signal.signal(signal.SIGTERM, _stop_serving)
+    try:
+        if settings.slack_app_token is not None:
+            serve_socket_mode(slack_app, settings.slack_app_token.get_secret_value())
+        else:
+            assert settings.slack_signing_secret is not None  # build_app refuses to build without it
+            door = Door(slack_app, settings.slack_signing_secret.get_secret_value(), services.tell)
+            serve_http(door, host, port)  # returns on SIGTERM or Ctrl-C
+    except (SystemExit, KeyboardInterrupt):
+        pass
+    finally:
+        watching.set()
+    _stop_gracefully(rollbot, services.outbox)
+
+
+def _stop_serving(_signum: int, _frame: object) -> None:
+    """SIGTERM: leave the serving loop (waitress closes its sockets on SystemExit); the runs in
+    flight are then brought to a step boundary by `_stop_gracefully`."""
+    raise SystemExit(0)
+
+
+def _stop_gracefully(rollbot: Rollbot, outbox: "Outbox") -> None:
+    timeout = rollbot.config.shutdown_timeout_seconds
+    log.warning("rollbot is stopping: no new runs; runs in flight end at their next step boundary (at most %.0fs)", timeout)
+    cut_short = rollbot.stop_gracefully(timeout)
+    delivered = outbox.drain(timeout=15)
+    if cut_short:
+        log.warning("runs %s were still in a step and are journaled as interrupted", ", ".join(cut_short))
+    if not delivered:
+        log.warning("some Slack messages were not delivered before exit")
+    logging.shutdown()
+    os._exit(0)  # a step cut short still holds a worker thread; the journal already says where it was
 
 
 def _file_tickets_in_background(rollbot: Rollbot, every_seconds: float = 10.0) -> None:

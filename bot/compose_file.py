@@ -58,6 +58,11 @@ def _parsed(path: Path) -> Any:
     return cached[1]
 
 
+def service_image_in(path: Path, text: str, service: str) -> str:
+    """The service's image as written in `text` (e.g. a backup of `path` from before an edit)."""
+    return _locate_image(path, text, service)[1]
+
+
 def set_service_tag(path: Path, service: str, tag: str) -> ComposeEdit:
     """Point `service` at `tag`, changing nothing else in the file, and write it atomically."""
     before = _read(path)

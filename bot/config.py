@@ -54,6 +54,14 @@ class TargetConfig(_Frozen):
     requesters: tuple[str, ...] = ()
     approvers: tuple[str, ...] = ()
     keep_images: int = Field(5, ge=1, le=100)
+    # Drills break the service on purpose: never in production unless this says so.
+    allow_drills: bool | None = None
+    # A staging target whose drills tell how long a rollback of this one takes.
+    rehearses: str | None = None
+
+    @property
+    def drills_allowed(self) -> bool:
+        return self.allow_drills if self.allow_drills is not None else self.environment != "production"
 
     @field_validator("health_url")
     @classmethod
@@ -87,6 +95,9 @@ class Config(_Frozen):
     tickets: TicketsConfig = TicketsConfig()
     evidence_dir: Path = Path("evidence")
     plan_ttl_minutes: float = Field(15, gt=0, le=24 * 60)
+    # On SIGTERM, how long a step in flight may take to reach its end before rollbot exits
+    # anyway (the run is then resumed by the next start). Give the container manager more.
+    shutdown_timeout_seconds: float = Field(90, gt=0, le=3600)
     source: Path = Path("rollbot.yaml")
 
     def target(self, name: str) -> TargetConfig | None:

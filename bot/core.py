@@ -10,29 +10,55 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from concurrent.futures import wait as wait_for
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 
 from sqlalchemy.exc import NoResultFound
 
-from bot.approvals import Decision, MembersOf, Verdict, changed_facts, expired, may_decide, may_request, plan_facts
+from bot.approvals import (
+    Decision,
+    MembersOf,
+    Verdict,
+    changed_facts,
+    expired,
+    is_one_of,
+    may_decide,
+    may_request,
+    plan_facts,
+)
 from bot.brain_plan import BrainChoice
 
 from bot.brain_swap import brain_in_place
 from bot.config import Config, TargetConfig
-from bot.errors import InvalidRequest
+from bot.drill import Drill, rehearsal
+from bot.errors import InvalidRequest, RollbotError
+from bot.kept_images import KeptVersions, kept_versions
+from bot.metrics import render as render_metrics
 from bot.health import Health
-from bot.plan import Plan, RollbackRequest, Systems, make_plan
-from bot.runner import ProgressSink, Runner
-
-log = logging.getLogger(__name__)
+from bot.plan import Plan, Rehearsal, RollbackRequest, Systems, make_plan
+from bot.runner import HEARTBEAT_SECONDS, ProgressSink, Runner
 from bot.snapshots import Snapshot, list_snapshots, take_snapshot, verify
 from bot.tickets import TicketDesk
 from storage import Journal, NotStartable, RunStatus, RunView
 from storage.repository import NewRun
+
+log = logging.getLogger(__name__)
+# A run whose heartbeat is older than this is taken for dead, whichever host ran it.
+STALE_AFTER = timedelta(seconds=HEARTBEAT_SECONDS * 6)
+SHUTTING_DOWN = "rollbot is shutting down; click again in a minute (the next start takes it from there)"
+
+
+class Recovery(StrEnum):
+    """What a person may do with an interrupted run."""
+
+    RESUME = "resume"
+    ABORT = "abort"
 
 
 @dataclass(frozen=True)
@@ -52,6 +78,22 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class ServiceState:
+    """What a person needs to see about a service before deciding how an interrupted run goes on."""
+
+    image: str | None
+    container_state: str
+    healthy: bool | None
+    health: str
+    brain: str | None = None
+
+    def describe(self) -> str:
+        running = f"{self.image} ({self.container_state})" if self.image else self.container_state
+        brain = f"; {self.brain}" if self.brain else ""
+        return f"container: {running}; health: {self.health}{brain}"
+
+
+@dataclass(frozen=True)
 class TargetStatus:
     name: str
     environment: str
@@ -61,6 +103,7 @@ class TargetStatus:
     health: str
     newest_snapshot: Snapshot | None
     run_in_progress: str | None
+    kept: KeptVersions | None = None
 
 
 class Rollbot:
@@ -83,21 +126,61 @@ class Rollbot:
         # instead of taking the CPU and the GIL from the threads that answer Slack.
         self._runs = ThreadPoolExecutor(max_workers=run_workers, thread_name_prefix="rollbot-run")
         self._work = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rollbot-work")
+        self._stopping = threading.Event()
+        self._run_futures: set[Future[object]] = set()
+        self._futures_lock = threading.Lock()
 
     def background(self, work: Callable[..., object], *args: object, runs: bool = False) -> Future[object]:
         """Run `work` on the core's own threads, after a front end has answered its caller.
         `runs=True` for work that may execute a rollback (a confirmation click)."""
         future = (self._runs if runs else self._work).submit(work, *args)
         future.add_done_callback(_log_failure)
+        if runs:
+            with self._futures_lock:
+                self._run_futures.add(future)
+            future.add_done_callback(self._forget)
         return future
+
+    def _forget(self, future: Future[object]) -> None:
+        with self._futures_lock:
+            self._run_futures.discard(future)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def stop_gracefully(self, timeout: float) -> list[str]:
+        """SIGTERM: take no new runs, let each run in flight reach the end of its step (the runner
+        then journals it `interrupted` for the next start to resume), at most `timeout` seconds.
+        Returns the ids of runs still in a step when the time ran out; those are journaled as
+        interrupted here, so the next start reports them too."""
+        self._stopping.set()
+        with self._futures_lock:
+            pending = set(self._run_futures)
+        wait_for(pending, timeout=timeout)
+        owner = process_owner()
+        left = [run for run in self._journal.runs(limit=50, status=RunStatus.RUNNING) if run.owner == owner]
+        actor = f"rollbot@{owner}"
+        for run in self._journal.mark_interrupted(lambda who: who != owner, actor=actor):
+            log.warning("run %s was still in step %s at shutdown; it is journaled as interrupted", run.id, run.current_step)
+        self._work.shutdown(wait=False, cancel_futures=True)
+        return [run.id for run in left]
 
     def shutdown(self, wait: bool = True) -> None:
         self._work.shutdown(wait=wait)
         self._runs.shutdown(wait=wait)
 
+    def _runner(self, actor: str) -> Runner:
+        return Runner(self.config, self._journal, self._systems, self._health, actor, process_owner(),
+                      stopping=self._stopping)
+
     def plan(self, request: RollbackRequest) -> PlannedRun:
         """Preflight the request and journal the plan (as `planned`, or `refused` with why)."""
         plan = make_plan(request, self.config, self._systems, self.runs_in_progress)
+        if plan.approvable or plan.question:
+            target = self.config.targets[request.target]
+            plan = replace(plan, rehearsal=self.rehearsal(request.target),
+                           kept=self._kept(plan.current_image, target.keep_images))
         record = NewRun(
             target=request.target,
             to_version=request.version,
@@ -111,15 +194,49 @@ class Rollbot:
         run = self._journal.record_plan(record, actor=request.requester, refusal=plan.refusal)
         return PlannedRun(run, plan)
 
-    def execute(
-        self, planned: PlannedRun, actor: str, sink: ProgressSink | None = None, approver: str | None = None
-    ) -> RunView:
-        runner = Runner(self.config, self._journal, self._systems, self._health, actor, process_owner())
+    def _kept(self, running_image: str | None, keep: int) -> KeptVersions | None:
+        """The earlier versions still available; looking is best effort and never fails a plan."""
+        if not running_image:
+            return None
         try:
-            return runner.execute(planned.run.id, planned.plan, sink, approver or actor)
+            return kept_versions(self._systems.docker, running_image, keep)
+        except RollbotError as error:
+            log.warning("could not count the earlier versions of %s: %s", running_image, error)
+            return None
+
+    def rehearsal(self, target_name: str) -> Rehearsal | None:
+        """What the drills of a target (and of the targets that rehearse it) say about rolling it back."""
+        stand_ins = [t.name for t in self.config.targets.values() if t.rehearses == target_name]
+        return rehearsal(self._journal, target_name, stand_ins)
+
+    def execute(
+        self, planned: PlannedRun, actor: str, sink: ProgressSink | None = None, approver: str | None = None,
+        postmortem: bool = True,
+    ) -> RunView:
+        """Run an approved plan on the calling thread. A drill's own runs are practice: its report
+        is their record, so they file no postmortem."""
+        if self.stopping:
+            raise NotStartable(SHUTTING_DOWN)
+        try:
+            return self._runner(actor).execute(planned.run.id, planned.plan, sink, approver or actor)
         finally:
-            if self._journal.run(planned.run.id).status.is_final:
-                self.file_postmortem(planned.run.id)
+            if postmortem:
+                self._postmortem_if_over(planned.run.id)
+
+    def drill(
+        self, target: str, broken: str, actor: str, sink: ProgressSink | None = None,
+        rollback_sink: Callable[[RunView], ProgressSink | None] | None = None,
+    ) -> RunView:
+        """The runbook's drill of `target` with the deliberately broken tag `broken` (see bot/drill.py)."""
+        if self.stopping:
+            raise InvalidRequest(SHUTTING_DOWN)
+        return Drill(self, self._journal, target, broken, actor, sink, rollback_sink).run()
+
+    def _postmortem_if_over(self, run_id: str) -> None:
+        """An interrupted run is not over: it is resumed or aborted, and then it is owed one."""
+        status = self._journal.run(run_id).status
+        if status.is_final and status is not RunStatus.INTERRUPTED:
+            self.file_postmortem(run_id)
 
     def file_postmortem(self, run_id: str) -> None:
         """A run that ended is owed a postmortem; one attempt now, the outbox retries the rest."""
@@ -216,23 +333,97 @@ class Rollbot:
             health=health.describe(),
             newest_snapshot=snapshots[0] if snapshots else None,
             run_in_progress=busy[0] if busy else None,
+            kept=self._kept(container.image if container else None, target.keep_images),
         )
 
     def cancel(self, run_id: str, actor: str, why: str) -> None:
         self._journal.cancel(run_id, actor, why)
 
     def recover_interrupted(self) -> list[tuple[RunView, str | None]]:
-        """Runs whose process died mid-way are marked interrupted, with the step they were in
-        and, for brain restores, which brain file is in place now (journaled too)."""
+        """Runs whose process died mid-way (its pid is gone, or its heartbeat stopped) are marked
+        interrupted, with the step they were in and, for brain restores, which brain file is in
+        place now (journaled too). They wait for a person to resume or abort them."""
         actor = f"rollbot@{process_owner()}"
         found = []
-        for run in self._journal.mark_interrupted(owner_alive, actor=actor):
+        for run in self._journal.mark_interrupted(owner_alive, actor=actor, stale_after=STALE_AFTER):
             brain = self.brain_in_place(run)
             if brain:
                 self._journal.note(run.id, actor, "brain.inspected", {"in_place": brain})
             found.append((run, brain))
-            self.file_postmortem(run.id)
         return found
+
+    def interruptions_to_report(self) -> list[tuple[RunView, ServiceState]]:
+        """Interrupted runs no one has reported yet, each claimed by exactly one caller (of several
+        replicas, one posts), with the state of their service now."""
+        claimed = []
+        for run in self._journal.unreported_interruptions():
+            if run.kind != "rollback" or self.config.target(run.target) is None:
+                continue  # a drill that died is in `history`; its runs are reported on their own
+            if not self._journal.claim_report(run.id):
+                continue
+            claimed.append((self._journal.run(run.id), self.service_state(run)))
+        return claimed
+
+    def service_state(self, run: RunView) -> ServiceState:
+        """The container image, its health and the brain in place, looked at now."""
+        state = self.service_state_of(run.target)
+        return ServiceState(state.image, state.container_state, state.healthy, state.health, self.brain_in_place(run))
+
+    def service_state_of(self, target_name: str) -> ServiceState:
+        """The target's container image and its health, looked at now."""
+        target = self.config.targets[target_name]
+        try:
+            container_id = self._systems.compose_for(target).container_id(target.service)
+            container = self._systems.docker.container(container_id) if container_id else None
+        except Exception as error:  # noqa: BLE001 - a report must go out even when Docker does not answer
+            log.warning("could not look at %s's container: %s", target.name, error)
+            container = None
+        health = self._health.wait_until_healthy(target.health_url, timeout=2)
+        return ServiceState(
+            image=container.image if container else None,
+            container_state=container.state if container else "no container",
+            healthy=health.ok,
+            health=health.describe(),
+        )
+
+    def take_up(
+        self,
+        run_id: str,
+        user: str,
+        action: Recovery,
+        members_of: MembersOf | None = None,
+        sink_for: Callable[[RunView], ProgressSink | None] = lambda run: None,
+    ) -> Outcome:
+        """Resume or abort an interrupted run (on the calling thread). From Slack `members_of` is
+        given and only an approver of the target may do it; at the terminal, whoever can run
+        rollbot on the host may."""
+        try:
+            run = self._journal.run(run_id)
+        except NoResultFound:
+            return Outcome(refusal=f"run {run_id} is not known to rollbot")
+        target = self.config.target(run.target)
+        if target is None:
+            return Outcome(refusal=f"target {run.target} is no longer configured")
+        if members_of is not None and not is_one_of(user, target.approvers, members_of):
+            return Outcome(refusal=f"only an approver of {target.name} can {action} an interrupted run")
+        if run.status is not RunStatus.INTERRUPTED:
+            return Outcome(refusal=_not_interrupted(run))
+        if run.kind != "rollback":
+            return Outcome(refusal=f"run {run.id} is a {run.kind}; it is not resumed: start a new one")
+        if self.stopping:
+            return Outcome(refusal=SHUTTING_DOWN)
+        runner = self._runner(f"rollbot@{process_owner()}")
+        try:
+            if action is Recovery.RESUME:
+                finished = runner.resume(run, user, sink_for(run))
+            else:
+                finished = runner.abort(run, user, sink_for(run))
+        except NotStartable as error:
+            now = self._journal.run(run_id)
+            return Outcome(refusal=_not_interrupted(now) if now.status is not RunStatus.INTERRUPTED else str(error))
+        finally:
+            self._postmortem_if_over(run_id)
+        return Outcome(run=finished)
 
     def brain_in_place(self, run: RunView) -> str | None:
         """For a run that began a brain swap: which brain sits at the brain's path now."""
@@ -276,14 +467,24 @@ class Rollbot:
         """Keep a front end's facts about a run (where its messages are) in the journal."""
         self._journal.set_context(run_id, **context)
 
+    def metrics(self) -> bytes:
+        """rollbot's own metrics in Prometheus' text format, read from the journal now."""
+        return render_metrics(self.config, self._journal, self.tickets.outbox if self.tickets else None)
+
     def history(self, target: str | None = None, limit: int = 20) -> list[RunView]:
         return self._journal.runs(target, limit)
 
     def run(self, run_id: str) -> RunView:
         return self._journal.run(run_id)
 
+    def find_run(self, run_id: str) -> RunView | None:
+        try:
+            return self._journal.run(run_id)
+        except NoResultFound:
+            return None
+
     def runs_in_progress(self, target: str) -> list[str]:
-        return [run.id for run in self._journal.runs(target, limit=10, status=RunStatus.RUNNING)]
+        return [run.id for run in self._journal.runs(target, limit=10, status=RunStatus.RUNNING, kind="rollback")]
 
 
 def _request_of(run: RunView) -> RollbackRequest:
@@ -304,6 +505,14 @@ def _not_open(run: RunView) -> str:
     if run.status is RunStatus.CANCELLED:
         return f"this plan was cancelled ({run.error})"
     return f"this plan is {run.status.value}; nothing was done"
+
+
+def _not_interrupted(run: RunView) -> str:
+    if run.status is RunStatus.RUNNING:
+        return f"run {run.id} is running (owned by {run.owner}); nothing to resume"
+    if run.status is RunStatus.PLANNED:
+        return f"run {run.id} has not started; confirm or cancel its plan instead"
+    return f"run {run.id} is {run.status.value}, not interrupted; nothing was done"
 
 
 def _log_failure(future: Future[object]) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import docker
+import httpx
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
 from bot.errors import DockerError
@@ -59,6 +60,7 @@ class DockerFacts(Protocol):
     def image_labels(self, reference: str) -> dict[str, str] | None: ...
     def inspect(self, container_id: str) -> dict[str, Any]: ...
     def save_logs(self, container_id: str, destination: Path) -> int: ...
+    def image_tags(self, repository: str) -> tuple[set[str], str]: ...
 
 
 class DockerHost:
@@ -149,6 +151,19 @@ class DockerHost:
             raise DockerError(f"reading the logs of {facts.name} failed: {_reason(error)}") from None
         return written
 
+    def image_tags(self, repository: str) -> tuple[set[str], str]:
+        """The tags of `repository` on this host and, when it answers without credentials, in its
+        registry (Docker's API has no tag listing; the registry's own v2 API does)."""
+        try:
+            host = {tag.rsplit(":", 1)[1] for image in self.client.images.list(name=repository)
+                    for tag in image.tags if tag.rsplit(":", 1)[0] == repository}
+        except DockerException as error:
+            raise DockerError(f"cannot list images on this host: {_reason(error)}") from None
+        registry = _registry_tags(repository)
+        if registry is None:
+            return host, "this host (its registry did not list its tags)"
+        return host | registry, "registry and on this host"
+
     def _registry_answer(self, reference: str) -> str | None:
         """None when the registry has the image; otherwise what it (or the attempt) said."""
         try:
@@ -169,6 +184,19 @@ class DockerHost:
             return False
         except DockerException as error:
             raise DockerError(f"cannot list images on this host: {_reason(error)}") from None
+
+
+def _registry_tags(repository: str) -> set[str] | None:
+    """`GET /v2/<name>/tags/list` of the repository's registry; None when it does not answer so."""
+    host, _, name = repository.partition("/")
+    if "." not in host and ":" not in host and host != "localhost":
+        return None  # Docker Hub needs a token dance; the host's images are what we count there
+    scheme = "http" if host.startswith(("127.0.0.1", "localhost")) else "https"
+    try:
+        answer = httpx.get(f"{scheme}://{host}/v2/{name}/tags/list", timeout=3)
+        return set(answer.json().get("tags") or []) if answer.status_code == 200 else None
+    except (httpx.HTTPError, ValueError):
+        return None
 
 
 def _parse_docker_time(value: str | None) -> datetime | None:

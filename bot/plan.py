@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 import json
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -20,6 +21,7 @@ from bot.compose_file import read_service_image
 from bot.config import Config, TargetConfig
 from bot.docker_host import ContainerFacts, DockerFacts, ImageSource
 from bot.errors import RollbotError
+from bot.kept_images import KeptVersions
 from bot.preflight import Check, CheckResult, Preflight, Refused
 from bot.tags import ImageRef, describe_invalid_tag, is_valid_tag
 
@@ -52,6 +54,25 @@ class PlannedStep:
 
 
 @dataclass(frozen=True)
+class Rehearsal:
+    """What earlier drills say about rolling this target back: shown on its plans."""
+
+    drills: int
+    expected_seconds: float | None
+    expected_downtime: float | None
+    newest_at: datetime | None
+    newest_succeeded: bool
+    warning: str | None
+
+    def describe(self) -> str:
+        if self.expected_seconds is None:
+            return self.warning or "no successful drill on record"
+        downtime = f", downtime ~{self.expected_downtime:.0f}s" if self.expected_downtime is not None else ""
+        return (f"expected duration from the last drills: ~{self.expected_seconds:.0f}s{downtime} "
+                f"({self.drills} drill(s), newest {self.newest_at:%Y-%m-%d})")
+
+
+@dataclass(frozen=True)
 class Plan:
     request: RollbackRequest
     checks: tuple[Check, ...]
@@ -63,6 +84,8 @@ class Plan:
     container_id: str | None = None
     image_source: ImageSource | None = None
     brain: BrainPlan | None = None
+    rehearsal: Rehearsal | None = None  # what earlier drills say; shown, never blocking
+    kept: KeptVersions | None = None  # earlier versions still available; a warning when too few
 
     @property
     def refusal(self) -> str | None:
@@ -87,6 +110,26 @@ class Plan:
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe, for the journal: paths, times and enums become strings."""
         return json.loads(json.dumps(asdict(self), default=str))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Plan:
+        """The plan a run was approved with, read back from the journal to resume the run:
+        after a crash the facts have changed (the service may be stopped), so it is never re-made."""
+        asked = data["request"]
+        return cls(
+            request=RollbackRequest(asked["target"], asked["version"], asked["requester"], asked.get("reason", ""),
+                                    BrainChoice(asked.get("brain", BrainChoice.AUTO))),
+            checks=tuple(Check(c["name"], CheckResult(c["result"]), c["detail"]) for c in data.get("checks", [])),
+            steps=tuple(PlannedStep(StepKind(s["kind"]), s["description"], s.get("skip_reason"))
+                        for s in data.get("steps", [])),
+            environment=data.get("environment"),
+            running_version=data.get("running_version"),
+            current_image=data.get("current_image"),
+            target_image=data.get("target_image"),
+            container_id=data.get("container_id"),
+            image_source=ImageSource(data["image_source"]) if data.get("image_source") else None,
+            brain=BrainPlan.from_dict(data["brain"]) if data.get("brain") else None,
+        )
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,7 @@ from bot.brain_swap import (
     Staged,
     Swapped,
     brain_in_place,
+    staged_path,
     discard_staged,
     forensic_dir,
     prepare_swap,
@@ -30,17 +34,21 @@ from bot.brain_swap import (
     swap,
 )
 from bot.compose import Compose
-from bot.compose_file import ComposeEdit, set_service_tag, write_atomically
+from bot.compose_file import ComposeEdit, service_image_in, set_service_tag, write_atomically
 from bot.config import Config, TargetConfig
 from bot.evidence import redacted_inspect
+from bot.failpoints import failpoint
 from bot.health import Health, HealthResult
+from bot.logs import about_run
 from bot.plan import Plan, Systems, StepKind
-from storage import EventView, Journal, RunStatus, RunView, StepStatus
+from storage import EventView, Journal, LostRun, RunStatus, RunView, StepStatus
 
 log = logging.getLogger(__name__)
 
 ProgressSink = Callable[[EventView], None]
 BEFORE_STOP = frozenset({StepKind.CAPTURE_LOGS, StepKind.STAGE_SNAPSHOT, StepKind.SET_IMAGE_TAG, StepKind.PULL})
+DONE = frozenset({StepStatus.SUCCEEDED, StepStatus.SKIPPED})
+HEARTBEAT_SECONDS = 5.0
 
 
 class StepFailed(Exception):
@@ -58,6 +66,8 @@ class _RunState:
     edit: ComposeEdit | None = None
     log_file: Path | None = None
     stop_started: float | None = None
+    stop_started_at: datetime | None = None  # from the journal, when the stop began before a restart
+    began_at: datetime | None = None  # when a resumed run first started: its total counts from there
     health: HealthResult | None = None
     downtime: float | None = None
     staged: Staged | None = None
@@ -74,6 +84,8 @@ class Runner:
         actor: str,
         owner: str,
         clock: Callable[[], float] = time.monotonic,
+        stopping: threading.Event | None = None,
+        heartbeat_seconds: float = HEARTBEAT_SECONDS,
     ) -> None:
         self._config = config
         self._journal = journal
@@ -82,6 +94,8 @@ class Runner:
         self._actor = actor
         self._owner = owner
         self._clock = clock
+        self._stopping = stopping or threading.Event()
+        self._heartbeat_seconds = heartbeat_seconds
 
     def execute(
         self, run_id: str, plan: Plan, sink: ProgressSink | None = None, approver: str | None = None
@@ -92,29 +106,118 @@ class Runner:
         target busy) propagates before anything is touched."""
         if not plan.approvable:
             raise ValueError(f"plan of run {run_id} is not approvable: {plan.refusal}")
-        target = self._config.targets[plan.request.target]
-        state = _RunState(plan, target, run_id, self._systems.compose_for(target))
+        state = self._state(run_id, plan)
         notify = _safe(sink)
         notify(self._journal.start(run_id, self._actor, self._owner, approver))
+        return self._run(state, notify, done=frozenset())
+
+    def resume(self, run: RunView, by: str, sink: ProgressSink | None = None) -> RunView:
+        """Go on with an interrupted run from where the journal says it stopped.
+
+        The plan is the one that was approved (read back, never re-made: the facts changed when
+        the service was stopped). Steps that finished are not repeated; the step that was in
+        flight runs again, and every step is written to be harmless when its work was already
+        done. Raises `NotStartable` when the run is not interrupted or its target is busy."""
+        state = self._state(run.id, Plan.from_dict(run.plan))
+        notify = _safe(sink)
+        notify(self._journal.reclaim(run.id, self._actor, self._owner, "run.resumed",
+                                     {"by": by, "step": run.current_step}))
+        self._read_back(state, run)
+        return self._run(state, notify, done=frozenset(s.position for s in run.steps if s.status in DONE))
+
+    def abort(self, run: RunView, by: str, sink: ProgressSink | None = None) -> RunView:
+        """Close an interrupted run without going on. Only what the run changed before the
+        drain-stop is undone (the compose file, the staged copy), so an abort before the stop
+        leaves the service exactly as it was; after it, the service is left as it is and the
+        journal and the channel say what state that is and what to do."""
+        state = self._state(run.id, Plan.from_dict(run.plan))
+        notify = _safe(sink)
+        notify(self._journal.reclaim(run.id, self._actor, self._owner, "run.aborting",
+                                     {"by": by, "step": run.current_step}))
+        self._read_back(state, run)
+        kind = _step_reached(run)
+        undone = self._undo_before_stop(state, kind)
+        where, next_action = describe_failure(state.plan, state.target, kind, undone)
+        where = self._with_brain(state, where)
+        summary = self._summary(state, self._clock(), healthy=False, service_state=where, failed_step=kind)
+        notify(self._journal.finish(run.id, self._actor, RunStatus.ABORTED,
+                                    f"aborted by {by} at step {kind}", next_action, summary))
+        return self._journal.run(run.id)
+
+    def _state(self, run_id: str, plan: Plan) -> _RunState:
+        target = self._config.targets[plan.request.target]
+        return _RunState(plan, target, run_id, self._systems.compose_for(target))
+
+    def _run(self, state: _RunState, notify: ProgressSink, done: frozenset[int]) -> RunView:
         started = self._clock()
-        for position, step in enumerate(plan.steps):
-            notify(self._journal.step_started(run_id, position, self._actor))
-            if step.skip_reason:
-                notify(self._finish_step(run_id, position, StepStatus.SKIPPED, {"skipped": step.skip_reason}))
-                continue
-            try:
-                detail = self._do(step.kind, state)
-            except KeyboardInterrupt:
-                self._interrupted(state, position, step.kind, notify)
-                raise
-            except Exception as error:  # noqa: BLE001 - every failure is journaled, none escapes
-                message = str(error) if str(error) else type(error).__name__
-                if not isinstance(error, StepFailed):
-                    log.exception("step %s of run %s failed unexpectedly", step.kind, run_id)
-                notify(self._finish_step(run_id, position, StepStatus.FAILED, {}, message))
-                return self._fail(state, step.kind, message, started, notify)
-            notify(self._finish_step(run_id, position, StepStatus.SUCCEEDED, detail))
-        return self._succeed(state, started, notify)
+        run_id = state.run_id
+        with about_run(run_id), heartbeat(self._journal, run_id, self._owner, self._heartbeat_seconds):
+            for position, step in enumerate(state.plan.steps):
+                if position in done:
+                    continue
+                if self._stopping.is_set():
+                    return self._shut_down(state, step.kind, notify)
+                failpoint(f"step:before:{step.kind}")
+                try:
+                    notify(self._journal.step_started(run_id, position, self._actor, owner=self._owner))
+                except LostRun as lost:
+                    log.error("run %s was taken over by another process; this one stops: %s", run_id, lost)
+                    return self._journal.run(run_id)
+                if step.skip_reason:
+                    notify(self._finish_step(run_id, position, StepStatus.SKIPPED, {"skipped": step.skip_reason}))
+                    continue
+                try:
+                    detail = self._do(step.kind, state)
+                except KeyboardInterrupt:
+                    self._interrupted(state, position, step.kind, notify)
+                    raise
+                except Exception as error:  # noqa: BLE001 - every failure is journaled, none escapes
+                    message = str(error) if str(error) else type(error).__name__
+                    if not isinstance(error, StepFailed):
+                        log.exception("step %s of run %s failed unexpectedly", step.kind, run_id)
+                    notify(self._finish_step(run_id, position, StepStatus.FAILED, {}, message))
+                    return self._fail(state, step.kind, message, started, notify)
+                notify(self._finish_step(run_id, position, StepStatus.SUCCEEDED, detail))
+                failpoint(f"step:after:{step.kind}")
+            return self._succeed(state, started, notify)
+
+    def _shut_down(self, state: _RunState, kind: StepKind, notify: ProgressSink) -> RunView:
+        """rollbot is stopping (SIGTERM): end at this step boundary, journaled, for the next start to resume."""
+        where, _ = describe_failure(state.plan, state.target, kind, undone=False)
+        notify(self._journal.finish(
+            state.run_id, self._actor, RunStatus.INTERRUPTED, f"rollbot was shut down before step {kind}",
+            f"resume the run (its Resume button, or `rollbot resume {state.run_id}`) or abort it",
+            {"service_state": self._with_brain(state, where), "failed_step": kind},
+        ))
+        return self._journal.run(state.run_id)
+
+    def _read_back(self, state: _RunState, run: RunView) -> None:
+        """What the run did before it was interrupted, from the journal and the files it names."""
+        steps = {StepKind(step.name): step for step in run.steps}
+        state.began_at = run.started_at
+        logs = steps.get(StepKind.CAPTURE_LOGS)
+        if logs is not None and logs.detail.get("log_file"):
+            state.log_file = Path(logs.detail["log_file"])
+        stop = steps.get(StepKind.STOP)
+        if stop is not None and stop.started_at is not None:
+            state.stop_started_at = stop.started_at
+            verified = steps.get(StepKind.VERIFY_HEALTH)
+            if verified is not None and verified.status is StepStatus.SUCCEEDED and verified.finished_at:
+                state.downtime = (verified.finished_at - stop.started_at).total_seconds()
+        brain = state.plan.brain
+        if brain is not None and brain.snapshot is not None and StepKind.STAGE_SNAPSHOT in steps:
+            state.staged, state.swapped = _read_back_brain(run, brain.path, brain.snapshot.path)
+        edit = steps.get(StepKind.SET_IMAGE_TAG)
+        if edit is not None and edit.status is not StepStatus.PENDING:
+            state.edit = self._read_back_edit(state)
+
+    def _read_back_edit(self, state: _RunState) -> ComposeEdit | None:
+        backup = self._backup_path(state)
+        if not backup.is_file():
+            return None  # the step never got as far as touching the compose file
+        path, before = state.target.compose_file, backup.read_text(encoding="utf-8")
+        old = service_image_in(path, before, state.target.service)
+        return ComposeEdit(path, before, path.read_text(encoding="utf-8"), old, state.plan.target_image or old)
 
     def _do(self, kind: StepKind, state: _RunState) -> dict[str, Any]:
         return {
@@ -151,30 +254,48 @@ class Runner:
     def _swap_brain(self, state: _RunState) -> dict[str, Any]:
         brain = state.plan.brain
         assert brain is not None and state.staged is not None
-        state.swapped = prepare_swap(brain.path, state.staged, forensic_dir(brain.path, state.run_id))
-        self._journal.note(state.run_id, self._actor, "brain.swap", {
-            "brain": str(brain.path), "forensic_dir": str(state.swapped.forensic_dir),
-            "original_inode": state.swapped.original_inode, "staged_inode": state.swapped.staged_inode,
-        })
+        again = state.swapped is not None  # a resumed run whose swap had begun
+        if not again:
+            state.swapped = prepare_swap(brain.path, state.staged, forensic_dir(brain.path, state.run_id))
+            self._journal.note(state.run_id, self._actor, "brain.swap", {
+                "brain": str(brain.path), "forensic_dir": str(state.swapped.forensic_dir),
+                "original_inode": state.swapped.original_inode, "staged_inode": state.swapped.staged_inode,
+            })
+        assert state.swapped is not None
+        found = brain_in_place(brain.path, state.swapped.original_inode, state.swapped.staged_inode)
+        if found in ("missing", "other"):
+            raise StepFailed(f"{brain.path} is {'missing' if found == 'missing' else 'neither the original nor the snapshot'}"
+                             f"; the original brain is in {state.swapped.forensic_dir}")
         state.swapped = swap(brain.path, state.staged, state.swapped)
         return {"forensic_dir": str(state.swapped.forensic_dir), "moved_aside": list(state.swapped.moved_aside),
                 "forensic_holds": brain.loss.describe() if brain.loss else None}
 
     def _set_image_tag(self, state: _RunState) -> dict[str, Any]:
-        state.edit = set_service_tag(state.target.compose_file, state.target.service, state.plan.request.version)
-        backup = self._config.evidence_dir / state.run_id / f"{state.target.compose_file.name}.before"
-        backup.parent.mkdir(parents=True, exist_ok=True)
-        backup.write_text(state.edit.before_text, encoding="utf-8")
-        return {"from": state.edit.old_image, "to": state.edit.new_image, "backup": str(backup)}
+        """The compose file is backed up before it is touched, and an earlier attempt's backup
+        (a resumed run) is kept: it is the only copy of the file as it was before the run."""
+        backup = self._backup_path(state)
+        if not backup.is_file():
+            backup.parent.mkdir(parents=True, exist_ok=True)
+            write_atomically(backup, state.target.compose_file.read_text(encoding="utf-8"))
+        before = backup.read_text(encoding="utf-8")
+        edit = set_service_tag(state.target.compose_file, state.target.service, state.plan.request.version)
+        old_image = service_image_in(edit.path, before, state.target.service)
+        state.edit = replace(edit, before_text=before, old_image=old_image)
+        return {"from": old_image, "to": edit.new_image, "backup": str(backup)}
+
+    def _backup_path(self, state: _RunState) -> Path:
+        return self._config.evidence_dir / state.run_id / f"{state.target.compose_file.name}.before"
 
     def _pull(self, state: _RunState) -> dict[str, Any]:
         output = state.compose.pull(state.target.service)
         return {"output": output[-500:]}
 
     def _stop(self, state: _RunState) -> dict[str, Any]:
-        state.stop_started = self._clock()
+        began = self._clock()
+        if state.stop_started_at is None:  # a stop that began before a restart counts from then
+            state.stop_started = began
         state.compose.stop(state.target.service, state.target.drain_timeout)
-        return {"drain_timeout": state.target.drain_timeout, "seconds": round(self._clock() - state.stop_started, 2)}
+        return {"drain_timeout": state.target.drain_timeout, "seconds": round(self._clock() - began, 2)}
 
     def _start(self, state: _RunState) -> dict[str, Any]:
         state.compose.up(state.target.service)
@@ -189,6 +310,8 @@ class Runner:
             raise StepFailed(f"{state.target.health_url} {result.describe()}")
         if state.stop_started is not None:
             state.downtime = self._clock() - state.stop_started
+        elif state.stop_started_at is not None:
+            state.downtime = (datetime.now(UTC) - state.stop_started_at).total_seconds()
         return detail
 
     def _finish_step(
@@ -218,15 +341,21 @@ class Runner:
     def _interrupted(self, state: _RunState, position: int, kind: StepKind, notify: ProgressSink) -> None:
         notify(self._finish_step(state.run_id, position, StepStatus.FAILED, {}, "interrupted by the operator"))
         where, next_action = describe_failure(state.plan, state.target, kind, undone=False)
-        brain = state.plan.brain
-        if brain is not None and state.swapped is not None:
-            which = brain_in_place(brain.path, state.swapped.original_inode, state.swapped.staged_inode)
-            where += (f"; the {'restored snapshot' if which == 'snapshot' else which + ' brain'} is at {brain.path} "
-                      f"and the original brain is kept in {state.swapped.forensic_dir}")
         notify(self._journal.finish(
             state.run_id, self._actor, RunStatus.INTERRUPTED, f"interrupted during step {kind}", next_action,
-            {"service_state": where, "failed_step": kind},
+            {"service_state": self._with_brain(state, where), "failed_step": kind},
         ))
+
+    @staticmethod
+    def _with_brain(state: _RunState, where: str) -> str:
+        """`where` plus which brain is in place, once a swap has begun: the one fact a person
+        must not guess after an interruption."""
+        brain = state.plan.brain
+        if brain is None or state.swapped is None:
+            return where
+        which = brain_in_place(brain.path, state.swapped.original_inode, state.swapped.staged_inode)
+        return (where + f"; the {'restored snapshot' if which == 'snapshot' else which + ' brain'} is at {brain.path} "
+                f"and the original brain is kept in {state.swapped.forensic_dir}")
 
     def _undo_before_stop(self, state: _RunState, kind: StepKind) -> bool:
         """True when the failure leaves everything as it was, putting the compose file back if needed."""
@@ -269,13 +398,18 @@ class Runner:
             "new_version": state.plan.request.version,
             "previous_version": state.plan.running_version,
             "healthy": healthy,
-            "seconds": round(self._clock() - started, 2),
+            "seconds": round(self._seconds_since(state, started), 2),
             "downtime_seconds": round(state.downtime, 2) if state.downtime is not None else None,
             "log_file": str(state.log_file) if state.log_file else None,
             "health": state.health.describe() if state.health else None,
             **self._brain_summary(state, healthy),
             **{key: str(value) for key, value in extra.items()},
         }
+
+    def _seconds_since(self, state: _RunState, started: float) -> float:
+        if state.began_at is not None:  # resumed: the run took all the time since it first started
+            return (datetime.now(UTC) - state.began_at).total_seconds()
+        return self._clock() - started
 
     @staticmethod
     def _brain_summary(state: _RunState, restored: bool) -> dict[str, Any]:
@@ -285,7 +419,7 @@ class Runner:
         if brain is None or not brain.restore or brain.snapshot is None:
             return {"brain": "not restored"}
         summary: dict[str, Any] = {
-            "brain": f"restored from {brain.snapshot.path.name}" if restored and state.swapped else "not restored",
+            "brain": f"restored from {brain.snapshot.path.name}" if _snapshot_in_place(state) else "not restored",
             "snapshot": str(brain.snapshot.path),
             "forensic_copy": str(state.swapped.forensic_brain) if state.swapped else None,
         }
@@ -296,6 +430,61 @@ class Runner:
             except BrainError as error:
                 summary.update(forensic_holds=f"could not be counted: {error}", rows_rolled_back=None)
         return summary
+
+
+@contextmanager
+def heartbeat(journal: Journal, run_id: str, owner: str, every_seconds: float = HEARTBEAT_SECONDS) -> Iterator[None]:
+    """While a run executes, its row says so every few seconds: how other processes (other
+    replicas, the next start) tell a live run from one whose process died."""
+    finished = threading.Event()
+
+    def beat() -> None:
+        while not finished.wait(every_seconds):
+            try:
+                if not journal.heartbeat(run_id, owner):
+                    return
+            except Exception:  # noqa: BLE001 - a missed beat is retried; the run goes on
+                log.exception("heartbeat of run %s failed", run_id)
+
+    thread = threading.Thread(target=beat, name=f"rollbot-heartbeat-{run_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        finished.set()
+
+
+def _snapshot_in_place(state: _RunState) -> bool:
+    brain, swapped = state.plan.brain, state.swapped
+    if brain is None or swapped is None:
+        return False
+    return brain_in_place(brain.path, swapped.original_inode, swapped.staged_inode) == "snapshot"
+
+
+def _step_reached(run: RunView) -> StepKind:
+    """The step an interrupted run was in, or the next it would have taken."""
+    for step in run.steps:
+        if step.status not in DONE:
+            return StepKind(step.name)
+    return StepKind(run.steps[-1].name)
+
+
+def _read_back_brain(run: RunView, brain: Path, snapshot: Path) -> tuple[Staged | None, Swapped | None]:
+    """The staged copy and the swap of a run that was interrupted, as the journal recorded them.
+    The staged file's inode is read from the file while it exists, and from the swap's note once
+    the swap has renamed it into place."""
+    staging = next((s for s in run.steps if s.name == StepKind.STAGE_SNAPSHOT), None)
+    note = next((e.details for e in reversed(run.events) if e.kind == "brain.swap"), None)
+    staged = None
+    if staging is not None and staging.status is StepStatus.SUCCEEDED:
+        path = staged_path(brain, run.id)
+        inode = path.stat().st_ino if path.exists() else (note or {}).get("staged_inode", -1)
+        staged = Staged(path, inode, staging.detail.get("checksum", ""), snapshot)
+    if note is None:
+        return staged, None
+    forensic = Path(note["forensic_dir"])
+    swapped = Swapped(forensic, forensic / brain.name, note["original_inode"], note["staged_inode"], ())
+    return staged, swapped
 
 
 def describe_failure(plan: Plan, target: TargetConfig, kind: StepKind, undone: bool) -> tuple[str, str]:

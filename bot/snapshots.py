@@ -16,6 +16,7 @@ from contextlib import closing
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from bot.brain import BrainError, check_integrity, readonly, schema_version, sha256
 from bot.compose_file import fsync_directory
@@ -42,6 +43,13 @@ class Snapshot:
         data = asdict(self)
         data.update(path=str(self.path), taken_at=self.taken_at.isoformat())
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Snapshot:
+        taken_at = datetime.fromisoformat(str(data["taken_at"]))
+        return cls(Path(data["path"]), taken_at if taken_at.tzinfo else taken_at.replace(tzinfo=UTC),
+                   data.get("schema_version"), int(data["size"]), data.get("checksum"), data.get("image_tag"),
+                   bool(data.get("by_hand")))
 
 
 def take_snapshot(brain: BrainConfig, image_tag: str | None, now: datetime | None = None) -> Snapshot:

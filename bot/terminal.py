@@ -51,6 +51,12 @@ def render_plan(out: Console, plan: Plan) -> None:
         out.print(f"  {CHECK_MARKS[check.result]} {check.name}: {escape(check.detail)}", highlight=False)
     if plan.brain is not None and plan.brain.restore:
         _render_brain(out, plan)
+    if plan.kept is not None and plan.kept.warning:
+        out.print(Text(f"Earlier versions: {plan.kept.warning}", style="yellow"), highlight=False)
+    if plan.rehearsal is not None:
+        warning = plan.rehearsal.warning
+        text = plan.rehearsal.describe() + (f" — {warning}" if warning and plan.rehearsal.expected_seconds is not None else "")
+        out.print(Text(f"Drills: {text}", style="yellow" if warning else ""), highlight=False)
     if plan.approvable:
         out.print("[bold]Steps[/]")
         for number, step in enumerate(plan.steps, 1):
@@ -170,7 +176,7 @@ def history_table(runs: list[RunView]) -> Table:
             run.id,
             f"{run.created_at:%Y-%m-%d %H:%M:%S}",
             run.target,
-            f"{run.from_version or '?'} → {run.to_version}",
+            versions(run),
             run.status.value,
             _step_column(run),
             _duration(run.seconds) if run.seconds is not None else "",
@@ -179,6 +185,13 @@ def history_table(runs: list[RunView]) -> Table:
         )
         table.add_row(*(Text(cell) for cell in cells))
     return table
+
+
+def versions(run: RunView) -> str:
+    """`2.4.0 → 2.3.1` for a rollback; a drill names the broken tag it rehearsed with."""
+    if run.kind != "rollback":
+        return f"{run.kind} with broken {run.to_version}"
+    return f"{run.from_version or '?'} → {run.to_version}"
 
 
 def _step_column(run: RunView) -> str:

@@ -8,10 +8,9 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext
 
 from bot.approvals import Decision
-from bot.core import Outcome
+from bot.core import Outcome, Recovery
 from handlers.blocks import closed_plan_message, esc, plan_message
-from handlers.ids import ActionId
-from handlers.progress import SlackProgress
+from handlers.ids import ActionId, RecoveryActionId
 from handlers.services import Services
 from storage import RunView
 
@@ -21,37 +20,60 @@ log = logging.getLogger(__name__)
 def register(app: App) -> None:
     for action_id in ActionId:
         app.action(action_id.value)(on_click)
+    for recovery_id in RecoveryActionId:
+        app.action(recovery_id.value)(on_recovery_click)
 
 
 def on_click(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext) -> None:
     ack()
     services: Services = context["services"]
+    user, channel, run_id = _click(body, action)
+    if run_id is not None:
+        services.guarded(channel, user, _decide, run_id, user, channel, ActionId(action["action_id"]),
+                         _seen_on(body, channel), runs=True)
+
+
+def on_recovery_click(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext) -> None:
+    """Resume or Abort on an "interrupted run" report."""
+    ack()
+    services: Services = context["services"]
+    user, channel, run_id = _click(body, action)
+    if run_id is not None:
+        recovery = Recovery.RESUME if action["action_id"] == RecoveryActionId.RESUME else Recovery.ABORT
+        services.guarded(channel, user, _take_up, run_id, user, channel, recovery, runs=True)
+
+
+def _click(body: dict[str, Any], action: dict[str, Any]) -> tuple[str, str, str | None]:
+    """Who clicked, where, and the run id the button carries (None when any is missing)."""
     user = str((body.get("user") or {}).get("id") or "")
     channel = str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or "")
     run_id = action.get("value") if isinstance(action, dict) else None
     if not (user and channel and isinstance(run_id, str) and run_id):
         log.warning("a click without user, channel or run id was ignored")
-        return
-    seen_on = {"channel": channel, "ts": str((body.get("container") or {}).get("message_ts") or "")}
-    services.guarded(channel, user, _decide, run_id, user, channel, ActionId(action["action_id"]), seen_on, runs=True)
+        return user, channel, None
+    return user, channel, run_id
+
+
+def _seen_on(body: dict[str, Any], channel: str) -> dict[str, str]:
+    """The message the button was clicked on: a click acts only on the run shown there."""
+    return {"channel": channel, "ts": str((body.get("container") or {}).get("message_ts") or "")}
 
 
 def _decide(services: Services, run_id: str, user: str, channel: str, action_id: ActionId,
             seen_on: dict[str, str]) -> None:
-    rollbot = services.rollbot
-
-    def progress(run: RunView) -> SlackProgress:
-        target = rollbot.config.target(run.target)
-        incident = (target.incident_channel if target else None) or channel
-        return SlackProgress(services.client, services.outbox, rollbot.run, run, incident,
-                             ticket_link=services.ticket_link, remember=rollbot.remember)
-
     decision = Decision.CANCEL if action_id is ActionId.CANCEL else Decision.CONFIRM
-    outcome = rollbot.decide(
-        run_id, user, decision, services.directory.members_of, progress,
+    outcome = services.rollbot.decide(
+        run_id, user, decision, services.directory.members_of, services.progress_for(channel),
         confirms_brain_restore=action_id is ActionId.BRAIN_RESTORE_APPROVE, seen_on=seen_on,
     )
     _report(services, outcome, run_id, user, channel)
+
+
+def _take_up(services: Services, run_id: str, user: str, channel: str, recovery: Recovery) -> None:
+    outcome = services.rollbot.take_up(run_id, user, recovery, services.directory.members_of,
+                                       services.progress_for(channel))
+    if outcome.refusal:
+        services.tell(channel, user, f":no_entry: {outcome.refusal}")
 
 
 def _report(services: Services, outcome: Outcome, run_id: str, user: str, channel: str) -> None:

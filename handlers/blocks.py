@@ -21,10 +21,11 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.core import TargetStatus
+from bot.core import ServiceState, TargetStatus
+from bot.drill import describe_report
 from bot.plan import CheckResult, Plan
-from bot.terminal import summary_line
-from handlers.ids import ActionId, BlockId
+from bot.terminal import summary_line, versions
+from handlers.ids import ActionId, BlockId, RecoveryActionId
 from storage import RunStatus, RunView, StepStatus
 
 SECTION_LIMIT = 3000
@@ -78,6 +79,13 @@ def plan_message(plan: Plan, run: RunView) -> Message:
     ]
     if plan.restores_brain and plan.brain is not None:
         blocks.append(_section(_brain_text(plan)))
+    if plan.kept is not None and plan.kept.warning:
+        blocks.append(_section(f":warning: *Earlier versions:* {esc(plan.kept.warning)}"))
+    if plan.rehearsal is not None:
+        icon = ":warning:" if plan.rehearsal.warning else ":stopwatch:"
+        text = plan.rehearsal.describe() + (f" — {plan.rehearsal.warning}" if plan.rehearsal.warning and
+                                            plan.rehearsal.expected_seconds is not None else "")
+        blocks.append(_section(f"{icon} *Drills:* {esc(text)}"))
     if plan.approvable:
         blocks.append(_section("*Steps*\n" + "\n".join(
             f"{number}. {esc(step.description)}" + (f" _(skipped: {esc(step.skip_reason)})_" if step.skip_reason else "")
@@ -121,6 +129,7 @@ def status_message(run: RunView) -> Message:
         RunStatus.SUCCEEDED: ":white_check_mark: done",
         RunStatus.FAILED: ":x: failed",
         RunStatus.INTERRUPTED: ":warning: interrupted",
+        RunStatus.ABORTED: ":no_entry_sign: aborted",
     }.get(run.status, run.status.value)
     title = f"Rollback of {run.target} to {run.to_version}: {head}"
     blocks: list[Block] = [_section(f"*{esc(title)}*\n" + "\n".join(lines))]
@@ -136,6 +145,44 @@ def final_message(run: RunView, ticket_link: str | None = None) -> Message:
     if ticket_link:
         text += f"\n:memo: Postmortem: {ticket_link}"
     return _message(summary_line(run), [_section(text)])
+
+
+def interruption_message(run: RunView, state: ServiceState) -> Message:
+    """An interrupted run, for the incident channel: where it stopped, what the service looks like
+    now, and the two ways on. The buttons carry the run id; the core checks who clicks."""
+    done = [step.name for step in run.steps if step.status in (StepStatus.SUCCEEDED, StepStatus.SKIPPED)]
+    title = f"Rollback of {run.target} to {run.to_version} was interrupted"
+    lines = [
+        f":warning: *{esc(title)}* during step `{esc(run.current_step or 'start')}` — {esc(run.error or '')}",
+        f"*Steps done:* {esc(', '.join(done) or 'none')}",
+        f"*Service now:* {esc(state.describe())}",
+        "An approver can resume it from that step (each step checks what is already done) or abort it "
+        "(what changed before the drain-stop is undone; the service is otherwise left as it is).",
+    ]
+    buttons = ActionsBlock(block_id=BlockId.RECOVERY_ACTIONS, elements=[
+        ButtonElement(text="Resume", action_id=RecoveryActionId.RESUME, value=run.id, style="primary"),
+        ButtonElement(text="Abort", action_id=RecoveryActionId.ABORT, value=run.id, style="danger",
+                      confirm=ConfirmObject(title="Abort this rollback?", text="The run ends here; the service "
+                                            "stays as described above.", confirm="Abort", deny="Back")),
+    ])
+    blocks: list[Block] = [_section("\n".join(lines)), buttons,
+                           ContextBlock(elements=[MarkdownTextObject(text=f"run `{run.id}`")])]
+    return _message(f"{title} during step {run.current_step}: {state.describe()}", blocks)
+
+
+def closed_interruption_message(run: RunView, note: str) -> Message:
+    """The report once someone resumed or aborted the run: no buttons left to click."""
+    title = f"Rollback of {run.target} to {run.to_version} was interrupted during step {run.current_step or 'start'}"
+    return _message(f"{title}: {note}", [_section(f":warning: *{esc(title)}*\n{note}"),
+                                         ContextBlock(elements=[MarkdownTextObject(text=f"run `{run.id}`")])])
+
+
+def drill_report_message(drill: RunView) -> Message:
+    """A drill's report: each phase's time, the rollback's steps, and the change against the last drill."""
+    lines = describe_report(drill)
+    icon = ":white_check_mark:" if drill.status is RunStatus.SUCCEEDED else ":x:"
+    body = f"{icon} *{esc(lines[0])}*\n```" + esc("\n".join(lines[1:])) + "```"
+    return _message(lines[0], [_section(body), ContextBlock(elements=[MarkdownTextObject(text=f"drill `{drill.id}`")])])
 
 
 def ticket_link(key: str, url: str | None) -> str:
@@ -168,9 +215,12 @@ def status_command_message(statuses: list[TargetStatus]) -> Message:
             snapshot = (f"newest snapshot `{esc(status.newest_snapshot.path.name)}`, "
                         f"{int(status.newest_snapshot.age_seconds() // 60)} min old")
         busy = f"\n:hourglass_flowing_sand: run `{status.run_in_progress}` in progress" if status.run_in_progress else ""
+        kept = ""
+        if status.kept is not None:
+            kept = f"\n{':warning: ' if status.kept.warning else ''}{esc(status.kept.describe())}"
         blocks.append(_section(
             f"*{esc(status.name)}* ({esc(status.environment)}): `{esc(status.running_version or '?')}` "
-            f"({esc(status.container_state)}) — {health}\n{snapshot}{busy}"
+            f"({esc(status.container_state)}) — {health}\n{snapshot}{busy}{kept}"
         ))
     return _message("rollbot status", blocks[:50] or [_section("no targets are configured")])
 
@@ -179,8 +229,8 @@ def history_message(runs: list[RunView]) -> Message:
     if not runs:
         return _message("no runs yet", [_section("No runs yet.")])
     lines = [
-        f"`{run.id}` {run.created_at:%Y-%m-%d %H:%M} UTC · *{esc(run.target)}* `{esc(run.from_version or '?')}` → "
-        f"`{esc(run.to_version)}` · {esc(run.status.value)}" + (f" at `{esc(run.current_step)}`" if run.status in (
+        f"`{run.id}` {run.created_at:%Y-%m-%d %H:%M} UTC · *{esc(run.target)}* {esc(versions(run))}"
+        f" · {esc(run.status.value)}" + (f" at `{esc(run.current_step)}`" if run.status in (
             RunStatus.FAILED, RunStatus.INTERRUPTED) else "") + f" · {user(run.requester)}"
         for run in runs
     ]

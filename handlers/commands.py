@@ -7,7 +7,7 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext, Respond
 
 from bot.plan import RollbackRequest
-from handlers.blocks import esc, history_message, plan_message, status_command_message
+from handlers.blocks import drill_report_message, esc, history_message, plan_message, status_command_message
 from handlers.inbound import shown
 from handlers.parsing import HELP, Command, CommandKind, ParseError, parse
 from handlers.services import Services
@@ -32,6 +32,8 @@ def on_rollback(ack: Ack, command: dict[str, Any], context: BoltContext, respond
     elif parsed.kind is CommandKind.STATUS:
         ack(response_type="ephemeral", text="Checking every target…")
         services.guarded(channel, user, _status, respond)
+    elif parsed.kind is CommandKind.DRILL:
+        _drill(ack, services, parsed, user, channel)
     elif parsed.kind is CommandKind.HISTORY:
         ack(response_type="ephemeral", text="Reading the journal…")
         services.guarded(channel, user, _history, parsed.target, respond)
@@ -66,6 +68,24 @@ def post_plan(services: Services, request: RollbackRequest, channel: str) -> Non
         services.rollbot.remember(planned.run.id, plan_message={"channel": channel, "ts": answer["ts"]})
 
     services.outbox.send(post)
+
+
+def _drill(ack: Ack, services: Services, parsed: Command, user: str, channel: str) -> None:
+    assert parsed.target is not None and parsed.version is not None
+    verdict = services.rollbot.may_request(user, parsed.target, services.directory.members_of)
+    if not verdict.allowed:
+        ack(response_type="ephemeral", text=f":no_entry: {verdict.reason}.")
+        return
+    ack(response_type="in_channel", text=f":fire_drill: <@{user}> started a rollback drill of {parsed.target} with the "
+                                         f"broken tag {parsed.version}; the report follows here.")
+    services.guarded(channel, user, _run_drill, parsed.target, parsed.version, user, channel, runs=True)
+
+
+def _run_drill(services: Services, target: str, broken: str, user: str, channel: str) -> None:
+    drill = services.rollbot.drill(target, broken, user, rollback_sink=services.progress_for(channel))
+    message = drill_report_message(drill)
+    services.outbox.send(lambda: services.client.chat_postMessage(channel=channel, text=message.text,
+                                                                   blocks=message.blocks))
 
 
 def _status(services: Services, respond: Respond) -> None:

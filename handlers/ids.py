@@ -9,5 +9,13 @@ class ActionId(StrEnum):
     CANCEL = "rollback_cancel"
 
 
+class RecoveryActionId(StrEnum):
+    """The buttons on an "interrupted run" report: approvers only."""
+
+    RESUME = "rollback_resume"
+    ABORT = "rollback_abort"
+
+
 class BlockId(StrEnum):
     PLAN_ACTIONS = "rollback_plan_actions"
+    RECOVERY_ACTIONS = "rollback_recovery_actions"

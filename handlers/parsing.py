@@ -4,6 +4,7 @@
     /rollback status
     /rollback history [TARGET]
     /rollback snapshot TARGET
+    /rollback drill TARGET BROKEN_TAG
     /rollback help
 """
 
@@ -24,6 +25,7 @@ HELP = """*rollbot* rolls a target back by the runbook: plan, checks, confirmati
 • `/rollback status` — each target: version running, health, newest snapshot, a run in progress
 • `/rollback history [TARGET]` — past runs
 • `/rollback snapshot TARGET` — snapshot the target's brain now
+• `/rollback drill TARGET BROKEN_TAG` — the runbook's drill (not in production): snapshot, upgrade to the broken tag, roll back, timed report
 • `/rollback help` — this text"""
 
 
@@ -32,6 +34,7 @@ class CommandKind(StrEnum):
     STATUS = "status"
     HISTORY = "history"
     SNAPSHOT = "snapshot"
+    DRILL = "drill"
     HELP = "help"
 
 
@@ -67,6 +70,12 @@ def parse(text: object) -> Command:
         if len(words) != 2:
             raise ParseError("snapshot needs exactly one target, e.g. `/rollback snapshot engine`")
         return Command(CommandKind.SNAPSHOT, target=words[1])
+    if head == "drill":
+        if len(words) != 3:
+            raise ParseError("drill needs a target and the broken tag, e.g. `/rollback drill engine-staging 2.4.0`")
+        if not is_valid_tag(words[2]):
+            raise ParseError(describe_invalid_tag(words[2]))
+        return Command(CommandKind.DRILL, target=words[1], version=words[2])
     return _rollback(words)
 
 

@@ -13,7 +13,16 @@ from typing import Any
 
 from slack_sdk import WebClient
 
-from handlers.blocks import announcement, closed_plan_message, esc, final_message, status_message, step_detail
+from handlers.blocks import (
+    announcement,
+    closed_interruption_message,
+    closed_plan_message,
+    esc,
+    final_message,
+    status_message,
+    step_detail,
+    user,
+)
 from handlers.outbox import Outbox
 from storage import EventView, RunStatus, RunView
 
@@ -37,12 +46,16 @@ class SlackProgress:
         self._plan_message = run.context.get("plan_message") or {}
         self._ticket_link = ticket_link
         self._remember = remember
-        self._thread_ts: str | None = None
-        self._status_ts: str | None = None
+        # A resumed run goes on in the thread and the status message it already has.
+        self._thread_ts: str | None = _ts_in(run.context.get("announcement"), channel)
+        self._status_ts: str | None = _ts_in(run.context.get("status_message"), channel)
+        self._interruption = run.context.get("interruption_message") or {}
 
     def __call__(self, event: EventView) -> None:
         if event.kind == "run.started":
             self._started()
+        elif event.kind in ("run.resumed", "run.aborting"):
+            self._taken_up(event)
         elif event.kind in ("step.started", "step.finished"):
             self._refresh_status()
             if event.kind == "step.finished":
@@ -60,6 +73,29 @@ class SlackProgress:
             note = f":arrow_forward: Approved by <@{run.approver}>; rolling back now{where}."
             self._update_plan_message(run, note)
 
+    def _taken_up(self, event: EventView) -> None:
+        run = self._read(self._run_id)
+        by, step = event.details.get("by"), event.details.get("step") or "start"
+        if event.kind == "run.resumed":
+            note = f":arrow_forward: Resumed by {user(str(by or 'someone'))} from step `{esc(step)}`."
+        else:
+            note = f":no_entry_sign: Aborted by {user(str(by or 'someone'))} at step `{esc(step)}`."
+        if self._thread_ts is None:
+            self._outbox.send(lambda: self._post_announcement(run))
+        self._outbox.send(lambda: self._reply(note))
+        if self._status_ts is None:
+            self._outbox.send(self._post_status)
+        else:
+            self._refresh_status()
+        if self._interruption:
+            where = self._interruption
+            message = closed_interruption_message(run, note)
+            self._outbox.send(
+                lambda: self._client.chat_update(channel=where["channel"], ts=where["ts"], text=message.text,
+                                                 blocks=message.blocks),
+                key=f"interruption:{run.id}",
+            )
+
     def _post_announcement(self, run: RunView) -> None:
         answer = self._client.chat_postMessage(channel=self._channel, text=announcement(run))
         self._thread_ts = answer["ts"]
@@ -71,6 +107,7 @@ class SlackProgress:
             channel=self._channel, text=message.text, blocks=message.blocks, thread_ts=None
         )
         self._status_ts = answer["ts"]
+        self._remember(self._run_id, status_message={"channel": self._channel, "ts": answer["ts"]})
 
     def _refresh_status(self) -> None:
         def update() -> None:
@@ -111,3 +148,7 @@ class SlackProgress:
             lambda: self._client.chat_update(channel=channel, ts=ts, text=message.text, blocks=message.blocks),
             key=f"plan:{run.id}",
         )
+
+
+def _ts_in(where: dict[str, str] | None, channel: str) -> str | None:
+    return where["ts"] if where and where.get("channel") == channel else None

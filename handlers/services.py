@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from slack_sdk import WebClient
@@ -14,6 +15,7 @@ from bot.tickets import Ticket
 from handlers.blocks import esc, ticket_link
 from handlers.directory import SlackDirectory
 from handlers.outbox import Outbox
+from handlers.progress import SlackProgress
 from storage import RunView
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,19 @@ class Services:
                                          text=f":memo: Postmortem ticket: {ticket_link(ticket.key, ticket.url)}")
 
         self.outbox.send(reply)
+
+    def progress_for(self, channel: str) -> Callable[[RunView], SlackProgress]:
+        """The progress sink of a run started or taken up from `channel`: it reports in the
+        target's incident channel, or in `channel` when the target names none."""
+        rollbot = self.rollbot
+
+        def progress(run: RunView) -> SlackProgress:
+            target = rollbot.config.target(run.target)
+            incident = (target.incident_channel if target else None) or channel
+            return SlackProgress(self.client, self.outbox, rollbot.run, run, incident,
+                                 ticket_link=self.ticket_link, remember=rollbot.remember)
+
+        return progress
 
     def tell(self, channel: str, user: str, text: str) -> None:
         """An ephemeral message: refusals and errors go only to the person who clicked or typed."""

@@ -1,6 +1,6 @@
 """Persistence: the journal of runs, steps and events. The only package that speaks SQL."""
 
 from storage.database import connect
-from storage.repository import EventView, Journal, NotStartable, RunStatus, RunView, StepStatus, StepView
+from storage.repository import EventView, Journal, LostRun, NotStartable, RunStatus, RunView, StepStatus, StepView
 
-__all__ = ["connect", "Journal", "RunStatus", "StepStatus", "RunView", "StepView", "EventView", "NotStartable"]
+__all__ = ["connect", "Journal", "RunStatus", "StepStatus", "RunView", "StepView", "EventView", "NotStartable", "LostRun"]

@@ -41,7 +41,8 @@ class RunRow(Base):
     __table_args__ = (
         Index(
             "ux_runs_one_running_per_target", "target", unique=True,
-            sqlite_where=text("status = 'running'"), postgresql_where=text("status = 'running'"),
+            sqlite_where=text("status = 'running' AND kind = 'rollback'"),
+            postgresql_where=text("status = 'running' AND kind = 'rollback'"),
         ),
     )
 
@@ -65,6 +66,8 @@ class RunRow(Base):
     summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     approver: Mapped[str | None] = mapped_column(String(256))
     context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    heartbeat_at: Mapped[datetime | None]
+    reported_at: Mapped[datetime | None]
 
 
 class StepRow(Base):

@@ -10,11 +10,11 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,6 +27,11 @@ class NotStartable(ValueError):
     """A run could not be claimed: it is no longer planned, or its target is busy."""
 
 
+class LostRun(RuntimeError):
+    """This process no longer owns the run (another process took it over after a missed
+    heartbeat): it must stop before touching anything else."""
+
+
 class RunStatus(StrEnum):
     PLANNED = "planned"
     REFUSED = "refused"
@@ -35,6 +40,7 @@ class RunStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     INTERRUPTED = "interrupted"
+    ABORTED = "aborted"
 
     @property
     def is_final(self) -> bool:
@@ -191,7 +197,8 @@ class Journal:
                 claimed = session.execute(
                     update(RunRow)
                     .where(RunRow.id == run_id, RunRow.status == RunStatus.PLANNED)
-                    .values(status=RunStatus.RUNNING, started_at=self._now(), owner=owner, approver=approver)
+                    .values(status=RunStatus.RUNNING, started_at=self._now(), heartbeat_at=self._now(),
+                            owner=owner, approver=approver)
                 ).rowcount
                 if claimed == 1:
                     return self._event(session, run_id, actor, "run.started", None, {"owner": owner, "approver": approver})
@@ -207,8 +214,14 @@ class Journal:
             run = session.get_one(RunRow, run_id)
             run.context = {**(run.context or {}), **context}
 
-    def step_started(self, run_id: str, position: int, actor: str) -> EventView:
+    def step_started(self, run_id: str, position: int, actor: str, owner: str | None = None) -> EventView:
+        """Journal a step's start. With `owner`, only while that process still owns the run: a
+        runner that lost its run (see `LostRun`) learns it here, before the step acts."""
         with self._sessions.begin() as session:
+            if owner is not None:
+                run = session.get_one(RunRow, run_id)
+                if run.owner != owner or run.status != RunStatus.RUNNING:
+                    raise LostRun(f"run {run_id} is {run.status} and owned by {run.owner}, not {owner}")
             step = self._step(session, run_id, position)
             step.status = StepStatus.RUNNING
             step.started_at = self._now()
@@ -262,34 +275,91 @@ class Journal:
         with self._sessions.begin() as session:
             return self._event(session, run_id, actor, kind, None, details)
 
-    def mark_interrupted(self, owner_alive: Callable[[str], bool], actor: str) -> list[RunView]:
+    def heartbeat(self, run_id: str, owner: str) -> bool:
+        """Say that `owner` still works on the run; False when it no longer owns it."""
+        with self._sessions.begin() as session:
+            return session.execute(
+                update(RunRow)
+                .where(RunRow.id == run_id, RunRow.owner == owner, RunRow.status == RunStatus.RUNNING)
+                .values(heartbeat_at=self._now())
+            ).rowcount == 1
+
+    def mark_interrupted(
+        self, owner_alive: Callable[[str], bool], actor: str, stale_after: timedelta | None = None
+    ) -> list[RunView]:
         """Runs left `running` by a process that no longer exists become `interrupted`.
 
+        A process is gone when its host says so (`owner_alive`) or, with `stale_after`, when its
+        heartbeat is older than that: the only sign that works across hosts and pid reuse.
         The run keeps the step it was in as `current_step`, and that step stays `running` in
         the steps table: that is exactly what a person needs to see to decide what to do next.
         """
         interrupted = []
+        now = self._now()
         with self._sessions.begin() as session:
             running = session.scalars(select(RunRow).where(RunRow.status == RunStatus.RUNNING))
             for run in running:
-                if run.owner and owner_alive(run.owner):
+                beat = run.heartbeat_at or run.started_at
+                stale = stale_after is not None and beat is not None and now - beat > stale_after
+                if run.owner and owner_alive(run.owner) and not stale:
                     continue
-                run.status = RunStatus.INTERRUPTED
-                run.finished_at = self._now()
-                run.error = f"rollbot stopped during step '{run.current_step or 'start'}'"
-                run.next_action = (
-                    "Check the service's state (container image, health) before acting; "
-                    "the journal shows which steps finished."
-                )
+                claimed = session.execute(
+                    update(RunRow)
+                    .where(RunRow.id == run.id, RunRow.status == RunStatus.RUNNING, RunRow.owner == run.owner)
+                    .values(
+                        status=RunStatus.INTERRUPTED,
+                        finished_at=now,
+                        error=f"rollbot stopped during step '{run.current_step or 'start'}'",
+                        next_action="Check the service's state (container image, health) before acting; "
+                                    "the journal shows which steps finished. Resume or abort the run.",
+                    )
+                    .execution_options(synchronize_session=False)
+                ).rowcount
+                if claimed != 1:
+                    continue  # another replica marked it first, or someone took it up meanwhile
                 self._event(
                     session, run.id, actor, "run.interrupted", RunStatus.INTERRUPTED,
-                    {"step": run.current_step, "owner": run.owner},
+                    {"step": run.current_step, "owner": run.owner, **({"heartbeat": "stale"} if stale else {})},
                 )
                 interrupted.append(run.id)
         return [self.run(run_id) for run_id in interrupted]
 
+    def reclaim(self, run_id: str, actor: str, owner: str, kind: str, details: dict[str, Any]) -> EventView:
+        """Take an interrupted run back into `running` to resume or abort it: as `start`, one
+        conditional UPDATE, so of two clicks or two replicas exactly one wins."""
+        try:
+            with self._sessions.begin() as session:
+                claimed = session.execute(
+                    update(RunRow)
+                    .where(RunRow.id == run_id, RunRow.status == RunStatus.INTERRUPTED)
+                    .values(status=RunStatus.RUNNING, owner=owner, heartbeat_at=self._now(), reported_at=None,
+                            finished_at=None, error=None, next_action=None)
+                ).rowcount
+                if claimed == 1:
+                    return self._event(session, run_id, actor, kind, None, {"owner": owner, **details})
+                run = session.get(RunRow, run_id)
+                state = f"is {run.status}, not interrupted" if run else "does not exist"
+        except IntegrityError:
+            raise NotStartable(f"another run of this target is in progress; run {run_id} was not taken up") from None
+        raise NotStartable(f"run {run_id} {state}")
+
+    def unreported_interruptions(self) -> list[RunView]:
+        """Interrupted runs nobody has told the channel about yet."""
+        with self._sessions() as session:
+            query = select(RunRow).where(RunRow.status == RunStatus.INTERRUPTED, RunRow.reported_at.is_(None))
+            return [self._view(session, row) for row in session.scalars(query.order_by(RunRow.created_at))]
+
+    def claim_report(self, run_id: str) -> bool:
+        """True for exactly one caller per interruption: the one that reports it."""
+        with self._sessions.begin() as session:
+            return session.execute(
+                update(RunRow)
+                .where(RunRow.id == run_id, RunRow.status == RunStatus.INTERRUPTED, RunRow.reported_at.is_(None))
+                .values(reported_at=self._now())
+            ).rowcount == 1
+
     def runs(
-        self, target: str | None = None, limit: int = 20, status: RunStatus | None = None
+        self, target: str | None = None, limit: int = 20, status: RunStatus | None = None, kind: str | None = None
     ) -> list[RunView]:
         with self._sessions() as session:
             query = select(RunRow).order_by(RunRow.created_at.desc(), RunRow.id.desc()).limit(limit)
@@ -297,7 +367,28 @@ class Journal:
                 query = query.where(RunRow.target == target)
             if status is not None:
                 query = query.where(RunRow.status == status)
+            if kind is not None:
+                query = query.where(RunRow.kind == kind)
             return [self._view(session, row) for row in session.scalars(query)]
+
+    def run_counts(self) -> list[tuple[str, str, str, int]]:
+        """(target, kind, status, runs) over the whole journal: what /metrics counts."""
+        with self._sessions() as session:
+            query = select(RunRow.target, RunRow.kind, RunRow.status, func.count()).group_by(
+                RunRow.target, RunRow.kind, RunRow.status)
+            return [(target, kind, status, count) for target, kind, status, count in session.execute(query)]
+
+    def step_durations(self, last_runs: int = 500) -> list[tuple[str, str, str, float]]:
+        """(target, step, status, seconds) of the finished steps of the newest runs."""
+        with self._sessions() as session:
+            newest = select(RunRow.id).where(RunRow.started_at.is_not(None)).order_by(
+                RunRow.started_at.desc()).limit(last_runs).subquery()
+            query = (select(RunRow.target, StepRow.name, StepRow.status, StepRow.started_at, StepRow.finished_at)
+                     .join(StepRow, StepRow.run_id == RunRow.id)
+                     .where(RunRow.id.in_(select(newest.c.id)), StepRow.finished_at.is_not(None),
+                            StepRow.started_at.is_not(None)))
+            return [(target, name, status, (finished - started).total_seconds())
+                    for target, name, status, started, finished in session.execute(query)]
 
     def run(self, run_id: str) -> RunView:
         with self._sessions() as session:

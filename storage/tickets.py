@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import sessionmaker
 
 from storage.models import TicketRow
@@ -98,6 +98,11 @@ class TicketOutbox:
             if status is not None:
                 query = query.where(TicketRow.status == status)
             return [_view(row) for row in session.scalars(query)]
+
+
+    def count(self, status: TicketStatus) -> int:
+        with self._sessions() as session:
+            return int(session.scalar(select(func.count()).select_from(TicketRow).where(TicketRow.status == status)) or 0)
 
 
 def _view(row: TicketRow) -> TicketView:

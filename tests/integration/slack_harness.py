@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -35,6 +36,7 @@ class Bot:
     prism: Prism
     port: int
     process: subprocess.Popen[str]
+    log_file: Path
 
     @property
     def events_url(self) -> str:
@@ -55,7 +57,7 @@ class Bot:
         ), timeout, f"a plan message mentioning {run_hint}")
 
     def log(self) -> str:
-        return (self.deployed.folder / "serve.log").read_text()
+        return self.log_file.read_text()
 
 
 def button(message: dict[str, Any], action_id: str) -> dict[str, Any] | None:
@@ -93,18 +95,20 @@ def slack_web_api() -> Iterator[tuple[FakeSlack, Prism]]:
 
 @contextmanager
 def serving(
-    deployed: Deployment, slack: FakeSlack, prism: Prism, extra_env: dict[str, str] | None = None
+    deployed: Deployment, slack: FakeSlack, prism: Prism, extra_env: dict[str, str] | None = None,
+    log_name: str = "serve.log",
 ) -> Iterator[Bot]:
     port = free_port()
     env = {**deployed.env(), "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
            "SLACK_API_URL": prism.url, **(extra_env or {})}
     env.pop("SLACK_APP_TOKEN", None)
-    log = (deployed.folder / "serve.log").open("w")
+    log_file = deployed.folder / log_name
+    log = log_file.open("w")
     process = subprocess.Popen(
         deployed.command("serve", "--port", str(port)), cwd=deployed.folder, env=env,
         stdout=log, stderr=subprocess.STDOUT, text=True,
     )
-    bot = Bot(deployed, slack, prism, port, process)
+    bot = Bot(deployed, slack, prism, port, process, log_file)
     try:
         wait_for(lambda: _healthz(port), 60, "rollbot serve answering /healthz")
         yield bot

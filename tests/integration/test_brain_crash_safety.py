@@ -1,4 +1,5 @@
-"""SIGKILL at every point between the brain swap's operations: one whole brain is always in place.
+"""SIGKILL at every point between the brain swap's operations: one whole brain is always in place,
+and `rollbot resume` finishes the run from there.
 
 rollbot's failpoints (`ROLLBOT_FAILPOINTS`) make the process kill itself at a named point, as a
 power cut would. After each death the brain at the brain's path must be, table for table, either
@@ -55,3 +56,12 @@ def test_killed_mid_swap_leaves_one_whole_brain(tmp_path: Path, point: str, expe
         if expected == "snapshot":
             [forensic_brain] = forensic
             assert digests(forensic_brain) == whole["original"], "the old brain lives on in the forensic folder"
+
+        [run] = [r for r in deployed.runs() if r.status.value == "interrupted"]
+        resumed = deployed.rollbot("resume", run.id)
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        assert f"engine is healthy on {HEALTHY}" in resumed.stdout
+        assert digests(deployed.brain) == whole["snapshot"], "resumed from mid-swap: the snapshot is in place"
+        [forensic_brain] = (deployed.brain.parent / "rollbot-forensic").glob("*/brain.sqlite")
+        assert digests(forensic_brain) == whole["original"]
+        assert deployed.container().attrs["Config"]["Image"].endswith(f":{HEALTHY}")

@@ -65,6 +65,11 @@ class FakeDocker:
             return ImageLocation(ImageSource.HOST, f"{reference} is on this host; nothing to pull")
         return ImageLocation(ImageSource.NOWHERE, f"{reference} is not in its registry nor on this host")
 
+    def image_tags(self, repository: str) -> tuple[set[str], str]:
+        self._ask(f"tags {repository}")
+        return {ref.rsplit(":", 1)[1] for ref in self.registry | self.host if ref.rsplit(":", 1)[0] == repository}, \
+            "registry and on this host"
+
     def inspect(self, container_id: str) -> dict[str, object]:
         self._ask(f"inspect {container_id}")
         facts = self.containers[container_id]

@@ -261,3 +261,21 @@ def test_history_survives_a_refused_target_that_looks_like_markup(cli: Cli) -> N
     assert "unexpected error" not in result.stderr
     assert result.returncode == 0
     assert "[/]" in result.stdout
+
+
+# --- resume and abort -----------------------------------------------------------------------------------
+
+
+def test_resume_and_abort_refuse_an_unknown_run_and_a_run_that_is_not_interrupted(cli: Cli) -> None:
+    """Exit 2 with one line naming the run and why; the run is left as it was."""
+    journal = Journal(connect(cli.database_url))
+    refused = journal.record_plan(NewRun("engine", "2.3.1", "cli:bob", []), actor="cli:bob", refusal="no such tag")
+
+    unknown = cli("resume", "20990101-000000-abcdef")
+    assert (unknown.returncode, unknown.stderr.strip()) == (
+        2, "refused: run 20990101-000000-abcdef is not known to rollbot; see `rollbot history`")
+    for command in ("resume", "abort"):
+        result = cli(command, refused.id)
+        assert result.returncode == 2, result
+        assert result.stderr.strip() == f"refused: run {refused.id} is refused, not interrupted; nothing was done"
+    assert journal.run(refused.id).status is RunStatus.REFUSED

@@ -1,0 +1,66 @@
+"""Telling the incident channel about interrupted runs, once each, with Resume and Abort.
+
+Any replica may find a run whose process died (its pid is gone or its heartbeat stopped); the
+journal lets exactly one of them report it. The report says where the run stopped and what the
+service looks like now, so the approver who clicks knows what they are choosing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from bot.core import ServiceState
+from handlers.blocks import interruption_message, status_message
+from handlers.services import Services
+from storage import RunView
+
+log = logging.getLogger(__name__)
+
+
+def report_interruptions(services: Services) -> list[str]:
+    """Mark the runs of dead processes interrupted and queue one report per unreported run."""
+    rollbot = services.rollbot
+    rollbot.recover_interrupted()
+    reported = []
+    for run, state in rollbot.interruptions_to_report():
+        target = rollbot.config.target(run.target)
+        channel = (target.incident_channel if target else None) or (run.context.get("plan_message") or {}).get("channel")
+        if not channel:
+            log.warning("run %s was interrupted but has no channel to report in; see `rollbot history`", run.id)
+            continue
+        _report(services, run, state, channel)
+        reported.append(run.id)
+    return reported
+
+
+def _report(services: Services, run: RunView, state: ServiceState, channel: str) -> None:
+    message = interruption_message(run, state)
+
+    def post() -> None:
+        answer = services.client.chat_postMessage(channel=channel, text=message.text, blocks=message.blocks)
+        services.rollbot.remember(run.id, interruption_message={"channel": channel, "ts": answer["ts"]})
+
+    services.outbox.send(post)
+    where = run.context.get("status_message")
+    if where:
+        status = status_message(run)
+        services.outbox.send(lambda: services.client.chat_update(
+            channel=where["channel"], ts=where["ts"], text=status.text, blocks=status.blocks), key=f"status:{run.id}")
+
+
+def watch_interruptions(services: Services, every_seconds: float = 10.0) -> threading.Event:
+    """While serving, look for interrupted runs now and every few seconds (a replica that died
+    leaves its run to the others). Set the returned event to stop looking."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                report_interruptions(services)
+            except Exception:  # noqa: BLE001 - the watch must outlive a bad round
+                log.exception("looking for interrupted runs failed once; it goes on")
+            stop.wait(every_seconds)
+
+    threading.Thread(target=loop, name="rollbot-interruptions", daemon=True).start()
+    return stop
