@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import logging
 import os
 import stat
@@ -26,6 +27,7 @@ from sqlalchemy.exc import OperationalError
 from bot.compose import ComposeCli
 from bot.config import Config, Settings, TicketsConfig
 from bot.evidence import redacted_inspect
+from bot.logs import JsonFormatter
 from bot.postmortem import Postmortem
 from bot.redaction import REDACTED, install
 from bot.wiring import ticket_sink
@@ -106,6 +108,21 @@ def test_the_log_redactor_withholds_every_form_of_every_secret(log_stream: tuple
     written = stream.getvalue()
     assert leaks(written) == []
     assert written.count(REDACTED) >= 6 and "Traceback" in written and "RuntimeError" in written
+
+
+def test_json_log_lines_carry_the_redacted_trace(log_stream: tuple[logging.Logger, io.StringIO]) -> None:
+    """`rollbot serve` logs JSON lines by default: the formatter writes the trace the redactor
+    left, not one it formats again from the exception."""
+    logger, stream = log_stream
+    logger.handlers[0].setFormatter(JsonFormatter())
+    install(settings(), logger)
+    try:
+        raise RuntimeError(f"Jira said no to {JIRA_USER}:{JIRA_TOKEN}")
+    except RuntimeError:
+        logger.exception("filing failed for %s", BOT_TOKEN)
+    [line] = [json.loads(text) for text in stream.getvalue().splitlines()]
+    assert leaks(json.dumps(line)) == []
+    assert line["message"] == f"filing failed for {REDACTED}" and "RuntimeError: Jira said no to" in line["error"]
 
 
 def test_installing_the_redactor_twice_keeps_one(log_stream: tuple[logging.Logger, io.StringIO]) -> None:
