@@ -274,8 +274,7 @@ class Rollbot:
             run = self._journal.run(run_id)
         except NoResultFound:
             return Outcome(refusal=f"run {_quoted(run_id)} is not known to rollbot; nothing was done")
-        shown_on = run.context.get("plan_message")
-        if seen_on is not None and shown_on is not None and dict(seen_on) != shown_on:
+        if _seen_elsewhere(run, "plan_message", seen_on):
             return Outcome(refusal=f"run {run.id} ({run.target} → {run.to_version}) is not the plan on this "
                                    "message; nothing was done")
         target = self.config.target(run.target)
@@ -393,14 +392,19 @@ class Rollbot:
         action: Recovery,
         members_of: MembersOf | None = None,
         sink_for: Callable[[RunView], ProgressSink | None] = lambda run: None,
+        seen_on: Mapping[str, str] | None = None,
     ) -> Outcome:
         """Resume or abort an interrupted run (on the calling thread). From Slack `members_of` is
         given and only an approver of the target may do it; at the terminal, whoever can run
-        rollbot on the host may."""
+        rollbot on the host may. `seen_on`, as for `decide`: a click on a message that is not
+        the run's interruption report is refused."""
         try:
             run = self._journal.run(run_id)
         except NoResultFound:
-            return Outcome(refusal=f"run {run_id} is not known to rollbot")
+            return Outcome(refusal=f"run {_quoted(run_id)} is not known to rollbot")
+        if _seen_elsewhere(run, "interruption_message", seen_on):
+            return Outcome(refusal=f"run {run.id} ({run.target} → {run.to_version}) is not the interrupted run "
+                                   "reported on this message; nothing was done")
         target = self.config.target(run.target)
         if target is None:
             return Outcome(refusal=f"target {run.target} is no longer configured")
@@ -492,6 +496,13 @@ def _request_of(run: RunView) -> RollbackRequest:
     return RollbackRequest(
         run.target, run.to_version, run.requester, run.reason, BrainChoice(asked.get("brain", BrainChoice.AUTO))
     )
+
+
+def _seen_elsewhere(run: RunView, remembered_as: str, seen_on: Mapping[str, str] | None) -> bool:
+    """A front end says where a person acted (`seen_on`) and remembered where it showed the run
+    (`run.context[remembered_as]`); True when both are known and differ."""
+    shown_on = run.context.get(remembered_as)
+    return seen_on is not None and shown_on is not None and dict(seen_on) != shown_on
 
 
 def _quoted(text: str, limit: int = 40) -> str:

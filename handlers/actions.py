@@ -40,7 +40,7 @@ def on_recovery_click(ack: Ack, body: dict[str, Any], action: dict[str, Any], co
     user, channel, run_id = _click(body, action)
     if run_id is not None:
         recovery = Recovery.RESUME if action["action_id"] == RecoveryActionId.RESUME else Recovery.ABORT
-        services.guarded(channel, user, _take_up, run_id, user, channel, recovery, runs=True)
+        services.guarded(channel, user, _take_up, run_id, user, channel, recovery, _seen_on(body, channel), runs=True)
 
 
 def _click(body: dict[str, Any], action: dict[str, Any]) -> tuple[str, str, str | None]:
@@ -69,11 +69,12 @@ def _decide(services: Services, run_id: str, user: str, channel: str, action_id:
     _report(services, outcome, run_id, user, channel)
 
 
-def _take_up(services: Services, run_id: str, user: str, channel: str, recovery: Recovery) -> None:
+def _take_up(services: Services, run_id: str, user: str, channel: str, recovery: Recovery,
+             seen_on: dict[str, str]) -> None:
     outcome = services.rollbot.take_up(run_id, user, recovery, services.directory.members_of,
-                                       services.progress_for(channel))
+                                       services.progress_for(channel), seen_on=seen_on)
     if outcome.refusal:
-        services.tell(channel, user, f":no_entry: {outcome.refusal}")
+        services.tell(channel, user, f":no_entry: {esc(outcome.refusal)}")
 
 
 def _report(services: Services, outcome: Outcome, run_id: str, user: str, channel: str) -> None:
