@@ -94,6 +94,7 @@ def test_a_reason_that_says_payload_is_still_a_command(served: Served) -> None:
     [
         (lambda s: s.command("engine 2.3.1", command="/deploy"), "`/deploy` is not a rollbot command"),
         (lambda s: s.command("payments 2.3.1"), "Unknown target `payments`"),
+        (lambda s: s.command("drill <!channel> 2.4.0"), "Unknown target `&lt;!channel&gt;`"),
         (lambda s: s.command("engine <!channel>"), "'&lt;!channel&gt;' is not a Docker tag"),
         (lambda s: s.send('payload={"type":"view_submission","view":{}}'), "does not handle `view_submission`"),
         (lambda s: s.send('payload={"type":"shortcut","callback_id":"x"}'), "does not handle `shortcut`"),
