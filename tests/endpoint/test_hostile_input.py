@@ -33,7 +33,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from handlers.ids import ActionId
+from handlers.ids import ActionId, RecoveryActionId
 from storage import Journal, connect
 from storage.repository import NewRun
 from tests.slackapi.fake_slack import FakeSlack
@@ -47,9 +47,9 @@ REQUESTER, APPROVER, STRANGER = "U0REQUEST1", "U0APPROVER", "U0STRANGER"
 USERS = [REQUESTER, APPROVER, STRANGER, "W0ENTERPRS"]
 CHANNEL = "C0PLANS001"
 ENGINE_PLAN_TS, PAYMENTS_PLAN_TS = "1700000000.000100", "1700000000.000200"
-# Buttons rollbot has, and the two its resume notice will carry: known, never "no button".
-KNOWN_ACTIONS = [action.value for action in ActionId] + ["rollback_resume", "rollback_abort"]
-DECIDING_ACTIONS = [action.value for action in ActionId]
+# Buttons rollbot has: the plan's, and Resume and Abort on an interrupted run's report. Each
+# carries a run id.
+KNOWN_ACTIONS = [action.value for action in (*ActionId, *RecoveryActionId)]
 OTHER_PAYLOAD_TYPES = ["view_submission", "view_closed", "shortcut", "message_action", "block_suggestion",
                        "interactive_message", "dialog_submission", "workflow_step_edit", "app_home_opened"]
 TRACEBACK_MARKS = ("Traceback (most recent call last)", 'File "/', "unexpected error")
@@ -178,7 +178,8 @@ COMMAND_TEXTS = st.one_of(
     st.tuples(TARGETS, VERSIONS, st.sampled_from(["--brain", "--brain=", "--brain maybe", "--brain=restore",
                                                   "--brain keep", "--brainwash"])).map(lambda parts: " ".join(parts)),
     st.sampled_from(["", "help", "status", "status now", "history", "history engine", "history a b",
-                     "snapshot", "snapshot payments", "snapshot engine", "snapshot a b"]),
+                     "snapshot", "snapshot payments", "snapshot engine", "snapshot a b",
+                     "drill", "drill engine", "drill engine 2.4.0", "drill ghost 2.4.0", "drill engine ../x"]),
     st.text(max_size=300),
     st.integers(2_001, 20_000).map(lambda n: "engine 2.3.1 " + "x" * n),
 )
@@ -350,7 +351,7 @@ def test_generated_clicks(served: Served) -> None:
         served.sent["clicks"] += 1
         if action_id not in KNOWN_ACTIONS:
             assert is_refusal(answer) and quotes(answer, action_id), (action_id, answer)
-        elif action_id in DECIDING_ACTIONS and value not in served.runs.values():
+        elif value not in served.runs.values():
             served.unknown_run_ids.add(value)
 
     run_examples(send, EXAMPLES["clicks"], clicks())
