@@ -1,4 +1,9 @@
-"""Engine construction and migrations. Migrations run on every start; they are idempotent."""
+"""Engine construction and migrations. Migrations run on every start; they are idempotent.
+
+SQLite (a file) is the default, for one bot. PostgreSQL (psycopg 3) is the database several
+replicas share: `DATABASE_URL=postgresql+psycopg://user:password@host/db`, or `postgresql://…`,
+which means the same here.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +16,13 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import URL, make_url
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# The key of the PostgreSQL advisory lock that serialises migrations: "rollbot" in ASCII.
+MIGRATION_LOCK_KEY = 0x726F6C6C626F74
 
 
 def connect(url: str) -> Engine:
@@ -23,15 +30,26 @@ def connect(url: str) -> Engine:
 
     SQLite gets WAL (a reader never blocks the runner's writes, e.g. `history` during a run),
     a busy timeout instead of instant "database is locked" errors, and enforced foreign keys.
+    PostgreSQL connections are checked before use, so a server restart or a dropped idle
+    connection costs a reconnect, not a failed step.
     """
-    parsed = make_url(url)
+    parsed = _with_driver(make_url(url))
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, future=True)
+    postgres = parsed.get_backend_name() == "postgresql"
+    engine = create_engine(parsed, pool_pre_ping=postgres)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     migrate(engine)
     return engine
+
+
+def _with_driver(url: URL) -> URL:
+    """`postgresql://` names no driver; SQLAlchemy 2.0 would then look for psycopg2, which
+    rollbot does not install. psycopg 3 is the one it ships with."""
+    if url.drivername == "postgresql":
+        return url.set(drivername="postgresql+psycopg")
+    return url
 
 
 # Alembic keeps its migration context in a module global: one migration per process at a time.
@@ -39,12 +57,22 @@ _MIGRATING = threading.Lock()
 
 
 def migrate(engine: Engine) -> None:
-    """Upgrade to the newest schema; safe when several processes start on one fresh file."""
+    """Upgrade to the newest schema; safe when several processes start on one fresh database."""
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS))
     with _MIGRATING, _sqlite_file_lock(engine), engine.begin() as connection:
+        _postgres_migration_lock(connection)
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+def _postgres_migration_lock(connection: Connection) -> None:
+    """Replicas started together on a fresh database would all find no `alembic_version` and
+    all create the tables; the losers fail on duplicate names. An advisory lock held until the
+    migration's transaction ends (PostgreSQL's DDL is transactional) makes them take turns: the
+    first creates the schema, the others find it current. It is scoped to this database."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
 
 
 @contextmanager

@@ -30,8 +30,35 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+class BoundedString(TypeDecorator[str]):
+    """Text stored the same on both backends, whoever typed it.
+
+    PostgreSQL refuses a NUL character in text and a value longer than its column, where SQLite
+    takes both; a Slack field can hold either. So a NUL becomes U+FFFD and an overlong value is
+    clipped (its last character becomes "…") on every backend, in stored values and in the
+    values a query compares with alike, instead of a write failing on PostgreSQL only.
+    """
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        value = value.replace("\x00", "\ufffd")
+        limit = self.impl.length  # type: ignore[attr-defined]
+        return value if limit is None or len(value) <= limit else value[: limit - 1] + "…"
+
+
+class CleanText(BoundedString):
+    """Unbounded text (`TEXT`), NULs replaced as in `BoundedString`."""
+
+    impl = Text
+    cache_ok = True
+
+
 class Base(DeclarativeBase):
-    type_annotation_map = {datetime: UtcDateTime, dict[str, Any]: JSON}
+    type_annotation_map = {datetime: UtcDateTime, dict[str, Any]: JSON, str: BoundedString()}
 
 
 class RunRow(Base):
@@ -46,25 +73,25 @@ class RunRow(Base):
         ),
     )
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(32), default="rollback")
-    target: Mapped[str] = mapped_column(String(128), index=True)
-    environment: Mapped[str | None] = mapped_column(String(64))
-    from_version: Mapped[str | None] = mapped_column(String(160))
-    to_version: Mapped[str] = mapped_column(String(160))
-    reason: Mapped[str] = mapped_column(Text, default="")
-    requester: Mapped[str] = mapped_column(String(256))
-    status: Mapped[str] = mapped_column(String(16), index=True)
+    id: Mapped[str] = mapped_column(BoundedString(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(BoundedString(32), default="rollback")
+    target: Mapped[str] = mapped_column(BoundedString(128), index=True)
+    environment: Mapped[str | None] = mapped_column(BoundedString(64))
+    from_version: Mapped[str | None] = mapped_column(BoundedString(160))
+    to_version: Mapped[str] = mapped_column(BoundedString(160))
+    reason: Mapped[str] = mapped_column(CleanText, default="")
+    requester: Mapped[str] = mapped_column(BoundedString(256))
+    status: Mapped[str] = mapped_column(BoundedString(16), index=True)
     created_at: Mapped[datetime]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
-    current_step: Mapped[str | None] = mapped_column(String(64))
-    error: Mapped[str | None] = mapped_column(Text)
-    next_action: Mapped[str | None] = mapped_column(Text)
-    owner: Mapped[str | None] = mapped_column(String(256))
+    current_step: Mapped[str | None] = mapped_column(BoundedString(64))
+    error: Mapped[str | None] = mapped_column(CleanText)
+    next_action: Mapped[str | None] = mapped_column(CleanText)
+    owner: Mapped[str | None] = mapped_column(BoundedString(256))
     plan: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    approver: Mapped[str | None] = mapped_column(String(256))
+    approver: Mapped[str | None] = mapped_column(BoundedString(256))
     context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     heartbeat_at: Mapped[datetime | None]
     reported_at: Mapped[datetime | None]
@@ -79,13 +106,13 @@ class StepRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), index=True)
     position: Mapped[int]
-    name: Mapped[str] = mapped_column(String(64))
-    description: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(BoundedString(64))
+    description: Mapped[str] = mapped_column(CleanText, default="")
+    status: Mapped[str] = mapped_column(BoundedString(16))
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    error: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(CleanText)
 
 
 class EventRow(Base):
@@ -96,9 +123,9 @@ class EventRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id"), index=True)
     at: Mapped[datetime]
-    actor: Mapped[str] = mapped_column(String(256))
-    kind: Mapped[str] = mapped_column(String(64))
-    outcome: Mapped[str | None] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(BoundedString(256))
+    kind: Mapped[str] = mapped_column(BoundedString(64))
+    outcome: Mapped[str | None] = mapped_column(BoundedString(16))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
@@ -109,11 +136,11 @@ class TicketRow(Base):
     __table_args__ = (Index("ix_tickets_status_next", "status", "next_attempt_at"),)
 
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(BoundedString(16))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime]
-    last_error: Mapped[str | None] = mapped_column(Text)
-    key: Mapped[str | None] = mapped_column(String(128))
-    url: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(CleanText)
+    key: Mapped[str | None] = mapped_column(BoundedString(128))
+    url: Mapped[str | None] = mapped_column(CleanText)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]

@@ -145,12 +145,12 @@ class Journal:
         run = RunRow(
             id=_new_run_id(now),
             kind=new.kind,
-            target=_clip(new.target, 128),
+            target=new.target,
             environment=new.environment,
-            from_version=_clip(new.from_version, 160),
-            to_version=_clip(new.to_version, 160) or "",
+            from_version=new.from_version,
+            to_version=new.to_version,
             reason=new.reason,
-            requester=_clip(new.requester, 256) or "",
+            requester=new.requester,
             status=status,
             created_at=now,
             finished_at=now if refusal else None,
@@ -209,8 +209,13 @@ class Journal:
         raise NotStartable(f"run {run_id} {state}")
 
     def set_context(self, run_id: str, **context: Any) -> None:
-        """Front-end facts about a run (e.g. where its messages are), merged into `context`."""
+        """Front-end facts about a run (e.g. where its messages are), merged into `context`.
+
+        A read, merge and write: two at once (the plan message remembered on one replica, the
+        announcement on another) would each write back what they read and lose the other's
+        fact, so the run's row is locked first."""
         with self._sessions.begin() as session:
+            _lock_run(session, run_id)
             run = session.get_one(RunRow, run_id)
             run.context = {**(run.context or {}), **context}
 
@@ -453,12 +458,14 @@ class Journal:
         )
 
 
+def _lock_run(session: Session, run_id: str) -> None:
+    """Write-lock one run until the transaction ends, on both backends: an UPDATE that changes
+    nothing locks the row on PostgreSQL and the database on SQLite, which has no
+    SELECT … FOR UPDATE. The reads after it see what others committed before it."""
+    session.execute(update(RunRow).where(RunRow.id == run_id).values(context=RunRow.context))
+
+
 def _new_run_id(now: datetime) -> str:
     """Sortable and short enough to type: `20261126-031914-a3f9c2`; 24 random bits per second."""
     return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
-
-def _clip(text: str | None, limit: int) -> str | None:
-    if text is None or len(text) <= limit:
-        return text
-    return text[: limit - 1] + "…"

@@ -13,11 +13,14 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import Engine, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import sessionmaker
 
 from storage.models import TicketRow
 
 LEASE = timedelta(minutes=2)
+# INSERT … ON CONFLICT DO NOTHING, which both backends have and SQLAlchemy spells per dialect.
+_INSERT_IF_ABSENT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
 class TicketStatus(StrEnum):
@@ -39,15 +42,21 @@ class TicketView:
 class TicketOutbox:
     def __init__(self, engine: Engine, clock: Callable[[], datetime] | None = None) -> None:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._insert = _INSERT_IF_ABSENT[engine.dialect.name]
         self._now = clock or (lambda: datetime.now(UTC))
 
     def owe(self, run_id: str) -> None:
-        """Record that `run_id` needs a ticket; idempotent."""
+        """Record that `run_id` needs a ticket; idempotent, also when replicas (or the run's
+        thread and the ticket loop) say so at the same moment: one statement that leaves an
+        existing row alone, where "look, then insert" let the second insert fail."""
         now = self._now()
         with self._sessions.begin() as session:
-            if session.get(TicketRow, run_id) is None:
-                session.add(TicketRow(run_id=run_id, status=TicketStatus.PENDING, attempts=0,
-                                      next_attempt_at=now, created_at=now, updated_at=now))
+            session.execute(
+                self._insert(TicketRow)
+                .values(run_id=run_id, status=TicketStatus.PENDING, attempts=0,
+                        next_attempt_at=now, created_at=now, updated_at=now)
+                .on_conflict_do_nothing(index_elements=[TicketRow.run_id])
+            )
 
     def claim_due(self, limit: int = 10, force: bool = False) -> list[str]:
         """Pending tickets whose time has come, leased to this caller."""

@@ -1,4 +1,8 @@
-"""The journal on real SQLite files: the rows and the event log tell the same story, in order."""
+"""The journal on real databases: the rows and the event log tell the same story, in order.
+
+Every test that is not about SQLite's file runs twice, on a fresh SQLite file and on a fresh
+PostgreSQL database (the `new_database` fixture), since replicas share PostgreSQL and one bot
+uses SQLite: the journal must behave the same on both."""
 
 from __future__ import annotations
 
@@ -10,16 +14,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
-from sqlalchemy.exc import StatementError
+from sqlalchemy import Engine, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import NoResultFound, StatementError
 
-from storage import Journal, NotStartable, RunStatus, StepStatus, connect
+from storage import Journal, LostRun, NotStartable, RunStatus, StepStatus, connect
 from storage.repository import NewRun
+from tests.databases import fresh_postgres_database
 
 STEPS = [("capture_logs", "save the logs"), ("set_image_tag", "switch the tag"), ("pull", "docker compose pull engine")]
 
 
-def url(tmp_path: Path, name: str = "j.db") -> str:
+def sqlite_url(tmp_path: Path, name: str = "j.db") -> str:
     return f"sqlite:///{tmp_path}/{name}"
 
 
@@ -35,8 +41,8 @@ class TickingClock:
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = connect(url(tmp_path))
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = connect(database_url)
     yield engine
     engine.dispose()
 
@@ -245,28 +251,83 @@ def test_mark_interrupted_only_touches_runs_of_dead_owners(journal: Journal) -> 
     assert journal.mark_interrupted(owner_alive, actor="again") == [], "recovery is idempotent"
 
 
+def test_a_silent_owner_is_taken_over_once(engine: Engine) -> None:
+    """Heartbeats, a stale run marked interrupted, its report claimed once, and a take-over
+    (resume) that one replica wins; the old owner learns it lost the run at its next step."""
+    clock = TickingClock()
+    journal = Journal(engine, clock=clock)
+    run_id = running(journal, "host:1", at_step=1)
+    assert journal.heartbeat(run_id, "host:1") and not journal.heartbeat(run_id, "host:2")
+    assert journal.mark_interrupted(lambda owner: True, "r", stale_after=timedelta(seconds=30)) == []
+    clock.now += timedelta(minutes=5)
+    [stale] = journal.mark_interrupted(lambda owner: True, "r", stale_after=timedelta(seconds=30))
+    assert (stale.id, stale.status, stale.events[-1].details.get("heartbeat")) == (run_id, RunStatus.INTERRUPTED, "stale")
+    assert not journal.heartbeat(run_id, "host:1")
+    assert [run.id for run in journal.unreported_interruptions()] == [run_id]
+    assert [journal.claim_report(run_id), journal.claim_report(run_id)] == [True, False]
+    assert journal.unreported_interruptions() == []
+    journal.reclaim(run_id, "a", "host:2", "run.resumed", {"by": "U1"})
+    with pytest.raises(NotStartable, match="not interrupted"):
+        journal.reclaim(run_id, "b", "host:3", "run.resumed", {"by": "U2"})
+    with pytest.raises(LostRun):
+        journal.step_started(run_id, 2, "a", owner="host:1")
+    journal.step_started(run_id, 2, "a", owner="host:2")
+    resumed = journal.run(run_id)
+    assert (resumed.status, resumed.owner, resumed.current_step) == (RunStatus.RUNNING, "host:2", "pull")
+    assert_utc(resumed.events[-1].at)
+
+
+def test_an_interrupted_run_is_not_taken_up_while_its_target_is_busy(journal: Journal) -> None:
+    """Resuming is claiming too: the partial unique index refuses a second running rollback."""
+    first = running(journal, "host:1", at_step=0)
+    journal.mark_interrupted(lambda owner: False, "r")
+    second = journal.record_plan(new_run(target=journal.run(first).target), actor="a").id
+    journal.start(second, "a", "host:2")
+    with pytest.raises(NotStartable, match="another run of this target is in progress"):
+        journal.reclaim(first, "a", "host:3", "run.resumed", {})
+    assert journal.run(first).status is RunStatus.INTERRUPTED
+
+
+def test_what_metrics_count(journal: Journal) -> None:
+    """Runs by target, kind and status, and the seconds of finished steps, as the journal has them."""
+    done = running(journal, "host:1", at_step=0)
+    journal.step_finished(done, 0, "a", StepStatus.SUCCEEDED)
+    journal.finish(done, "a", RunStatus.SUCCEEDED)
+    journal.record_plan(new_run(target="other"), actor="a", refusal="no")
+    assert sorted(journal.run_counts()) == [
+        (journal.run(done).target, "rollback", "succeeded", 1), ("other", "rollback", "refused", 1)
+    ]
+    run = journal.run(done)
+    assert run.steps[0].seconds is not None and run.steps[0].seconds > 0
+    assert journal.step_durations() == [(run.target, "capture_logs", "succeeded", run.steps[0].seconds)]
+
+
 # --- the SQLite file -------------------------------------------------------------------------------------
 
 
-def test_database_file_is_in_wal_mode(tmp_path: Path, engine: Engine) -> None:
+def test_database_file_is_in_wal_mode(tmp_path: Path) -> None:
     """WAL is a property of the file: any other reader (sqlite3 CLI, `history`) sees it."""
+    engine = connect(sqlite_url(tmp_path))
     with engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     with sqlite3.connect(tmp_path / "j.db") as raw:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    engine.dispose()
 
 
-def test_migrations_are_idempotent(tmp_path: Path) -> None:
+def test_migrations_are_idempotent(database_url: str) -> None:
     """Every start migrates; the second start finds the schema current and the data intact."""
-    first = Journal(connect(url(tmp_path)))
-    run_id = first.record_plan(new_run(), actor="a").id
-    again = connect(url(tmp_path))
+    first = connect(database_url)
+    run_id = Journal(first).record_plan(new_run(), actor="a").id
+    again = connect(database_url)
     assert Journal(again).run(run_id).status is RunStatus.PLANNED
     with again.connect() as connection:
         assert connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalars().all() == [_head_revision()]
-        tables = connection.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='table'").scalars().all()
-    assert {"runs", "steps", "events", "alembic_version"} <= set(tables)
+        tables = inspect(connection).get_table_names()
+    assert {"runs", "steps", "events", "tickets", "alembic_version"} <= set(tables)
+    first.dispose()
+    again.dispose()
 
 
 def test_the_database_allows_one_running_run_per_target(journal: Journal) -> None:
@@ -283,10 +344,105 @@ def test_the_database_allows_one_running_run_per_target(journal: Journal) -> Non
 
 
 
+def test_racing_starts_claim_exactly_one_run(database_url: str) -> None:
+    """Two plans of one target, each clicked twice at the same moment on four engines (four
+    replicas): one start wins each round, the other three are refused, twenty rounds in a row."""
+    engines = [connect(database_url) for _ in range(4)]
+    journals = [Journal(engine) for engine in engines]
+    for round_ in range(20):
+        plans = [journals[0].record_plan(new_run(), actor="a").id for _ in range(2)]
+        together = threading.Barrier(4)
+        outcomes: list[str] = []
+
+        def click(journal: Journal, run_id: str, owner: str) -> None:
+            together.wait(timeout=30)
+            try:
+                journal.start(run_id, "a", owner)
+                outcomes.append(f"started {run_id}")
+            except NotStartable:
+                outcomes.append("refused")
+
+        threads = [threading.Thread(target=click, args=(journals[i], plans[i % 2], f"host:{i}")) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert sorted(outcomes) == ["refused"] * 3 + [next(o for o in outcomes if o != "refused")], outcomes
+        running = journals[1].runs("engine", status=RunStatus.RUNNING)
+        assert [f"started {run.id}" for run in running] == [o for o in outcomes if o != "refused"]
+        journals[2].finish(running[0].id, "a", RunStatus.SUCCEEDED)
+        for run_id in plans:
+            journals[3].cancel(run_id, "a", f"round {round_} is over")
+    assert len(journals[0].runs("engine", limit=100, status=RunStatus.SUCCEEDED)) == 20
+    for engine in engines:
+        engine.dispose()
+
+
+def test_context_merges_from_many_threads_lose_nothing(database_url: str) -> None:
+    """Front ends remember facts about a run from several threads and replicas (the plan
+    message, the announcement, the status message): every merge is kept."""
+    engines = [connect(database_url) for _ in range(4)]
+    run_id = Journal(engines[0]).record_plan(new_run(), actor="a").id
+    together = threading.Barrier(len(engines))
+    errors: list[BaseException] = []
+
+    def remember(engine: Engine, who: int) -> None:
+        try:
+            journal = Journal(engine)
+            together.wait(timeout=30)
+            for fact in range(10):
+                journal.set_context(run_id, **{f"fact-{who}-{fact}": fact})
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=remember, args=(engine, who)) for who, engine in enumerate(engines)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    context = Journal(engines[0]).run(run_id).context
+    assert context == {f"fact-{who}-{fact}": fact for who in range(len(engines)) for fact in range(10)}
+    for engine in engines:
+        engine.dispose()
+
+
+def test_text_postgresql_would_refuse_is_kept_as_on_sqlite(journal: Journal) -> None:
+    """PostgreSQL refuses NUL characters in text and values longer than a column; SQLite takes
+    both. Slack's fields are anyone's input, so the journal stores the same thing on both: a
+    NUL becomes U+FFFD, an overlong actor or approver is clipped."""
+    run = journal.record_plan(
+        NewRun(target="engine\x00", to_version="2.3.1", requester="U\x00" + "x" * 400, steps=STEPS,
+               reason="broke\x00 after deploy", plan={"note": "nul \x00 in json"}),
+        actor="slack:" + "U" * 400,
+    )
+    assert run.target == "engine\ufffd" and run.reason == "broke\ufffd after deploy"
+    assert run.requester.startswith("U\ufffdx") and len(run.requester) == 256
+    assert run.plan == {"note": "nul \x00 in json"}, "JSON keeps the character: it is escaped there"
+    assert len(run.events[0].actor) == 256
+    journal.start(run.id, "slack:\x00" + "A" * 400, owner="host:1", approver="U\x00" + "A" * 400)
+    journal.note(run.id, "a\x00", "run.confirmed", {"by": "a\x00"})
+    started = journal.run(run.id)
+    assert started.approver is not None and started.approver.startswith("U\ufffdA") and len(started.approver) == 256
+    assert [e.actor[:7] for e in started.events[1:]] == ["slack:\ufffd", "a\ufffd"]
+    with pytest.raises(NoResultFound):
+        journal.run("20261126-031914-a3f9c2\x00")
+
+
 def test_connect_creates_the_folder(tmp_path: Path) -> None:
     """`DATABASE_URL=sqlite:///state/rollbot.db` works on a fresh machine."""
     connect(f"sqlite:///{tmp_path}/state/deeper/j.db")
     assert (tmp_path / "state" / "deeper" / "j.db").is_file()
+
+
+def test_a_postgresql_url_without_a_driver_uses_psycopg() -> None:
+    """`DATABASE_URL=postgresql://…`, as hosting providers hand it out, works as it is."""
+    with fresh_postgres_database() as database_url:
+        bare = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+        engine = connect(bare)
+        assert (engine.dialect.name, engine.dialect.driver) == ("postgresql", "psycopg")
+        assert Journal(engine).record_plan(new_run(), actor="a").status is RunStatus.PLANNED
+        engine.dispose()
 
 
 def _full_run(journal: Journal, owner: str, steps: int) -> str:
@@ -300,9 +456,9 @@ def _full_run(journal: Journal, owner: str, steps: int) -> str:
     return run_id
 
 
-def test_two_threads_write_one_file_concurrently(tmp_path: Path) -> None:
+def test_two_threads_write_one_database_concurrently(database_url: str) -> None:
     """A run writing while another thread writes too (Slack + recovery): both succeed, nothing lost."""
-    engines = [connect(url(tmp_path)), connect(url(tmp_path))]
+    engines = [connect(database_url), connect(database_url)]
     start = threading.Barrier(2)
     results: dict[str, str] = {}
     errors: list[BaseException] = []
@@ -324,7 +480,7 @@ def test_two_threads_write_one_file_concurrently(tmp_path: Path) -> None:
     for thread in threads:
         thread.join(timeout=60)
     assert errors == []
-    reader = Journal(connect(url(tmp_path)))
+    reader = Journal(connect(database_url))
     for name, run_id in results.items():
         run = reader.run(run_id)
         assert run.status is RunStatus.SUCCEEDED
@@ -343,18 +499,19 @@ def _connect_when_released(database_url: str, gate: Callable[[], object], answer
         answers.put(f"{type(error).__name__}: {str(error).splitlines()[0]}")
 
 
-def test_processes_starting_together_on_a_fresh_file_all_succeed(tmp_path: Path) -> None:
-    """`rollbot serve` and a `rollbot history` started at once both migrate a new journal.
+def test_processes_starting_together_on_a_fresh_database_all_succeed(new_database: Callable[[], str]) -> None:
+    """`rollbot serve` and a `rollbot history` (or two replicas) started at once both migrate a
+    new journal.
 
     Migrations run on every start; first starts that coincide must not race each other into
-    'table runs already exists'. Three rounds of four processes, each on a fresh file.
+    'table runs already exists'. Three rounds of four processes, each on a fresh database.
     """
     context = multiprocessing.get_context("fork")
     outcomes: list[str] = []
     for round_ in range(3):
         barrier = context.Barrier(4)
         answers = context.Queue()
-        database_url = url(tmp_path, f"fresh{round_}.db")
+        database_url = new_database()
         processes = [
             context.Process(target=_connect_when_released, args=(database_url, barrier.wait, answers))
             for _ in range(4)

@@ -1,15 +1,21 @@
-"""The postmortem desk: one ticket per run, retried until it exists, never twice, never fatal."""
+"""The postmortem desk: one ticket per run, retried until it exists, never twice, never fatal.
+
+The outbox and its leases run on SQLite and on PostgreSQL: each test runs on both."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import pytest
 
 from bot.core import Rollbot
 from bot.plan import RollbackRequest
 from bot.postmortem import Postmortem, build, to_jira_wiki
 from bot.tickets import FileTickets, Ticket, TicketDesk
-from storage import Journal, RunStatus
+from storage import Journal, RunStatus, connect
 from storage.tickets import TicketOutbox, TicketStatus
 
 from .fakes import FakeHealth, World
@@ -56,6 +62,14 @@ class FlakyJira:
         if self.down > 0:
             self.down -= 1
             raise ConnectionError("Jira is down")
+
+
+@pytest.fixture
+def journal(database_url: str) -> Iterator[Journal]:
+    """The journal on a fresh database of each backend (overrides the SQLite-only one)."""
+    engine = connect(database_url)
+    yield Journal(engine)
+    engine.dispose()
 
 
 def finished_run(world: World, journal: Journal) -> str:
@@ -134,6 +148,39 @@ def test_two_desks_never_attempt_the_same_ticket_at_once(world: World, journal: 
     first.owe(run_id)
     assert first.outbox.claim_due() == [run_id]
     assert second.outbox.claim_due() == [], "leased to the first"
+    assert (first.outbox.count(TicketStatus.PENDING), first.outbox.count(TicketStatus.CREATED)) == (1, 0)
+
+
+def test_desks_claiming_at_the_same_moment_lease_a_ticket_once(world: World, journal: Journal, database_url: str) -> None:
+    """Replicas' ticket loops wake together: of eight claims at once, on engines of their own,
+    exactly one gets the ticket, and it is owed once however many of them said it was owed."""
+    run_id = finished_run(world, journal)
+    clock = Clock()
+    engines = [connect(database_url) for _ in range(8)]
+    outboxes = [TicketOutbox(engine, clock=clock) for engine in engines]
+    together = threading.Barrier(len(outboxes))
+    claims: list[list[str]] = []
+    errors: list[BaseException] = []
+
+    def owe_and_claim(outbox: TicketOutbox) -> None:
+        try:
+            together.wait(timeout=30)
+            outbox.owe(run_id)
+            together.wait(timeout=30)
+            claims.append(outbox.claim_due())
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=owe_and_claim, args=(outbox,)) for outbox in outboxes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert sorted(claims) == [[]] * 7 + [[run_id]]
+    assert [t.run_id for t in outboxes[0].all()] == [run_id]
+    for engine in engines:
+        engine.dispose()
 
 
 def test_wiki_markup_keeps_peoples_text_as_text(world: World, journal: Journal) -> None:
