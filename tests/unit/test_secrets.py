@@ -22,6 +22,7 @@ from urllib.parse import quote
 import pytest
 from pydantic import SecretStr
 from slack_sdk import WebClient
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from bot.compose import ComposeCli
@@ -32,6 +33,7 @@ from bot.postmortem import Postmortem
 from bot.redaction import REDACTED, install
 from bot.wiring import ticket_sink
 from storage import connect
+from tests.databases import fresh_postgres_database
 from tests.slackapi.fake_slack import FakeSlack
 from tests.slackapi.prism import free_port
 
@@ -197,18 +199,36 @@ def test_a_database_url_password_is_in_no_error(tmp_path: Path) -> None:
     assert leaks(*shown(failed.value)) == []
 
 
-def test_the_cli_shows_no_database_password_when_the_database_is_down(tmp_path: Path) -> None:
-    """`rollbot history` against an unreachable PostgreSQL: the error (and its trace) that
-    reaches the terminal carries no password, nor any other secret of the environment."""
+def _history(tmp_path: Path, database_url: str) -> subprocess.CompletedProcess[str]:
+    """`rollbot history` as a process, with every secret of this module in its environment."""
     (tmp_path / "rollbot.yaml").write_text("targets:\n  engine:\n    compose_file: c.yml\n    service: engine\n"
                                             "    health_url: http://127.0.0.1:9/health\n")
     env = {**{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "JIRA_", "ROLLBOT_"))},
-           "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "DATABASE_URL": DATABASE_URL,
+           "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "DATABASE_URL": database_url,
            "SLACK_BOT_TOKEN": BOT_TOKEN, "JIRA_USER": JIRA_USER, "JIRA_TOKEN": JIRA_TOKEN}
-    done = subprocess.run([sys.executable, "-m", "bot", "history"], cwd=tmp_path, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "bot", "history"], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+def test_the_cli_shows_no_database_password_when_the_database_is_down(tmp_path: Path) -> None:
+    """`rollbot history` against a PostgreSQL that does not answer: the error (and its trace)
+    that reaches the terminal carries no password, nor any other secret of the environment."""
+    done = _history(tmp_path, DATABASE_URL)
     assert done.returncode != 0 and "rollbot" in done.stderr
     assert leaks(done.stdout, done.stderr) == []
+
+
+def test_the_cli_shows_no_database_password_to_a_real_postgresql(tmp_path: Path) -> None:
+    """The test cluster refuses a wrong password, then takes the right one: neither password
+    is in anything `rollbot history` prints."""
+    with fresh_postgres_database() as database_url:
+        real = make_url(database_url)
+        refused = _history(tmp_path, real.set(password=DB_PASSWORD).render_as_string(hide_password=False))
+        answered = _history(tmp_path, database_url)
+    assert refused.returncode != 0 and "password authentication failed" in refused.stderr
+    assert leaks(refused.stdout, refused.stderr) == []
+    assert answered.returncode == 0 and "no runs yet" in answered.stdout, answered.stderr
+    assert str(real.password) not in answered.stdout + answered.stderr + refused.stdout + refused.stderr
 
 
 # --- what rollbot hands on ----------------------------------------------------------------------
