@@ -247,11 +247,11 @@ def serve(
     signal.signal(signal.SIGTERM, _stop_serving)
     try:
         if settings.slack_app_token is not None:
-            serve_socket_mode(slack_app, settings.slack_app_token.get_secret_value())
+            serve_socket_mode(slack_app, rollbot.foreground, settings.slack_app_token.get_secret_value())
         else:
             assert settings.slack_signing_secret is not None  # build_app refuses to build without it
             door = Door(slack_app, settings.slack_signing_secret.get_secret_value(), services.tell)
-            serve_http(door, host, port)  # returns on SIGTERM or Ctrl-C
+            serve_http(door, rollbot.foreground, host, port, metrics=rollbot.metrics)  # returns on SIGTERM or Ctrl-C
     except (SystemExit, KeyboardInterrupt):
         pass
     finally:

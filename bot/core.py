@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
@@ -40,6 +41,7 @@ from bot.drill import Drill, rehearsal
 from bot.errors import InvalidRequest, RollbotError
 from bot.kept_images import KeptVersions, kept_versions
 from bot.metrics import render as render_metrics
+from bot.foreground import PATIENCE_SECONDS, Foreground
 from bot.health import Health
 from bot.plan import Plan, Rehearsal, RollbackRequest, Systems, make_plan
 from bot.runner import HEARTBEAT_SECONDS, ProgressSink, Runner
@@ -115,9 +117,12 @@ class Rollbot:
         health: Health,
         run_workers: int = 8,
         tickets: TicketDesk | None = None,
+        patience: float = PATIENCE_SECONDS,
     ) -> None:
         self.config = config
         self.tickets = tickets
+        self.foreground = Foreground()  # front ends mark the answers they owe their callers
+        self._patience = patience
         self._journal = journal
         self._systems = systems
         self._health = health
@@ -132,13 +137,17 @@ class Rollbot:
 
     def background(self, work: Callable[..., object], *args: object, runs: bool = False) -> Future[object]:
         """Run `work` on the core's own threads, after a front end has answered its caller.
-        `runs=True` for work that may execute a rollback (a confirmation click)."""
-        future = (self._runs if runs else self._work).submit(work, *args)
-        future.add_done_callback(_log_failure)
+        `runs=True` for work that may execute a rollback (a confirmation click): it starts at
+        once. Anything else waits (boundedly) until no caller is being answered, see
+        bot/foreground.py."""
         if runs:
+            future = self._runs.submit(work, *args)
             with self._futures_lock:
                 self._run_futures.add(future)
             future.add_done_callback(self._forget)
+        else:
+            future = self._work.submit(self._when_quiet, time.monotonic() + self._patience, work, *args)
+        future.add_done_callback(_log_failure)
         return future
 
     def _forget(self, future: Future[object]) -> None:
@@ -165,6 +174,12 @@ class Rollbot:
             log.warning("run %s was still in step %s at shutdown; it is journaled as interrupted", run.id, run.current_step)
         self._work.shutdown(wait=False, cancel_futures=True)
         return [run.id for run in left]
+
+    def _when_quiet(self, deadline: float, work: Callable[..., object], *args: object) -> object:
+        """The wait counts from submission, so under a long stream of requests queued work is
+        delayed by the patience at most, never by the patience once per item."""
+        self.foreground.wait_for_quiet(deadline - time.monotonic())
+        return work(*args)
 
     def shutdown(self, wait: bool = True) -> None:
         self._work.shutdown(wait=wait)

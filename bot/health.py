@@ -17,7 +17,7 @@ from typing import Protocol
 import httpx
 
 HEALTHY_STATUSES = {"ok", "healthy", "pass", "up"}
-POLL_INTERVAL_SECONDS = 1.0
+POLL_INTERVAL_SECONDS = 0.25
 BODY_EXCERPT_CHARS = 300
 
 

@@ -1,6 +1,7 @@
 """Serving the Bolt app: HTTP with a production WSGI server (waitress), or Socket Mode.
 
-HTTP mode answers `POST /slack/events` (commands and interactivity) and `GET /healthz`, on a
+HTTP mode answers `POST /slack/events` (commands and interactivity), `GET /healthz` and
+`GET /metrics` (Prometheus; read from the journal, see bot/metrics.py), on a
 configurable host (127.0.0.1 by default: put a TLS-terminating proxy in front, as Slack calls
 an https URL). Bolt's own `app.start()` is a development server listening on every address.
 
@@ -27,7 +28,11 @@ from typing import Any
 import waitress
 from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.adapter.socket_mode import SocketModeHandler
+from slack_sdk.socket_mode.builtin import SocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
 
+from bot.foreground import Foreground
+from bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from handlers.inbound import Checked, Refusal, read
 
 log = logging.getLogger(__name__)
@@ -105,11 +110,18 @@ class Door:
         return Answer(response.status, response.body, content_type)
 
 
-def wsgi_app(door: Door) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
+def wsgi_app(
+    door: Door, foreground: Foreground, metrics: Callable[[], bytes] | None = None
+) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
+    """Each Slack request counts as a caller being answered until Bolt has its ack (listeners
+    ack before they return): background work waits for the end of a burst, not the acks."""
+
     def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO"), environ.get("REQUEST_METHOD")
         if path == "/healthz" and method == "GET":
             return _send(start_response, Answer(200, json.dumps({"ok": True})))
+        if path == "/metrics" and method == "GET" and metrics:
+            return _send(start_response, Answer(200, metrics().decode("utf-8"), METRICS_CONTENT_TYPE))
         if path != EVENTS_PATH:
             return _send(start_response, Answer(404, "Not Found", "text/plain;charset=utf-8"))
         if method != "POST":
@@ -122,10 +134,11 @@ def wsgi_app(door: Door) -> Callable[[dict[str, Any], StartResponse], Iterable[b
         if length > MAX_BODY_BYTES:
             return _send(respond, Answer(413, "Payload Too Large", "text/plain;charset=utf-8"))
         raw = environ["wsgi.input"].read(length) if length > 0 else b""
-        answer = door.answer(
-            raw, environ.get("CONTENT_TYPE") or "",
-            environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP") or "", environ.get("HTTP_X_SLACK_SIGNATURE") or "",
-        )
+        with foreground.answering():
+            answer = door.answer(
+                raw, environ.get("CONTENT_TYPE") or "",
+                environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP") or "", environ.get("HTTP_X_SLACK_SIGNATURE") or "",
+            )
         return _send(respond, answer)
 
     return application
@@ -156,10 +169,25 @@ def _timed(start_response: StartResponse) -> StartResponse:
     return timed_start_response
 
 
-def serve_http(door: Door, host: str, port: int, threads: int = 16) -> None:
+def serve_http(
+    door: Door, foreground: Foreground, host: str, port: int, threads: int = 16,
+    metrics: Callable[[], bytes] | None = None,
+) -> None:
     log.info("rollbot serving Slack on http://%s:%d%s", host, port, EVENTS_PATH)
-    waitress.serve(wsgi_app(door), host=host, port=port, threads=threads, ident="rollbot")
+    waitress.serve(wsgi_app(door, foreground, metrics), host=host, port=port, threads=threads, ident="rollbot")
 
 
-def serve_socket_mode(app: App, app_token: str) -> None:
-    SocketModeHandler(app, app_token).start()
+def serve_socket_mode(app: App, foreground: Foreground, app_token: str) -> None:
+    _SocketMode(app, foreground, app_token).start()
+
+
+class _SocketMode(SocketModeHandler):
+    """Bolt's Socket Mode handler; each envelope counts as a caller until it is acked."""
+
+    def __init__(self, app: App, foreground: Foreground, app_token: str) -> None:
+        super().__init__(app, app_token)
+        self._foreground = foreground
+
+    def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
+        with self._foreground.answering():
+            super().handle(client, req)

@@ -1,5 +1,9 @@
 """Session set-up for the integration tests: the real daemon must be there, images get built."""
 
+import fcntl
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from tests.integration.demo import DEMO_VERSIONS, build_demo_images, require_docker
@@ -12,4 +16,7 @@ def demo_images() -> None:
         require_docker()
     except RuntimeError as problem:
         pytest.fail(str(problem), pytrace=False)
-    build_demo_images(DEMO_VERSIONS)
+    # Test workers run in parallel: one builds and pushes at a time, the others find the cache warm.
+    with open(Path(tempfile.gettempdir()) / "rollbot-demo-images.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        build_demo_images(DEMO_VERSIONS)

@@ -189,10 +189,13 @@ def deployment(
     drain_timeout: int = 30,
     brain: bool = False,
     config_edits: dict[str, str] | None = None,
+    up: bool = True,
 ) -> Iterator[Deployment]:
     """The example compose project, made unique (project, port, image repo), up on `running`.
 
     Without `brain` the brain mount and the brain config are left out: an image-only target.
+    With `up=False` nothing is started: preflight finds no container (a warning, not a refusal)
+    and only asks the daemon and the registry about images, which takes a moment.
     """
     folder = tmp_path / "deploy"
     folder.mkdir()
@@ -227,8 +230,9 @@ def deployment(
     (folder / "rollbot.yaml").write_text(config)
     deployed = Deployment(folder, project, port)
     try:
-        deployed.compose("up", "--detach", "engine")
-        deployed.wait_for_answer()
+        if up:
+            deployed.compose("up", "--detach", "engine")
+            deployed.wait_for_answer()
         yield deployed
     finally:
         deployed.compose("down", "--timeout", "1", "--volumes", "--remove-orphans", check=False)

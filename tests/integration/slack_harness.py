@@ -22,9 +22,11 @@ from tests.integration.demo import Deployment
 from tests.slackapi.fake_slack import FakeSlack
 from tests.slackapi.prism import Prism, free_port
 from tests.slackapi.signing import Reply, block_action, post, signed_headers, slash_command
+from tests.slackapi.socket_mode import FakeSocketMode
 
 SIGNING_SECRET = "test-signing-secret-8f2c"
 BOT_TOKEN = "xoxb-test-000000000000-rollbot"
+APP_TOKEN = "xapp-1-A0ROLLBOT-000000000000-test"
 COMMAND_CHANNEL = "C0PLANS000"
 INCIDENT_CHANNEL = "C0INCIDENT"
 
@@ -33,7 +35,7 @@ INCIDENT_CHANNEL = "C0INCIDENT"
 class Bot:
     deployed: Deployment
     slack: FakeSlack
-    prism: Prism
+    prism: Prism | None
     port: int
     process: subprocess.Popen[str]
     log_file: Path
@@ -95,23 +97,40 @@ def slack_web_api() -> Iterator[tuple[FakeSlack, Prism]]:
 
 @contextmanager
 def serving(
-    deployed: Deployment, slack: FakeSlack, prism: Prism, extra_env: dict[str, str] | None = None,
+    deployed: Deployment, slack: FakeSlack, prism: Prism | None, extra_env: dict[str, str] | None = None,
     log_name: str = "serve.log",
 ) -> Iterator[Bot]:
+    """`rollbot serve` in HTTP mode, its Web API calls going through Prism (or, without one, to
+    the fake directly: for benchmarks, where Prism's own CPU would be load on the machine)."""
     port = free_port()
-    env = {**deployed.env(), "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-           "SLACK_API_URL": prism.url, **(extra_env or {})}
-    env.pop("SLACK_APP_TOKEN", None)
+    env = {"SLACK_API_URL": (prism or slack).url, **(extra_env or {})}
     log_file = deployed.folder / log_name
+    with _serve(deployed, env, log_file, "--port", str(port)) as process:
+        wait_for(lambda: _healthz(port), 60, "rollbot serve answering /healthz")
+        yield Bot(deployed, slack, prism, port, process, log_file)
+
+
+@contextmanager
+def serving_socket_mode(deployed: Deployment, slack: FakeSlack, socket_mode: FakeSocketMode) -> Iterator[subprocess.Popen[str]]:
+    """`rollbot serve` in Socket Mode: SLACK_APP_TOKEN set, so it listens on no port and dials
+    the websocket `apps.connections.open` hands out. Its Web API is the fake itself: Slack's
+    published spec has no `apps.connections.open` for Prism to check."""
+    env = {"SLACK_API_URL": slack.url, "SLACK_APP_TOKEN": APP_TOKEN}
+    with _serve(deployed, env, deployed.folder / "serve.log") as process:
+        socket_mode.wait_for_connection(timeout=60)
+        yield process
+
+
+@contextmanager
+def _serve(deployed: Deployment, extra_env: dict[str, str], log_file: Path, *arguments: str) -> Iterator[subprocess.Popen[str]]:
+    env = {**deployed.env(), "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, **extra_env}
     log = log_file.open("w")
     process = subprocess.Popen(
-        deployed.command("serve", "--port", str(port)), cwd=deployed.folder, env=env,
+        deployed.command("serve", *arguments), cwd=deployed.folder, env=env,
         stdout=log, stderr=subprocess.STDOUT, text=True,
     )
-    bot = Bot(deployed, slack, prism, port, process, log_file)
     try:
-        wait_for(lambda: _healthz(port), 60, "rollbot serve answering /healthz")
-        yield bot
+        yield process
     finally:
         process.terminate()
         try:

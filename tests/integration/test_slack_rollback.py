@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from handlers.ids import ActionId
 from storage import RunStatus
@@ -75,6 +77,20 @@ def test_image_rollback_by_command_and_click(tmp_path: Path, web_api: tuple[Fake
         assert_blocks_valid(slack.messages(COMMAND_CHANNEL) + slack.messages(INCIDENT_CHANNEL, replies=True))
         assert [v for v in prism.violations(since=mark)] == []
         assert "Traceback" not in bot.log()
+        assert_metrics_show_the_run(bot, deployed.journal().run(approve["value"]))
+
+
+def assert_metrics_show_the_run(bot, run) -> None:  # type: ignore[no-untyped-def]
+    """`GET /metrics` scraped after the run: its outcome and each step's duration, as Prometheus parses them."""
+    scraped = httpx.get(f"http://127.0.0.1:{bot.port}/metrics", timeout=10)
+    assert scraped.status_code == 200 and scraped.headers["content-type"].startswith("text/plain")
+    found = {(s.name, tuple(sorted(s.labels.items()))): s.value
+             for family in text_string_to_metric_families(scraped.text) for s in family.samples}
+    assert found[("rollbot_runs_total", (("kind", "rollback"), ("status", "succeeded"), ("target", "engine")))] == 1
+    for step in run.steps:
+        labels = (("status", step.status.value), ("step", step.name), ("target", "engine"))
+        assert found[("rollbot_step_duration_seconds_count", labels)] == 1
+        assert abs(found[("rollbot_step_duration_seconds_sum", labels)] - step.seconds) < 0.01
 
 
 def test_brain_rollback_needs_another_approver(tmp_path: Path, web_api: tuple[FakeSlack, Prism]) -> None:

@@ -68,6 +68,8 @@ class FakeSlack:
     `channels` / `users` map ids to names; left as None, any id exists and gets a made-up name,
     given as a dict, an id not in it gets `channel_not_found` / `user_not_found`.
     `tokens`: None accepts any bearer token; a set accepts only those (else `invalid_auth`).
+    `socket_mode_url`: what `apps.connections.open` hands an app-level (`xapp-`) token, e.g. a
+    `FakeSocketMode().url`; None answers it as a workspace where Socket Mode is not available.
     """
 
     host: str = "127.0.0.1"
@@ -79,6 +81,7 @@ class FakeSlack:
     team_id: str = "T0ROLLBOT"
     bot_user_id: str = "U0ROLLBOT"
     bot_id: str = "B0ROLLBOT"
+    socket_mode_url: str | None = None
     calls: list[Call] = field(default_factory=list, init=False, repr=False)  # every request, in arrival order
 
     def __post_init__(self) -> None:
@@ -234,11 +237,12 @@ class FakeSlack:
         if self.tokens is not None and token not in self.tokens:
             return {"ok": False, "error": "invalid_auth"}
         action = _METHODS.get(method)
-        if action is None:
+        by_token = _TOKEN_METHODS.get(method)
+        if action is None and by_token is None:
             return {"ok": False, "error": "unknown_method"}
         try:
             with self._lock:
-                return {"ok": True, **action(self, params)}
+                return {"ok": True, **(action(self, params) if action else by_token(self, params, token))}
         except SlackError as error:
             return {"ok": False, "error": error.args[0]}
 
@@ -263,6 +267,14 @@ class FakeSlack:
         return {"url": "https://example.slack.com/", "team": "Example", "user": "rollbot",
                 "team_id": self.team_id, "user_id": self.bot_user_id, "bot_id": self.bot_id,
                 "is_enterprise_install": False}
+
+    def _connections_open(self, p: dict, token: str | None) -> dict:
+        """Slack issues Socket Mode URLs only to app-level tokens, never to bot tokens."""
+        if not (token or "").startswith("xapp-"):
+            raise SlackError("not_allowed_token_type")
+        if self.socket_mode_url is None:
+            raise SlackError("forbidden_team")
+        return {"url": self.socket_mode_url}
 
     def _post_message(self, p: dict) -> dict:
         channel = self._channel(p)
@@ -344,6 +356,9 @@ _METHODS = {
     "conversations.info": FakeSlack._conversation_info,
     "users.info": FakeSlack._user_info,
     "chat.getPermalink": FakeSlack._permalink,
+}
+_TOKEN_METHODS = {  # methods whose answer depends on the kind of token that called them
+    "apps.connections.open": FakeSlack._connections_open,
 }
 
 

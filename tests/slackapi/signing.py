@@ -36,14 +36,20 @@ def new_trigger_id() -> str:
     return f"{int(time.time())}{secrets.randbelow(10**6):06d}.{secrets.randbelow(10**12)}.{secrets.token_hex(16)}"
 
 
-def slash_command(text: str, user_id: str, channel_id: str, response_url: str, *,
-                  command: str = "/rollback", user_name: str | None = None,
-                  channel_name: str | None = None, team_id: str = TEAM_ID,
-                  team_domain: str = TEAM_DOMAIN, api_app_id: str = APP_ID,
-                  token: str = VERIFICATION_TOKEN, trigger_id: str | None = None,
-                  enterprise_id: str | None = None, enterprise_name: str | None = None) -> str:
-    """The form body Slack POSTs for a slash command, fields in Slack's order. enterprise_id and
-    enterprise_name are only sent by Enterprise Grid workspaces, so only when given here."""
+def slash_command(text: str, user_id: str, channel_id: str, response_url: str, **options: str | None) -> str:
+    """The form body Slack POSTs for a slash command (options: see `slash_command_fields`)."""
+    return urlencode(slash_command_fields(text, user_id, channel_id, response_url, **options))
+
+
+def slash_command_fields(text: str, user_id: str, channel_id: str, response_url: str, *,
+                         command: str = "/rollback", user_name: str | None = None,
+                         channel_name: str | None = None, team_id: str = TEAM_ID,
+                         team_domain: str = TEAM_DOMAIN, api_app_id: str = APP_ID,
+                         token: str = VERIFICATION_TOKEN, trigger_id: str | None = None,
+                         enterprise_id: str | None = None, enterprise_name: str | None = None) -> dict[str, str]:
+    """The fields of a slash command, in Slack's order: form-encoded in HTTP mode, the JSON
+    `payload` of a `slash_commands` envelope in Socket Mode. enterprise_id and enterprise_name
+    are only sent by Enterprise Grid workspaces, so only when given here."""
     fields: dict[str, str] = {
         "token": token,
         "team_id": team_id,
@@ -64,19 +70,28 @@ def slash_command(text: str, user_id: str, channel_id: str, response_url: str, *
         "response_url": response_url,
         "trigger_id": trigger_id or new_trigger_id(),
     })
-    return urlencode(fields)
+    return fields
 
 
 def block_action(action_id: str, value: str, user_id: str, channel_id: str, message_ts: str,
-                 response_url: str, *, block_id: str | None = None, button_text: str = "Button",
-                 message: dict[str, Any] | None = None, is_ephemeral: bool = False,
-                 user_name: str | None = None, channel_name: str | None = None,
-                 team_id: str = TEAM_ID, team_domain: str = TEAM_DOMAIN,
-                 api_app_id: str = APP_ID, token: str = VERIFICATION_TOKEN,
-                 trigger_id: str | None = None, action_ts: str | None = None) -> str:
+                 response_url: str, **options: Any) -> str:
     """The form body Slack POSTs when a button is clicked: `payload=<json>` of a block_actions
-    payload. `message` is the message that carried the button (e.g. one from
-    FakeSlack.messages()); Slack sends no `message` for a button on an ephemeral message."""
+    payload (options: see `block_action_payload`)."""
+    payload = block_action_payload(action_id, value, user_id, channel_id, message_ts, response_url, **options)
+    return urlencode({"payload": json.dumps(payload, separators=(",", ":"))})
+
+
+def block_action_payload(action_id: str, value: str, user_id: str, channel_id: str, message_ts: str,
+                         response_url: str, *, block_id: str | None = None, button_text: str = "Button",
+                         message: dict[str, Any] | None = None, is_ephemeral: bool = False,
+                         user_name: str | None = None, channel_name: str | None = None,
+                         team_id: str = TEAM_ID, team_domain: str = TEAM_DOMAIN,
+                         api_app_id: str = APP_ID, token: str = VERIFICATION_TOKEN,
+                         trigger_id: str | None = None, action_ts: str | None = None) -> dict[str, Any]:
+    """The block_actions payload of a button click: form-encoded as `payload=<json>` in HTTP
+    mode, the `payload` of an `interactive` envelope in Socket Mode. `message` is the message
+    that carried the button (e.g. one from FakeSlack.messages()); Slack sends no `message` for a
+    button on an ephemeral message."""
     name = user_name or user_id.lower()
     payload: dict[str, Any] = {
         "type": "block_actions",
@@ -105,7 +120,7 @@ def block_action(action_id: str, value: str, user_id: str, channel_id: str, mess
         "type": "button",
         "action_ts": action_ts or f"{time.time():.6f}",
     }]
-    return urlencode({"payload": json.dumps(payload, separators=(",", ":"))})
+    return payload
 
 
 def signature(body: str | bytes, signing_secret: str, timestamp: int | str) -> str:

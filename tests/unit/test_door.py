@@ -16,6 +16,7 @@ from pydantic import SecretStr
 
 from bot.config import Settings
 from bot.core import Rollbot
+from bot.foreground import Foreground
 from handlers.app import build_app
 from handlers.ids import ActionId
 from handlers.server import MAX_BODY_BYTES, Answer, Door, wsgi_app
@@ -153,7 +154,7 @@ def test_a_listener_that_fails_answers_200_with_an_error_id_not_a_trace(served: 
 
 
 def test_the_http_layer_answers_without_5xx(served: Served) -> None:
-    application = wsgi_app(served.door)
+    application = wsgi_app(served.door, Foreground())
     statuses: list[str] = []
 
     def call(method: str, path: str, body: bytes = b"", length: str | None = None) -> None:

@@ -13,12 +13,14 @@ from tests.slackapi.signing import block_action, slash_command
 
 FORM = "application/x-www-form-urlencoded"
 RESPONSE_URL = "http://127.0.0.1:9/response/r1"
+TRIGGER_ID = "1700000000000001.1.0123456789abcdef"  # fixed: parameter ids must not differ between test workers
 
 
 def click(**changes: Any) -> bytes:
     """A real block_actions body (Slack's shape) with fields replaced or removed (None)."""
     payload = json.loads(dict(_form(block_action("rollback_approve", "20260101-000000-abcdef", "U0ALICE01",
-                                                 "C0PLANS01", "1700000000.000100", RESPONSE_URL)))["payload"])
+                                                 "C0PLANS01", "1700000000.000100", RESPONSE_URL, block_id="b1",
+                                                 trigger_id=TRIGGER_ID, action_ts="1700000001.000001")))["payload"])
     for path, value in changes.items():
         _set(payload, path.split("__"), value)
     return urlencode({"payload": json.dumps(payload)}).encode()
@@ -41,7 +43,7 @@ def _set(tree: Any, path: list[str], value: Any) -> None:
 
 
 def command(text: str = "engine 2.3.1", **fields: str | None) -> bytes:
-    body = dict(_form(slash_command(text, "U0ALICE01", "C0PLANS01", RESPONSE_URL)))
+    body = dict(_form(slash_command(text, "U0ALICE01", "C0PLANS01", RESPONSE_URL, trigger_id=TRIGGER_ID)))
     for key, value in fields.items():
         if value is None:
             body.pop(key, None)
