@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 from rich.text import Text
 
-from bot.config import config_path
+from bot import redaction
+from bot.config import config_path, load_settings
 from bot.core import Recovery, Rollbot
 from bot.errors import RollbotError
 from bot.brain_plan import BrainChoice
@@ -226,10 +227,9 @@ def serve(
     log_format: Annotated[str, typer.Option(help="json (one object per line, with run_id) or text")] = "json",
 ) -> None:
     """Serve Slack: HTTP (POST /slack/events, GET /healthz), or Socket Mode when SLACK_APP_TOKEN is set."""
-    from bot.config import load_settings
     from handlers.app import build_app
     from handlers.recovery import watch_interruptions
-    from handlers.server import serve_http, serve_socket_mode
+    from handlers.server import Door, serve_http, serve_socket_mode
 
     if log_format == "json":
         use_json(logging.INFO)
@@ -249,7 +249,9 @@ def serve(
         if settings.slack_app_token is not None:
             serve_socket_mode(slack_app, rollbot.foreground, settings.slack_app_token.get_secret_value())
         else:
-            serve_http(slack_app, rollbot.foreground, host, port, metrics=rollbot.metrics)  # returns on SIGTERM or Ctrl-C
+            assert settings.slack_signing_secret is not None  # build_app refuses to build without it
+            door = Door(slack_app, settings.slack_signing_secret.get_secret_value(), services.tell)
+            serve_http(door, rollbot.foreground, host, port, metrics=rollbot.metrics)  # returns on SIGTERM or Ctrl-C
     except (SystemExit, KeyboardInterrupt):
         pass
     finally:
@@ -391,6 +393,7 @@ def main() -> None:
     """Entry point: click handles usage errors (exit 2); everything else meets one error sink."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        redaction.install(load_settings())
         app()
     except RollbotError as error:
         _fail_line(str(error))

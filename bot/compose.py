@@ -7,6 +7,7 @@ of what compose printed, which is what a person needs to see in the journal.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Callable, Sequence
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from bot.compose_file import project_name
+from bot.config import without_secrets
 from bot.errors import ComposeError
 
 OUTPUT_TAIL_LINES = 12
@@ -75,6 +77,7 @@ class ComposeCli:
                 timeout=timeout,
                 check=False,
                 stdin=subprocess.DEVNULL,
+                env=without_secrets(os.environ),
             )
         except FileNotFoundError:
             raise ComposeError(f"{shown}: the docker CLI was not found on PATH") from None

@@ -9,13 +9,16 @@ file, the key and what was expected; nothing here raises anything else.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from bot.errors import ConfigError
 
@@ -102,7 +105,8 @@ class Config(_Frozen):
 
 
 class Settings(BaseSettings):
-    """Secrets and endpoints from the environment. Never logged: tokens are `SecretStr`."""
+    """Secrets and endpoints from the environment. Never logged: tokens are `SecretStr`, and
+    so is the Jira user (with the token it makes the Basic credentials; it may be an email)."""
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False)
 
@@ -111,9 +115,32 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api/"
     jira_url: str | None = None
-    jira_user: str | None = None
+    jira_user: SecretStr | None = None
     jira_token: SecretStr | None = None
     database_url: SecretStr = SecretStr("sqlite:///rollbot.db")
+
+    def secret_values(self) -> list[str]:
+        """Every secret's value, for redaction; a password inside DATABASE_URL on its own too."""
+        values = [field.get_secret_value() for field in (getattr(self, name) for name in _SECRET_FIELDS) if field]
+        try:
+            password = make_url(self.database_url.get_secret_value()).password
+        except ArgumentError:
+            password = None
+        return values + ([str(password)] if password else [])
+
+
+_SECRET_FIELDS = tuple(name for name, field in Settings.model_fields.items() if SecretStr in get_args(field.annotation)
+                       or field.annotation is SecretStr)
+SECRET_VARIABLES = tuple(name.upper() for name in _SECRET_FIELDS)
+
+
+def without_secrets(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment for a process rollbot starts: everything but rollbot's own secrets.
+
+    `docker compose` needs none of them, and Compose lets the environment it runs in override
+    a project's `.env`: an Engine whose compose file reads `${SLACK_BOT_TOKEN}` from its own
+    `.env` would otherwise be started by a rollback with rollbot's token instead of its own."""
+    return {name: value for name, value in environ.items() if name.upper() not in SECRET_VARIABLES}
 
 
 def config_path(explicit: str | os.PathLike[str] | None) -> Path:

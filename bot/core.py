@@ -12,7 +12,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, replace
@@ -277,13 +277,21 @@ class Rollbot:
         members_of: MembersOf,
         sink_for: Callable[[RunView], ProgressSink | None] = lambda run: None,
         confirms_brain_restore: bool | None = None,
+        seen_on: Mapping[str, str] | None = None,
     ) -> Outcome:
         """A person's click on a plan: check who, when and whether the facts still hold, then
-        cancel, re-plan, or claim the run and execute it (on the calling thread)."""
+        cancel, re-plan, or claim the run and execute it (on the calling thread).
+
+        `seen_on` is where the person saw the plan, in the terms the front end remembered it
+        (`remember(run_id, plan_message=...)`): a decision about a run made from a message
+        that is not that run's plan is refused, so no button can act on another plan's run."""
         try:
             run = self._journal.run(run_id)
         except NoResultFound:
-            return Outcome(refusal="this plan is not known to rollbot")
+            return Outcome(refusal=f"run {_quoted(run_id)} is not known to rollbot; nothing was done")
+        if _seen_elsewhere(run, "plan_message", seen_on):
+            return Outcome(refusal=f"run {run.id} ({run.target} → {run.to_version}) is not the plan on this "
+                                   "message; nothing was done")
         target = self.config.target(run.target)
         if target is None:
             return Outcome(refusal=f"target {run.target} is no longer configured")
@@ -399,14 +407,19 @@ class Rollbot:
         action: Recovery,
         members_of: MembersOf | None = None,
         sink_for: Callable[[RunView], ProgressSink | None] = lambda run: None,
+        seen_on: Mapping[str, str] | None = None,
     ) -> Outcome:
         """Resume or abort an interrupted run (on the calling thread). From Slack `members_of` is
         given and only an approver of the target may do it; at the terminal, whoever can run
-        rollbot on the host may."""
+        rollbot on the host may. `seen_on`, as for `decide`: a click on a message that is not
+        the run's interruption report is refused."""
         try:
             run = self._journal.run(run_id)
         except NoResultFound:
-            return Outcome(refusal=f"run {run_id} is not known to rollbot")
+            return Outcome(refusal=f"run {_quoted(run_id)} is not known to rollbot")
+        if _seen_elsewhere(run, "interruption_message", seen_on):
+            return Outcome(refusal=f"run {run.id} ({run.target} → {run.to_version}) is not the interrupted run "
+                                   "reported on this message; nothing was done")
         target = self.config.target(run.target)
         if target is None:
             return Outcome(refusal=f"target {run.target} is no longer configured")
@@ -498,6 +511,18 @@ def _request_of(run: RunView) -> RollbackRequest:
     return RollbackRequest(
         run.target, run.to_version, run.requester, run.reason, BrainChoice(asked.get("brain", BrainChoice.AUTO))
     )
+
+
+def _seen_elsewhere(run: RunView, remembered_as: str, seen_on: Mapping[str, str] | None) -> bool:
+    """A front end says where a person acted (`seen_on`) and remembered where it showed the run
+    (`run.context[remembered_as]`); True when both are known and differ."""
+    shown_on = run.context.get(remembered_as)
+    return seen_on is not None and shown_on is not None and dict(seen_on) != shown_on
+
+
+def _quoted(text: str, limit: int = 40) -> str:
+    """Text from a request, shown briefly and unambiguously (repr) in a refusal."""
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
 
 
 def _not_open(run: RunView) -> str:

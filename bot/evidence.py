@@ -1,16 +1,42 @@
 """The files a postmortem carries: the bad version's logs, the journal, `docker inspect` of
-the replaced container, and the health results — gathered from the run's evidence folder."""
+the replaced container (its secrets withheld), and the health results — gathered from the
+run's evidence folder."""
 
 from __future__ import annotations
 
 import gzip
 import json
+import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 from storage import RunView
 
 COMPRESS_ABOVE_BYTES = 1024 * 1024
+
+
+SECRET_NAME_PARTS = {"PASSWORD", "PASSWD", "PASS", "PWD", "SECRET", "SECRETS", "TOKEN", "TOKENS", "KEY", "APIKEY",
+                     "CREDENTIAL", "CREDENTIALS", "AUTH", "PRIVATE", "DSN", "SALT", "COOKIE", "SESSION"}
+URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:)[^@\s/]+@")
+
+
+def redacted_inspect(attrs: dict[str, Any]) -> dict[str, Any]:
+    """`docker inspect` of the replaced container, fit to attach to a ticket: the values of its
+    environment variables whose names say secret (ENGINE_DB_PASSWORD, API_KEY, ...) and any
+    password inside a URL (postgres://user:pw@host) are replaced; the names stay, as evidence."""
+    config = attrs.get("Config")
+    if not isinstance(config, dict) or not isinstance(config.get("Env"), list):
+        return attrs
+    env = [_redacted_variable(entry) if isinstance(entry, str) else entry for entry in config["Env"]]
+    return {**attrs, "Config": {**config, "Env": env}}
+
+
+def _redacted_variable(entry: str) -> str:
+    name, equals, value = entry.partition("=")
+    if set(re.split(r"[^A-Z0-9]+", name.upper())) & SECRET_NAME_PARTS:
+        return f"{name}{equals}[redacted]"
+    return f"{name}{equals}{URL_PASSWORD.sub(lambda found: found['head'] + '[redacted]@', value)}"
 
 
 def gather(run: RunView, evidence_dir: Path) -> list[Path]:

@@ -37,8 +37,10 @@ class JsonFormatter(logging.Formatter):
             "run_id": getattr(record, "run_id", None) or CURRENT_RUN.get(),
             "thread": record.threadName,
         }
-        if record.exc_info:
-            line["error"] = self.formatException(record.exc_info)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:  # as a filter left it (bot.redaction withholds secrets there)
+            line["error"] = record.exc_text
         return json.dumps(line, ensure_ascii=False, default=str)
 
 

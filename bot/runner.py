@@ -36,6 +36,7 @@ from bot.brain_swap import (
 from bot.compose import Compose
 from bot.compose_file import ComposeEdit, service_image_in, set_service_tag, write_atomically
 from bot.config import Config, TargetConfig
+from bot.evidence import redacted_inspect
 from bot.failpoints import failpoint
 from bot.health import Health, HealthResult
 from bot.logs import about_run
@@ -237,7 +238,8 @@ class Runner:
         size = self._systems.docker.save_logs(state.plan.container_id, destination)
         state.log_file = destination
         inspected = destination.with_name(f"{state.target.service}-{version}.inspect.json")
-        inspected.write_text(json.dumps(self._systems.docker.inspect(state.plan.container_id), indent=2, default=str))
+        attrs = redacted_inspect(self._systems.docker.inspect(state.plan.container_id))
+        inspected.write_text(json.dumps(attrs, indent=2, default=str))
         return {"log_file": str(destination), "bytes": size, "inspect_file": str(inspected)}
 
     def _stage_snapshot(self, state: _RunState) -> dict[str, Any]:

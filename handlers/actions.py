@@ -9,7 +9,7 @@ from slack_bolt import Ack, App, BoltContext
 
 from bot.approvals import Decision
 from bot.core import Outcome, Recovery
-from handlers.blocks import closed_plan_message, plan_message
+from handlers.blocks import closed_plan_message, esc, plan_message
 from handlers.ids import ActionId, RecoveryActionId
 from handlers.services import Services
 from storage import RunView
@@ -29,7 +29,8 @@ def on_click(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: Bo
     services: Services = context["services"]
     user, channel, run_id = _click(body, action)
     if run_id is not None:
-        services.guarded(channel, user, _decide, run_id, user, channel, ActionId(action["action_id"]), runs=True)
+        services.guarded(channel, user, _decide, run_id, user, channel, ActionId(action["action_id"]),
+                         _seen_on(body, channel), runs=True)
 
 
 def on_recovery_click(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext) -> None:
@@ -39,7 +40,7 @@ def on_recovery_click(ack: Ack, body: dict[str, Any], action: dict[str, Any], co
     user, channel, run_id = _click(body, action)
     if run_id is not None:
         recovery = Recovery.RESUME if action["action_id"] == RecoveryActionId.RESUME else Recovery.ABORT
-        services.guarded(channel, user, _take_up, run_id, user, channel, recovery, runs=True)
+        services.guarded(channel, user, _take_up, run_id, user, channel, recovery, _seen_on(body, channel), runs=True)
 
 
 def _click(body: dict[str, Any], action: dict[str, Any]) -> tuple[str, str, str | None]:
@@ -53,20 +54,27 @@ def _click(body: dict[str, Any], action: dict[str, Any]) -> tuple[str, str, str 
     return user, channel, run_id
 
 
-def _decide(services: Services, run_id: str, user: str, channel: str, action_id: ActionId) -> None:
+def _seen_on(body: dict[str, Any], channel: str) -> dict[str, str]:
+    """The message the button was clicked on: a click acts only on the run shown there."""
+    return {"channel": channel, "ts": str((body.get("container") or {}).get("message_ts") or "")}
+
+
+def _decide(services: Services, run_id: str, user: str, channel: str, action_id: ActionId,
+            seen_on: dict[str, str]) -> None:
     decision = Decision.CANCEL if action_id is ActionId.CANCEL else Decision.CONFIRM
     outcome = services.rollbot.decide(
         run_id, user, decision, services.directory.members_of, services.progress_for(channel),
-        confirms_brain_restore=action_id is ActionId.BRAIN_RESTORE_APPROVE,
+        confirms_brain_restore=action_id is ActionId.BRAIN_RESTORE_APPROVE, seen_on=seen_on,
     )
     _report(services, outcome, run_id, user, channel)
 
 
-def _take_up(services: Services, run_id: str, user: str, channel: str, recovery: Recovery) -> None:
+def _take_up(services: Services, run_id: str, user: str, channel: str, recovery: Recovery,
+             seen_on: dict[str, str]) -> None:
     outcome = services.rollbot.take_up(run_id, user, recovery, services.directory.members_of,
-                                       services.progress_for(channel))
+                                       services.progress_for(channel), seen_on=seen_on)
     if outcome.refusal:
-        services.tell(channel, user, f":no_entry: {outcome.refusal}")
+        services.tell(channel, user, f":no_entry: {esc(outcome.refusal)}")
 
 
 def _report(services: Services, outcome: Outcome, run_id: str, user: str, channel: str) -> None:
@@ -74,7 +82,7 @@ def _report(services: Services, outcome: Outcome, run_id: str, user: str, channe
         _close_plan(services, outcome.run, f":no_entry_sign: Cancelled by <@{user}>. Nothing was changed.")
         return
     if outcome.refusal:
-        services.tell(channel, user, f":no_entry: {outcome.refusal}")
+        services.tell(channel, user, f":no_entry: {esc(outcome.refusal)}")
     if outcome.replanned is not None:
         old = services.rollbot.run(run_id)
         _close_plan(services, old, ":recycle: Superseded: the facts changed before the click; a fresh plan follows.")

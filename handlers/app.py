@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Callable
-from typing import Any
 
 from slack_bolt import App, BoltContext, BoltResponse
 from slack_sdk import WebClient
@@ -13,12 +11,10 @@ from slack_sdk import WebClient
 from bot.config import Settings
 from bot.core import Rollbot
 from bot.errors import ConfigError
-from handlers import actions, commands
+from handlers import actions, commands, fallback
 from handlers.directory import SlackDirectory
 from handlers.outbox import Outbox
 from handlers.services import Services
-
-log = logging.getLogger(__name__)
 
 
 def build_app(settings: Settings, rollbot: Rollbot, client: WebClient | None = None) -> tuple[App, Services]:
@@ -30,6 +26,11 @@ def build_app(settings: Settings, rollbot: Rollbot, client: WebClient | None = N
         client=client,
         signing_secret=settings.slack_signing_secret.get_secret_value(),
         token_verification_enabled=False,
+        # The door in handlers/server.py checks the signature over the bytes Slack sent and hands
+        # Bolt only checked fields, re-encoded; Socket Mode requests are not signed at all.
+        request_verification_enabled=False,
+        # Unhandled commands, buttons and payload types reach fallback.on_error, not a 404.
+        raise_error_for_unhandled_request=True,
         # Listeners only parse, ack and hand work to the core's executor, so they run on the
         # request's own thread: no hop to Bolt's listener pool, no 10 ms polling for the ack.
         process_before_response=True,
@@ -43,14 +44,8 @@ def build_app(settings: Settings, rollbot: Rollbot, client: WebClient | None = N
 
     if rollbot.tickets is not None:
         rollbot.tickets.on_created(services.link_ticket_later)
-    app.error(_on_error)
+    app.error(fallback.on_error)
     commands.register(app)
     actions.register(app)
     return app, services
 
-
-def _on_error(error: Exception, body: dict[str, Any]) -> BoltResponse:
-    """Anything a listener raised before its ack: logged with an id, never shown as a trace."""
-    error_id = secrets.token_hex(4)
-    log.error("unexpected error %s in a Slack listener", error_id, exc_info=error)
-    return BoltResponse(status=200, body=f"rollbot hit an unexpected error (id {error_id}); it is logged under that id.")

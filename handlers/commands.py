@@ -7,7 +7,8 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext, Respond
 
 from bot.plan import RollbackRequest
-from handlers.blocks import drill_report_message, history_message, plan_message, status_command_message
+from handlers.blocks import drill_report_message, esc, history_message, plan_message, status_command_message
+from handlers.inbound import shown
 from handlers.parsing import HELP, Command, CommandKind, ParseError, parse
 from handlers.services import Services
 
@@ -22,7 +23,7 @@ def on_rollback(ack: Ack, command: dict[str, Any], context: BoltContext, respond
     try:
         parsed = parse(command.get("text", ""))
     except ParseError as error:
-        ack(response_type="ephemeral", text=f"Not understood: {error}.\n\n{HELP}")
+        ack(response_type="ephemeral", text=f"Not understood: {esc(str(error))}.\n\n{HELP}")
         return
     if parsed.kind is CommandKind.HELP:
         ack(response_type="ephemeral", text=HELP)
@@ -43,18 +44,25 @@ def on_rollback(ack: Ack, command: dict[str, Any], context: BoltContext, respond
 
 def _rollback(ack: Ack, services: Services, parsed: Command, user: str, channel: str) -> None:
     assert parsed.target is not None and parsed.version is not None
-    config = services.rollbot.config
-    if config.target(parsed.target) is None:
-        known = ", ".join(sorted(config.targets))
-        ack(response_type="ephemeral", text=f"Unknown target `{parsed.target[:40]}`; configured targets: {known}.\n\n{HELP}")
-        return
-    verdict = services.rollbot.may_request(user, parsed.target, services.directory.members_of)
-    if not verdict.allowed:
-        ack(response_type="ephemeral", text=f":no_entry: {verdict.reason}.")
+    if _refused(ack, services, parsed.target, user):
         return
     ack(response_type="ephemeral", text=f"Planning the rollback of {parsed.target} to {parsed.version}…")
     request = RollbackRequest(parsed.target, parsed.version, user, parsed.reason, parsed.brain)
     services.guarded(channel, user, post_plan, request, channel)
+
+
+def _refused(ack: Ack, services: Services, target: str, user: str) -> bool:
+    """An unknown target, or a person who may not ask for it: refused in the ack, by name."""
+    config = services.rollbot.config
+    if config.target(target) is None:
+        known = ", ".join(sorted(config.targets))
+        ack(response_type="ephemeral", text=f"Unknown target {shown(target)}; configured targets: {known}.\n\n{HELP}")
+        return True
+    verdict = services.rollbot.may_request(user, target, services.directory.members_of)
+    if not verdict.allowed:
+        ack(response_type="ephemeral", text=f":no_entry: {esc(verdict.reason)}.")
+        return True
+    return False
 
 
 def post_plan(services: Services, request: RollbackRequest, channel: str) -> None:
@@ -71,11 +79,9 @@ def post_plan(services: Services, request: RollbackRequest, channel: str) -> Non
 
 def _drill(ack: Ack, services: Services, parsed: Command, user: str, channel: str) -> None:
     assert parsed.target is not None and parsed.version is not None
-    verdict = services.rollbot.may_request(user, parsed.target, services.directory.members_of)
-    if not verdict.allowed:
-        ack(response_type="ephemeral", text=f":no_entry: {verdict.reason}.")
+    if _refused(ack, services, parsed.target, user):
         return
-    ack(response_type="in_channel", text=f":fire_drill: <@{user}> started a rollback drill of {parsed.target} with the "
+    ack(response_type="in_channel", text=f":fire_drill: <@{user}> started a rollback drill of {esc(parsed.target)} with the "
                                          f"broken tag {parsed.version}; the report follows here.")
     services.guarded(channel, user, _run_drill, parsed.target, parsed.version, user, channel, runs=True)
 

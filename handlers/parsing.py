@@ -90,13 +90,14 @@ def _rollback(words: list[str]) -> Command:
     index = 0
     while index < len(rest):
         word = rest[index]
-        if word.startswith("--brain"):
+        if word == "--brain" or word.startswith("--brain="):
             value = word.partition("=")[2] or (rest[index + 1] if index + 1 < len(rest) else "")
             index += 1 if "=" in word else 2
             try:
                 brain = BrainChoice(value.lower())
             except ValueError:
-                raise ParseError(f"--brain takes restore or keep, not {_shown(value)}") from None
+                given = f", not `{_shown(value)}`" if value else ""
+                raise ParseError(f"--brain takes restore or keep{given}") from None
             continue
         reason_words.append(word)
         index += 1

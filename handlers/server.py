@@ -4,53 +4,154 @@ HTTP mode answers `POST /slack/events` (commands and interactivity), `GET /healt
 `GET /metrics` (Prometheus; read from the journal, see bot/metrics.py), on a
 configurable host (127.0.0.1 by default: put a TLS-terminating proxy in front, as Slack calls
 an https URL). Bolt's own `app.start()` is a development server listening on every address.
+
+Between the HTTP server and Bolt stands a door: it verifies Slack's signature over the exact
+bytes received, reads them with `handlers.inbound`, answers what it refuses itself (200 with
+the reason: Slack shows a slash command's answer to the person; a click's refusal also goes to
+them as an ephemeral message) and hands Bolt only checked fields. Whatever Slack sends, a signed
+request is answered 200 and never with a traceback; an unsigned one gets 401.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
+import secrets
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
 import waitress
-from slack_bolt import App
+from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.adapter.socket_mode import SocketModeHandler
-from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk.socket_mode.builtin import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 
 from bot.foreground import Foreground
 from bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from handlers.inbound import Checked, Refusal, read
 
 log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
 SLOW_ANSWER_MS = 1000
+MAX_BODY_BYTES = 1024 * 1024  # Slack's payloads are far smaller; a bigger body is not from Slack
+MAX_TIMESTAMP_DIGITS = 12
+MAX_AGE_SECONDS = 5 * 60  # Slack's rule, as Bolt applies it
 
 StartResponse = Callable[..., Any]
+Tell = Callable[[str, str, str], None]  # channel, user, text
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: str
+    content_type: str = "application/json;charset=utf-8"
+
+
+class Door:
+    """Signature check, reading and refusals in front of Bolt (see the module docstring)."""
+
+    def __init__(self, app: App, signing_secret: str, tell: Tell | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._app = app
+        self._key = signing_secret.encode("utf-8")
+        self._tell = tell
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        return "Door(signing secret withheld)"
+
+    def answer(self, raw: bytes, content_type: str, timestamp: str, signature: str) -> Answer:
+        inbound = read(raw, content_type)
+        if isinstance(inbound, Checked) and inbound.body == {"ssl_check": "1"}:
+            return Answer(200, "", "text/plain;charset=utf-8")  # Slack's TLS probe, answered before the check as Bolt does
+        if not self._signed(raw, timestamp, signature):
+            return Answer(401, json.dumps({"error": "invalid request"}))
+        try:
+            if isinstance(inbound, Refusal):
+                return self._refuse(inbound)
+            return self._dispatch(inbound)
+        except Exception:  # noqa: BLE001 - the last sink: a signed request never gets a 5xx
+            error_id = secrets.token_hex(4)
+            log.exception("unexpected error %s answering a Slack request", error_id)
+            return Answer(200, json.dumps({"text": f"rollbot hit an unexpected error (id {error_id}); "
+                                                   "it is logged under that id."}))
+
+    def _signed(self, raw: bytes, timestamp: str, signature: str) -> bool:
+        """Slack's v0 signature: HMAC-SHA256 over `v0:{timestamp}:{body}`, the body as the bytes
+        received (UTF-8 or not); a request more than 5 minutes old or new is refused."""
+        if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= MAX_TIMESTAMP_DIGITS):
+            return False
+        if abs(self._clock() - int(timestamp)) > MAX_AGE_SECONDS or not signature.isascii():
+            return False
+        expected = "v0=" + hmac.new(self._key, b"v0:" + timestamp.encode() + b":" + raw, hashlib.sha256).hexdigest()
+        return hmac.compare_digest(expected, signature)
+
+    def _refuse(self, refusal: Refusal) -> Answer:
+        log.info("refused a Slack request: %s", refusal.text)
+        if refusal.slash_command:
+            return Answer(200, json.dumps({"response_type": "ephemeral", "text": refusal.text}))
+        if self._tell is not None and refusal.user and refusal.channel:
+            self._tell(refusal.channel, refusal.user, f":no_entry: {refusal.text}")
+        return Answer(200, json.dumps({"text": refusal.text}))
+
+    def _dispatch(self, checked: Checked) -> Answer:
+        request = BoltRequest(body=json.dumps(checked.body), headers={"content-type": "application/json"})
+        response: BoltResponse = self._app.dispatch(request)
+        content_type = response.first_headers().get("content-type", "text/plain;charset=utf-8")
+        if response.status >= 500:
+            log.error("Bolt answered %d; answering 200 instead (the error handler logged why)", response.status)
+            return Answer(200, json.dumps({"text": "rollbot could not handle this request; it is logged."}))
+        return Answer(response.status, response.body, content_type)
 
 
 def wsgi_app(
-    app: App, foreground: Foreground, metrics: Callable[[], bytes] | None = None
+    door: Door, foreground: Foreground, metrics: Callable[[], bytes] | None = None
 ) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
     """Each Slack request counts as a caller being answered until Bolt has its ack (listeners
     ack before they return): background work waits for the end of a burst, not the acks."""
-    slack = SlackRequestHandler(app, path=EVENTS_PATH)
 
     def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") == "/healthz" and environ.get("REQUEST_METHOD") == "GET":
-            return _answer(start_response, json.dumps({"ok": True}).encode(), "application/json")
-        if environ.get("PATH_INFO") == "/metrics" and environ.get("REQUEST_METHOD") == "GET" and metrics:
-            return _answer(start_response, metrics(), METRICS_CONTENT_TYPE)
+        path, method = environ.get("PATH_INFO"), environ.get("REQUEST_METHOD")
+        if path == "/healthz" and method == "GET":
+            return _send(start_response, Answer(200, json.dumps({"ok": True})))
+        if path == "/metrics" and method == "GET" and metrics:
+            return _send(start_response, Answer(200, metrics().decode("utf-8"), METRICS_CONTENT_TYPE))
+        if path != EVENTS_PATH:
+            return _send(start_response, Answer(404, "Not Found", "text/plain;charset=utf-8"))
+        if method != "POST":
+            return _send(start_response, Answer(405, "Method Not Allowed", "text/plain;charset=utf-8"))
+        respond = _timed(start_response)
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return _send(respond, Answer(400, "Bad Request", "text/plain;charset=utf-8"))
+        if length > MAX_BODY_BYTES:
+            return _send(respond, Answer(413, "Payload Too Large", "text/plain;charset=utf-8"))
+        raw = environ["wsgi.input"].read(length) if length > 0 else b""
         with foreground.answering():
-            return slack(environ, _timed(start_response))
+            answer = door.answer(
+                raw, environ.get("CONTENT_TYPE") or "",
+                environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP") or "", environ.get("HTTP_X_SLACK_SIGNATURE") or "",
+            )
+        return _send(respond, answer)
 
     return application
 
 
-def _answer(start_response: StartResponse, body: bytes, content_type: str) -> list[bytes]:
-    start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+def _send(start_response: StartResponse, answer: Answer) -> list[bytes]:
+    body = answer.body.encode("utf-8")
+    try:
+        reason = HTTPStatus(answer.status).phrase
+    except ValueError:
+        reason = "Unknown"
+    start_response(f"{answer.status} {reason}",
+                   [("Content-Type", answer.content_type), ("Content-Length", str(len(body)))])
     return [body]
 
 
@@ -69,11 +170,11 @@ def _timed(start_response: StartResponse) -> StartResponse:
 
 
 def serve_http(
-    app: App, foreground: Foreground, host: str, port: int, threads: int = 16,
+    door: Door, foreground: Foreground, host: str, port: int, threads: int = 16,
     metrics: Callable[[], bytes] | None = None,
 ) -> None:
     log.info("rollbot serving Slack on http://%s:%d%s", host, port, EVENTS_PATH)
-    waitress.serve(wsgi_app(app, foreground, metrics), host=host, port=port, threads=threads, ident="rollbot")
+    waitress.serve(wsgi_app(door, foreground, metrics), host=host, port=port, threads=threads, ident="rollbot")
 
 
 def serve_socket_mode(app: App, foreground: Foreground, app_token: str) -> None:

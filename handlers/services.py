@@ -12,7 +12,7 @@ from slack_sdk import WebClient
 from bot.core import Rollbot
 from bot.errors import RollbotError
 from bot.tickets import Ticket
-from handlers.blocks import ticket_link
+from handlers.blocks import esc, ticket_link
 from handlers.directory import SlackDirectory
 from handlers.outbox import Outbox
 from handlers.progress import SlackProgress
@@ -71,7 +71,7 @@ class Services:
             try:
                 work(self, *args)
             except RollbotError as error:
-                self.tell(channel, user, f":no_entry: {error}")
+                self.tell(channel, user, f":no_entry: {esc(str(error))}")
             except Exception:  # noqa: BLE001 - the one error sink for work after the ack
                 error_id = secrets.token_hex(4)
                 log.exception("unexpected error %s", error_id)

@@ -129,4 +129,21 @@ def test_two_simultaneous_approvals_start_exactly_one_run(world: World, journal:
 
 def test_an_unknown_run_id_is_refused(world: World, journal: Journal) -> None:
     outcome = rollbot_for(world, journal).decide("no-such-run", APPROVER, Decision.CONFIRM, no_groups)
-    assert outcome.refusal == "this plan is not known to rollbot"
+    assert outcome.refusal == "run 'no-such-run' is not known to rollbot; nothing was done"
+
+
+def test_a_click_on_another_plans_message_is_refused(world: World, journal: Journal) -> None:
+    """A button carries its run id; a click whose run id is not the run of the plan message it
+    was clicked on (another plan, another target) is refused and changes nothing."""
+    rollbot = rollbot_for(world, journal)
+    run_id = planned(rollbot)
+    rollbot.remember(run_id, plan_message={"channel": "C0PLANS", "ts": "1700000000.000100"})
+    elsewhere = {"channel": "C0PLANS", "ts": "1700000000.000900"}
+    outcome = rollbot.decide(run_id, REQUESTER, Decision.CONFIRM, no_groups, seen_on=elsewhere)
+    assert outcome.refusal == f"run {run_id} (engine → 2.3.1) is not the plan on this message; nothing was done"
+    assert journal.run(run_id).status is RunStatus.PLANNED
+    assert world.compose.running_image() == f"{REPO}:2.4.0"
+
+    own = {"channel": "C0PLANS", "ts": "1700000000.000100"}
+    done = rollbot.decide(run_id, REQUESTER, Decision.CONFIRM, no_groups, seen_on=own)
+    assert done.run is not None and done.run.status is RunStatus.SUCCEEDED

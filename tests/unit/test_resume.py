@@ -147,7 +147,7 @@ def test_a_second_resume_or_a_resume_of_a_finished_run_is_refused(tmp_path: Path
     assert outcome.run is not None and outcome.run.status is RunStatus.SUCCEEDED
     assert again.refusal == f"run {run_id} is succeeded, not interrupted; nothing was done"
     assert rollbot.take_up("20990101-000000-abcdef", "U0APPROVER", Recovery.RESUME).refusal == (
-        "run 20990101-000000-abcdef is not known to rollbot"
+        "run '20990101-000000-abcdef' is not known to rollbot"
     )
 
 
@@ -160,6 +160,24 @@ def test_only_an_approver_may_resume_from_slack(tmp_path: Path, journal: Journal
 
     assert outcome.refusal == "only an approver of engine can resume an interrupted run"
     assert journal.run(run_id).status is RunStatus.INTERRUPTED
+
+
+def test_a_resume_clicked_on_another_message_is_refused(tmp_path: Path, journal: Journal) -> None:
+    """Resume and Abort act only on the run whose interruption report they sit on."""
+    scene = Restore(tmp_path)
+    run_id, _ = die(scene, journal, "stop", after_work=False)
+    rollbot = Rollbot(scene.world.config, journal, scene.world.systems(), FakeHealth(scene.world.compose, {"2.3.1"}))
+    rollbot.remember(run_id, interruption_message={"channel": "C0INCIDENT", "ts": "1700000000.000500"})
+
+    elsewhere = rollbot.take_up(run_id, "U0APPROVER", Recovery.RESUME,
+                                seen_on={"channel": "C0INCIDENT", "ts": "1700000000.000900"})
+    assert elsewhere.refusal == (f"run {run_id} (engine → 2.3.1) is not the interrupted run reported on this "
+                                 "message; nothing was done")
+    assert journal.run(run_id).status is RunStatus.INTERRUPTED
+
+    on_its_report = rollbot.take_up(run_id, "U0APPROVER", Recovery.RESUME,
+                                    seen_on={"channel": "C0INCIDENT", "ts": "1700000000.000500"})
+    assert on_its_report.run is not None and on_its_report.run.status is RunStatus.SUCCEEDED
 
 
 def test_a_stop_request_ends_the_run_at_the_next_step_boundary(tmp_path: Path, journal: Journal) -> None:
