@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.text import Text
+from sqlalchemy.exc import OperationalError
 
 from bot import redaction
 from bot.config import config_path, load_settings
@@ -398,6 +399,10 @@ def main() -> None:
     except RollbotError as error:
         _fail_line(str(error))
         sys.exit(EXIT_NOTHING_DONE)
+    except OperationalError as error:  # the journal's database is down or refuses us: not a bug
+        reason = str(error.orig or error).strip().splitlines()[0][:300]
+        _fail_line(f"cannot use the journal database (DATABASE_URL): {reason}")
+        sys.exit(EXIT_FAILED)
     except Exception:  # noqa: BLE001 - a bug: one line for the person, the trace for the log
         error_id = secrets.token_hex(4)
         log.exception("unexpected error %s", error_id)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.plan import Plan, RollbackRequest, StepKind, make_plan
+from bot.plan import Plan, RollbackRequest, make_plan
 from bot.runner import ProgressSink, Runner
 from storage import EventView, Journal, RunStatus, RunView, StepStatus
 from storage.repository import NewRun

@@ -225,7 +225,9 @@ def test_the_cli_shows_no_database_password_to_a_real_postgresql(tmp_path: Path)
         real = make_url(database_url)
         refused = _history(tmp_path, real.set(password=DB_PASSWORD).render_as_string(hide_password=False))
         answered = _history(tmp_path, database_url)
-    assert refused.returncode != 0 and "password authentication failed" in refused.stderr
+    assert refused.returncode == 1 and "password authentication failed" in refused.stderr
+    assert refused.stderr.strip().startswith("cannot use the journal database (DATABASE_URL):")
+    assert "Traceback" not in refused.stderr, "a database that refuses us is one line, not a bug report"
     assert leaks(refused.stdout, refused.stderr) == []
     assert answered.returncode == 0 and "no runs yet" in answered.stdout, answered.stderr
     assert str(real.password) not in answered.stdout + answered.stderr + refused.stdout + refused.stderr
