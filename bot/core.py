@@ -8,15 +8,13 @@ journal, Docker or Compose directly. Every plan is journaled, refused ones inclu
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
@@ -44,15 +42,14 @@ from bot.metrics import render as render_metrics
 from bot.foreground import PATIENCE_SECONDS, Foreground
 from bot.health import Health
 from bot.plan import Plan, Rehearsal, RollbackRequest, Systems, make_plan
-from bot.runner import HEARTBEAT_SECONDS, ProgressSink, Runner
+from bot.liveness import STALE_AFTER, owner_alive, process_owner
+from bot.runner import ProgressSink, Runner
 from bot.snapshots import Snapshot, list_snapshots, take_snapshot, verify
 from bot.tickets import TicketDesk
 from storage import Journal, NotStartable, RunStatus, RunView
 from storage.repository import NewRun
 
 log = logging.getLogger(__name__)
-# A run whose heartbeat is older than this is taken for dead, whichever host ran it.
-STALE_AFTER = timedelta(seconds=HEARTBEAT_SECONDS * 6)
 SHUTTING_DOWN = "rollbot is shutting down; click again in a minute (the next start takes it from there)"
 
 
@@ -285,16 +282,10 @@ class Rollbot:
         `seen_on` is where the person saw the plan, in the terms the front end remembered it
         (`remember(run_id, plan_message=...)`): a decision about a run made from a message
         that is not that run's plan is refused, so no button can act on another plan's run."""
-        try:
-            run = self._journal.run(run_id)
-        except NoResultFound:
-            return Outcome(refusal=f"run {_quoted(run_id)} is not known to rollbot; nothing was done")
-        if _seen_elsewhere(run, "plan_message", seen_on):
-            return Outcome(refusal=f"run {run.id} ({run.target} → {run.to_version}) is not the plan on this "
-                                   "message; nothing was done")
-        target = self.config.target(run.target)
-        if target is None:
-            return Outcome(refusal=f"target {run.target} is no longer configured")
+        found = self._clicked_run(run_id, "plan_message", "the plan on this message", seen_on)
+        if isinstance(found, Outcome):
+            return found
+        run, target = found
         if run.status is not RunStatus.PLANNED:
             return Outcome(refusal=_not_open(run))
         restores = bool((run.plan.get("brain") or {}).get("restore"))
@@ -328,6 +319,22 @@ class Rollbot:
             now = self._journal.run(run_id)
             return Outcome(refusal=_not_open(now) if now.status is not RunStatus.PLANNED else f"not started: {error}")
         return Outcome(run=finished)
+
+    def _clicked_run(
+        self, run_id: str, remembered_as: str, what: str, seen_on: Mapping[str, str] | None
+    ) -> tuple[RunView, TargetConfig] | Outcome:
+        """The run a click names, and its target; or the refusal when the run is unknown, is not
+        `what` the clicked message shows, or its target is no longer configured."""
+        try:
+            run = self._journal.run(run_id)
+        except NoResultFound:
+            return Outcome(refusal=f"run {_quoted(run_id)} is not known to rollbot; nothing was done")
+        if _seen_elsewhere(run, remembered_as, seen_on):
+            return Outcome(refusal=f"run {run.id} ({run.target} → {run.to_version}) is not {what}; nothing was done")
+        target = self.config.target(run.target)
+        if target is None:
+            return Outcome(refusal=f"target {run.target} is no longer configured")
+        return run, target
 
     def status(self) -> list[TargetStatus]:
         return [self._target_status(target) for target in self.config.targets.values()]
@@ -413,16 +420,11 @@ class Rollbot:
         given and only an approver of the target may do it; at the terminal, whoever can run
         rollbot on the host may. `seen_on`, as for `decide`: a click on a message that is not
         the run's interruption report is refused."""
-        try:
-            run = self._journal.run(run_id)
-        except NoResultFound:
-            return Outcome(refusal=f"run {_quoted(run_id)} is not known to rollbot")
-        if _seen_elsewhere(run, "interruption_message", seen_on):
-            return Outcome(refusal=f"run {run.id} ({run.target} → {run.to_version}) is not the interrupted run "
-                                   "reported on this message; nothing was done")
-        target = self.config.target(run.target)
-        if target is None:
-            return Outcome(refusal=f"target {run.target} is no longer configured")
+        found = self._clicked_run(run_id, "interruption_message", "the interrupted run reported on this message",
+                                  seen_on)
+        if isinstance(found, Outcome):
+            return found
+        run, target = found
         if members_of is not None and not is_one_of(user, target.approvers, members_of):
             return Outcome(refusal=f"only an approver of {target.name} can {action} an interrupted run")
         if run.status is not RunStatus.INTERRUPTED:
@@ -545,22 +547,3 @@ def _log_failure(future: Future[object]) -> None:
     error = future.exception()
     if error is not None:
         log.error("background work failed", exc_info=error)
-
-
-def process_owner() -> str:
-    """Who is running a run: `host:pid`, enough to tell later whether that process still lives."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def owner_alive(owner: str) -> bool:
-    """Whether the process named by `owner` exists. A process on another host is assumed alive."""
-    host, _, pid_text = owner.rpartition(":")
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return True
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -21,7 +21,7 @@ from bot.brain_plan import BrainChoice
 from bot.errors import InvalidRequest
 from bot.plan import Rehearsal, RollbackRequest
 from bot.logs import about_run
-from bot.runner import heartbeat
+from bot.liveness import heartbeat, process_owner
 from bot.tags import describe_invalid_tag, is_valid_tag
 from storage import Journal, RunStatus, RunView, StepStatus
 from storage.repository import NewRun
@@ -102,7 +102,7 @@ class Drill:
                         steps=[(phase.value, text) for phase, text in PHASES.items()])
         drill = self._journal.record_plan(record, actor=self._actor)
         self._id = drill.id
-        owner = _owner()
+        owner = process_owner()
         self._sink(self._journal.start(drill.id, self._actor, owner, approver=DRILLED_BY))
         with about_run(drill.id), heartbeat(self._journal, drill.id, owner):
             return self._phases(drill)
@@ -263,9 +263,3 @@ def describe_report(drill: RunView) -> list[str]:
 
 def _round(seconds: float | None) -> float | None:
     return round(seconds, 2) if seconds is not None else None
-
-
-def _owner() -> str:
-    from bot.core import process_owner
-
-    return process_owner()

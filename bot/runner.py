@@ -13,8 +13,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +38,7 @@ from bot.config import Config, TargetConfig
 from bot.evidence import redacted_inspect
 from bot.failpoints import failpoint
 from bot.health import Health, HealthResult
+from bot.liveness import HEARTBEAT_SECONDS, heartbeat
 from bot.logs import about_run
 from bot.plan import Plan, Systems, StepKind
 from storage import EventView, Journal, LostRun, RunStatus, RunView, StepStatus
@@ -48,7 +48,6 @@ log = logging.getLogger(__name__)
 ProgressSink = Callable[[EventView], None]
 BEFORE_STOP = frozenset({StepKind.CAPTURE_LOGS, StepKind.STAGE_SNAPSHOT, StepKind.SET_IMAGE_TAG, StepKind.PULL})
 DONE = frozenset({StepStatus.SUCCEEDED, StepStatus.SKIPPED})
-HEARTBEAT_SECONDS = 5.0
 
 
 class StepFailed(Exception):
@@ -430,28 +429,6 @@ class Runner:
             except BrainError as error:
                 summary.update(forensic_holds=f"could not be counted: {error}", rows_rolled_back=None)
         return summary
-
-
-@contextmanager
-def heartbeat(journal: Journal, run_id: str, owner: str, every_seconds: float = HEARTBEAT_SECONDS) -> Iterator[None]:
-    """While a run executes, its row says so every few seconds: how other processes (other
-    replicas, the next start) tell a live run from one whose process died."""
-    finished = threading.Event()
-
-    def beat() -> None:
-        while not finished.wait(every_seconds):
-            try:
-                if not journal.heartbeat(run_id, owner):
-                    return
-            except Exception:  # noqa: BLE001 - a missed beat is retried; the run goes on
-                log.exception("heartbeat of run %s failed", run_id)
-
-    thread = threading.Thread(target=beat, name=f"rollbot-heartbeat-{run_id}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        finished.set()
 
 
 def _snapshot_in_place(state: _RunState) -> bool:

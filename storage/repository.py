@@ -8,10 +8,8 @@ session outlives a call.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Engine, func, select, update
@@ -19,6 +17,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.models import EventRow, RunRow, StepRow
+from storage.views import EventView, NewRun, RunStatus, RunView, StepStatus, StepView
+
+__all__ = ["Journal", "NotStartable", "LostRun", "NewRun", "RunStatus", "StepStatus", "RunView", "StepView",
+           "EventView"]
 
 Clock = Callable[[], datetime]
 
@@ -30,105 +32,6 @@ class NotStartable(ValueError):
 class LostRun(RuntimeError):
     """This process no longer owns the run (another process took it over after a missed
     heartbeat): it must stop before touching anything else."""
-
-
-class RunStatus(StrEnum):
-    PLANNED = "planned"
-    REFUSED = "refused"
-    CANCELLED = "cancelled"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    INTERRUPTED = "interrupted"
-    ABORTED = "aborted"
-
-    @property
-    def is_final(self) -> bool:
-        return self not in (RunStatus.PLANNED, RunStatus.RUNNING)
-
-
-class StepStatus(StrEnum):
-    PENDING = "pending"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-
-
-@dataclass(frozen=True)
-class NewRun:
-    """What the journal needs to know about a plan to record it."""
-
-    target: str
-    to_version: str
-    requester: str
-    steps: Sequence[tuple[str, str]]
-    environment: str | None = None
-    from_version: str | None = None
-    reason: str = ""
-    kind: str = "rollback"
-    plan: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class StepView:
-    position: int
-    name: str
-    description: str
-    status: StepStatus
-    started_at: datetime | None
-    finished_at: datetime | None
-    detail: dict[str, Any]
-    error: str | None
-
-    @property
-    def seconds(self) -> float | None:
-        if self.started_at is None or self.finished_at is None:
-            return None
-        return (self.finished_at - self.started_at).total_seconds()
-
-
-@dataclass(frozen=True)
-class EventView:
-    id: int
-    run_id: str | None
-    at: datetime
-    actor: str
-    kind: str
-    outcome: str | None
-    details: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class RunView:
-    id: str
-    kind: str
-    target: str
-    environment: str | None
-    from_version: str | None
-    to_version: str
-    reason: str
-    requester: str
-    status: RunStatus
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    current_step: str | None
-    error: str | None
-    next_action: str | None
-    owner: str | None
-    plan: dict[str, Any]
-    summary: dict[str, Any]
-    steps: tuple[StepView, ...] = ()
-    events: tuple[EventView, ...] = ()
-    approver: str | None = None
-    context: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def seconds(self) -> float | None:
-        if self.started_at is None or self.finished_at is None:
-            return None
-        return (self.finished_at - self.started_at).total_seconds()
 
 
 class Journal:

@@ -147,7 +147,7 @@ def test_a_second_resume_or_a_resume_of_a_finished_run_is_refused(tmp_path: Path
     assert outcome.run is not None and outcome.run.status is RunStatus.SUCCEEDED
     assert again.refusal == f"run {run_id} is succeeded, not interrupted; nothing was done"
     assert rollbot.take_up("20990101-000000-abcdef", "U0APPROVER", Recovery.RESUME).refusal == (
-        "run '20990101-000000-abcdef' is not known to rollbot"
+        "run '20990101-000000-abcdef' is not known to rollbot; nothing was done"
     )
 
 
