@@ -8,7 +8,7 @@ logs since it started, saved to a file before anything replaces it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -46,6 +46,8 @@ class ContainerFacts:
     running: bool
     state: str
     started_at: datetime | None
+    created_at: datetime | None = None  # when Compose made it: for a deploy's container, when the version went live
+    labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def tag(self) -> str | None:
@@ -103,6 +105,8 @@ class DockerHost:
             running=bool(state.get("Running")),
             state=str(state.get("Status", "unknown")),
             started_at=_parse_docker_time(state.get("StartedAt")),
+            created_at=_parse_docker_time(attrs.get("Created")),
+            labels=dict(attrs.get("Config", {}).get("Labels") or {}),
         )
 
     def locate_image(self, reference: str) -> ImageLocation:
