@@ -1,27 +1,38 @@
 """Preflight for the brain: is a restore needed, from which snapshot, and what it will remove.
 
-The brain must be restored when its schema version is newer than the newest schema the target
-version reads. That number comes from the target image's label `io.rollbot.brain-schema`
-(read from the image on this host), else from the metadata of a snapshot taken while the
-target version ran. When neither exists the plan says so, shows the facts, and asks the person
-to choose (`--brain restore` or `--brain keep`); rollbot never guesses about data.
+The runbook: if the new version's migrations changed the brain schema, restore the pre-upgrade
+snapshot. The brain must be restored when its schema is newer than the newest schema the target
+version reads. That number comes, in this order, from facts a real deployment has:
+
+1. the target image's label `io.rollbot.brain-schema`, when its builders put one there;
+2. what rollbot has seen: the target version healthy on a brain schema (journaled at every
+   snapshot, status and run), or a snapshot whose sidecar says it was taken while it ran;
+3. the pre-upgrade snapshot: the newest snapshot taken before the running version went live
+   (its container was created). At the live brain's schema, the upgrade did not migrate: keep
+   the brain. At a lower schema, the upgrade migrated: restore from it.
+
+Only when none of these exists does the plan ask the person (restore from the named snapshot,
+or keep the brain), with the facts; rollbot never guesses about data. The plan says which fact
+decided, and why.
 """
 
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from bot.brain import LossReport, TableLoss, loss_report, schema_version
+from bot.brain import BrainError, LossReport, TableLoss, loss_report, schema_version
 from bot.brain_swap import hard_links_work
 from bot.config import BrainConfig
 from bot.docker_host import DockerFacts
-from bot.preflight import Preflight
+from bot.preflight import CheckResult, Preflight
 from bot.snapshots import RUNBOOK_NAME, Snapshot, list_snapshots, verify
+from storage.schemas import SchemaSighting
 
 SCHEMA_LABEL = "io.rollbot.brain-schema"
 DISK_MARGIN_BYTES = 64 * 1024 * 1024
@@ -50,6 +61,8 @@ class BrainPlan:
     restore: bool
     snapshot: Snapshot | None = None
     loss: LossReport | None = None
+    # Set while the plan asks: `snapshot` and `loss` then describe what a restore would do.
+    asking: bool = False
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BrainPlan:
@@ -62,11 +75,38 @@ class BrainPlan:
             restore=bool(data.get("restore")),
             snapshot=Snapshot.from_dict(data["snapshot"]) if data.get("snapshot") else None,
             loss=LossReport(tuple(TableLoss(**table) for table in data["loss"]["tables"])) if data.get("loss") else None,
+            asking=bool(data.get("asking")),
         )
 
 
+SchemaSeen = Callable[[str], SchemaSighting | None]
+
+
+@dataclass(frozen=True)
+class RunningFacts:
+    """What preflight knows of the version running now, beyond the brain's files."""
+
+    version: str | None = None
+    went_live: datetime | None = None  # when its container was created: the upgrade's moment
+    seen: SchemaSeen = field(default=lambda version: None)  # what rollbot saw of a version, by version
+
+
+@dataclass(frozen=True)
+class SchemaEvidence:
+    """The newest schema the target reads, and the fact that says so (shown in the plan)."""
+
+    reads: int | None
+    source: str
+
+
 def preflight_brain(
-    brain: BrainConfig, version: str, target_image: str, choice: BrainChoice, docker: DockerFacts, preflight: Preflight
+    brain: BrainConfig,
+    version: str,
+    target_image: str,
+    choice: BrainChoice,
+    docker: DockerFacts,
+    preflight: Preflight,
+    running: RunningFacts = RunningFacts(),
 ) -> BrainPlan:
     if not brain.path.is_file():
         preflight.warn(BRAIN_CHECKS[0], f"no brain at {brain.path}; there is nothing to restore")
@@ -74,12 +114,14 @@ def preflight_brain(
         return BrainPlan(brain.path, None, None, "", restore=False)
     live = schema_version(brain.path, brain.schema_query)
     snapshots = list_snapshots(brain)
-    reads, source = target_reads(version, target_image, docker, snapshots)
-    plan = BrainPlan(brain.path, live, reads, source, restore=False)
+    evidence = target_reads(version, target_image, docker, snapshots, live, running)
+    plan = BrainPlan(brain.path, live, evidence.reads, evidence.source, restore=False)
+    if evidence.reads is None and choice is BrainChoice.AUTO:
+        return _ask(plan, version, snapshots, running, preflight)
     if not _decide(plan, version, choice, snapshots, preflight):
         preflight.not_applicable(BRAIN_CHECKS[1:])
         return plan
-    snapshot = _check_snapshot(brain, snapshots, version, reads, live, preflight)
+    snapshot = _check_snapshot(brain, snapshots, version, evidence.reads, live, preflight)
     _check_room(brain.path, snapshot, preflight)
     loss = loss_report(brain.path, snapshot.path)
     if loss.total_rows:
@@ -88,35 +130,93 @@ def preflight_brain(
                                         "they stay in the forensic copy")
     else:
         preflight.passed(BRAIN_CHECKS[5], loss.describe())
-    return BrainPlan(brain.path, live, reads, source, restore=True, snapshot=snapshot, loss=loss)
+    return BrainPlan(brain.path, live, evidence.reads, evidence.source, restore=True, snapshot=snapshot, loss=loss)
 
 
 def target_reads(
-    version: str, image: str, docker: DockerFacts, snapshots: list[Snapshot]
-) -> tuple[int | None, str]:
-    """The newest brain schema `version` reads, and where that knowledge comes from."""
+    version: str, image: str, docker: DockerFacts, snapshots: list[Snapshot], live: int | None = None,
+    running: RunningFacts = RunningFacts(),
+) -> SchemaEvidence:
+    """The newest brain schema `version` reads, from the strongest fact there is (see the module)."""
     label = (docker.image_labels(image) or {}).get(SCHEMA_LABEL, "")
     if label.strip().isdigit():
-        return int(label), f"label {SCHEMA_LABEL} of {image}"
+        return SchemaEvidence(int(label), f"label {SCHEMA_LABEL} of {image}")
+    sighting = running.seen(version)
+    if sighting is not None:
+        return SchemaEvidence(sighting.schema, f"rollbot saw {version} healthy on schema {sighting.schema} "
+                                               f"({sighting.source}, {sighting.last_seen:%Y-%m-%d %H:%M} UTC)")
     seen = [s for s in snapshots if s.image_tag == version and s.schema_version is not None]
     if seen:
         newest = max(seen, key=lambda s: s.taken_at)
-        return newest.schema_version, f"snapshot {newest.path.name}, taken while {version} ran"
-    return None, "unknown"
+        return SchemaEvidence(newest.schema_version, f"snapshot {newest.path.name}, taken while {version} ran")
+    return _inferred_from_pre_upgrade(version, snapshots, live, running)
+
+
+def _inferred_from_pre_upgrade(
+    version: str, snapshots: list[Snapshot], live: int | None, running: RunningFacts
+) -> SchemaEvidence:
+    """The runbook's own test: did the upgrade migrate the brain? Compare the snapshot taken just
+    before the running version went live with the brain now. It speaks for the version that ran
+    before the upgrade, so a snapshot whose sidecar names another version says nothing here."""
+    before = pre_upgrade_snapshot(snapshots, running)
+    if before is None or live is None or before.schema_version is None or before.image_tag not in (None, version):
+        return SchemaEvidence(None, "unknown")
+    when = f"inferred from {before.path.name}, taken before {running.version or 'the running version'} started"
+    if before.schema_version == live:
+        return SchemaEvidence(live, f"{when}, at the live brain's schema {live}: the upgrade did not migrate the brain")
+    if before.schema_version < live:
+        return SchemaEvidence(before.schema_version, f"{when}, at schema {before.schema_version}: "
+                                                     f"the upgrade migrated the brain to {live}")
+    return SchemaEvidence(None, "unknown")
+
+
+def pre_upgrade_snapshot(snapshots: list[Snapshot], running: RunningFacts) -> Snapshot | None:
+    """The newest snapshot taken before the running version's container was created."""
+    if running.went_live is None:
+        return None
+    earlier = [s for s in snapshots if s.taken_at < running.went_live]
+    return max(earlier, key=lambda s: s.taken_at) if earlier else None
+
+
+def _ask(
+    plan: BrainPlan, version: str, snapshots: list[Snapshot], running: RunningFacts, preflight: Preflight
+) -> BrainPlan:
+    """Nothing tells: stop and ask, naming the snapshot a restore would use and what it would remove,
+    so the person can answer in place (a button, the prompt) without asking again."""
+    live = plan.live_schema
+    option = _restore_option(snapshots, live)
+    loss = None
+    if option is not None:
+        try:
+            loss = loss_report(plan.path, option.path)
+        except BrainError:
+            loss = None  # counted again, with the snapshot verified, once restore is chosen
+    restore = (f"restore from {option.path.name} (schema {option.schema_version}, taken {_age(option.taken_at)} ago"
+               + (f"; {loss.total_rows} row(s) leave the live brain" if loss is not None else "") + ")"
+               if option is not None else "no snapshot to restore from")
+    preflight.record(BRAIN_CHECKS[0], CheckResult.ASK, (
+        f"cannot tell which brain schema {version} reads (no {SCHEMA_LABEL} label on its image here, rollbot never "
+        f"saw it run, no snapshot taken before {running.version or 'the running version'} started); "
+        f"the brain is at schema {live}; {_newest(snapshots)}. Restore the brain ({restore}), or keep it?"
+    ))
+    return replace(plan, snapshot=option, loss=loss, asking=True)
+
+
+def _restore_option(snapshots: list[Snapshot], live: int | None) -> Snapshot | None:
+    """The snapshot `--brain restore` would pick when the schema the target reads is unknown."""
+    if live is None:
+        return None
+    usable = [s for s in snapshots if s.schema_version is None or s.schema_version <= live - 1]
+    return usable[0] if usable else None
 
 
 def _decide(
     plan: BrainPlan, version: str, choice: BrainChoice, snapshots: list[Snapshot], preflight: Preflight
 ) -> bool:
-    """Whether to restore; asks the person (stopping preflight) when the facts cannot tell."""
+    """Whether to restore, once the facts or the person's choice tell."""
     name, live, reads = BRAIN_CHECKS[0], plan.live_schema, plan.target_reads
     if reads is None:
         facts = f"the brain is at schema {live}; {_newest(snapshots)}"
-        if choice is BrainChoice.AUTO:
-            preflight.ask(name, (
-                f"cannot tell which brain schema {version} reads (no {SCHEMA_LABEL} label on its image here, "
-                f"no snapshot taken while it ran); {facts}. Restore the brain from the snapshot, or keep it?"
-            ))
         preflight.warn(name, f"the schema {version} reads is unknown; {facts}; {choice.value} as asked")
         return choice is BrainChoice.RESTORE
     if live > reads:

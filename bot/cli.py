@@ -24,7 +24,7 @@ from sqlalchemy.exc import OperationalError
 
 from bot import redaction
 from bot.config import config_path, load_settings
-from bot.core import Recovery, Rollbot
+from bot.core import PlannedRun, Recovery, Rollbot
 from bot.errors import RollbotError
 from bot.brain_plan import BrainChoice
 from bot.plan import RollbackRequest
@@ -101,14 +101,9 @@ def rollback(
     requester = f"cli:{getpass.getuser()}"
     planned = rollbot.plan(RollbackRequest(target, version, requester, reason, brain))
     render_plan(out, planned.plan)
-    if planned.plan.question and not yes:
-        choice = _answer(planned.plan.question)
-        if choice is not None:
-            planned = rollbot.plan(RollbackRequest(target, version, requester, reason, choice))
-            render_plan(out, planned.plan)
     if planned.plan.question:
-        _fail_line(f"refused: {planned.plan.question} (answer with --brain restore or --brain keep)")
-        raise typer.Exit(EXIT_NOTHING_DONE)
+        planned = _settle_question(rollbot, planned, requester, yes)
+        render_plan(out, planned.plan)
     if planned.plan.refusal:
         _fail_line(f"refused: {planned.plan.refusal}")
         raise typer.Exit(EXIT_NOTHING_DONE)
@@ -294,6 +289,22 @@ def _file_tickets_in_background(rollbot: Rollbot, every_seconds: float = 10.0) -
             time.sleep(every_seconds)
 
     threading.Thread(target=loop, name="rollbot-tickets", daemon=True).start()
+
+
+def _settle_question(rollbot: Rollbot, planned: PlannedRun, requester: str, yes: bool) -> PlannedRun:
+    """A plan that asks whether to restore the brain: answered at the prompt it is planned again with
+    the answer; unanswered (or with --yes, which answers nothing) nothing is done, exit 2."""
+    question = planned.plan.question or ""
+    choice = None if yes else _answer(question)
+    if choice is not None:
+        outcome = rollbot.answer(planned.run.id, requester, choice, members_of=lambda _group: set())
+        if outcome.replanned is not None:
+            return outcome.replanned
+        _fail_line(f"refused: {outcome.refusal}")
+        raise typer.Exit(EXIT_NOTHING_DONE)
+    rollbot.cancel(planned.run.id, requester, "the brain question was not answered" + (" (--yes)" if yes else ""))
+    _fail_line(f"refused: {' '.join(question.split())} (answer at the prompt, or with --brain restore or --brain keep)")
+    raise typer.Exit(EXIT_NOTHING_DONE)
 
 
 def _answer(question: str) -> BrainChoice | None:

@@ -31,6 +31,7 @@ from bot.approvals import (
     may_request,
     plan_facts,
 )
+from bot.brain import schema_version
 from bot.brain_plan import BrainChoice
 
 from bot.brain_swap import brain_in_place
@@ -42,6 +43,7 @@ from bot.metrics import render as render_metrics
 from bot.foreground import PATIENCE_SECONDS, Foreground
 from bot.health import Health
 from bot.plan import Plan, Rehearsal, RollbackRequest, Systems, make_plan
+from bot.preflight import CheckResult
 from bot.liveness import STALE_AFTER, owner_alive, process_owner
 from bot.runner import ProgressSink, Runner
 from bot.snapshots import Snapshot, list_snapshots, take_snapshot, verify
@@ -184,11 +186,24 @@ class Rollbot:
 
     def _runner(self, actor: str) -> Runner:
         return Runner(self.config, self._journal, self._systems, self._health, actor, process_owner(),
-                      stopping=self._stopping)
+                      stopping=self._stopping, on_healthy=lambda target, version: self._saw_healthy(target, version, "run"))
+
+    def _saw_healthy(self, target: TargetConfig, version: str | None, source: str, schema: int | None = None) -> None:
+        """Journal that `version` answered healthy on the brain's schema (read now, or `schema` of a
+        copy taken at that moment): the next rollback to it knows whether the brain must go back.
+        Best effort: a record never fails what a person asked for."""
+        if target.brain is None or not version:
+            return
+        try:
+            if schema is None:
+                schema = schema_version(target.brain.path, target.brain.schema_query)
+            self._journal.saw_schema(target.name, version, schema, source)
+        except Exception as error:  # noqa: BLE001 - a missing record only means asking later
+            log.warning("could not record the brain schema %s ran with: %s", version, error)
 
     def plan(self, request: RollbackRequest) -> PlannedRun:
         """Preflight the request and journal the plan (as `planned`, or `refused` with why)."""
-        plan = make_plan(request, self.config, self._systems, self.runs_in_progress)
+        plan = make_plan(request, self.config, self._systems, self.runs_in_progress, self._journal.schema_seen)
         if plan.approvable or plan.question:
             target = self.config.targets[request.target]
             plan = replace(plan, rehearsal=self.rehearsal(request.target),
@@ -203,7 +218,9 @@ class Rollbot:
             steps=[(step.kind.value, step.description) for step in plan.steps],
             plan=plan.to_dict(),
         )
-        run = self._journal.record_plan(record, actor=request.requester, refusal=plan.refusal)
+        # A question is not a refusal: the plan waits (planned) for its answer, like a confirmation.
+        refusal = None if plan.question else plan.refusal
+        run = self._journal.record_plan(record, actor=request.requester, refusal=refusal)
         return PlannedRun(run, plan)
 
     def _kept(self, running_image: str | None, keep: int) -> KeptVersions | None:
@@ -288,6 +305,8 @@ class Rollbot:
         run, target = found
         if run.status is not RunStatus.PLANNED:
             return Outcome(refusal=_not_open(run))
+        if decision is Decision.CONFIRM and _asks(run):
+            return Outcome(refusal="this plan asks whether to restore the brain first: answer it with its buttons")
         restores = bool((run.plan.get("brain") or {}).get("restore"))
         if decision is Decision.CONFIRM and confirms_brain_restore is not None and confirms_brain_restore != restores:
             return Outcome(refusal="this plan restores the brain: only its brain-restore approval starts it" if restores
@@ -305,7 +324,7 @@ class Rollbot:
             return Outcome(refusal=f"this plan expired after {self.config.plan_ttl_minutes:g} minutes; "
                                    f"ask again with a fresh plan")
         request = _request_of(run)
-        fresh = make_plan(request, self.config, self._systems, self.runs_in_progress)
+        fresh = make_plan(request, self.config, self._systems, self.runs_in_progress, self._journal.schema_seen)
         changed = changed_facts(plan_facts(run.plan), plan_facts(fresh))
         if fresh.refusal or changed:
             why = fresh.refusal or "the facts changed since the plan was made: " + ", ".join(changed)
@@ -319,6 +338,35 @@ class Rollbot:
             now = self._journal.run(run_id)
             return Outcome(refusal=_not_open(now) if now.status is not RunStatus.PLANNED else f"not started: {error}")
         return Outcome(run=finished)
+
+    def answer(
+        self,
+        run_id: str,
+        user: str,
+        choice: BrainChoice,
+        members_of: MembersOf,
+        seen_on: Mapping[str, str] | None = None,
+    ) -> Outcome:
+        """A person's answer to a plan's question (restore the brain or keep it): the question is
+        closed and a fresh plan made with the answer, which then needs its own confirmation; a
+        restore still needs an approver other than the requester, as every restore does."""
+        found = self._clicked_run(run_id, "plan_message", "the plan on this message", seen_on)
+        if isinstance(found, Outcome):
+            return found
+        run, target = found
+        if run.status is not RunStatus.PLANNED:
+            return Outcome(refusal=_not_open(run))
+        if not _asks(run):
+            return Outcome(refusal="this plan asks no question; confirm or cancel it with its buttons")
+        if user != run.requester and not is_one_of(user, target.approvers, members_of):
+            return Outcome(refusal=f"only the requester or an approver of {target.name} can answer this plan")
+        if expired(run.created_at, datetime.now(UTC), self.config.plan_ttl_minutes):
+            self._journal.cancel(run_id, user, "expired before its question was answered")
+            return Outcome(refusal=f"this plan expired after {self.config.plan_ttl_minutes:g} minutes; "
+                                   f"ask again with a fresh plan")
+        if not self._journal.cancel(run_id, user, f"answered by {user}: {choice.value} the brain"):
+            return Outcome(refusal=_not_open(self._journal.run(run_id)))  # another click won meanwhile
+        return Outcome(replanned=self.plan(replace(_request_of(run), brain=choice)))
 
     def _clicked_run(
         self, run_id: str, remembered_as: str, what: str, seen_on: Mapping[str, str] | None
@@ -343,6 +391,8 @@ class Rollbot:
         container_id = self._systems.compose_for(target).container_id(target.service)
         container = self._systems.docker.container(container_id) if container_id else None
         health = self._health.wait_until_healthy(target.health_url, timeout=2)
+        if health.ok and container is not None and container.running:
+            self._saw_healthy(target, container.tag, "status")
         snapshots = list_snapshots(target.brain) if target.brain else []
         busy = self.runs_in_progress(target.name)
         return TargetStatus(
@@ -468,6 +518,9 @@ class Rollbot:
         container = self._systems.docker.container(container_id) if container_id else None
         snapshot = take_snapshot(target.brain, container.tag if container else None)
         self._journal.note(None, actor, "snapshot.taken", {"target": target.name, **snapshot.to_dict()})
+        if container is not None and container.running and snapshot.schema_version is not None:
+            if self._health.wait_until_healthy(target.health_url, timeout=2).ok:
+                self._saw_healthy(target, container.tag, "snapshot", snapshot.schema_version)
         return snapshot
 
     def snapshots(self, target_name: str) -> list[tuple[Snapshot, str | None]]:
@@ -513,6 +566,11 @@ def _request_of(run: RunView) -> RollbackRequest:
     return RollbackRequest(
         run.target, run.to_version, run.requester, run.reason, BrainChoice(asked.get("brain", BrainChoice.AUTO))
     )
+
+
+def _asks(run: RunView) -> bool:
+    """The journaled plan stops at a question for a person."""
+    return any(check.get("result") == CheckResult.ASK for check in run.plan.get("checks", []))
 
 
 def _seen_elsewhere(run: RunView, remembered_as: str, seen_on: Mapping[str, str] | None) -> bool:

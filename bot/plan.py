@@ -15,7 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from bot.brain_plan import BRAIN_CHECKS, BrainChoice, BrainPlan, preflight_brain
+from bot.brain_plan import BRAIN_CHECKS, BrainChoice, BrainPlan, RunningFacts, preflight_brain
 from bot.compose import Compose
 from bot.compose_file import read_service_image
 from bot.config import Config, TargetConfig
@@ -24,6 +24,7 @@ from bot.errors import RollbotError
 from bot.kept_images import KeptVersions
 from bot.preflight import Check, CheckResult, Preflight, Refused
 from bot.tags import ImageRef, describe_invalid_tag, is_valid_tag
+from storage.schemas import SchemaSighting
 
 
 @dataclass(frozen=True)
@@ -152,24 +153,31 @@ CHECKS = (
 
 
 RunsInProgress = Callable[[str], list[str]]
+SchemaSeenOf = Callable[[str, str], SchemaSighting | None]  # (target, version) -> what rollbot saw
 
 
 def make_plan(
-    request: RollbackRequest, config: Config, systems: Systems, runs_in_progress: RunsInProgress = lambda _: []
+    request: RollbackRequest,
+    config: Config,
+    systems: Systems,
+    runs_in_progress: RunsInProgress = lambda _: [],
+    schema_seen: SchemaSeenOf = lambda target, version: None,
 ) -> Plan:
     """Run preflight for an image rollback and lay out its steps. Looks; never touches."""
     preflight = Preflight(list(CHECKS))
     facts: dict[str, Any] = {}
     try:
-        _preflight(request, config, systems, runs_in_progress, preflight, facts)
+        _preflight(request, config, systems, runs_in_progress, schema_seen, preflight, facts)
     except Refused:
         return Plan(request, preflight.finish(), **facts)
     except RollbotError as error:
         name = preflight.remaining[0] if preflight.remaining else "preflight"
         preflight.record(name, CheckResult.FAILED, str(error))
         return Plan(request, preflight.finish(), **facts)
-    target = config.targets[request.target]
-    return Plan(request, preflight.finish(), _steps(target, facts), **facts)
+    checks = preflight.finish()
+    if any(check.result.blocks for check in checks):  # a question: no steps until it is answered
+        return Plan(request, checks, **facts)
+    return Plan(request, checks, _steps(config.targets[request.target], facts), **facts)
 
 
 def _preflight(
@@ -177,6 +185,7 @@ def _preflight(
     config: Config,
     systems: Systems,
     runs_in_progress: RunsInProgress,
+    schema_seen: SchemaSeenOf,
     preflight: Preflight,
     facts: dict[str, Any],
 ) -> None:
@@ -207,8 +216,13 @@ def _preflight(
     _check_running_version(request, target, configured, container, preflight, facts)
     _check_image(target_image, target, systems, preflight, facts)
     if target.brain is not None:
+        running = RunningFacts(
+            version=facts.get("running_version"),
+            went_live=container.created_at if container is not None else None,
+            seen=lambda version: schema_seen(target.name, version),
+        )
         facts["brain"] = preflight_brain(
-            target.brain, request.version, target_image, request.brain, systems.docker, preflight
+            target.brain, request.version, target_image, request.brain, systems.docker, preflight, running
         )
 
 

@@ -85,6 +85,7 @@ class Runner:
         clock: Callable[[], float] = time.monotonic,
         stopping: threading.Event | None = None,
         heartbeat_seconds: float = HEARTBEAT_SECONDS,
+        on_healthy: Callable[[TargetConfig, str], None] = lambda target, version: None,
     ) -> None:
         self._config = config
         self._journal = journal
@@ -95,6 +96,7 @@ class Runner:
         self._clock = clock
         self._stopping = stopping or threading.Event()
         self._heartbeat_seconds = heartbeat_seconds
+        self._on_healthy = on_healthy  # the version is healthy on the brain now: worth remembering
 
     def execute(
         self, run_id: str, plan: Plan, sink: ProgressSink | None = None, approver: str | None = None
@@ -307,6 +309,7 @@ class Runner:
                   "seconds": round(result.seconds, 2), "body": result.body, "error": result.error}
         if not result.ok:
             raise StepFailed(f"{state.target.health_url} {result.describe()}")
+        self._on_healthy(state.target, state.plan.request.version)
         if state.stop_started is not None:
             state.downtime = self._clock() - state.stop_started
         elif state.stop_started_at is not None:

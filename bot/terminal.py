@@ -21,6 +21,7 @@ CHECK_MARKS = {
     CheckResult.PASSED: "[green]✓[/]",
     CheckResult.WARNING: "[yellow]![/]",
     CheckResult.FAILED: "[red]✗[/]",
+    CheckResult.ASK: "[yellow]?[/]",
     CheckResult.NOT_RUN: "[dim]·[/]",
 }
 STEP_MARKS = {
@@ -49,7 +50,7 @@ def render_plan(out: Console, plan: Plan) -> None:
     out.print("[bold]Preflight[/]")
     for check in plan.checks:
         out.print(f"  {CHECK_MARKS[check.result]} {check.name}: {escape(check.detail)}", highlight=False)
-    if plan.brain is not None and plan.brain.restore:
+    if plan.brain is not None and plan.brain.snapshot is not None and (plan.brain.restore or plan.brain.asking):
         _render_brain(out, plan)
     if plan.kept is not None and plan.kept.warning:
         out.print(Text(f"Earlier versions: {plan.kept.warning}", style="yellow"), highlight=False)
@@ -67,7 +68,7 @@ def render_plan(out: Console, plan: Plan) -> None:
 def _render_brain(out: Console, plan: Plan) -> None:
     brain = plan.brain
     assert brain is not None
-    out.print("[bold]Brain restore[/]")
+    out.print("[bold]Brain restore[/]" + (" [yellow](if you answer restore)[/]" if brain.asking else ""))
     if brain.snapshot is not None:
         out.print(Text(f"  from {brain.snapshot.path} (schema {brain.snapshot.schema_version}, taken {brain.snapshot.taken_at:%Y-%m-%d %H:%M:%S} UTC)"))
     if brain.loss is not None:

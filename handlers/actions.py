@@ -8,9 +8,10 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext
 
 from bot.approvals import Decision
+from bot.brain_plan import BrainChoice
 from bot.core import Outcome, Recovery
 from handlers.blocks import closed_plan_message, esc, plan_message
-from handlers.ids import ActionId, RecoveryActionId
+from handlers.ids import ActionId, AnswerActionId, RecoveryActionId
 from handlers.services import Services
 from storage import RunView
 
@@ -22,6 +23,8 @@ def register(app: App) -> None:
         app.action(action_id.value)(on_click)
     for recovery_id in RecoveryActionId:
         app.action(recovery_id.value)(on_recovery_click)
+    for answer_id in AnswerActionId:
+        app.action(answer_id.value)(on_answer_click)
 
 
 def on_click(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext) -> None:
@@ -41,6 +44,16 @@ def on_recovery_click(ack: Ack, body: dict[str, Any], action: dict[str, Any], co
     if run_id is not None:
         recovery = Recovery.RESUME if action["action_id"] == RecoveryActionId.RESUME else Recovery.ABORT
         services.guarded(channel, user, _take_up, run_id, user, channel, recovery, _seen_on(body, channel), runs=True)
+
+
+def on_answer_click(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext) -> None:
+    """Restore or Keep on a plan that asked about the brain: a fresh plan replaces it in place."""
+    ack()
+    services: Services = context["services"]
+    user, channel, run_id = _click(body, action)
+    if run_id is not None:
+        choice = BrainChoice.RESTORE if action["action_id"] == AnswerActionId.RESTORE else BrainChoice.KEEP
+        services.guarded(channel, user, _answer, run_id, user, channel, choice, _seen_on(body, channel))
 
 
 def _click(body: dict[str, Any], action: dict[str, Any]) -> tuple[str, str, str | None]:
@@ -75,6 +88,23 @@ def _take_up(services: Services, run_id: str, user: str, channel: str, recovery:
                                        services.progress_for(channel), seen_on=seen_on)
     if outcome.refusal:
         services.tell(channel, user, f":no_entry: {esc(outcome.refusal)}")
+
+
+def _answer(services: Services, run_id: str, user: str, channel: str, choice: BrainChoice,
+            seen_on: dict[str, str]) -> None:
+    outcome = services.rollbot.answer(run_id, user, choice, services.directory.members_of, seen_on=seen_on)
+    if outcome.refusal or outcome.replanned is None:
+        services.tell(channel, user, f":no_entry: {esc(outcome.refusal or 'nothing was done')}")
+        return
+    fresh = outcome.replanned
+    message = plan_message(fresh.plan, fresh.run)
+    where = {"channel": seen_on["channel"], "ts": seen_on["ts"]}
+
+    def replace_in_place() -> None:
+        services.client.chat_update(channel=where["channel"], ts=where["ts"], text=message.text, blocks=message.blocks)
+        services.rollbot.remember(fresh.run.id, plan_message=where)
+
+    services.outbox.send(replace_in_place, key=f"plan:{run_id}")
 
 
 def _report(services: Services, outcome: Outcome, run_id: str, user: str, channel: str) -> None:

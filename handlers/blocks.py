@@ -25,7 +25,7 @@ from bot.core import ServiceState, TargetStatus
 from bot.drill import describe_report
 from bot.plan import CheckResult, Plan
 from bot.terminal import summary_line, versions
-from handlers.ids import ActionId, BlockId, RecoveryActionId
+from handlers.ids import ActionId, AnswerActionId, BlockId, RecoveryActionId
 from storage import RunStatus, RunView, StepStatus
 
 SECTION_LIMIT = 3000
@@ -77,7 +77,7 @@ def plan_message(plan: Plan, run: RunView) -> Message:
             f"{CHECK_ICONS[check.result]} *{esc(check.name)}*: {esc(check.detail)}" for check in plan.checks
         )),
     ]
-    if plan.restores_brain and plan.brain is not None:
+    if plan.brain is not None and plan.brain.snapshot is not None and (plan.restores_brain or plan.brain.asking):
         blocks.append(_section(_brain_text(plan)))
     if plan.kept is not None and plan.kept.warning:
         blocks.append(_section(f":warning: *Earlier versions:* {esc(plan.kept.warning)}"))
@@ -94,7 +94,10 @@ def plan_message(plan: Plan, run: RunView) -> Message:
         blocks.append(_buttons(plan, run))
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"run `{run.id}` · the plan expires if not confirmed in time")]))
     elif plan.question:
-        blocks.append(_section(f":question: {esc(plan.question)}\nAsk again with `--brain restore` or `--brain keep`."))
+        blocks.append(_section(f":question: *Restore the brain or keep it?* {esc(plan.question)}"))
+        blocks.append(_answer_buttons(plan, run))
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(
+            text=f"run `{run.id}` · the answer makes a fresh plan here; a restore still needs a second approver")]))
     else:
         blocks.append(_section(f":no_entry: *Refused:* {esc(plan.refusal)}\nNothing was changed."))
     return _message(title, blocks)
@@ -240,7 +243,8 @@ def history_message(runs: list[RunView]) -> Message:
 def _brain_text(plan: Plan) -> str:
     brain = plan.brain
     assert brain is not None and brain.snapshot is not None
-    lines = [f"*Brain restore* from `{esc(brain.snapshot.path.name)}` (schema {brain.snapshot.schema_version}, "
+    heading = "*If restored:*" if brain.asking else "*Brain restore*"
+    lines = [f"{heading} from `{esc(brain.snapshot.path.name)}` (schema {brain.snapshot.schema_version}, "
              f"taken {brain.snapshot.taken_at:%Y-%m-%d %H:%M} UTC)"]
     if brain.loss is not None:
         lines.append(f"Rows that leave the live brain ({brain.loss.total_rows}; kept in a forensic copy, never deleted):")
@@ -259,6 +263,21 @@ def _buttons(plan: Plan, run: RunView) -> ActionsBlock:
         approve = ButtonElement(text="Roll back", action_id=ActionId.APPROVE, value=run.id, style="primary")
     cancel = ButtonElement(text="Cancel", action_id=ActionId.CANCEL, value=run.id)
     return ActionsBlock(block_id=BlockId.PLAN_ACTIONS, elements=[approve, cancel])
+
+
+def _answer_buttons(plan: Plan, run: RunView) -> ActionsBlock:
+    """Restore from the named snapshot (when there is one) or keep the brain: a question answered in place."""
+    brain = plan.brain
+    elements = []
+    if brain is not None and brain.snapshot is not None:
+        rows = f", {brain.loss.total_rows} row(s) leave the live brain" if brain.loss is not None else ""
+        elements.append(ButtonElement(
+            text=_clip(f"Restore from {brain.snapshot.path.name}{rows}", 75), action_id=AnswerActionId.RESTORE,
+            value=run.id, style="danger",
+        ))
+    elements.append(ButtonElement(text="Keep the brain", action_id=AnswerActionId.KEEP, value=run.id))
+    elements.append(ButtonElement(text="Cancel", action_id=ActionId.CANCEL, value=run.id))
+    return ActionsBlock(block_id=BlockId.PLAN_ACTIONS, elements=elements)
 
 
 def _section(text: str) -> SectionBlock:

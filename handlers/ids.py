@@ -9,6 +9,13 @@ class ActionId(StrEnum):
     CANCEL = "rollback_cancel"
 
 
+class AnswerActionId(StrEnum):
+    """The buttons on a plan that asks whether to restore the brain: the answer re-plans in place."""
+
+    RESTORE = "brain_answer_restore"
+    KEEP = "brain_answer_keep"
+
+
 class RecoveryActionId(StrEnum):
     """The buttons on an "interrupted run" report: approvers only."""
 

@@ -1,6 +1,8 @@
 """Persistence: the journal of runs, steps and events. The only package that speaks SQL."""
 
 from storage.database import connect
+from storage.schemas import SchemaSighting, SchemaSightings
 from storage.repository import EventView, Journal, LostRun, NotStartable, RunStatus, RunView, StepStatus, StepView
 
-__all__ = ["connect", "Journal", "RunStatus", "StepStatus", "RunView", "StepView", "EventView", "NotStartable", "LostRun"]
+__all__ = ["connect", "Journal", "RunStatus", "StepStatus", "RunView", "StepView", "EventView", "NotStartable", "LostRun",
+           "SchemaSighting", "SchemaSightings"]

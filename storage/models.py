@@ -144,3 +144,20 @@ class TicketRow(Base):
     url: Mapped[str | None] = mapped_column(CleanText)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class SchemaSightingRow(Base):
+    """A version of a target seen healthy while its brain was at a schema: what that version reads.
+
+    The real Engine's images carry no label saying which brain schema they read, so rollbot keeps
+    what it has seen itself (snapshots, status, every run's health check). One row per
+    (target, version, schema), with when it was first and last seen and by what."""
+
+    __tablename__ = "brain_schemas"
+
+    target: Mapped[str] = mapped_column(BoundedString(128), primary_key=True)
+    version: Mapped[str] = mapped_column(BoundedString(160), primary_key=True)
+    schema: Mapped[int] = mapped_column(Integer, primary_key=True)
+    first_seen: Mapped[datetime]
+    last_seen: Mapped[datetime]
+    source: Mapped[str] = mapped_column(BoundedString(64))

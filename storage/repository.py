@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.models import EventRow, RunRow, StepRow
+from storage.schemas import SchemaSighting, SchemaSightings
 from storage.views import EventView, NewRun, RunStatus, RunView, StepStatus, StepView
 
 __all__ = ["Journal", "NotStartable", "LostRun", "NewRun", "RunStatus", "StepStatus", "RunView", "StepView",
@@ -40,6 +41,7 @@ class Journal:
     def __init__(self, engine: Engine, clock: Clock | None = None) -> None:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._now = clock or (lambda: datetime.now(UTC))
+        self._sightings = SchemaSightings(engine, clock)
 
     def record_plan(self, new: NewRun, actor: str, refusal: str | None = None) -> RunView:
         """Store a plan as a run: `planned`, or `refused` with the reason when preflight failed."""
@@ -182,6 +184,14 @@ class Journal:
         """Append a fact to the journal that is not a step boundary (e.g. what a swap is about to do)."""
         with self._sessions.begin() as session:
             return self._event(session, run_id, actor, kind, None, details)
+
+    def saw_schema(self, target: str, version: str, schema: int, source: str) -> None:
+        """`version` of `target` answered healthy while its brain was at `schema` (see storage/schemas.py)."""
+        self._sightings.saw(target, version, schema, source)
+
+    def schema_seen(self, target: str, version: str) -> SchemaSighting | None:
+        """The highest brain schema rollbot saw `version` of `target` healthy on, if it ever did."""
+        return self._sightings.newest_schema(target, version)
 
     def heartbeat(self, run_id: str, owner: str) -> bool:
         """Say that `owner` still works on the run; False when it no longer owns it."""

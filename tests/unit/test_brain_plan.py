@@ -6,6 +6,7 @@ import os
 import shutil
 import sqlite3
 from contextlib import closing
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from bot.config import BrainConfig
 from bot.plan import CHECKS, Check, CheckResult, Plan, RollbackRequest, StepKind, make_plan
 from bot.preflight import Preflight, Refused
 from bot.snapshots import RUNBOOK_NAME, Snapshot, take_snapshot
+from storage import SchemaSighting
 
 from .fakes import ENGINE_TABLES, REPO, World, brain_config, make_brain, make_world, run_sql, upgrade_brain
 
@@ -422,3 +424,128 @@ def test_a_question_blocks_like_a_failure_but_is_not_one() -> None:
     assert [c.result for c in checks] == [CheckResult.WARNING, CheckResult.ASK]
     assert [c.result.blocks for c in checks] == [False, True]
     assert CheckResult.FAILED.blocks and not CheckResult.NOT_RUN.blocks and not CheckResult.PASSED.blocks
+
+
+# --- facts a real deployment has: no label ------------------------------------------------------------
+
+
+def went_live(world: World, when: datetime) -> None:
+    """The running 2.4.0 container was created (the upgrade happened) at `when`."""
+    container = world.docker.containers["c0ffee"]
+    world.docker.containers["c0ffee"] = replace(container, created_at=when)
+
+
+def hand_made_snapshot(world: World, hours: float) -> Path:
+    """The runbook's `sqlite3 brain.sqlite ".backup brain-pre-upgrade.db"`, `hours` ago: no sidecar."""
+    brain = brain_of(world).path
+    copy = brain.with_name(RUNBOOK_NAME)
+    with closing(sqlite3.connect(brain)) as live, closing(sqlite3.connect(copy)) as target:
+        live.backup(target)
+    when = hours_ago(hours).timestamp()
+    os.utime(copy, (when, when))
+    return copy
+
+
+def plan_seeing(world: World, seen: dict[str, int], choice: BrainChoice = BrainChoice.AUTO) -> Plan:
+    """A plan whose journal saw each version in `seen` healthy on that schema."""
+    def schema_seen(target: str, version: str) -> SchemaSighting | None:
+        if target != "engine" or version not in seen:
+            return None
+        at = hours_ago(48)
+        return SchemaSighting(target, version, seen[version], at, at, "status")
+
+    request = RollbackRequest("engine", "2.3.1", "cli:alice", "5xx after deploy", brain=choice)
+    return make_plan(request, world.config, world.systems(), schema_seen=schema_seen)
+
+
+def test_what_rollbot_saw_decides_when_no_label_says(tmp_path: Path) -> None:
+    """rollbot saw 2.3.1 healthy on schema 1; the brain is at 2 now: restore, and the plan says why."""
+    world = brain_world(tmp_path)
+    upgraded(world, tag="2.4.0")
+    plan = plan_seeing(world, {"2.3.1": 1, "2.4.0": 2})
+    assert plan.approvable and plan.restores_brain and plan.brain is not None
+    assert plan.brain.target_reads == 1
+    assert "rollbot saw 2.3.1 healthy on schema 1 (status" in check(plan, "brain schema").detail
+
+
+def test_a_label_wins_over_what_rollbot_saw(tmp_path: Path) -> None:
+    world = brain_world(tmp_path)
+    upgraded(world, tag="2.4.0")
+    label(world, "2")
+    plan = plan_seeing(world, {"2.3.1": 1})
+    assert plan.brain is not None and plan.brain.target_reads == 2 and not plan.restores_brain
+    assert SCHEMA_LABEL in check(plan, "brain schema").detail
+
+
+def test_a_hand_made_pre_upgrade_snapshot_at_a_lower_schema_means_the_upgrade_migrated(tmp_path: Path) -> None:
+    """No label, nothing seen: brain-pre-upgrade.db was taken before 2.4.0 started, at schema 1,
+    and the brain is at 2 now: the upgrade migrated it, so restore from that file."""
+    world = brain_world(tmp_path)
+    copy = hand_made_snapshot(world, hours=2)
+    upgrade_brain(brain_of(world).path, schema=2, new_rows=2)
+    went_live(world, hours_ago(1))
+
+    plan = plan_for(world)
+
+    assert plan.approvable and plan.restores_brain and plan.brain is not None and plan.brain.snapshot is not None
+    assert plan.brain.snapshot.path == copy and plan.brain.snapshot.by_hand
+    detail = check(plan, "brain schema").detail
+    assert f"inferred from {RUNBOOK_NAME}, taken before 2.4.0 started" in detail
+    assert "the upgrade migrated the brain to 2" in detail
+    assert [s.kind for s in plan.steps] == RESTORE_STEPS
+
+
+def test_a_pre_upgrade_snapshot_at_the_live_schema_means_image_only(tmp_path: Path) -> None:
+    """The upgrade did not migrate: same schema before and now, so the brain is kept."""
+    world = brain_world(tmp_path)
+    hand_made_snapshot(world, hours=2)
+    went_live(world, hours_ago(1))
+    before = untouched(world)
+
+    plan = plan_for(world)
+
+    assert plan.approvable and not plan.restores_brain
+    assert [s.kind for s in plan.steps] == IMAGE_STEPS
+    detail = check(plan, "brain schema").detail
+    assert "no restore needed" in detail and "the upgrade did not migrate the brain" in detail
+    assert untouched(world) == before
+
+
+def test_a_snapshot_taken_after_the_upgrade_says_nothing_about_it(tmp_path: Path) -> None:
+    """Taken while 2.4.0 already ran (after its container was created): no inference, a question."""
+    world = brain_world(tmp_path)
+    upgrade_brain(brain_of(world).path, schema=2, new_rows=2)
+    went_live(world, hours_ago(3))
+    hand_made_snapshot(world, hours=1)
+    plan = plan_for(world)
+    assert plan.question is not None and not plan.approvable
+
+
+def test_a_pre_upgrade_snapshot_of_another_version_says_nothing_about_the_target(tmp_path: Path) -> None:
+    """A sidecar that names 2.2.0: the snapshot tells what 2.2.0 read, not 2.3.1."""
+    world = brain_world(tmp_path)
+    snapshot(world, "2.2.0", hours=2)
+    upgrade_brain(brain_of(world).path, schema=2, new_rows=2)
+    went_live(world, hours_ago(1))
+    assert plan_for(world).question is not None
+
+
+def test_a_question_names_the_snapshot_a_restore_would_use_and_what_it_removes(tmp_path: Path) -> None:
+    """Asked in place: the plan carries the restore option (snapshot, rows) for the buttons and the prompt."""
+    world = brain_world(tmp_path)
+    taken = upgraded(world, tag="2.4.0")
+    plan = plan_for(world)
+    assert plan.question is not None and plan.steps == ()
+    assert plan.brain is not None and plan.brain.asking and not plan.restores_brain
+    assert plan.brain.snapshot is not None and plan.brain.snapshot.path == taken.path
+    assert plan.brain.loss is not None and plan.brain.loss.total_rows == 2 * len(ENGINE_TABLES) + 1
+    assert f"restore from {taken.path.name}" in plan.question and "11 row(s) leave the live brain" in plan.question
+    assert Plan.from_dict(plan.to_dict()).brain == plan.brain
+
+
+def test_a_question_with_no_snapshot_offers_only_keeping(tmp_path: Path) -> None:
+    world = brain_world(tmp_path)
+    upgrade_brain(brain_of(world).path, schema=2, new_rows=2)
+    plan = plan_for(world)
+    assert plan.question is not None and "no snapshot to restore from" in plan.question
+    assert plan.brain is not None and plan.brain.asking and plan.brain.snapshot is None
