@@ -73,6 +73,32 @@ class _RunState:
     swapped: Swapped | None = None
 
 
+@dataclass(frozen=True)
+class _BrainBack:
+    """Whether the original brain is in place again after a failed restore, said in a sentence."""
+
+    ok: bool
+    text: str
+
+
+@dataclass(frozen=True)
+class _Started:
+    """What starting the previous version again did: file put back, container running, or why not."""
+
+    compose_put_back: bool
+    running: bool
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class _Recovery:
+    """How a failed run left the service after rollbot put it back on its feet, or tried to."""
+
+    where: str
+    next_action: str
+    done: str
+
+
 class Runner:
     def __init__(
         self,
@@ -328,14 +354,18 @@ class Runner:
 
     def _fail(self, state: _RunState, kind: StepKind, message: str, started: float, notify: ProgressSink) -> RunView:
         undone = self._undo_before_stop(state, kind)
-        brain_note = self._put_brain_back(state, kind)
+        brain = self._put_brain_back(state, kind, notify)
         where, next_action = describe_failure(state.plan, state.target, kind, undone)
-        if brain_note:
-            service, old, new = state.target.service, state.plan.running_version, state.plan.request.version
-            where = f"{service} is stopped and the compose file names {new}; {brain_note}"
-            next_action = (f"fix the cause above and run `rollbot rollback {state.target.name} {new}` again, or "
-                           f"return to {old} with `rollbot rollback {state.target.name} {old}`")
-        summary = self._summary(state, started, healthy=False, service_state=where, failed_step=kind)
+        extra: dict[str, Any] = {}
+        if brain is not None and not brain.ok:
+            where = f"{state.target.service} is stopped and the compose file names {state.plan.request.version}; {brain.text}"
+            next_action = brain.text
+        else:
+            back = self._back_to_previous(state, kind, brain, notify)
+            if back is not None:
+                where, next_action = back.where, back.next_action
+                extra["after_failure"] = back.done
+        summary = self._summary(state, started, healthy=False, service_state=where, failed_step=kind, **extra)
         error = f"step {kind} failed: {message}"
         notify(self._journal.finish(state.run_id, self._actor, RunStatus.FAILED, error, next_action, summary))
         return self._journal.run(state.run_id)
@@ -374,14 +404,15 @@ class Runner:
             return False
         return True
 
-    def _put_brain_back(self, state: _RunState, kind: StepKind) -> str | None:
+    def _put_brain_back(self, state: _RunState, kind: StepKind, notify: ProgressSink) -> _BrainBack | None:
         """After the drain-stop a failed restore never ends with the snapshot in place: the
-        Engine is stopped and the original brain goes back, so no data is left behind."""
+        Engine is stopped and the original brain goes back, so no data is left behind. None
+        when no brain was swapped (the original never moved)."""
         brain = state.plan.brain
         if brain is None or kind in BEFORE_STOP:
             return None
         if state.swapped is None:
-            discard_staged(brain.path, state.run_id)  # the stop failed: the staged copy was never used
+            discard_staged(brain.path, state.run_id)  # the swap never began: the staged copy was never used
             return None
         try:
             if kind is not StepKind.SWAP_BRAIN:
@@ -389,11 +420,98 @@ class Runner:
             put_back(brain.path, state.swapped)
         except Exception as error:  # noqa: BLE001 - said loudly in the journal and the summary
             log.exception("putting the original brain back failed in run %s", state.run_id)
-            return (f"the original brain could NOT be put back ({error}); it is at {state.swapped.forensic_brain}: "
-                    f"stop {state.target.service} and move it to {brain.path} by hand")
+            notify(self._journal.note(state.run_id, self._actor, "brain.put_back_failed", {
+                "brain": str(brain.path), "original": str(state.swapped.forensic_brain), "error": str(error)}))
+            return _BrainBack(False, f"the original brain could NOT be put back ({error}); it is at "
+                                     f"{state.swapped.forensic_brain}: stop {state.target.service} and move it to "
+                                     f"{brain.path} by hand")
         discard_staged(brain.path, state.run_id)
-        return (f"the original brain is back at {brain.path} and {state.target.service} is stopped "
-                f"(it cannot run {state.plan.request.version} on that brain); the forensic folder is {state.swapped.forensic_dir}")
+        notify(self._journal.note(state.run_id, self._actor, "brain.put_back", {
+            "brain": str(brain.path), "forensic_dir": str(state.swapped.forensic_dir)}))
+        return _BrainBack(True, f"the original brain is back at {brain.path}; the forensic folder is "
+                                f"{state.swapped.forensic_dir}")
+
+    def _back_to_previous(self, state: _RunState, kind: StepKind, brain: _BrainBack | None,
+                          notify: ProgressSink) -> _Recovery | None:
+        """After a failure past the drain-stop, leave the Engine running if it ran before.
+
+        The version that ran before the rollback (degraded, but serving) is started again when
+        the target version did not start, or was stopped to put the original brain back: both
+        leave nothing running, and the previous version runs on the original brain as it did
+        before. A target version that started but is unhealthy is left running: the previous
+        one was unhealthy too (that is why the rollback began), and swapping back would cost
+        another stop for no better service. None keeps `describe_failure`'s account."""
+        if kind in BEFORE_STOP or kind is StepKind.STOP or state.plan.container_id is None:
+            return None  # the old version is still there, or nothing ran before the rollback
+        if kind is StepKind.VERIFY_HEALTH and brain is None:
+            return self._leave_running(state, notify)
+        if state.plan.brain is not None and not state.plan.brain.path.is_file():
+            return self._brain_missing(state, kind, notify)
+        outcome = self._start_previous(state, notify)
+        return _describe_recovery(state, kind, brain, outcome)
+
+    def _brain_missing(self, state: _RunState, kind: StepKind, notify: ProgressSink) -> _Recovery:
+        """No brain file at all: starting the Engine would give it an empty memory, which is worse
+        than leaving it stopped until a person finds the brain."""
+        path, service = state.plan.brain.path if state.plan.brain else None, state.target.service
+        notify(self._journal.note(state.run_id, self._actor, "recovery.not_started", {"reason": f"{path} is missing"}))
+        where, _ = describe_failure(state.plan, state.target, kind, undone=False)
+        where = (f"{where}; {path} is missing, so {state.plan.running_version} was not started again "
+                 "(it would run on an empty brain)")
+        return _Recovery(where, f"find the brain and put it at {path}, then start {service} "
+                                f"with `docker compose -f {state.target.compose_file} up -d {service}`",
+                         "not started: the brain is missing")
+
+    def _leave_running(self, state: _RunState, notify: ProgressSink) -> _Recovery:
+        service, old, new = state.target.service, state.plan.running_version, state.plan.request.version
+        notify(self._journal.note(state.run_id, self._actor, "recovery.left_running", {
+            "version": new, "reason": f"{old} was unhealthy too; stopping {new} would only add downtime"}))
+        where = (f"{service} is now on {new} but unhealthy; it was left running: {old} was unhealthy too (the reason "
+                 f"for the rollback), and going back to it would stop {service} again for no better service")
+        _, next_action = describe_failure(state.plan, state.target, StepKind.VERIFY_HEALTH, undone=False)
+        return _Recovery(where, next_action, f"left {new} running")
+
+    def _start_previous(self, state: _RunState, notify: ProgressSink) -> _Started:
+        """Put the compose file back as it was before the run and `up -d` the previous version."""
+        run_id, service, old = state.run_id, state.target.service, state.plan.running_version
+        before = self._text_before(state)
+        if before is None:
+            return _Started(False, False, "the compose file as it was before the run is not known")
+        try:
+            write_atomically(state.target.compose_file, before)
+        except OSError as error:
+            notify(self._journal.note(run_id, self._actor, "recovery.compose_put_back_failed", {"error": str(error)}))
+            return _Started(False, False, f"the compose file could not be put back to {old} ({error}); "
+                                          f"its copy from before the run is {self._backup_path(state)}")
+        notify(self._journal.note(run_id, self._actor, "recovery.compose_put_back", {
+            "compose_file": str(state.target.compose_file), "version": old}))
+        try:
+            state.compose.up(service)
+        except Exception as error:  # noqa: BLE001 - journaled and said in the failure message
+            log.warning("starting %s %s again after run %s failed: %s", service, old, run_id, error)
+            notify(self._journal.note(run_id, self._actor, "recovery.previous_start_failed", {
+                "version": old, "error": str(error)}))
+            return _Started(True, False, str(error))
+        running = self._service_running(state)
+        notify(self._journal.note(run_id, self._actor, "recovery.previous_started", {
+            "version": old, "running": running}))
+        return _Started(True, running, None if running else f"`up -d` returned but no {service} container is running")
+
+    def _text_before(self, state: _RunState) -> str | None:
+        if state.edit is not None:
+            return state.edit.before_text
+        backup = self._backup_path(state)
+        return backup.read_text(encoding="utf-8") if backup.is_file() else None
+
+    def _service_running(self, state: _RunState) -> bool:
+        """Whether the service has a running container now, as the daemon says; False when it cannot tell."""
+        try:
+            container_id = state.compose.container_id(state.target.service)
+            facts = self._systems.docker.container(container_id) if container_id else None
+        except Exception:  # noqa: BLE001 - an unanswered question is "not known to run"
+            log.warning("cannot tell whether %s runs after run %s", state.target.service, state.run_id)
+            return False
+        return facts is not None and facts.running
 
     def _summary(self, state: _RunState, started: float, healthy: bool, **extra: Any) -> dict[str, Any]:
         return {
@@ -465,6 +583,37 @@ def _read_back_brain(run: RunView, brain: Path, snapshot: Path) -> tuple[Staged 
     forensic = Path(note["forensic_dir"])
     swapped = Swapped(forensic, forensic / brain.name, note["original_inode"], note["staged_inode"], ())
     return staged, swapped
+
+
+def _describe_recovery(state: _RunState, kind: StepKind, brain: _BrainBack | None, started: _Started) -> _Recovery:
+    """The service state and next command after the previous version was started again, or not."""
+    target, plan = state.target, state.plan
+    service, old, new = target.service, plan.running_version, plan.request.version
+    compose = f"docker compose -f {target.compose_file} "
+    retry = f"rollbot rollback {target.name} {new}"
+    why = {StepKind.START: f"{new} did not start", StepKind.SWAP_BRAIN: "the brain swap failed"}.get(
+        kind, f"{new} did not become healthy")
+    brain_text = f"; {brain.text}" if brain is not None else ""
+    if brain is None and kind is StepKind.SWAP_BRAIN:
+        brain_text = "; the brain was not touched"
+    if started.running:
+        if brain is not None:
+            where = (f"{why}, so {service} is running {old} again (degraded, as before the rollback){brain_text}; "
+                     f"the compose file names {old}")
+        else:
+            where = f"{why}, so {service} is running {old} again (as before the rollback){brain_text}; the compose file names {old}"
+        next_action = f"read why in `{compose}logs {service}` and the error above, fix it, then run `{retry}` again"
+        return _Recovery(where, next_action, f"started {old} again")
+    file_says = f"the compose file names {old}" if started.compose_put_back else f"the compose file names {new}"
+    where = (f"{service} is stopped: {why}, and starting {old} again failed too ({started.problem}); "
+             f"{file_says}{brain_text}")
+    if started.compose_put_back:
+        next_action = (f"read `{compose}logs {service}`, fix the cause, then start {old} with `{compose}up -d {service}`"
+                       f" (or run `{retry}` again once {new} is fixed)")
+    else:
+        next_action = (f"put {target.compose_file} back as it was before the run (the copy named above), "
+                       f"then start {old} with `{compose}up -d {service}`")
+    return _Recovery(where, next_action, f"starting {old} again failed: {started.problem}")
 
 
 def describe_failure(plan: Plan, target: TargetConfig, kind: StepKind, undone: bool) -> tuple[str, str]:

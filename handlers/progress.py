@@ -4,6 +4,11 @@ The announcement, one status message edited in place (rendered from the journal 
 it can never drift from the truth), thread replies for details, and the all-clear or failure
 at the end. The sink only enqueues into the outbox: it never blocks the runner, and a Slack
 failure never fails a rollback.
+
+Every call names the channel by id (chat.update takes nothing else): the id Slack answers the
+announcement with is the one the rest of the run uses. When the incident channel cannot be used
+(not found, archived, rollbot not in it), progress goes to the channel the command came from,
+which is told why, so no progress message is lost.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from handlers.blocks import (
     announcement,
@@ -26,6 +32,9 @@ from handlers.blocks import (
 from handlers.outbox import Outbox
 from storage import EventView, RunStatus, RunView
 
+# What chat.postMessage answers when the channel itself cannot take the message.
+UNUSABLE_CHANNEL = frozenset({"channel_not_found", "not_in_channel", "is_archived", "channel_is_archived"})
+
 
 class SlackProgress:
     def __init__(
@@ -37,6 +46,8 @@ class SlackProgress:
         channel: str,
         ticket_link: Callable[[str], str | None] = lambda run_id: None,
         remember: Callable[..., None] = lambda run_id, **facts: None,
+        fallback: str | None = None,
+        notice: str | None = None,
     ) -> None:
         self._client = client
         self._outbox = outbox
@@ -50,6 +61,8 @@ class SlackProgress:
         self._thread_ts: str | None = _ts_in(run.context.get("announcement"), channel)
         self._status_ts: str | None = _ts_in(run.context.get("status_message"), channel)
         self._interruption = run.context.get("interruption_message") or {}
+        self._fallback = fallback
+        self._notice = notice  # why progress is not in the incident channel, told once
 
     def __call__(self, event: EventView) -> None:
         if event.kind == "run.started":
@@ -69,9 +82,12 @@ class SlackProgress:
         self._outbox.send(lambda: self._post_announcement(run))
         self._outbox.send(self._post_status)
         if self._plan_message:
-            where = f" — progress in <#{self._channel}>" if self._channel != self._plan_message.get("channel") else ""
-            note = f":arrow_forward: Approved by <@{run.approver}>; rolling back now{where}."
-            self._update_plan_message(run, note)
+            # queued behind the announcement: the channel is known for sure only once it is posted
+            self._outbox.send(lambda: self._update_plan_message(run, self._approved_note(run)))
+
+    def _approved_note(self, run: RunView) -> str:
+        where = f" — progress in <#{self._channel}>" if self._channel != self._plan_message.get("channel") else ""
+        return f":arrow_forward: Approved by <@{run.approver}>; rolling back now{where}."
 
     def _taken_up(self, event: EventView) -> None:
         run = self._read(self._run_id)
@@ -97,9 +113,31 @@ class SlackProgress:
             )
 
     def _post_announcement(self, run: RunView) -> None:
-        answer = self._client.chat_postMessage(channel=self._channel, text=announcement(run))
+        self._post_notice(run)
+        try:
+            answer = self._client.chat_postMessage(channel=self._channel, text=announcement(run))
+        except SlackApiError as error:
+            problem = error.response.get("error")
+            if problem not in UNUSABLE_CHANNEL or not self._fallback or self._fallback == self._channel:
+                raise
+            self._notice = (f":warning: The incident channel <#{self._channel}> could not be used "
+                            f"(Slack answered `{problem}`). Progress is posted here instead; invite rollbot to it "
+                            "or fix `incident_channel` in rollbot's YAML.")
+            self._channel = self._fallback
+            self._post_notice(run)
+            answer = self._client.chat_postMessage(channel=self._channel, text=announcement(run))
+        self._channel = answer.get("channel") or self._channel  # Slack's id, whatever was asked
         self._thread_ts = answer["ts"]
         self._remember(self._run_id, announcement={"channel": self._channel, "ts": answer["ts"]})
+
+    def _post_notice(self, run: RunView) -> None:
+        """Tell the channel progress was moved to why, naming the person who started the run."""
+        if not self._notice:
+            return
+        who = run.approver or run.requester
+        text = f"{self._notice} ({user(who)})" if who else self._notice
+        self._client.chat_postMessage(channel=self._channel, text=text)
+        self._notice = None
 
     def _post_status(self) -> None:
         message = status_message(self._read(self._run_id))

@@ -24,18 +24,31 @@ def report_interruptions(services: Services) -> list[str]:
     rollbot.recover_interrupted()
     reported = []
     for run, state in rollbot.interruptions_to_report():
-        target = rollbot.config.target(run.target)
-        channel = (target.incident_channel if target else None) or (run.context.get("plan_message") or {}).get("channel")
-        if not channel:
+        where = _channel_for(services, run)
+        if where is None:
             log.warning("run %s was interrupted but has no channel to report in; see `rollbot history`", run.id)
             continue
-        _report(services, run, state, channel)
+        channel, notice = where
+        _report(services, run, state, channel, notice)
         reported.append(run.id)
     return reported
 
 
-def _report(services: Services, run: RunView, state: ServiceState, channel: str) -> None:
+def _channel_for(services: Services, run: RunView) -> tuple[str, str | None] | None:
+    """The incident channel's id, else the channel the plan was posted in (with a notice saying
+    why), else None when the run came from the terminal and no incident channel resolves."""
+    plan_channel = (run.context.get("plan_message") or {}).get("channel")
+    channel, notice = services.incident_channel(run.target, plan_channel or "")
+    if not channel:
+        return None
+    return channel, notice
+
+
+def _report(services: Services, run: RunView, state: ServiceState, channel: str, notice: str | None = None) -> None:
     message = interruption_message(run, state)
+
+    if notice:  # its own call: a retried report must not repeat it
+        services.outbox.send(lambda: services.client.chat_postMessage(channel=channel, text=notice))
 
     def post() -> None:
         answer = services.client.chat_postMessage(channel=channel, text=message.text, blocks=message.blocks)

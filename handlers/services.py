@@ -21,6 +21,13 @@ from storage import RunView
 log = logging.getLogger(__name__)
 
 
+def unresolved_notice(target: str, entry: str, problem: str) -> str:
+    """What the channel reading progress in the wrong place is told, and how to fix it."""
+    return (f":warning: The incident channel of *{esc(target)}* (`incident_channel: {esc(entry)}`) could not be used: "
+            f"{esc(problem)}. Progress is posted here instead. Fix `incident_channel` in rollbot's YAML "
+            "(an id like `C0123ABCD`, or `#name` of a channel rollbot is in).")
+
+
 @dataclass(frozen=True)
 class Services:
     rollbot: Rollbot
@@ -49,16 +56,31 @@ class Services:
 
     def progress_for(self, channel: str) -> Callable[[RunView], SlackProgress]:
         """The progress sink of a run started or taken up from `channel`: it reports in the
-        target's incident channel, or in `channel` when the target names none."""
+        target's incident channel (by id, resolved from a name if need be), or in `channel` when
+        the target names none or names one Slack cannot find, saying so there."""
         rollbot = self.rollbot
 
         def progress(run: RunView) -> SlackProgress:
-            target = rollbot.config.target(run.target)
-            incident = (target.incident_channel if target else None) or channel
+            incident, notice = self.incident_channel(run.target, channel)
             return SlackProgress(self.client, self.outbox, rollbot.run, run, incident,
-                                 ticket_link=self.ticket_link, remember=rollbot.remember)
+                                 ticket_link=self.ticket_link, remember=rollbot.remember,
+                                 fallback=channel, notice=notice)
 
         return progress
+
+    def incident_channel(self, target_name: str, fallback: str) -> tuple[str, str | None]:
+        """The id of the channel a run of `target_name` reports in, and a notice when that is
+        `fallback` because the configured `incident_channel` did not resolve. Called after the
+        ack: resolving a name may call conversations.list."""
+        target = self.rollbot.config.target(target_name)
+        entry = target.incident_channel if target else None
+        if not entry:
+            return fallback, None
+        found = self.directory.channel(entry)
+        if found.id:
+            return found.id, None
+        log.warning("incident_channel %r of %s did not resolve: %s", entry, target_name, found.problem)
+        return fallback, unresolved_notice(target_name, entry, found.problem or "it was not found")
 
     def tell(self, channel: str, user: str, text: str) -> None:
         """An ephemeral message: refusals and errors go only to the person who clicked or typed."""

@@ -80,6 +80,41 @@ def test_image_rollback_by_command_and_click(tmp_path: Path, web_api: tuple[Fake
         assert_metrics_show_the_run(bot, deployed.journal().run(approve["value"]))
 
 
+def test_incident_channel_by_name_gets_every_message_by_id(tmp_path: Path) -> None:
+    """`incident_channel: "#incident"`: looked up with conversations.list (paged), then the
+    announcement, the status message's edits and the all-clear all in that channel's id."""
+    channels = {COMMAND_CHANNEL: "rollbacks", INCIDENT_CHANNEL: "incident", "C0GENERAL0": "general",
+                "G0ONCALL00": "oncall"}
+    edits = {"incident_channel: C0INCIDENT": 'incident_channel: "#incident"'}
+    with FakeSlack(channels=channels, private_channels={"G0ONCALL00"}, list_page_size=2) as slack, \
+            Prism(slack.url) as prism, \
+            deployment(tmp_path, running=BROKEN, config_edits=edits) as deployed, \
+            serving(deployed, slack, prism) as bot:
+        mark = prism.mark()
+        bot.command(f"engine {HEALTHY} health failing since upgrade", REQUESTER)
+        plan = bot.plan_message(f"{BROKEN}")
+        approve = button(plan, ActionId.APPROVE)
+        assert approve is not None
+        bot.click(ActionId.APPROVE, approve["value"], REQUESTER, plan)
+        final = wait_for(lambda: next((m for m in slack.messages(INCIDENT_CHANNEL) if "All clear" in str(m)), None),
+                         120, "the all-clear in the incident channel's id")
+        assert f"engine is healthy on {HEALTHY}" in final["text"]
+
+        announcement, status = slack.messages(INCIDENT_CHANNEL)[:2]
+        assert announcement["text"].startswith(":rotating_light: Rolling back *engine*")
+        replay_status_edits(slack.edit_history(INCIDENT_CHANNEL, status["ts"]))
+        assert slack.thread(INCIDENT_CHANNEL, announcement["ts"])[1:], "details went to the announcement's thread"
+        assert len(slack.calls_to("conversations.list")) == 2, "resolved once: two pages of two channels"
+        updated = {c.params["channel"] for c in slack.calls_to("chat.update")}
+        assert updated == {INCIDENT_CHANNEL, COMMAND_CHANNEL}, "edits name ids, never '#incident'"
+        assert all(c.status == 200 for c in slack.calls), "no call was refused"
+        assert not any("could not be used" in str(m) for m in slack.messages(COMMAND_CHANNEL))
+        run = deployed.journal().run(approve["value"])
+        assert run.status is RunStatus.SUCCEEDED and run.context["status_message"]["channel"] == INCIDENT_CHANNEL
+        assert prism.violations(since=mark) == []
+        assert "Traceback" not in bot.log()
+
+
 def assert_metrics_show_the_run(bot, run) -> None:  # type: ignore[no-untyped-def]
     """`GET /metrics` scraped after the run: its outcome and each step's duration, as Prometheus parses them."""
     scraped = httpx.get(f"http://127.0.0.1:{bot.port}/metrics", timeout=10)

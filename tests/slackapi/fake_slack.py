@@ -18,6 +18,7 @@ schemas check those patterns, and the fake echoes the ids it is given.
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import threading
@@ -67,6 +68,10 @@ class FakeSlack:
     `usergroups` maps a user group id to its member ids (tests set and change it freely).
     `channels` / `users` map ids to names; left as None, any id exists and gets a made-up name,
     given as a dict, an id not in it gets `channel_not_found` / `user_not_found`.
+    With `channels` given, `conversations.list` lists them (ids in `private_channels` as private
+    channels the bot is in, ids in `archived_channels` as archived) at most `list_page_size` a
+    page, and chat.postMessage takes `#name` as Slack does (answering with the id), while
+    chat.update, like Slack, wants the id.
     `tokens`: None accepts any bearer token; a set accepts only those (else `invalid_auth`).
     `socket_mode_url`: what `apps.connections.open` hands an app-level (`xapp-`) token, e.g. a
     `FakeSocketMode().url`; None answers it as a workspace where Socket Mode is not available.
@@ -77,6 +82,9 @@ class FakeSlack:
     usergroups: dict[str, list[str]] = field(default_factory=dict)
     channels: dict[str, str] | None = None
     users: dict[str, str] | None = None
+    private_channels: set[str] = field(default_factory=set)
+    archived_channels: set[str] = field(default_factory=set)
+    list_page_size: int = 1000  # Slack's own cap on `limit`; tests lower it to see paging
     tokens: set[str] | None = None
     team_id: str = "T0ROLLBOT"
     bot_user_id: str = "U0ROLLBOT"
@@ -257,8 +265,12 @@ class FakeSlack:
             raise SlackError("message_not_found")
         return versions
 
-    def _channel(self, params: dict) -> str:
+    def _channel(self, params: dict, by_name: bool = False) -> str:
+        """The channel id a call names. Only methods that Slack lets take a `#name` (posting)
+        pass `by_name`; chat.update and the others answer `channel_not_found` to a name."""
         channel = params.get("channel")
+        if by_name and self.channels is not None and isinstance(channel, str) and channel.startswith("#"):
+            channel = next((cid for cid, name in self.channels.items() if name == channel[1:]), None)
         if not channel or (self.channels is not None and channel not in self.channels):
             raise SlackError("channel_not_found")
         return channel
@@ -277,7 +289,7 @@ class FakeSlack:
         return {"url": self.socket_mode_url}
 
     def _post_message(self, p: dict) -> dict:
-        channel = self._channel(p)
+        channel = self._channel(p, by_name=True)
         content = _content(p)
         msg = {"type": "message", "user": self.bot_user_id, "bot_id": self.bot_id,
                "team": self.team_id, "ts": self._next_ts(), **content}
@@ -328,6 +340,38 @@ class FakeSlack:
                             "is_group": False, "is_im": False, "is_private": False,
                             "is_archived": False, "is_member": True, "created": 1700000000}}
 
+    def _conversations_list(self, p: dict) -> dict:
+        """Slack's documented paging: `limit` (at most 1000, fewer may come back), an opaque
+        `cursor`, and `response_metadata.next_cursor` empty on the last page."""
+        types = set(str(p.get("types") or "public_channel").split(","))
+        skip_archived = str(p.get("exclude_archived", "false")).lower() in ("1", "true")
+        listed = [(cid, name) for cid, name in sorted((self.channels or {}).items())
+                  if ("private_channel" if cid in self.private_channels else "public_channel") in types
+                  and not (skip_archived and cid in self.archived_channels)]
+        try:
+            limit = min(int(p.get("limit") or 100), self.list_page_size, 1000)
+            start = int(base64.b64decode(str(p.get("cursor") or "")).decode().removeprefix("offset:") or 0)
+        except ValueError:
+            raise SlackError("invalid_cursor") from None
+        if limit < 1:
+            raise SlackError("invalid_limit")
+        page = listed[start:start + limit]
+        more = start + limit < len(listed)
+        cursor = base64.b64encode(f"offset:{start + limit}".encode()).decode() if more else ""
+        return {"channels": [self._conversation(cid, name) for cid, name in page],
+                "response_metadata": {"next_cursor": cursor}}
+
+    def _conversation(self, cid: str, name: str) -> dict:
+        """One channel object with every field Slack's spec requires of a channel."""
+        private = cid in self.private_channels
+        blank = {"value": "", "creator": "", "last_set": 0}
+        return {"id": cid, "name": name, "name_normalized": name, "created": 1700000000,
+                "creator": self.bot_user_id, "is_archived": cid in self.archived_channels,
+                "is_channel": not private, "is_group": private, "is_im": False, "is_mpim": False,
+                "is_private": private, "is_general": False, "is_shared": False, "is_org_shared": False,
+                "is_ext_shared": False, "is_member": True, "num_members": 3,
+                "topic": dict(blank), "purpose": dict(blank), "previous_names": []}
+
     def _user_info(self, p: dict) -> dict:
         user = p.get("user")
         if not user or (self.users is not None and user not in self.users):
@@ -354,6 +398,7 @@ _METHODS = {
     "chat.postEphemeral": FakeSlack._post_ephemeral,
     "usergroups.users.list": FakeSlack._usergroup_users,
     "conversations.info": FakeSlack._conversation_info,
+    "conversations.list": FakeSlack._conversations_list,
     "users.info": FakeSlack._user_info,
     "chat.getPermalink": FakeSlack._permalink,
 }

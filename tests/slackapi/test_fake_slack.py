@@ -246,6 +246,46 @@ def test_fake_answers_match_slacks_response_schemas(fake: FakeSlack, prism: Pris
         "error: response.body.message.blocks Response body property message.blocks must be object"]
 
 
+def test_conversations_list_pages_by_slacks_shape(fake: FakeSlack, prism: Prism) -> None:
+    """Public and private channels, archived ones left out on request, paged with an opaque
+    cursor; each answer passes the spec's response schema. Posting by `#name` answers with the
+    id, and chat.update by name is refused, as Slack does."""
+    fake.reset()
+    fake.channels = {"C0INCIDENT": "incident", "C0GENERAL0": "general", "C0OLDSTUFF": "old-stuff",
+                     "G0PRIVATE0": "oncall-private"}
+    fake.private_channels, fake.archived_channels, fake.list_page_size = {"G0PRIVATE0"}, {"C0OLDSTUFF"}, 2
+    client = WebClient(token="xoxb-test", base_url=prism.url)
+    try:
+        posted = client.chat_postMessage(channel="#incident", text="by name")
+        assert posted["channel"] == "C0INCIDENT"
+        mark = prism.mark()
+        with pytest.raises(SlackApiError) as by_name:
+            client.chat_update(channel="#incident", ts=posted["ts"], text="edited")
+        assert by_name.value.response["error"] == "channel_not_found"
+        assert prism.violations(since=mark) == [], "the request is well formed; Slack refuses the name"
+        mark = prism.mark()  # Prism checks error answers against the success schema: start after it
+        client.chat_update(channel=posted["channel"], ts=posted["ts"], text="edited")
+        assert fake.messages("C0INCIDENT")[0]["text"] == "edited"
+
+        seen, cursor, pages = [], None, 0
+        while True:
+            page = client.conversations_list(types="public_channel,private_channel", exclude_archived=True,
+                                             limit=1000, cursor=cursor)
+            seen += [(c["id"], c["name"], c["is_private"]) for c in page["channels"]]
+            pages += 1
+            cursor = page["response_metadata"]["next_cursor"]
+            if not cursor:
+                break
+        assert pages == 2
+        assert sorted(seen) == [("C0GENERAL0", "general", False), ("C0INCIDENT", "incident", False),
+                                ("G0PRIVATE0", "oncall-private", True)]
+        public = client.conversations_list()["channels"]
+        assert {c["id"] for c in public} == {"C0GENERAL0", "C0INCIDENT"}, "public only, archived included"
+        assert prism.all_violations(since=mark) == []
+    finally:
+        fake.channels, fake.private_channels, fake.archived_channels, fake.list_page_size = None, set(), set(), 1000
+
+
 def test_parser_reads_prism_5_14_2_lines() -> None:
     lines = [
         "[4:03:27 AM] ›     [VALIDATOR] ✖  error     Violation: request.body Request body must have required property 'channel'",

@@ -147,35 +147,71 @@ def test_rows_written_between_plan_and_stop_are_kept_and_counted(tmp_path: Path,
 
 
 @pytest.mark.parametrize("failing", ["verify_health", "start"])
-def test_failure_after_the_swap_puts_the_original_brain_back(tmp_path: Path, journal: Journal, failing: str) -> None:
-    """2.3.1 does not come up: the Engine is stopped and the original brain (same inode) is back in place,
-    the restored one kept aside, and the summary says so."""
+def test_failure_after_the_swap_puts_the_original_brain_back_and_runs_the_previous_version(
+        tmp_path: Path, journal: Journal, failing: str) -> None:
+    """2.3.1 does not come up: the original brain (same inode) goes back, the restored one is kept
+    aside, and 2.4.0 runs again on it, degraded as it was before the rollback."""
     scene = Restore(tmp_path)
     run_id, plan = scene.plan(journal)
     original_inode = scene.brain.path.stat().st_ino
     original = brain_contents(scene.brain.path)
+    compose_before = scene.world.compose_file.read_text()
+    sink = None
     if failing == "start":
-        scene.world.compose.failures["up"] = "docker compose up engine exited 1: port in use"
+        scene.world.compose.failures["up"] = "docker compose up engine exited 1: image not found"
 
-    run = scene.run(journal, run_id, plan, healthy=set())
+        def sink(event: EventView) -> None:
+            if event.kind == "step.finished" and event.outcome == "failed":
+                scene.world.compose.failures.pop("up", None)
+
+    run = scene.run(journal, run_id, plan, healthy=set(), sink=sink)
 
     assert run.status is RunStatus.FAILED
     assert statuses(run)[failing] is StepStatus.FAILED
     assert statuses(run)["swap_brain"] is StepStatus.SUCCEEDED
     assert scene.brain.path.stat().st_ino == original_inode
     assert brain_contents(scene.brain.path) == original
-    assert "the original brain is back" in run.summary["service_state"]
-    assert run.summary["brain"] == "not restored"
-    assert scene.world.compose.running_image() is None, "stopped: 2.3.1 cannot run on the original brain"
+    state = run.summary["service_state"]
+    why = "2.3.1 did not start" if failing == "start" else "2.3.1 did not become healthy"
+    assert state.startswith(f"{why}, so engine is running 2.4.0 again (degraded, as before the rollback); "
+                            f"the original brain is back at {scene.brain.path}"), state
+    assert state.endswith("the compose file names 2.4.0")
+    assert run.summary["brain"] == "not restored" and run.summary["after_failure"] == "started 2.4.0 again"
+    assert scene.world.compose.running_image() == f"{REPO}:2.4.0", "2.4.0 runs on its own brain again"
+    assert scene.world.compose_file.read_text() == compose_before
     aside = forensic_dir(scene.brain.path, run_id) / f"restored-then-replaced-{scene.brain.path.name}"
     assert brain_contents(aside) == brain_contents(scene.snapshot.path)
     assert scene.staged_files() == []
+    kinds = [e.kind for e in run.events]
+    assert kinds.index("brain.put_back") < kinds.index("recovery.compose_put_back") < kinds.index("recovery.previous_started")
 
 
-def test_a_failed_swap_is_described_as_a_stopped_service(tmp_path: Path, journal: Journal) -> None:
-    """The staged file vanishes before the swap: the swap refuses and the brain is untouched.
-    BUG: describe_failure has no case for swap_brain, so the journal says the service 'is now on 2.3.1
-    but unhealthy' — it was drained and never started; it is stopped."""
+def test_when_the_previous_version_cannot_start_the_brain_is_back_and_the_service_stopped(
+        tmp_path: Path, journal: Journal) -> None:
+    """Neither version starts: the original brain is back, nothing runs, and the message says
+    exactly that and the command that starts 2.4.0."""
+    scene = Restore(tmp_path)
+    run_id, plan = scene.plan(journal)
+    original = brain_contents(scene.brain.path)
+    scene.world.compose.failures["up"] = "docker compose up engine exited 1: port is already allocated"
+
+    run = scene.run(journal, run_id, plan)
+
+    assert run.status is RunStatus.FAILED and statuses(run)["start"] is StepStatus.FAILED
+    assert brain_contents(scene.brain.path) == original
+    assert scene.world.compose.running_image() is None
+    state = run.summary["service_state"]
+    assert state.startswith("engine is stopped: 2.3.1 did not start, and starting 2.4.0 again failed too "
+                            "(docker compose up engine exited 1: port is already allocated); the compose file names 2.4.0; "
+                            f"the original brain is back at {scene.brain.path}"), state
+    assert run.next_action is not None and "up -d engine" in run.next_action and "start 2.4.0" in run.next_action
+    assert [e.kind for e in run.events if e.kind.startswith(("brain.put", "recovery."))] == [
+        "brain.put_back", "recovery.compose_put_back", "recovery.previous_start_failed"]
+
+
+def test_a_failed_swap_runs_the_previous_version_on_the_untouched_brain(tmp_path: Path, journal: Journal) -> None:
+    """The staged file vanishes before the swap: the swap refuses, the brain is untouched, and
+    2.4.0, drained a moment ago, runs again on it."""
     scene = Restore(tmp_path)
     run_id, plan = scene.plan(journal)
     original_inode = scene.brain.path.stat().st_ino
@@ -191,9 +227,30 @@ def test_a_failed_swap_is_described_as_a_stopped_service(tmp_path: Path, journal
     assert statuses(run)["swap_brain"] is StepStatus.FAILED
     assert scene.brain.path.stat().st_ino == original_inode
     assert not (scene.brain.path.parent / FORENSIC_FOLDER).exists(), "nothing was moved"
-    assert scene.world.compose.running_image() is None
+    assert scene.world.compose.running_image() == f"{REPO}:2.4.0"
     state = run.summary["service_state"]
-    assert "stopped" in state and "unhealthy" not in state, state
+    assert state == "the brain swap failed, so engine is running 2.4.0 again (as before the rollback); " \
+                    "the brain was not touched; the compose file names 2.4.0", state
+
+
+def test_a_missing_brain_is_not_started_on(tmp_path: Path, journal: Journal) -> None:
+    """The brain vanished during the drain: starting 2.4.0 would give it an empty memory, so
+    the Engine stays stopped and the message says why and what to do."""
+    scene = Restore(tmp_path)
+    run_id, plan = scene.plan(journal)
+    kept = tmp_path / "kept-aside.sqlite"
+
+    def take_brain(event: EventView) -> None:
+        if event.kind == "step.started" and event.details.get("step") == "swap_brain":
+            scene.brain.path.rename(kept)
+
+    run = scene.run(journal, run_id, plan, sink=take_brain)
+
+    assert run.status is RunStatus.FAILED and statuses(run)["swap_brain"] is StepStatus.FAILED
+    assert scene.world.compose.running_image() is None
+    assert not scene.brain.path.exists(), "no empty brain was created"
+    assert f"{scene.brain.path} is missing, so 2.4.0 was not started again" in run.summary["service_state"]
+    assert run.next_action is not None and f"put it at {scene.brain.path}" in run.next_action
 
 
 def test_an_interrupted_restore_says_where_the_original_brain_is(tmp_path: Path, journal: Journal) -> None:

@@ -176,17 +176,21 @@ def test_compose_file_edited_by_hand_since_planning(world: World, journal: Journ
 
 
 def test_health_failure_leaves_the_new_version_and_says_it_is_unhealthy(world: World, journal: Journal) -> None:
-    """2.3.1 starts but /health never says ok: failed, forward-only, with the next action."""
+    """2.3.1 starts but /health never says ok: it is left running (2.4.0 was unhealthy too, and
+    going back would only stop the service again), and the journal and the message say so."""
     run = execute(world, journal, healthy=set())
     assert run.status is RunStatus.FAILED
     assert step_statuses(run)["verify_health"] is StepStatus.FAILED
-    assert run.summary["service_state"] == "engine is now on 2.3.1 but unhealthy"
+    assert run.summary["service_state"].startswith("engine is now on 2.3.1 but unhealthy; it was left running: "
+                                                   "2.4.0 was unhealthy too")
+    assert run.summary["after_failure"] == "left 2.3.1 running"
     assert world.compose.running_image() == f"{REPO}:2.3.1"
     assert f"{REPO}:2.3.1" in world.compose_file.read_text()
     assert "not healthy" in (run.error or "") and "http://127.0.0.1:8080/health" in (run.error or "")
     assert run.next_action is not None
     assert "logs engine" in run.next_action and "rollbot rollback engine VERSION" in run.next_action
     assert run.summary["health"].startswith("not healthy")
+    assert [e.details["version"] for e in run.events if e.kind == "recovery.left_running"] == ["2.3.1"]
 
 
 def test_stop_failure_says_the_old_version_may_still_run(world: World, journal: Journal) -> None:
@@ -200,14 +204,60 @@ def test_stop_failure_says_the_old_version_may_still_run(world: World, journal: 
     assert "daemon busy" in (run.error or "")
 
 
-def test_start_failure_says_the_service_is_stopped(world: World, journal: Journal) -> None:
-    """`up -d` failed: nothing runs, and the next action is to read the logs and start it."""
+def test_start_failure_puts_the_previous_version_back_and_starts_it(world: World, journal: Journal) -> None:
+    """`up -d` of 2.3.1 failed: the compose file is put back to 2.4.0 and 2.4.0 started again,
+    as it ran before the rollback; the journal has each action and the message says so."""
+    before = world.compose_file.read_text()
+    world.compose.failures["up"] = "docker compose up --detach engine exited 1: pull access denied"
+    seen: list[EventView] = []
+
+    def start_fails_once(event: EventView) -> None:
+        seen.append(event)
+        if event.kind == "step.finished" and event.outcome == "failed":
+            world.compose.failures.pop("up")  # the previous image is on the host: it starts
+
+    run = execute(world, journal, sink=start_fails_once)
+    assert run.status is RunStatus.FAILED and step_statuses(run)["start"] is StepStatus.FAILED
+    assert world.compose.running_image() == f"{REPO}:2.4.0"
+    assert world.compose_file.read_text() == before, "the file is byte for byte as before the run"
+    state = run.summary["service_state"]
+    assert state == "2.3.1 did not start, so engine is running 2.4.0 again (as before the rollback); " \
+                    "the compose file names 2.4.0"
+    assert run.summary["after_failure"] == "started 2.4.0 again"
+    assert run.next_action is not None and "rollbot rollback engine 2.3.1" in run.next_action
+    kinds = [e.kind for e in run.events]
+    assert kinds.index("recovery.compose_put_back") < kinds.index("recovery.previous_started") < kinds.index("run.finished")
+    assert next(e for e in run.events if e.kind == "recovery.previous_started").details == {"version": "2.4.0", "running": True}
+    assert "recovery.previous_started" in [e.kind for e in seen], "the progress sink hears it too"
+
+
+def test_when_the_previous_version_does_not_start_either_the_message_says_stopped(world: World, journal: Journal) -> None:
+    """Neither 2.3.1 nor 2.4.0 starts (the port is taken): the service is stopped, the file
+    names 2.4.0 again, and the next command is the one that starts it."""
     world.compose.failures["up"] = "docker compose up --detach engine exited 1: port is already allocated"
     run = execute(world, journal)
     assert run.status is RunStatus.FAILED
     assert world.compose.running_image() is None
-    assert "is stopped: it did not start" in run.summary["service_state"]
+    assert f"{REPO}:2.4.0" in world.compose_file.read_text()
+    assert run.summary["service_state"] == (
+        "engine is stopped: 2.3.1 did not start, and starting 2.4.0 again failed too (docker compose up --detach "
+        "engine exited 1: port is already allocated); the compose file names 2.4.0")
+    assert run.next_action is not None
+    assert f"docker compose -f {world.compose_file} up -d engine" in run.next_action and "start 2.4.0" in run.next_action
     assert step_statuses(run)["verify_health"] is StepStatus.PENDING
+    [failed] = [e for e in run.events if e.kind == "recovery.previous_start_failed"]
+    assert "port is already allocated" in failed.details["error"]
+
+
+def test_a_service_that_had_no_container_is_not_started_by_a_failure(world: World, journal: Journal) -> None:
+    """Nothing ran before the rollback: a failed start leaves nothing running, as before."""
+    world.compose.current = None
+    world.docker.containers.clear()
+    world.compose.failures["up"] = "docker compose up --detach engine exited 1: pull access denied"
+    run = execute(world, journal)
+    assert run.status is RunStatus.FAILED
+    assert "is stopped: it did not start" in run.summary["service_state"]
+    assert not [e for e in run.events if e.kind.startswith("recovery.")]
 
 
 # --- progress and interruptions -------------------------------------------------------------------------
