@@ -33,7 +33,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from handlers.ids import ActionId, RecoveryActionId
+from handlers.ids import ActionId, AnswerActionId, RecoveryActionId
 from storage import Journal, connect
 from storage.repository import NewRun
 from tests.slackapi.fake_slack import FakeSlack
@@ -49,7 +49,7 @@ CHANNEL = "C0PLANS001"
 ENGINE_PLAN_TS, PAYMENTS_PLAN_TS = "1700000000.000100", "1700000000.000200"
 # Buttons rollbot has: the plan's, and Resume and Abort on an interrupted run's report. Each
 # carries a run id.
-KNOWN_ACTIONS = [action.value for action in (*ActionId, *RecoveryActionId)]
+KNOWN_ACTIONS = [action.value for action in (*ActionId, *AnswerActionId, *RecoveryActionId)]
 OTHER_PAYLOAD_TYPES = ["view_submission", "view_closed", "shortcut", "message_action", "block_suggestion",
                        "interactive_message", "dialog_submission", "workflow_step_edit", "app_home_opened"]
 TRACEBACK_MARKS = ("Traceback (most recent call last)", 'File "/', "unexpected error")
