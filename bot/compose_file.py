@@ -89,6 +89,9 @@ def _service_tag_edit(path: Path, service: str, tag: str) -> ComposeEdit:
     lines = before.splitlines(keepends=True)
     line = lines[line_no]
     start = line.find(old_image, column)
+    if start >= 0 and line[column:start].lstrip().startswith("&"):
+        raise ComposeFileError(f"{path}: the image of service '{service}' carries a YAML anchor that other places "
+                               "may use; edit the tag by hand")
     if start < 0 or line[column:start].strip("'\" ") != "":
         raise ComposeFileError(
             f"{path}: the image of service '{service}' is not written on one line as a plain "
@@ -122,17 +125,17 @@ def image_site(config: ServiceConfig, service: str) -> ImageSite:
             continue
         if "image" not in getattr(body, "_ok", body):  # a key the `<<:` merge brought in
             raise ComposeFileError(f"{path}: the image of service '{service}' comes from a YAML merge key (<<); "
-                                   "rollbot edits only an image written on the service itself: switch it by hand")
+                                   "rollbot edits only an image written on the service itself: edit the tag by hand")
         written = str(body["image"])
         if "$" in written:
             return _variable_site(config, path, written)
         if written != config.image:
             raise ComposeFileError(f"{path}: service '{service}' is written as {written} but Compose runs "
-                                   f"{config.image}; rollbot cannot tell where to switch it")
+                                   f"{config.image}; rollbot cannot tell where to switch it: edit the tag by hand")
         return ImageSite(path)
     names = ", ".join(path.name for path in config.files)
     raise ComposeFileError(f"none of {names} sets the image of service '{service}' on the service itself "
-                           "(extends?); switch it by hand")
+                           "(extends?); edit the tag by hand")
 
 
 def check_tag_edit(site: ImageSite, service: str, tag: str) -> ComposeEdit:
@@ -161,18 +164,18 @@ def _variable_site(config: ServiceConfig, path: Path, written: str) -> ImageSite
     match = TAG_VARIABLE.fullmatch(written)
     if match is None:
         raise ComposeFileError(f"{path}: the image {written} uses ${{...}} interpolation beyond its tag; "
-                               "rollbot switches only a literal tag or one `:${TAG}` variable: switch it by hand")
+                               "rollbot switches only a literal tag or one `:${TAG}` variable: edit the tag by hand")
     variable = match["braced"] or match["bare"]
     if variable in without_secrets(os.environ):
         raise ComposeFileError(f"{path}: the image's tag comes from ${variable}, which rollbot's own environment "
-                               "sets (it overrides .env): unset it for rollbot or switch the tag by hand")
+                               "sets (it overrides .env): unset it for rollbot or edit the tag by hand")
     if not config.env_file.is_file():
         raise ComposeFileError(f"{path}: the image's tag comes from ${variable}, and there is no {config.env_file} "
-                               "setting it; switch the tag by hand")
+                               "setting it; edit the tag by hand")
     _, value = _env_value(config.env_file, _read(config.env_file), variable)
     if ImageRef.parse(config.image).tag != value:
         raise ComposeFileError(f"{config.env_file}: {variable}={value}, but Compose runs {config.image}; "
-                               "rollbot cannot tell where the tag is set")
+                               "rollbot cannot tell where the tag is set: edit the tag by hand")
     return ImageSite(config.env_file, variable)
 
 
@@ -185,11 +188,11 @@ def _env_value(path: Path, text: str, variable: str) -> tuple[int, str]:
     found = [number for number, line in enumerate(text.splitlines(keepends=True)) if names.match(line)]
     if len(found) != 1:
         where = "is not set" if not found else f"is set on {len(found)} lines"
-        raise ComposeFileError(f"{path}: {variable} (the image's tag) {where}; switch the tag by hand")
+        raise ComposeFileError(f"{path}: {variable} (the image's tag) {where}; edit the tag by hand")
     line = text.splitlines(keepends=True)[found[0]]
     match = re.fullmatch(_ENV_LINE.format(name=re.escape(variable)), line)
     if match is None:
-        raise ComposeFileError(f"{path}: the line of {variable} is not a plain tag value; switch the tag by hand")
+        raise ComposeFileError(f"{path}: the line of {variable} is not a plain tag value; edit the tag by hand")
     return found[0], match["value"]
 
 

@@ -25,7 +25,7 @@ class Section:
 
 @dataclass
 class CappedWriter:
-    """Keeps whole lines: the first ones up to half the cap, the last ones up to the other half."""
+    """Keeps whole lines: the first ones up to half the cap, the last ones in what is left of it."""
 
     handle: BinaryIO
     cap: int
@@ -43,7 +43,7 @@ class CappedWriter:
         self._head_full = True
         self._tail.append(data)
         self._tail_bytes += len(data)
-        while self._tail_bytes > self.cap - self.cap // 2:
+        while self._tail_bytes > self.cap - self.written:
             dropped = self._tail.popleft()
             self._tail_bytes -= len(dropped)
             self._cut_lines += 1
