@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import threading
@@ -202,6 +203,15 @@ class ComposeCli:
         if arguments[:1] == ["config"]:
             return completed.stdout.strip()
         return (completed.stdout + completed.stderr).strip()
+
+
+def compose_command(compose_file: Path, compose_files: Sequence[Path] = ()) -> str:
+    """The command a person types to act on the target as rollbot does, for next-step advice:
+    `docker compose -f FILE` would drop the override file that rollbot's own runs keep."""
+    listed = tuple(compose_files) or (() if compose_file.name in DEFAULT_NAMES else (compose_file,))
+    folder = (listed[0] if listed else compose_file).parent
+    files = "".join(f"-f {shlex.quote(str(path))} " for path in listed)
+    return f"cd {shlex.quote(str(folder))} && docker compose {files}"
 
 
 def _override_of(compose_file: Path) -> tuple[Path, ...]:

@@ -32,7 +32,7 @@ from bot.brain_swap import (
     stage,
     swap,
 )
-from bot.compose import Compose
+from bot.compose import Compose, compose_command
 from bot.compose_file import ComposeEdit, ImageSite, image_in, set_tag, write_atomically
 from bot.config import Config, TargetConfig
 from bot.evidence import redacted_inspect
@@ -477,14 +477,14 @@ def _read_back_brain(run: RunView, brain: Path, snapshot: Path) -> tuple[Staged 
 def describe_failure(plan: Plan, target: TargetConfig, kind: StepKind, undone: bool) -> tuple[str, str]:
     """Where a failed run left the service, and the next thing a person should do."""
     service, old, new = target.service, plan.running_version, plan.request.version
-    compose = f"docker compose -f {target.compose_file} "
+    compose = compose_command(target.compose_file, target.compose_files)
     retry = f"rollbot rollback {target.name} {new}"
     if kind in BEFORE_STOP:
         if undone:
             where = f"nothing was changed: {service} still runs {old} and the compose file names {old}"
             return where, f"fix the cause above, then run `{retry}` again"
         where = f"{service} still runs {old}, but the compose file may name {new}"
-        return where, f"check the image line of {target.compose_file}, fix the cause above, then run `{retry}` again"
+        return where, f"check the image line of {plan.image_file or target.compose_file}, fix the cause above, then run `{retry}` again"
     if kind is StepKind.STOP:
         where = f"the compose file names {new}; the drain-stop of {service} failed, so {old} may still be running"
         return where, f"check `{compose}ps {service}`, then `{compose}up -d {service}` to finish on {new}"

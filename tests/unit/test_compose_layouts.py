@@ -125,3 +125,15 @@ def test_logs_of_every_container_are_captured_under_the_cap(tmp_path: Path, jour
     assert text.rstrip().endswith("===== demo-engine-2 (older) =====\nold 0\nold last")
     assert "----- rollbot cut" in text
     assert steps["capture_logs"].detail["containers"] == 2
+
+
+def test_advice_after_a_failure_runs_compose_as_the_operator_does(world: World, journal: Journal) -> None:
+    """`docker compose -f docker-compose.yml up` would drop the override: the advice never says it."""
+    with_override(world)
+    world.compose.failures["up"] = "docker compose up --detach engine exited 1: port is already allocated"
+
+    done = run(world, journal)
+
+    assert done.status is RunStatus.FAILED
+    assert f"cd {world.compose_file.parent} && docker compose up -d engine" in (done.next_action or "")
+    assert " -f " not in (done.next_action or "")
