@@ -153,8 +153,7 @@ class ComposeCli:
         has it (process or `.env`), else the compose file and its override. The image line is
         edited in one of them, so the guess is proved: Compose, given exactly these files, must
         answer the same model as its discovery did."""
-        environment = dict(line.split("=", 1) for line in self._run(["config", "--environment"], 60).splitlines()
-                           if "=" in line)
+        environment = self._environment()
         listed = environment.get("COMPOSE_FILE", "")
         if listed:
             separator = environment.get("COMPOSE_PATH_SEPARATOR") or os.pathsep
@@ -166,6 +165,15 @@ class ComposeCli:
             raise ComposeError(f"Compose in {self._directory} reads other files than {names}; "
                                "list them in merge order under the target's compose_files")
         return files
+
+    def _environment(self) -> dict[str, str]:
+        """The variables Compose interpolates with (process and `.env`); empty from a Compose too
+        old for `config --environment`: the files guessed without it are still proved."""
+        try:
+            output = self._run(["config", "--environment"], 60)
+        except ComposeError:
+            return {}
+        return dict(line.split("=", 1) for line in output.splitlines() if "=" in line)
 
     def _base_stamp(self) -> tuple[Any, ...]:
         """What Compose's answer depends on besides the merged files themselves."""
