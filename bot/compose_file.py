@@ -1,4 +1,10 @@
-"""Reading and editing the Engine's compose file without disturbing a byte of it but the tag.
+"""Reading and editing the Engine's image tag without disturbing a byte but the tag.
+
+The tag is edited where its value lives: the `image:` line of the compose file that decides it
+(the last one in Compose's merge order that sets it), or, for `image: repo:${TAG}`, the `TAG=`
+line of the project's `.env`. Anything rollbot cannot edit safely (an image from a YAML merge
+key, interpolation beyond the tag, a variable set elsewhere) is found by `image_site` and
+`check_tag_edit` at preflight, so it is refused before anything is touched, never mid-run.
 
 The file is a person's file: comments, key order, quoting and indentation are theirs. ruamel's
 round-trip loader tells us where the service's `image:` value sits; the edit then replaces
@@ -19,8 +25,13 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from bot.compose import ServiceConfig
+from bot.config import without_secrets
 from bot.errors import ComposeFileError
 from bot.tags import ImageRef
+
+# `repo:${TAG}`, `repo:$TAG`, `repo:${TAG:-default}`: only the tag interpolated.
+TAG_VARIABLE = re.compile(r"(?P<repository>[^$]+):\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?::?-[^}]*)?\}|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))")
 
 
 @dataclass(frozen=True)
@@ -65,12 +76,22 @@ def service_image_in(path: Path, text: str, service: str) -> str:
 
 def set_service_tag(path: Path, service: str, tag: str) -> ComposeEdit:
     """Point `service` at `tag`, changing nothing else in the file, and write it atomically."""
+    edit = _service_tag_edit(path, service, tag)
+    write_atomically(path, edit.after_text)
+    return edit
+
+
+def _service_tag_edit(path: Path, service: str, tag: str) -> ComposeEdit:
+    """The edit `set_service_tag` would make, proved to change only the image, not written."""
     before = _read(path)
     document, old_image, (line_no, column) = _locate_image(path, before, service)
     new_image = str(ImageRef.parse(old_image).with_tag(tag))
     lines = before.splitlines(keepends=True)
     line = lines[line_no]
     start = line.find(old_image, column)
+    if start >= 0 and line[column:start].lstrip().startswith("&"):
+        raise ComposeFileError(f"{path}: the image of service '{service}' carries a YAML anchor that other places "
+                               "may use; edit the tag by hand")
     if start < 0 or line[column:start].strip("'\" ") != "":
         raise ComposeFileError(
             f"{path}: the image of service '{service}' is not written on one line as a plain "
@@ -79,19 +100,123 @@ def set_service_tag(path: Path, service: str, tag: str) -> ComposeEdit:
     lines[line_no] = line[:start] + new_image + line[start + len(old_image) :]
     after = "".join(lines)
     _prove_only_image_changed(path, document, after, service, new_image)
-    write_atomically(path, after)
     return ComposeEdit(path, before, after, old_image, new_image)
 
 
-def project_name(path: Path) -> str:
-    """The Compose project name, by Compose's own rules: COMPOSE_PROJECT_NAME, else the file's
-    top-level `name:`, else the folder's name; lower-cased, keeping only [a-z0-9_-]."""
-    chosen = os.environ.get("COMPOSE_PROJECT_NAME")
-    if not chosen:
-        document = _parsed(path)
-        named = document.get("name") if isinstance(document, dict) else None
-        chosen = str(named) if named else path.resolve().parent.name
-    return re.sub(r"[^a-z0-9_-]", "", chosen.lower()).lstrip("_-")
+@dataclass(frozen=True)
+class ImageSite:
+    """Where the service's image tag is written: a compose file's `image:` line, or the line
+    of `variable` in the project's `.env` when the image reads its tag from it."""
+
+    path: Path
+    variable: str | None = None
+
+    def describe(self) -> str:
+        return f"{self.variable} in {self.path}" if self.variable else str(self.path)
+
+
+def image_site(config: ServiceConfig, service: str) -> ImageSite:
+    """Which file decides the service's image: the last compose file in merge order that sets it
+    (or the `.env` line its `${TAG}` reads). Raises `ComposeFileError` with the reason when the
+    tag cannot be edited safely there."""
+    for path in reversed(config.files):
+        body = _service_body(path, service)
+        if body is None or "image" not in body:
+            continue
+        if "image" not in getattr(body, "_ok", body):  # a key the `<<:` merge brought in
+            raise ComposeFileError(f"{path}: the image of service '{service}' comes from a YAML merge key (<<); "
+                                   "rollbot edits only an image written on the service itself: edit the tag by hand")
+        written = str(body["image"])
+        if "$" in written:
+            return _variable_site(config, path, written)
+        if written != config.image:
+            raise ComposeFileError(f"{path}: service '{service}' is written as {written} but Compose runs "
+                                   f"{config.image}; rollbot cannot tell where to switch it: edit the tag by hand")
+        return ImageSite(path)
+    names = ", ".join(path.name for path in config.files)
+    raise ComposeFileError(f"none of {names} sets the image of service '{service}' on the service itself "
+                           "(extends?); edit the tag by hand")
+
+
+def check_tag_edit(site: ImageSite, service: str, tag: str) -> ComposeEdit:
+    """The edit a run would make, worked out and proved but not written: preflight calls it so
+    that an edit rollbot cannot make refuses the plan instead of failing the run."""
+    if site.variable:
+        return _env_tag_edit(site.path, site.variable, tag)
+    return _service_tag_edit(site.path, service, tag)
+
+
+def set_tag(site: ImageSite, service: str, tag: str) -> ComposeEdit:
+    """Switch the tag where `site` says it lives, writing that one file atomically."""
+    edit = check_tag_edit(site, service, tag)
+    write_atomically(site.path, edit.after_text)
+    return edit
+
+
+def image_in(site: ImageSite, text: str, service: str) -> str:
+    """What `text` (e.g. a backup of the site's file) says the image, or the variable, is."""
+    if site.variable:
+        return f"{site.variable}={_env_value(site.path, text, site.variable)[1]}"
+    return service_image_in(site.path, text, service)
+
+
+def _variable_site(config: ServiceConfig, path: Path, written: str) -> ImageSite:
+    match = TAG_VARIABLE.fullmatch(written)
+    if match is None:
+        raise ComposeFileError(f"{path}: the image {written} uses ${{...}} interpolation beyond its tag; "
+                               "rollbot switches only a literal tag or one `:${TAG}` variable: edit the tag by hand")
+    variable = match["braced"] or match["bare"]
+    if variable in without_secrets(os.environ):
+        raise ComposeFileError(f"{path}: the image's tag comes from ${variable}, which rollbot's own environment "
+                               "sets (it overrides .env): unset it for rollbot or edit the tag by hand")
+    if not config.env_file.is_file():
+        raise ComposeFileError(f"{path}: the image's tag comes from ${variable}, and there is no {config.env_file} "
+                               "setting it; edit the tag by hand")
+    _, value = _env_value(config.env_file, _read(config.env_file), variable)
+    if ImageRef.parse(config.image).tag != value:
+        raise ComposeFileError(f"{config.env_file}: {variable}={value}, but Compose runs {config.image}; "
+                               "rollbot cannot tell where the tag is set: edit the tag by hand")
+    return ImageSite(config.env_file, variable)
+
+
+_ENV_LINE = r"^(?P<lead>[ \t]*(?:export[ \t]+)?{name}[ \t]*=[ \t]*)(?P<quote>[\"']?)(?P<value>[A-Za-z0-9_][A-Za-z0-9_.-]*)(?P=quote)(?P<rest>[ \t]*(?:#[^\r\n]*)?)(?P<end>\r?\n?)$"
+
+
+def _env_value(path: Path, text: str, variable: str) -> tuple[int, str]:
+    """The one line of `text` that sets `variable` to a plain tag, and that tag."""
+    names = re.compile(rf"^[ \t]*(?:export[ \t]+)?{re.escape(variable)}[ \t]*=")
+    found = [number for number, line in enumerate(text.splitlines(keepends=True)) if names.match(line)]
+    if len(found) != 1:
+        where = "is not set" if not found else f"is set on {len(found)} lines"
+        raise ComposeFileError(f"{path}: {variable} (the image's tag) {where}; edit the tag by hand")
+    line = text.splitlines(keepends=True)[found[0]]
+    match = re.fullmatch(_ENV_LINE.format(name=re.escape(variable)), line)
+    if match is None:
+        raise ComposeFileError(f"{path}: the line of {variable} is not a plain tag value; edit the tag by hand")
+    return found[0], match["value"]
+
+
+def _env_tag_edit(path: Path, variable: str, tag: str) -> ComposeEdit:
+    """`.env` with only the value of `variable` changed: every other byte, comments and line
+    endings included, stays; proved by comparing line by line."""
+    before = _read(path)
+    number, old = _env_value(path, before, variable)
+    lines = before.splitlines(keepends=True)
+    match = re.fullmatch(_ENV_LINE.format(name=re.escape(variable)), lines[number])
+    assert match is not None
+    lines[number] = f"{match['lead']}{match['quote']}{tag}{match['quote']}{match['rest']}{match['end']}"
+    after = "".join(lines)
+    changed = [n for n, (a, b) in enumerate(zip(before.splitlines(True), after.splitlines(True))) if a != b]
+    if len(after.splitlines(True)) != len(lines) or changed not in ([number], []) or _env_value(path, after, variable)[1] != tag:
+        raise ComposeFileError(f"{path}: editing {variable} in place would change more than its value; edit it by hand")
+    return ComposeEdit(path, before, after, f"{variable}={old}", f"{variable}={tag}")
+
+
+def _service_body(path: Path, service: str) -> Any:
+    document = _parsed(path)
+    services = document.get("services") if isinstance(document, dict) else None
+    body = services.get(service) if isinstance(services, dict) else None
+    return body if isinstance(body, dict) else None
 
 
 def write_atomically(path: Path, text: str) -> None:

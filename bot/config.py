@@ -45,6 +45,9 @@ class TargetConfig(_Frozen):
     name: str = ""
     environment: str = "production"
     compose_file: Path
+    # The files Compose reads, in merge order (`docker compose -f A -f B`). Empty: Compose finds
+    # them itself from compose_file's folder, as an operator's plain `docker compose` there does.
+    compose_files: tuple[Path, ...] = ()
     service: str
     health_url: str
     drain_timeout: int = Field(30, ge=0, le=3600)
@@ -54,10 +57,24 @@ class TargetConfig(_Frozen):
     requesters: tuple[str, ...] = ()
     approvers: tuple[str, ...] = ()
     keep_images: int = Field(5, ge=1, le=100)
+    # The bad version's captured logs are cut in the middle beyond this size: first and last lines kept.
+    log_cap_mb: float = Field(20, gt=0, le=10_000)
     # Drills break the service on purpose: never in production unless this says so.
     allow_drills: bool | None = None
     # A staging target whose drills tell how long a rollback of this one takes.
     rehearses: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _compose_file_from_list(cls, data: Any) -> Any:
+        """`compose_files` alone is enough: its first file is the compose file (the project's folder)."""
+        if isinstance(data, dict) and not data.get("compose_file") and data.get("compose_files"):
+            return {**data, "compose_file": list(data["compose_files"])[0]}
+        return data
+
+    @property
+    def log_cap_bytes(self) -> int:
+        return int(self.log_cap_mb * 1024 * 1024)
 
     @property
     def drills_allowed(self) -> bool:
@@ -233,7 +250,8 @@ def _resolve_paths(config: Config, base: Path) -> Config:
                 update={"path": resolve(brain.path), "snapshots_dir": resolve(brain.snapshots_dir)}
             )
         targets[name] = target.model_copy(
-            update={"compose_file": resolve(target.compose_file), "brain": brain}
+            update={"compose_file": resolve(target.compose_file), "brain": brain,
+                    "compose_files": tuple(resolve(path) for path in target.compose_files)}
         )
     tickets = config.tickets.model_copy(update={"directory": resolve(config.tickets.directory)})
     return config.model_copy(

@@ -1,13 +1,14 @@
 """Facts about containers and images, from the Docker Engine API through the Docker SDK.
 
 Three questions: what runs in this container (image, since when), where the image of a version
-can be found (the registry the reference names, this host, or nowhere), and the container's
-logs since it started, saved to a file before anything replaces it.
+can be found (the registry the reference names, this host, or nowhere), and the logs of the
+service's containers since they were made, saved to a file before anything replaces them.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -19,6 +20,7 @@ import httpx
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
 from bot.errors import DockerError
+from bot.log_capture import Section, write_capped
 from bot.tags import ImageRef
 
 DOCKER_TIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)")
@@ -61,7 +63,7 @@ class DockerFacts(Protocol):
     def locate_image(self, reference: str) -> ImageLocation: ...
     def image_labels(self, reference: str) -> dict[str, str] | None: ...
     def inspect(self, container_id: str) -> dict[str, Any]: ...
-    def save_logs(self, container_id: str, destination: Path) -> int: ...
+    def save_logs(self, container_ids: Sequence[str], destination: Path, cap: int) -> int: ...
     def image_tags(self, repository: str) -> tuple[set[str], str]: ...
 
 
@@ -80,15 +82,19 @@ class DockerHost:
                 raise DockerError(f"cannot reach the Docker daemon: {_reason(error)}") from None
         return self._client
 
-    def service_container_id(self, project: str, service: str) -> str | None:
-        """The container Compose made for `service` of `project`, running or not (newest first)."""
-        labels = [f"com.docker.compose.project={project}", f"com.docker.compose.service={service}"]
+    def service_container_ids(self, project: str, service: str) -> list[str]:
+        """The containers Compose made for `service` of `project`, running or not, newest first.
+
+        Found by Compose's own labels. `oneoff=False` leaves out `docker compose run` containers:
+        a one-off of the service (a shell, a migration) is not the service."""
+        labels = [f"com.docker.compose.project={project}", f"com.docker.compose.service={service}",
+                  "com.docker.compose.oneoff=False"]
         try:
             found = self.client.api.containers(all=True, filters={"label": labels})
         except DockerException as error:
             raise DockerError(f"cannot list the containers of {project}/{service}: {_reason(error)}") from None
         found.sort(key=lambda c: c.get("Created", 0), reverse=True)
-        return found[0]["Id"] if found else None
+        return [container["Id"] for container in found]
 
     def container(self, container_id: str) -> ContainerFacts | None:
         try:
@@ -136,24 +142,40 @@ class DockerHost:
         except DockerException as error:
             raise DockerError(f"cannot inspect image {reference}: {_reason(error)}") from None
 
-    def save_logs(self, container_id: str, destination: Path) -> int:
-        """Write the container's stdout and stderr since it last started; return the bytes written."""
-        facts = self.container(container_id)
-        if facts is None:
-            raise DockerError(f"container {container_id[:12]} is gone; its logs cannot be captured")
+    def save_logs(self, container_ids: Sequence[str], destination: Path, cap: int) -> int:
+        """Write the stdout and stderr of these containers since each was made, across its
+        restarts (a crash loop restarts the same container), under `cap` bytes with both ends kept;
+        return the bytes written. With several containers each one's lines follow a header."""
+        containers = [self._existing(container_id) for container_id in container_ids]
         destination.parent.mkdir(parents=True, exist_ok=True)
+        with destination.open("wb") as handle:
+            sections = (self._log_section(c, headed=len(containers) > 1) for c in containers)
+            return write_capped(sections, handle, cap)
+
+    def _existing(self, container_id: str) -> Any:
         try:
-            container = self.client.containers.get(container_id)
-            stream = container.logs(stdout=True, stderr=True, timestamps=True, stream=True, follow=False,
-                                    since=facts.started_at)
-            written = 0
-            with destination.open("wb") as handle:
-                for chunk in stream:
-                    handle.write(chunk)
-                    written += len(chunk)
+            return self.client.containers.get(container_id)
+        except NotFound:
+            raise DockerError(f"container {container_id[:12]} is gone; its logs cannot be captured") from None
         except DockerException as error:
-            raise DockerError(f"reading the logs of {facts.name} failed: {_reason(error)}") from None
-        return written
+            raise DockerError(f"cannot inspect container {container_id[:12]}: {_reason(error)}") from None
+
+    def _log_section(self, container: Any, headed: bool) -> Section:
+        header = None
+        if headed:
+            attrs = container.attrs
+            header = (f"===== {container.name} ({container.id[:12]}), made {attrs.get('Created', '?')}, "
+                      f"restarted {attrs.get('RestartCount', 0)} time(s) =====\n").encode()
+        return Section(header, self._log_chunks(container))
+
+    @staticmethod
+    def _log_chunks(container: Any) -> Iterator[bytes]:
+        """No `since`: Docker keeps a container's log across its restarts, and the container was
+        made by the upgrade, so all of it is the bad version's."""
+        try:
+            yield from container.logs(stdout=True, stderr=True, timestamps=True, stream=True, follow=False)
+        except DockerException as error:
+            raise DockerError(f"reading the logs of {container.name} failed: {_reason(error)}") from None
 
     def image_tags(self, repository: str) -> tuple[set[str], str]:
         """The tags of `repository` on this host and, when it answers without credentials, in its

@@ -13,11 +13,12 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from bot.brain_plan import BRAIN_CHECKS, BrainChoice, BrainPlan, RunningFacts, preflight_brain
-from bot.compose import Compose
-from bot.compose_file import read_service_image
+from bot.compose import Compose, ServiceConfig
+from bot.compose_file import ImageSite, check_tag_edit, image_site
 from bot.config import Config, TargetConfig
 from bot.docker_host import ContainerFacts, DockerFacts, ImageSource
 from bot.errors import RollbotError
@@ -83,6 +84,9 @@ class Plan:
     current_image: str | None = None
     target_image: str | None = None
     container_id: str | None = None
+    container_ids: tuple[str, ...] = ()  # every container of the service (scale > 1), newest first; never one-offs
+    image_file: str | None = None  # the file whose line the rollback edits (a compose file, or .env)
+    image_variable: str | None = None  # set when that line is `VARIABLE=tag` in .env
     image_source: ImageSource | None = None
     brain: BrainPlan | None = None
     rehearsal: Rehearsal | None = None  # what earlier drills say; shown, never blocking
@@ -99,6 +103,10 @@ class Plan:
         """Set when preflight stopped to ask a person (e.g. restore the brain or keep it)."""
         blocking = next((c for c in self.checks if c.result.blocks), None)
         return blocking.detail if blocking and blocking.result is CheckResult.ASK else None
+
+    @property
+    def image_site(self) -> ImageSite | None:
+        return ImageSite(Path(self.image_file), self.image_variable) if self.image_file else None
 
     @property
     def restores_brain(self) -> bool:
@@ -128,6 +136,9 @@ class Plan:
             current_image=data.get("current_image"),
             target_image=data.get("target_image"),
             container_id=data.get("container_id"),
+            container_ids=tuple(data.get("container_ids") or ()),
+            image_file=data.get("image_file"),
+            image_variable=data.get("image_variable"),
             image_source=ImageSource(data["image_source"]) if data.get("image_source") else None,
             brain=BrainPlan.from_dict(data["brain"]) if data.get("brain") else None,
         )
@@ -147,6 +158,7 @@ CHECKS = (
     "compose file names the service",
     "no other run of this target",
     "running container",
+    "container started from these files",
     "not the version running now",
     "image is available",
 )
@@ -202,18 +214,24 @@ def _preflight(
         preflight.fail(CHECKS[1], describe_invalid_tag(request.version))
     preflight.passed(CHECKS[1], f"{request.version} is a valid tag")
 
-    configured = read_service_image(target.compose_file, target.service)
+    compose = systems.compose_for(target)
+    service = compose.service(target.service)
+    site = image_site(service, target.service)
+    check_tag_edit(site, target.service, request.version)
+    configured = ImageRef.parse(service.image)
     target_image = str(configured.with_tag(request.version))
-    facts.update(current_image=str(configured), target_image=target_image, running_version=configured.tag)
-    preflight.passed(CHECKS[2], f"service '{target.service}' runs image {configured}")
+    facts.update(current_image=str(configured), target_image=target_image, running_version=configured.tag,
+                 image_file=str(site.path), image_variable=site.variable)
+    preflight.passed(CHECKS[2], f"service '{target.service}' of project {service.project} runs image {configured} "
+                                f"(set in {site.describe()})")
 
     busy = runs_in_progress(target.name)
     if busy:
         preflight.fail(CHECKS[3], f"run {busy[0]} of {target.name} is in progress; wait for it or check `rollbot history`")
     preflight.passed(CHECKS[3], "no run of this target is in progress")
 
-    container = _service_container(target, systems)
-    _check_running_version(request, target, configured, container, preflight, facts)
+    container = _service_container(target, compose, systems, facts)
+    _check_running_version(request, target, configured, container, service, preflight, facts)
     _check_image(target_image, target, systems, preflight, facts)
     if target.brain is not None:
         running = RunningFacts(
@@ -226,9 +244,36 @@ def _preflight(
         )
 
 
-def _service_container(target: TargetConfig, systems: Systems) -> ContainerFacts | None:
-    container_id = systems.compose_for(target).container_id(target.service)
-    return systems.docker.container(container_id) if container_id else None
+def _service_container(
+    target: TargetConfig, compose: Compose, systems: Systems, facts: dict[str, Any]
+) -> ContainerFacts | None:
+    """The newest of the service's containers (a one-off is never one of them); all are kept
+    in the plan, because the logs of every one of them are evidence."""
+    ids = compose.container_ids(target.service)
+    facts["container_ids"] = tuple(ids)
+    return systems.docker.container(ids[0]) if ids else None
+
+
+def _check_config_hash(
+    target: TargetConfig, service: ServiceConfig, container: ContainerFacts | None, preflight: Preflight
+) -> None:
+    """A warning, never a refusal: the rollback starts the service from the files as they are,
+    and the person approving should know when that is not how the running one was started."""
+    name = CHECKS[5]
+    if container is None:
+        preflight.passed(name, "no container to compare")
+        return
+    label = container.labels.get("com.docker.compose.config-hash")
+    if not label:
+        preflight.warn(name, f"{container.name} carries no Compose config-hash label: it was not started by "
+                             f"`docker compose up`, and the rollback will start '{target.service}' from the compose files")
+    elif label != service.config_hash:
+        files = ", ".join(path.name for path in service.files)
+        preflight.warn(name, f"{container.name} was not started from {files} as they are now (its config hash "
+                             f"differs from `docker compose config --hash {target.service}`): they changed since, "
+                             "or it was started another way; the rollback starts it from these files")
+    else:
+        preflight.passed(name, f"{container.name} was started from these compose files")
 
 
 def _check_running_version(
@@ -236,6 +281,7 @@ def _check_running_version(
     target: TargetConfig,
     configured: ImageRef,
     container: ContainerFacts | None,
+    service: ServiceConfig,
     preflight: Preflight,
     facts: dict[str, Any],
 ) -> None:
@@ -248,13 +294,14 @@ def _check_running_version(
         state = "running" if container.running else f"not running ({container.state})"
         preflight.passed(CHECKS[4], f"{container.name} {state} on {container.image}")
     facts["running_version"] = running
+    _check_config_hash(target, service, container, preflight)
     if running == request.version:
         preflight.fail(
-            CHECKS[5],
+            CHECKS[6],
             f"{target.name} already runs {request.version}; nothing to roll back "
             "(if it is unhealthy, this is not a version problem)",
         )
-    preflight.passed(CHECKS[5], f"{running or 'unknown'} → {request.version}")
+    preflight.passed(CHECKS[6], f"{running or 'unknown'} → {request.version}")
 
 
 def _check_image(
@@ -264,11 +311,11 @@ def _check_image(
     facts["image_source"] = location.source
     if location.source is ImageSource.NOWHERE:
         preflight.fail(
-            CHECKS[6],
+            CHECKS[7],
             f"{location.detail}. Rebuild it from the git tag of {reference.rsplit(':', 1)[-1]} and push it, "
             f"then try again; the runbook says keep at least the last {target.keep_images} versions of each image",
         )
-    preflight.passed(CHECKS[6], location.detail)
+    preflight.passed(CHECKS[7], location.detail)
 
 
 def _steps(target: TargetConfig, facts: dict[str, Any]) -> tuple[PlannedStep, ...]:
@@ -280,10 +327,11 @@ def _steps(target: TargetConfig, facts: dict[str, Any]) -> tuple[PlannedStep, ..
     steps = [
         PlannedStep(
             StepKind.CAPTURE_LOGS,
-            f"save the logs of {service} {facts.get('running_version')} since it started",
+            f"save the logs of {service} {facts.get('running_version')} since it was started, across its restarts"
+            + (f" ({len(facts['container_ids'])} containers)" if len(facts.get("container_ids", ())) > 1 else ""),
             None if has_container else "no container to capture logs from",
         ),
-        PlannedStep(StepKind.SET_IMAGE_TAG, f"switch the image in {target.compose_file.name} to {facts['target_image']}"),
+        PlannedStep(StepKind.SET_IMAGE_TAG, _edit_description(facts)),
         PlannedStep(
             StepKind.PULL,
             f"docker compose pull {service}",
@@ -300,6 +348,14 @@ def _steps(target: TargetConfig, facts: dict[str, Any]) -> tuple[PlannedStep, ..
             StepKind.SWAP_BRAIN, f"move {brain.path.name} aside (forensic copy) and put the staged snapshot in its place"
         ))
     return tuple(steps)
+
+
+def _edit_description(facts: dict[str, Any]) -> str:
+    edited = Path(facts["image_file"]).name
+    if facts.get("image_variable"):
+        return (f"set {facts['image_variable']} in {edited} to {facts['target_image'].rsplit(':', 1)[-1]} "
+                f"(the image becomes {facts['target_image']})")
+    return f"switch the image in {edited} to {facts['target_image']}"
 
 
 def _shown(text: str) -> str:

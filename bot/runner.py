@@ -32,8 +32,8 @@ from bot.brain_swap import (
     stage,
     swap,
 )
-from bot.compose import Compose
-from bot.compose_file import ComposeEdit, service_image_in, set_service_tag, write_atomically
+from bot.compose import Compose, compose_command
+from bot.compose_file import ComposeEdit, ImageSite, image_in, set_tag, write_atomically
 from bot.config import Config, TargetConfig
 from bot.evidence import redacted_inspect
 from bot.failpoints import failpoint
@@ -242,9 +242,10 @@ class Runner:
         backup = self._backup_path(state)
         if not backup.is_file():
             return None  # the step never got as far as touching the compose file
-        path, before = state.target.compose_file, backup.read_text(encoding="utf-8")
-        old = service_image_in(path, before, state.target.service)
-        return ComposeEdit(path, before, path.read_text(encoding="utf-8"), old, state.plan.target_image or old)
+        site = _site(state)
+        before = backup.read_text(encoding="utf-8")
+        old = image_in(site, before, state.target.service)
+        return ComposeEdit(site.path, before, site.path.read_text(encoding="utf-8"), old, state.plan.target_image or old)
 
     def _do(self, kind: StepKind, state: _RunState) -> dict[str, Any]:
         return {
@@ -262,12 +263,14 @@ class Runner:
         assert state.plan.container_id is not None
         version = state.plan.running_version or "unknown"
         destination = self._config.evidence_dir / state.run_id / f"{state.target.service}-{version}.log"
-        size = self._systems.docker.save_logs(state.plan.container_id, destination)
+        containers = state.plan.container_ids or (state.plan.container_id,)
+        size = self._systems.docker.save_logs(containers, destination, state.target.log_cap_bytes)
         state.log_file = destination
         inspected = destination.with_name(f"{state.target.service}-{version}.inspect.json")
         attrs = redacted_inspect(self._systems.docker.inspect(state.plan.container_id))
         inspected.write_text(json.dumps(attrs, indent=2, default=str))
-        return {"log_file": str(destination), "bytes": size, "inspect_file": str(inspected)}
+        return {"log_file": str(destination), "bytes": size, "inspect_file": str(inspected),
+                "containers": len(containers), "cap_bytes": state.target.log_cap_bytes}
 
     def _stage_snapshot(self, state: _RunState) -> dict[str, Any]:
         brain = state.plan.brain
@@ -298,20 +301,22 @@ class Runner:
                 "forensic_holds": brain.loss.describe() if brain.loss else None}
 
     def _set_image_tag(self, state: _RunState) -> dict[str, Any]:
-        """The compose file is backed up before it is touched, and an earlier attempt's backup
-        (a resumed run) is kept: it is the only copy of the file as it was before the run."""
+        """The file that decides the image (the compose file or override preflight named, or the
+        `.env` its tag comes from) is backed up before it is touched, and an earlier attempt's
+        backup (a resumed run) is kept: it is the only copy of the file as it was before the run."""
+        site = _site(state)
         backup = self._backup_path(state)
         if not backup.is_file():
             backup.parent.mkdir(parents=True, exist_ok=True)
-            write_atomically(backup, state.target.compose_file.read_text(encoding="utf-8"))
+            write_atomically(backup, site.path.read_text(encoding="utf-8"))
         before = backup.read_text(encoding="utf-8")
-        edit = set_service_tag(state.target.compose_file, state.target.service, state.plan.request.version)
-        old_image = service_image_in(edit.path, before, state.target.service)
+        edit = set_tag(site, state.target.service, state.plan.request.version)
+        old_image = image_in(site, before, state.target.service)
         state.edit = replace(edit, before_text=before, old_image=old_image)
-        return {"from": old_image, "to": edit.new_image, "backup": str(backup)}
+        return {"file": str(site.path), "from": old_image, "to": edit.new_image, "backup": str(backup)}
 
     def _backup_path(self, state: _RunState) -> Path:
-        return self._config.evidence_dir / state.run_id / f"{state.target.compose_file.name}.before"
+        return self._config.evidence_dir / state.run_id / f"{_site(state).path.name}.before"
 
     def _pull(self, state: _RunState) -> dict[str, Any]:
         output = state.compose.pull(state.target.service)
@@ -552,6 +557,11 @@ class Runner:
         return summary
 
 
+def _site(state: _RunState) -> ImageSite:
+    """Where the plan said the tag is written; a plan journaled before plans named it edits the compose file."""
+    return state.plan.image_site or ImageSite(state.target.compose_file)
+
+
 def _snapshot_in_place(state: _RunState) -> bool:
     brain, swapped = state.plan.brain, state.swapped
     if brain is None or swapped is None:
@@ -619,14 +629,14 @@ def _describe_recovery(state: _RunState, kind: StepKind, brain: _BrainBack | Non
 def describe_failure(plan: Plan, target: TargetConfig, kind: StepKind, undone: bool) -> tuple[str, str]:
     """Where a failed run left the service, and the next thing a person should do."""
     service, old, new = target.service, plan.running_version, plan.request.version
-    compose = f"docker compose -f {target.compose_file} "
+    compose = compose_command(target.compose_file, target.compose_files)
     retry = f"rollbot rollback {target.name} {new}"
     if kind in BEFORE_STOP:
         if undone:
             where = f"nothing was changed: {service} still runs {old} and the compose file names {old}"
             return where, f"fix the cause above, then run `{retry}` again"
         where = f"{service} still runs {old}, but the compose file may name {new}"
-        return where, f"check the image line of {target.compose_file}, fix the cause above, then run `{retry}` again"
+        return where, f"check the image line of {plan.image_file or target.compose_file}, fix the cause above, then run `{retry}` again"
     if kind is StepKind.STOP:
         where = f"the compose file names {new}; the drain-stop of {service} failed, so {old} may still be running"
         return where, f"check `{compose}ps {service}`, then `{compose}up -d {service}` to finish on {new}"

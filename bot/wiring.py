@@ -27,7 +27,7 @@ def build_rollbot(config_file: Path) -> Rollbot:
     docker = DockerHost()
 
     def compose_for(target: TargetConfig) -> ComposeCli:
-        return ComposeCli(target.compose_file, docker.service_container_id)
+        return ComposeCli(target.compose_file, docker.service_container_ids, target.compose_files)
 
     systems = Systems(docker=docker, compose_for=compose_for)
     desk = TicketDesk(TicketOutbox(engine), ticket_sink(config, settings), journal.run, config.evidence_dir)

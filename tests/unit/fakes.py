@@ -7,9 +7,13 @@ so what `up` starts is decided by the runner's edit, exactly as with `docker com
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -18,8 +22,10 @@ from urllib.parse import quote
 
 from ruamel.yaml import YAML
 
+from bot.compose import ServiceConfig
 from bot.config import BrainConfig, Config, TargetConfig
 from bot.docker_host import ContainerFacts, ImageLocation, ImageSource
+from bot.log_capture import Section, write_capped
 from bot.errors import ComposeError, DockerError
 from bot.health import HealthResult
 from bot.plan import Systems
@@ -80,13 +86,16 @@ class FakeDocker:
         self._ask(f"labels {reference}")
         return dict(self.labels.get(reference, {})) if reference in self.host else None
 
-    def save_logs(self, container_id: str, destination: Path) -> int:
-        if container_id not in self.containers:
-            raise DockerError(f"container {container_id[:12]} is gone; its logs cannot be captured")
-        data = self.logs.get(container_id, b"")
+    def save_logs(self, container_ids: Sequence[str], destination: Path, cap: int) -> int:
+        """Like the daemon: every container's whole log, headed when there are several, capped."""
+        for container_id in container_ids:
+            if container_id not in self.containers:
+                raise DockerError(f"container {container_id[:12]} is gone; its logs cannot be captured")
         destination.parent.mkdir(parents=True, exist_ok=True)
-        destination.write_bytes(data)
-        return len(data)
+        sections = [Section(f"===== {self.containers[i].name} ({i[:12]}) =====\n".encode() if len(container_ids) > 1
+                            else None, [self.logs.get(i, b"")]) for i in container_ids]
+        with destination.open("wb") as handle:
+            return write_capped(sections, handle, cap)
 
     def _ask(self, question: str) -> None:
         """Every question is noted; an unreachable daemon answers none of them."""
@@ -94,11 +103,13 @@ class FakeDocker:
         if self.unreachable:
             raise DockerError(f"cannot reach the Docker daemon: {self.unreachable}")
 
-    def run_container(self, container_id: str, image: str, name: str = "demo-engine-1") -> None:
+    def run_container(
+        self, container_id: str, image: str, name: str = "demo-engine-1", labels: dict[str, str] | None = None
+    ) -> None:
         self.host.add(image)
         self.containers[container_id] = ContainerFacts(
             id=container_id, name=name, image=image, running=True, state="running",
-            started_at=datetime(2026, 11, 26, 3, 0, tzinfo=UTC),
+            started_at=datetime(2026, 11, 26, 3, 0, tzinfo=UTC), labels=dict(labels or {}),
         )
 
 
@@ -115,14 +126,39 @@ class FakeCompose:
         self.compose_file = compose_file
         self.docker = docker
         self.current: str | None = service_container
+        self.scaled: list[str] = []  # more containers of the service (scale > 1), older than `current`
+        self.files: list[Path] = [compose_file]  # merge order, like Compose's discovery or compose_files
         self.failures: dict[str, str] = {}
         self.interrupts: set[str] = set()
         self.drain_timeouts: list[int] = []
         self._next_id = 1
 
     def container_id(self, service: str) -> str | None:
+        found = self.container_ids(service)
+        return found[0] if found else None
+
+    def container_ids(self, service: str) -> list[str]:
         self._hazards("ps")
-        return self.current
+        return ([self.current] if self.current else []) + self.scaled
+
+    def service(self, service: str) -> ServiceConfig:
+        """Compose's answer from the real files: the bodies merged in order, `${VAR}` from `.env`."""
+        self._hazards("config")
+        merged: dict[str, object] = {}
+        for path in self.files:
+            document = YAML(typ="safe").load(path.read_text(encoding="utf-8")) or {}
+            merged.update((document.get("services") or {}).get(service) or {})
+        if "image" not in merged:
+            raise ComposeError(f"{self.compose_file}: Compose finds no service '{service}' with an image there")
+        merged["image"] = self._interpolated(str(merged["image"]))
+        digest = hashlib.sha256(json.dumps(merged, sort_keys=True, default=str).encode()).hexdigest()
+        return ServiceConfig("demo", self.compose_file.parent, tuple(self.files), str(merged["image"]), digest)
+
+    def _interpolated(self, text: str) -> str:
+        env_file = self.compose_file.parent / ".env"
+        values = dict(line.split("=", 1) for line in env_file.read_text().splitlines()
+                      if "=" in line and not line.startswith("#")) if env_file.is_file() else {}
+        return re.sub(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", lambda m: values.get(m[1], "").strip(), text)
 
     def pull(self, service: str) -> str:
         self._hazards("pull")
@@ -151,12 +187,16 @@ class FakeCompose:
             del self.docker.containers[self.current]
         self.current = f"new{self._next_id}"
         self._next_id += 1
-        self.docker.run_container(self.current, image)
+        self.docker.run_container(self.current, image, labels=self.labels(service))
         return f"Container {service} Started"
 
     def configured_image(self, service: str) -> str:
-        document = YAML(typ="safe").load(self.compose_file.read_text(encoding="utf-8"))
-        return str(document["services"][service]["image"])
+        return self.service(service).image
+
+    def labels(self, service: str) -> dict[str, str]:
+        """The labels `up` puts on a container it makes from the files as they are now."""
+        return {"com.docker.compose.project": "demo", "com.docker.compose.service": service,
+                "com.docker.compose.oneoff": "False", "com.docker.compose.config-hash": self.service(service).config_hash}
 
     def running_image(self) -> str | None:
         """The image of the service's container when it is running, else None."""
@@ -235,9 +275,13 @@ class World:
 def make_world(tmp_path: Path, compose_text: str = COMPOSE_TEXT, **target: object) -> World:
     config = make_config(tmp_path, compose_text, **target)
     docker = FakeDocker(registry={f"{REPO}:2.4.0", f"{REPO}:2.3.1", f"{REPO}:2.2.0"})
-    docker.run_container("c0ffee", f"{REPO}:2.4.0")
-    docker.logs["c0ffee"] = b"2026-11-26T03:00:01Z engine 2.4.0 starting\n2026-11-26T03:05:00Z ERROR 500\n"
     compose = FakeCompose(config.targets["engine"].compose_file, docker, service_container="c0ffee")
+    try:
+        labels = compose.labels("engine")  # started from the files as they are
+    except ComposeError:
+        labels = {}  # files a test made unreadable: the container predates them
+    docker.run_container("c0ffee", f"{REPO}:2.4.0", labels=labels)
+    docker.logs["c0ffee"] = b"2026-11-26T03:00:01Z engine 2.4.0 starting\n2026-11-26T03:05:00Z ERROR 500\n"
     return World(config, docker, compose)
 
 

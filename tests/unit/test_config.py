@@ -268,3 +268,28 @@ def test_config_path_default_last(monkeypatch: pytest.MonkeyPatch) -> None:
     assert config_path(None) == Path("rollbot.yaml")
     monkeypatch.setenv("ROLLBOT_CONFIG", "")
     assert config_path(None) == Path("rollbot.yaml")
+
+
+# --- compose_files and the log cap --------------------------------------------------------------
+
+
+def test_compose_files_resolve_in_order_and_name_the_compose_file(tmp_path: Path) -> None:
+    """A target may list Compose's files itself (merge order kept); the first is its compose file."""
+    text = target_yaml("    compose_files: [deploy/base.yml, deploy/prod.yml]\n", drop="compose_file")
+    engine = load_config(write(tmp_path, text)).targets["engine"]
+    assert engine.compose_files == (tmp_path / "deploy/base.yml", tmp_path / "deploy/prod.yml")
+    assert engine.compose_file == tmp_path / "deploy/base.yml"
+
+
+def test_compose_file_alone_keeps_working_and_lists_nothing(tmp_path: Path) -> None:
+    engine = load_config(write(tmp_path, target_yaml())).targets["engine"]
+    assert engine.compose_file == tmp_path / "docker-compose.yml"
+    assert engine.compose_files == ()
+
+
+def test_log_cap_defaults_to_20_mb_and_is_per_target(tmp_path: Path) -> None:
+    engine = load_config(write(tmp_path, target_yaml())).targets["engine"]
+    assert engine.log_cap_bytes == 20 * 1024 * 1024
+    capped = load_config(write(tmp_path, target_yaml("    log_cap_mb: 0.5\n"))).targets["engine"]
+    assert capped.log_cap_bytes == 512 * 1024
+    assert "log_cap_mb" in config_error(write(tmp_path, target_yaml("    log_cap_mb: 0\n")))
