@@ -463,8 +463,9 @@ class Runner:
         where, _ = describe_failure(state.plan, state.target, kind, undone=False)
         where = (f"{where}; {path} is missing, so {state.plan.running_version} was not started again "
                  "(it would run on an empty brain)")
+        compose = compose_command(state.target.compose_file, state.target.compose_files)
         return _Recovery(where, f"find the brain and put it at {path}, then start {service} "
-                                f"with `docker compose -f {state.target.compose_file} up -d {service}`",
+                                f"with `{compose}up -d {service}`",
                          "not started: the brain is missing")
 
     def _leave_running(self, state: _RunState, notify: ProgressSink) -> _Recovery:
@@ -477,19 +478,21 @@ class Runner:
         return _Recovery(where, next_action, f"left {new} running")
 
     def _start_previous(self, state: _RunState, notify: ProgressSink) -> _Started:
-        """Put the compose file back as it was before the run and `up -d` the previous version."""
+        """Put the edited file (compose file, override or .env) back as it was before the run and
+        `up -d` the previous version."""
         run_id, service, old = state.run_id, state.target.service, state.plan.running_version
         before = self._text_before(state)
+        edited = state.edit.path if state.edit is not None else _site(state).path
         if before is None:
-            return _Started(False, False, "the compose file as it was before the run is not known")
+            return _Started(False, False, f"{edited} as it was before the run is not known")
         try:
-            write_atomically(state.target.compose_file, before)
+            write_atomically(edited, before)
         except OSError as error:
             notify(self._journal.note(run_id, self._actor, "recovery.compose_put_back_failed", {"error": str(error)}))
             return _Started(False, False, f"the compose file could not be put back to {old} ({error}); "
                                           f"its copy from before the run is {self._backup_path(state)}")
         notify(self._journal.note(run_id, self._actor, "recovery.compose_put_back", {
-            "compose_file": str(state.target.compose_file), "version": old}))
+            "compose_file": str(edited), "version": old}))
         try:
             state.compose.up(service)
         except Exception as error:  # noqa: BLE001 - journaled and said in the failure message
@@ -599,7 +602,7 @@ def _describe_recovery(state: _RunState, kind: StepKind, brain: _BrainBack | Non
     """The service state and next command after the previous version was started again, or not."""
     target, plan = state.target, state.plan
     service, old, new = target.service, plan.running_version, plan.request.version
-    compose = f"docker compose -f {target.compose_file} "
+    compose = compose_command(target.compose_file, target.compose_files)
     retry = f"rollbot rollback {target.name} {new}"
     why = {StepKind.START: f"{new} did not start", StepKind.SWAP_BRAIN: "the brain swap failed"}.get(
         kind, f"{new} did not become healthy")
@@ -621,7 +624,7 @@ def _describe_recovery(state: _RunState, kind: StepKind, brain: _BrainBack | Non
         next_action = (f"read `{compose}logs {service}`, fix the cause, then start {old} with `{compose}up -d {service}`"
                        f" (or run `{retry}` again once {new} is fixed)")
     else:
-        next_action = (f"put {target.compose_file} back as it was before the run (the copy named above), "
+        next_action = (f"put {plan.image_file or target.compose_file} back as it was before the run (the copy named above), "
                        f"then start {old} with `{compose}up -d {service}`")
     return _Recovery(where, next_action, f"starting {old} again failed: {started.problem}")
 

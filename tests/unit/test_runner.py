@@ -243,7 +243,7 @@ def test_when_the_previous_version_does_not_start_either_the_message_says_stoppe
         "engine is stopped: 2.3.1 did not start, and starting 2.4.0 again failed too (docker compose up --detach "
         "engine exited 1: port is already allocated); the compose file names 2.4.0")
     assert run.next_action is not None
-    assert f"docker compose -f {world.compose_file} up -d engine" in run.next_action and "start 2.4.0" in run.next_action
+    assert f"cd {world.compose_file.parent} && docker compose up -d engine" in run.next_action and "start 2.4.0" in run.next_action
     assert step_statuses(run)["verify_health"] is StepStatus.PENDING
     [failed] = [e for e in run.events if e.kind == "recovery.previous_start_failed"]
     assert "port is already allocated" in failed.details["error"]
