@@ -133,7 +133,7 @@ class Outside(Deployment):
                      "sh", "-c", f"echo '{ONEOFF_MARKER}'; exec sleep 3600")
 
 
-def _compose_texts(image_in: ImageIn, version: str, port: int) -> tuple[str, str, str]:
+def _compose_texts(image_in: ImageIn, version: str, port: int, migrates: bool = True) -> tuple[str, str, str]:
     """docker-compose.yml, docker-compose.override.yml and the image line's place."""
     image = f"{REPOSITORY}:${{ENGINE_TAG}}" if image_in == "env" else f"{REPOSITORY}:{version}"
     base_image = "" if image_in == "override" else f"    image: {image}   # the release that is live\n"
@@ -144,6 +144,7 @@ def _compose_texts(image_in: ImageIn, version: str, port: int) -> tuple[str, str
         f"{base_image}"
         "    environment:\n"
         '      ENGINE_DRAIN_SECONDS: "1"\n'
+        + ("" if migrates else '      ENGINE_BRAIN_SCHEMA: "1"   # this release ships no migration\n') +
         "    restart: unless-stopped\n"
     )
     override_image = f"    image: {REPOSITORY}:{version}  # this host pins its own release\n" if image_in == "override" else ""
@@ -188,18 +189,20 @@ def outside_deployment(
     brain: bool = False,
     oneoff: bool = True,
     health_timeout: int = 30,
+    migrates: bool = True,
 ) -> Iterator[Outside]:
     """The owners' Engine, up on `running`. `before`: versions deployed (and up) first, e.g.
     (HEALTHY,) for a real upgrade; `hand_snapshot` takes the runbook's snapshot just before
     `running` is deployed. With `brain`, the rollbot target has the brain configured (the
-    Engine always keeps its brain in ./data through the override's volume)."""
+    Engine always keeps its brain in ./data through the override's volume). With `migrates=False`
+    no version migrates the brain past schema 1: 2.4.0 is a bad release that changed no schema."""
     build_outside_images()
     folder = tmp_path / "owners"
     (folder / "data").mkdir(parents=True)
     project = f"outside-{secrets.token_hex(4)}"
     port = free_port()
     first = before[0] if before else running
-    base, override, _ = _compose_texts(image_in, first, port)
+    base, override, _ = _compose_texts(image_in, first, port, migrates)
     (folder / "docker-compose.yml").write_text(base)
     (folder / "docker-compose.override.yml").write_text(override)
     env = f"# Compose reads this file itself.\nCOMPOSE_PROJECT_NAME={project}\n"
