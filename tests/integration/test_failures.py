@@ -18,7 +18,8 @@ def test_target_that_never_gets_healthy_fails_within_the_health_timeout(tmp_path
 
         assert done.returncode == 1, done.stdout + done.stderr
         assert f"engine is now on {BROKEN} but unhealthy" in done.stderr
-        assert "Next: read `docker compose" in done.stderr
+        # Compose as the operator runs it, from the project's folder (a `-f FILE` would drop an override)
+        assert f"Next: read `cd {deployed.folder} && docker compose logs engine`" in done.stderr
         assert "Traceback" not in done.stdout + done.stderr
 
         run = deployed.journal().run(deployed.runs()[0].id)
