@@ -299,12 +299,10 @@ class Rollbot:
         `seen_on` is where the person saw the plan, in the terms the front end remembered it
         (`remember(run_id, plan_message=...)`): a decision about a run made from a message
         that is not that run's plan is refused, so no button can act on another plan's run."""
-        found = self._clicked_run(run_id, "plan_message", "the plan on this message", seen_on)
+        found = self._open_plan(run_id, seen_on)
         if isinstance(found, Outcome):
             return found
         run, target = found
-        if run.status is not RunStatus.PLANNED:
-            return Outcome(refusal=_not_open(run))
         if decision is Decision.CONFIRM and _asks(run):
             return Outcome(refusal="this plan asks whether to restore the brain first: answer it with its buttons")
         restores = bool((run.plan.get("brain") or {}).get("restore"))
@@ -350,12 +348,10 @@ class Rollbot:
         """A person's answer to a plan's question (restore the brain or keep it): the question is
         closed and a fresh plan made with the answer, which then needs its own confirmation; a
         restore still needs an approver other than the requester, as every restore does."""
-        found = self._clicked_run(run_id, "plan_message", "the plan on this message", seen_on)
+        found = self._open_plan(run_id, seen_on)
         if isinstance(found, Outcome):
             return found
         run, target = found
-        if run.status is not RunStatus.PLANNED:
-            return Outcome(refusal=_not_open(run))
         if not _asks(run):
             return Outcome(refusal="this plan asks no question; confirm or cancel it with its buttons")
         if user != run.requester and not is_one_of(user, target.approvers, members_of):
@@ -367,6 +363,13 @@ class Rollbot:
         if not self._journal.cancel(run_id, user, f"answered by {user}: {choice.value} the brain"):
             return Outcome(refusal=_not_open(self._journal.run(run_id)))  # another click won meanwhile
         return Outcome(replanned=self.plan(replace(_request_of(run), brain=choice)))
+
+    def _open_plan(self, run_id: str, seen_on: Mapping[str, str] | None) -> tuple[RunView, TargetConfig] | Outcome:
+        """The planned run a click on a plan message names, or the refusal (see `_clicked_run`)."""
+        found = self._clicked_run(run_id, "plan_message", "the plan on this message", seen_on)
+        if not isinstance(found, Outcome) and found[0].status is not RunStatus.PLANNED:
+            return Outcome(refusal=_not_open(found[0]))
+        return found
 
     def _clicked_run(
         self, run_id: str, remembered_as: str, what: str, seen_on: Mapping[str, str] | None
