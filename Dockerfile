@@ -22,17 +22,17 @@ FROM ${COMPOSE_IMAGE} AS compose
 
 FROM ${BUILDER_IMAGE} AS build
 RUN python3 -m venv /opt/rollbot
-# Dependencies first, from pyproject.toml alone: this layer stays cached while only the code changes.
+# Dependencies first, from the lock alone (every package pinned with its hash): this layer stays
+# cached while only the code changes, and a new release of anything never changes the image.
+COPY requirements/runtime.lock /src/requirements/
+RUN /opt/rollbot/bin/pip install --no-cache-dir --require-hashes --requirement /src/requirements/runtime.lock
 COPY pyproject.toml /src/
-RUN /opt/rollbot/bin/python -c "import tomllib; print(*tomllib.load(open('/src/pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" \
-      >/src/requirements.txt \
- && /opt/rollbot/bin/pip install --no-cache-dir --requirement /src/requirements.txt
 COPY README.md /src/
 COPY bot /src/bot
 COPY handlers /src/handlers
 COPY storage /src/storage
 # pip and setuptools are only needed to build; the image never installs anything at run time.
-RUN /opt/rollbot/bin/pip install --no-cache-dir --no-deps /src \
+RUN /opt/rollbot/bin/pip install --no-cache-dir --no-deps --no-build-isolation /src \
  && /opt/rollbot/bin/pip uninstall --quiet --yes pip setuptools
 
 FROM ${PYTHON_IMAGE}

@@ -19,7 +19,8 @@ say "Docker, Compose v2 and the registry"
 bash "$root/.ci/setup.sh"
 
 say "installing rollbot"
-pip install --quiet "$root"
+pip install --quiet --require-hashes -r "$root/requirements/runtime.lock"
+pip install --quiet --no-deps --no-build-isolation "$root"
 
 if ! docker image inspect "$base_image" >/dev/null 2>&1 && ! docker pull --quiet "$base_image" >/dev/null 2>&1; then
   echo "cannot pull $base_image (no network?); using the locally built rollbot-test-base:bookworm"

@@ -5,8 +5,9 @@ PyPI). Here its build args point at local stand-ins instead, each cached so a re
 rebuilds the layers whose inputs changed:
 
 - PYTHON_IMAGE: Debian's Python with venv, made by `.ci/setup.sh` with mmdebstrap;
-- BUILDER_IMAGE: that image plus a wheelhouse made on this host with `pip wheel` (the host's pip
-  reaches its package mirror, a build container does not) and pip told to use only it;
+- BUILDER_IMAGE: that image plus a wheelhouse of exactly the files `requirements/runtime.lock`
+  pins (downloaded on this host, whose pip reaches its package mirror, where a build container
+  does not; the Dockerfile checks every hash) and pip told to use only it;
 - DOCKER_CLI_IMAGE and COMPOSE_IMAGE: one image holding this host's docker CLI and Compose
   plugin at the paths the Dockerfile copies them from, made with `docker import`.
 """
@@ -20,7 +21,6 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import tomllib
 from pathlib import Path
 
 from tests.integration.demo import ROOT
@@ -66,25 +66,25 @@ def builder_image() -> str:
 
 
 def wheelhouse() -> Path:
-    """Wheels of rollbot's dependencies and its build requirements, for the image's Python.
+    """The files of rollbot's runtime lock (its dependencies and build requirements), for the image's Python.
 
-    Built with this host's Python, so it must be the image's minor version (C extensions are
-    per version). Kept under STATE, keyed by the dependencies, so CI builds it once.
+    Downloaded for this host's Python, so it must be the image's minor version (C extensions are
+    per version). Kept under STATE, keyed by the lock, so CI fetches it once.
     """
     image_python = _run(["docker", "run", "--rm", PYTHON_IMAGE, "python3", "-c",
                          "import sys; print(*sys.version_info[:2], sep='.')"]).stdout.strip()
     host_python = "{}.{}".format(*sys.version_info[:2])
     assert image_python == host_python, (
-        f"{PYTHON_IMAGE} has Python {image_python} but the wheelhouse would be built with {host_python}"
+        f"{PYTHON_IMAGE} has Python {image_python} but the wheelhouse would be fetched for {host_python}"
     )
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    wanted = [*project["project"]["dependencies"], *project["build-system"]["requires"]]
-    key = hashlib.sha256("\n".join([host_python, *wanted]).encode()).hexdigest()[:12]
+    lock = ROOT / "requirements" / "runtime.lock"
+    key = hashlib.sha256(host_python.encode() + lock.read_bytes()).hexdigest()[:12]
     folder = STATE / f"wheelhouse-{key}"
     if not folder.is_dir():
         STATE.mkdir(parents=True, exist_ok=True)
         partial = Path(tempfile.mkdtemp(prefix="wheelhouse-", dir=STATE))
-        _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(partial), *wanted])
+        _run([sys.executable, "-m", "pip", "download", "--quiet", "--require-hashes", "--only-binary", ":all:",
+              "--dest", str(partial), "--requirement", str(lock)])
         partial.rename(folder)  # whole or absent: a run cut short leaves only a temp folder
     return folder
 
