@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.brain import BrainError, LossReport, TableLoss, loss_report, schema_version
+from bot.brain_holders import describe_holders, holders_before_stop
 from bot.brain_swap import hard_links_work
 from bot.config import BrainConfig
 from bot.docker_host import DockerFacts
@@ -43,6 +44,7 @@ BRAIN_CHECKS = (
     "free disk space",
     "brain folder allows the swap",
     "data the restore removes",
+    "nothing else holds the brain",
 )
 
 
@@ -89,6 +91,7 @@ class RunningFacts:
     version: str | None = None
     went_live: datetime | None = None  # when its container was created: the upgrade's moment
     seen: SchemaSeen = field(default=lambda version: None)  # what rollbot saw of a version, by version
+    container_ids: tuple[str, ...] = ()  # the service's containers: the ones the run stops, never one-offs
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,7 @@ def preflight_brain(
                                         "they stay in the forensic copy")
     else:
         preflight.passed(BRAIN_CHECKS[5], loss.describe())
+    _check_holders(brain.path, docker, running.container_ids, preflight)
     return BrainPlan(brain.path, live, evidence.reads, evidence.source, restore=True, snapshot=snapshot, loss=loss)
 
 
@@ -272,6 +276,18 @@ def _check_room(brain: Path, snapshot: Snapshot, preflight: Preflight) -> None:
     if problem:
         preflight.fail(BRAIN_CHECKS[4], problem)
     preflight.passed(BRAIN_CHECKS[4], f"{brain.parent} allows atomic renames and hard links")
+
+
+def _check_holders(brain: Path, docker: DockerFacts, service: tuple[str, ...], preflight: Preflight) -> None:
+    """Only the Engine may hold the brain: anything else that has it open, or mounts its folder,
+    would go on writing to the file the swap moves aside. Refused here, before anything is touched."""
+    holders, unreadable = holders_before_stop(brain, docker, service)
+    if holders:
+        preflight.fail(BRAIN_CHECKS[6], f"the brain is held by more than the Engine: {describe_holders(holders)}; its "
+                                        "writes would be split from the restored brain. Stop it, then try again")
+    unseen = f" ({unreadable} process(es) could not be read)" if unreadable else ""
+    preflight.passed(BRAIN_CHECKS[6], f"no other container mounts {brain.parent} and no other process of this host "
+                                      f"has {brain.name} open{unseen}")
 
 
 def _newest(snapshots: list[Snapshot]) -> str:

@@ -56,6 +56,24 @@ class ContainerFacts:
         return ImageRef.parse(self.image).tag
 
 
+@dataclass(frozen=True)
+class MountFacts:
+    """One mount of a container: `source` is the host path (a named volume's mountpoint)."""
+
+    source: str
+    destination: str
+    kind: str = "bind"
+
+
+@dataclass(frozen=True)
+class RunningMounts:
+    """A running container and what it mounts: what can reach the brain's folder."""
+
+    id: str
+    name: str
+    mounts: tuple[MountFacts, ...]
+
+
 class DockerFacts(Protocol):
     """What the core asks the Docker daemon."""
 
@@ -65,6 +83,8 @@ class DockerFacts(Protocol):
     def inspect(self, container_id: str) -> dict[str, Any]: ...
     def save_logs(self, container_ids: Sequence[str], destination: Path, cap: int) -> int: ...
     def image_tags(self, repository: str) -> tuple[set[str], str]: ...
+    def running_mounts(self) -> list[RunningMounts]: ...
+    def container_pids(self, container_id: str) -> set[int]: ...
 
 
 class DockerHost:
@@ -114,6 +134,36 @@ class DockerHost:
             created_at=_parse_docker_time(attrs.get("Created")),
             labels=dict(attrs.get("Config", {}).get("Labels") or {}),
         )
+
+    def running_mounts(self) -> list[RunningMounts]:
+        """Every running container with its mounts, a named volume by its mountpoint on the host."""
+        try:
+            found = self.client.api.containers(filters={"status": "running"})
+            return [RunningMounts(c["Id"], _first_name(c), tuple(self._mount(m) for m in c.get("Mounts") or ()))
+                    for c in found]
+        except DockerException as error:
+            raise DockerError(f"cannot list the running containers and their mounts: {_reason(error)}") from None
+
+    def _mount(self, mount: dict[str, Any]) -> MountFacts:
+        source = str(mount.get("Source") or "")
+        if not source and mount.get("Type") == "volume" and mount.get("Name"):
+            source = str(self.client.api.inspect_volume(mount["Name"]).get("Mountpoint") or "")
+        return MountFacts(source, str(mount.get("Destination") or ""), str(mount.get("Type") or "bind"))
+
+    def container_pids(self, container_id: str) -> set[int]:
+        """The host pids of a running container's processes (`docker top`); none when it is not running."""
+        try:
+            top = self.client.api.top(container_id, ps_args="-eo pid")
+        except NotFound:
+            return set()
+        except APIError as error:
+            if error.status_code == 409:  # not running: it has no processes
+                return set()
+            raise DockerError(f"cannot list the processes of {container_id[:12]}: {_reason(error)}") from None
+        except DockerException as error:
+            raise DockerError(f"cannot list the processes of {container_id[:12]}: {_reason(error)}") from None
+        column = (top.get("Titles") or ["PID"]).index("PID") if "PID" in (top.get("Titles") or []) else 0
+        return {int(row[column]) for row in top.get("Processes") or [] if str(row[column]).isdigit()}
 
     def locate_image(self, reference: str) -> ImageLocation:
         """Ask the registry first (what `compose pull` will use), then this host."""
@@ -223,6 +273,11 @@ def _registry_tags(repository: str) -> set[str] | None:
         return set(answer.json().get("tags") or []) if answer.status_code == 200 else None
     except (httpx.HTTPError, ValueError):
         return None
+
+
+def _first_name(container: dict[str, Any]) -> str:
+    names = container.get("Names") or []
+    return str(names[0]).lstrip("/") if names else str(container.get("Id", ""))[:12]
 
 
 def _parse_docker_time(value: str | None) -> datetime | None:

@@ -238,6 +238,7 @@ def _preflight(
             version=facts.get("running_version"),
             went_live=container.created_at if container is not None else None,
             seen=lambda version: schema_seen(target.name, version),
+            container_ids=tuple(facts.get("container_ids", ())),
         )
         facts["brain"] = preflight_brain(
             target.brain, request.version, target_image, request.brain, systems.docker, preflight, running

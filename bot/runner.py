@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.brain import BrainError, loss_report
+from bot.brain_holders import describe_holders, holders_after_stop
 from bot.brain_swap import (
     Staged,
     Swapped,
@@ -286,6 +287,7 @@ class Runner:
         assert brain is not None and state.staged is not None
         again = state.swapped is not None  # a resumed run whose swap had begun
         if not again:
+            self._refuse_held_brain(brain.path, state.target.service)
             state.swapped = prepare_swap(brain.path, state.staged, forensic_dir(brain.path, state.run_id))
             self._journal.note(state.run_id, self._actor, "brain.swap", {
                 "brain": str(brain.path), "forensic_dir": str(state.swapped.forensic_dir),
@@ -299,6 +301,15 @@ class Runner:
         state.swapped = swap(brain.path, state.staged, state.swapped)
         return {"forensic_dir": str(state.swapped.forensic_dir), "moved_aside": list(state.swapped.moved_aside),
                 "forensic_holds": brain.loss.describe() if brain.loss else None}
+
+    def _refuse_held_brain(self, brain: Path, service: str) -> None:
+        """The last look before the brain is moved: with the Engine stopped, nothing may hold it.
+        A holder fails the step before anything is renamed, so the run's recovery starts the
+        previous version again on the untouched brain, and the holder's writes stay in it."""
+        holders = holders_after_stop(brain, self._systems.docker)
+        if holders:
+            raise StepFailed(f"the brain is still held with {service} stopped: {describe_holders(holders)}; "
+                             "it was not swapped, so no write of it is lost. Stop it, then run the rollback again")
 
     def _set_image_tag(self, state: _RunState) -> dict[str, Any]:
         """The file that decides the image (the compose file or override preflight named, or the

@@ -49,7 +49,9 @@ def brain_schema(path: Path) -> int:
 def test_rollback_on_the_override_layout_keeps_port_volume_files_and_one_off(tmp_path: Path) -> None:
     """The issue's scenario: 2.3.1 upgraded to a broken 2.4.0 that migrated the brain, with the
     runbook's hand-made snapshot; the rollback restores it and the Engine comes back on the
-    override's port with its brain through the override's volume."""
+    override's port with its brain through the override's volume. The one-off shares ./data, so
+    it holds the brain: the restore is refused naming it, and goes ahead once it is stopped;
+    rollbot never stops, starts or removes it."""
     with outside_deployment(tmp_path, BROKEN, before=(HEALTHY,), hand_snapshot=True, brain=True) as deployed:
         assert deployed.wait_for_answer().status_code == 503
         assert brain_schema(deployed.brain) == 2 and brain_schema(deployed.hand_snapshot) == 1
@@ -57,6 +59,15 @@ def test_rollback_on_the_override_layout_keeps_port_volume_files_and_one_off(tmp
         oneoff = deployed.oneoff()
         oneoff_started = oneoff.attrs["State"]["StartedAt"]
         assert "io.rollbot.brain-schema" not in deployed.container().image.labels
+
+        refused = deployed.rollbot("rollback", "engine", HEALTHY, "--yes", "--brain", "restore")
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert f"container {oneoff.name} mounts" in refused.stderr and deployed.files() == files_before
+        oneoff.reload()
+        assert oneoff.status == "running" and oneoff.attrs["State"]["StartedAt"] == oneoff_started
+        oneoff.stop(timeout=1)
+        oneoff.reload()
+        oneoff_finished = oneoff.attrs["State"]["FinishedAt"]
 
         done = deployed.rollbot("rollback", "engine", HEALTHY, "--yes", "--brain", "restore")
 
@@ -75,7 +86,8 @@ def test_rollback_on_the_override_layout_keeps_port_volume_files_and_one_off(tmp
         assert after["docker-compose.override.yml"] == files_before["docker-compose.override.yml"]
         assert after[".env"] == files_before[".env"]
 
-        [run] = deployed.runs()
+        run, refusal = deployed.runs()
+        assert refusal.status is RunStatus.REFUSED
         run = deployed.journal().run(run.id)
         assert run.status is RunStatus.SUCCEEDED
         captured = Path(run.summary["log_file"]).read_text()
@@ -85,7 +97,7 @@ def test_rollback_on_the_override_layout_keeps_port_volume_files_and_one_off(tmp
         assert ONEOFF_MARKER not in captured
 
         oneoff.reload()
-        assert oneoff.status == "running" and oneoff.attrs["State"]["StartedAt"] == oneoff_started
+        assert oneoff.status == "exited" and oneoff.attrs["State"]["FinishedAt"] == oneoff_finished
         assert oneoff.attrs["Config"]["Image"] == f"{REPOSITORY}:{BROKEN}", "the one-off is left as it was"
 
 

@@ -33,10 +33,12 @@ INFERRED = "inferred from brain-pre-upgrade.db, taken before 2.4.0 started"
 
 
 @contextmanager
-def upgraded(tmp_path: Path, migrates: bool = True, snapshot_mtime_after_upgrade: bool = False) -> Iterator[Outside]:
-    """2.3.1 writes 3 turns, the owners snapshot by hand, 2.4.0 goes live and writes 2 turns."""
+def upgraded(tmp_path: Path, migrates: bool = True, snapshot_mtime_after_upgrade: bool = False,
+             oneoff: bool = True) -> Iterator[Outside]:
+    """2.3.1 writes 3 turns, the owners snapshot by hand, 2.4.0 goes live and writes 2 turns.
+    Without `oneoff` no one-off shares ./data: a brain restore refuses while one runs."""
     with outside_deployment(tmp_path, BROKEN, before=(HEALTHY,), hand_snapshot=True, brain=True,
-                            migrates=migrates) as deployed:
+                            migrates=migrates, oneoff=oneoff) as deployed:
         assert deployed.hand_snapshot.is_file()
         assert deployed.health() is not None and deployed.health().status_code == 503
         deployed.remember(2)
@@ -46,9 +48,9 @@ def upgraded(tmp_path: Path, migrates: bool = True, snapshot_mtime_after_upgrade
         yield deployed
 
 
-def assert_on_healthy_and_files_kept(deployed: Outside, files_before: dict[str, str]) -> None:
+def assert_on_healthy_and_files_kept(deployed: Outside, files_before: dict[str, str], oneoff: str = "running") -> None:
     """2.3.1 answers on the override's port; only the tag line of the base file changed; the
-    one-off container was left alone; the captured log is the service's."""
+    one-off container (when there is one) was left alone; the captured log is the service's."""
     wait_until(lambda: (a := deployed.health()) is not None and a.status_code == 200, 30, what="/health ok")
     assert deployed.health().json()["version"] == HEALTHY
     assert deployed.container().attrs["Config"]["Image"] == f"{REPOSITORY}:{HEALTHY}"
@@ -57,7 +59,8 @@ def assert_on_healthy_and_files_kept(deployed: Outside, files_before: dict[str, 
     assert after[".env"] == files_before[".env"]
     [(old, new)] = changed_lines(files_before["docker-compose.yml"], after["docker-compose.yml"])
     assert old.replace(BROKEN, HEALTHY) == new
-    assert deployed.oneoff().status == "running"
+    if deployed.oneoff_name is not None:
+        assert deployed.oneoff().status == oneoff
     run = deployed.journal().runs()[0]
     log = Path(run.summary["log_file"]).read_text()
     assert f"engine {BROKEN}:" in log and ONEOFF_MARKER not in log
@@ -79,14 +82,24 @@ def test_terminal_image_only_when_the_upgrade_did_not_migrate(tmp_path: Path) ->
 
 
 def test_terminal_brain_restore_when_the_upgrade_migrated(tmp_path: Path) -> None:
+    """The one-off shares ./data, so it holds the brain: the restore is refused naming it, and goes
+    ahead once the owners have stopped it."""
     with upgraded(tmp_path) as deployed:
         files, snapshot = deployed.files(), digests(deployed.hand_snapshot)
         assert digests(deployed.brain)["#user_version"][0] == 2 and snapshot["#user_version"][0] == 1
+        brain = digests(deployed.brain)
+        refused = deployed.rollbot("rollback", "engine", HEALTHY, "--yes")
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        [line] = non_empty_lines(refused.stderr)
+        assert f"container {deployed.oneoff_name} mounts" in line, line
+        assert (deployed.files(), digests(deployed.brain)) == (files, brain)
+        subprocess.run(["docker", "stop", "--time", "1", deployed.oneoff().name], check=True, capture_output=True)
+
         done = deployed.rollbot("rollback", "engine", HEALTHY, "--yes")
         assert done.returncode == 0, done.stdout + done.stderr
         assert INFERRED in done.stdout and "the upgrade migrated the brain to 2" in done.stdout
         assert digests(deployed.brain) == snapshot
-        assert_on_healthy_and_files_kept(deployed, files)
+        assert_on_healthy_and_files_kept(deployed, files, oneoff="exited")
         assert deployed.health().json()["brain_schema"] == 1, "the Engine reads the restored brain through the override's volume"
         run = deployed.journal().runs()[0]
         assert run.summary["brain"] == "restored from brain-pre-upgrade.db" and run.summary["rows_rolled_back"] > 0
@@ -97,7 +110,7 @@ def test_terminal_brain_restore_when_the_upgrade_migrated(tmp_path: Path) -> Non
 def test_terminal_question_refused_with_yes_then_answered_at_the_prompt(tmp_path: Path) -> None:
     """Nothing tells (the snapshot's time is after the upgrade): --yes exits 2 with the question on
     one line and touches nothing; at the prompt `restore` is answered, then the plan confirmed."""
-    with upgraded(tmp_path, snapshot_mtime_after_upgrade=True) as deployed:
+    with upgraded(tmp_path, snapshot_mtime_after_upgrade=True, oneoff=False) as deployed:
         files, brain, container = deployed.files(), digests(deployed.brain), deployed.container().id
         refused = deployed.rollbot("rollback", "engine", HEALTHY, "--yes")
         assert refused.returncode == 2, refused.stdout + refused.stderr
@@ -133,7 +146,8 @@ def test_slack_image_only_and_brain_restore_without_asking(tmp_path: Path, web_a
     for number, migrates in enumerate((False, True)):
         slack.reset()
         mark = prism.mark()
-        with upgraded(tmp_path / str(number), migrates=migrates) as deployed, serving(deployed, slack, prism) as bot:
+        with upgraded(tmp_path / str(number), migrates=migrates, oneoff=not migrates) as deployed, \
+                serving(deployed, slack, prism) as bot:
             files, snapshot = deployed.files(), digests(deployed.hand_snapshot)
             assert bot.command(f"engine {HEALTHY} 5xx since the upgrade", REQUESTER).status == 200
             plan = bot.plan_message(BROKEN)
@@ -160,7 +174,8 @@ def test_slack_question_answered_by_button_in_place(tmp_path: Path, web_api: tup
     slack, prism = web_api
     slack.reset()
     mark = prism.mark()
-    with upgraded(tmp_path, snapshot_mtime_after_upgrade=True) as deployed, serving(deployed, slack, prism) as bot:
+    with upgraded(tmp_path, snapshot_mtime_after_upgrade=True, oneoff=False) as deployed, \
+            serving(deployed, slack, prism) as bot:
         files = deployed.files()
         bot.command(f"engine {HEALTHY} memory errors", REQUESTER)
         asked = bot.plan_message("Restore the brain or keep it?")

@@ -24,7 +24,7 @@ from ruamel.yaml import YAML
 
 from bot.compose import ServiceConfig
 from bot.config import BrainConfig, Config, TargetConfig
-from bot.docker_host import ContainerFacts, ImageLocation, ImageSource
+from bot.docker_host import ContainerFacts, ImageLocation, ImageSource, MountFacts, RunningMounts
 from bot.log_capture import Section, write_capped
 from bot.errors import ComposeError, DockerError
 from bot.health import HealthResult
@@ -58,6 +58,8 @@ class FakeDocker:
     labels: dict[str, dict[str, str]] = field(default_factory=dict)
     questions: list[str] = field(default_factory=list)
     unreachable: str | None = None
+    mounts: dict[str, tuple[MountFacts, ...]] = field(default_factory=dict)  # by container id
+    pids: dict[str, set[int]] = field(default_factory=dict)  # host pids of a container's processes
 
     def container(self, container_id: str) -> ContainerFacts | None:
         self._ask(f"container {container_id}")
@@ -85,6 +87,17 @@ class FakeDocker:
     def image_labels(self, reference: str) -> dict[str, str] | None:
         self._ask(f"labels {reference}")
         return dict(self.labels.get(reference, {})) if reference in self.host else None
+
+    def running_mounts(self) -> list[RunningMounts]:
+        """Like `docker ps`: only running containers, each with its mounts."""
+        self._ask("running mounts")
+        return [RunningMounts(c.id, c.name, self.mounts.get(c.id, ())) for c in self.containers.values() if c.running]
+
+    def container_pids(self, container_id: str) -> set[int]:
+        """Like `docker top`: a stopped or missing container has no processes."""
+        self._ask(f"top {container_id}")
+        facts = self.containers.get(container_id)
+        return set(self.pids.get(container_id, ())) if facts is not None and facts.running else set()
 
     def save_logs(self, container_ids: Sequence[str], destination: Path, cap: int) -> int:
         """Like the daemon: every container's whole log, headed when there are several, capped."""
