@@ -148,7 +148,9 @@ def loss_report(live: Path, snapshot: Path) -> LossReport:
     Both are key lookups in the b-trees, so time grows with the brain and memory does not; no
     row is ever loaded into Python. Values are compared over the columns both tables have
     (a column a migration added holds nothing the snapshot could revert). A table that exists
-    only in the live brain (created by the newer version's migration) is lost whole.
+    only in the live brain (created by the newer version's migration) is lost whole. A key
+    deleted and used again (SQLite reuses the highest rowid after it is deleted) counts as
+    changed: to the application it is the same key with other values.
     """
     with closing(readonly(live)) as brain:
         try:
