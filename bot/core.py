@@ -46,7 +46,7 @@ from bot.plan import Plan, Rehearsal, RollbackRequest, Systems, make_plan
 from bot.preflight import CheckResult
 from bot.liveness import STALE_AFTER, owner_alive, process_owner
 from bot.runner import ProgressSink, Runner
-from bot.snapshots import Snapshot, list_snapshots, take_snapshot, verify
+from bot.snapshots import Snapshot, described_snapshots, list_snapshots, take_snapshot, verify
 from bot.tickets import TicketDesk
 from storage import Journal, NotStartable, RunStatus, RunView
 from storage.repository import NewRun
@@ -524,10 +524,11 @@ class Rollbot:
         return snapshot
 
     def snapshots(self, target_name: str) -> list[tuple[Snapshot, str | None]]:
-        """Every snapshot of the target's brain, newest first, with what is wrong with it (or None)."""
+        """Every snapshot of the target's brain, newest first, with what is wrong with it (or None):
+        the file's own problem first, else why its sidecar was not believed."""
         target = self._brain_target(target_name)
         assert target.brain is not None
-        return [(snapshot, verify(snapshot)) for snapshot in list_snapshots(target.brain)]
+        return [(snapshot, verify(snapshot) or disbelief) for snapshot, disbelief in described_snapshots(target.brain)]
 
     def _brain_target(self, name: str) -> TargetConfig:
         target = self.config.target(name)

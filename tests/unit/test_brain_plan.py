@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import sqlite3
@@ -584,3 +585,21 @@ def test_a_bad_window_that_only_edited_and_deleted_rows_is_shown_as_undone_in_pl
     document = build(planned.run, [])
     assert "| episodes | 0 | 1000 | 10 |  |" in to_markdown(document)
     assert "|episodes|0|1000|10| |" in to_jira_wiki(document)
+
+
+def test_a_forged_sidecar_does_not_drive_the_restore_decision(tmp_path: Path) -> None:
+    """BUG (issue 12, 8): a sidecar claiming schema 1, image 2.3.1 and a date in 2099 beside a file at
+    schema 2 told preflight that 2.3.1 reads schema 1 and chose that very file to restore from. Its
+    facts are now ignored: nothing tells which schema 2.3.1 reads, so the plan asks."""
+    world = brain_world(tmp_path)
+    upgrade_brain(brain_of(world).path, schema=2)
+    taken = snapshot(world, "2.4.0")
+    sidecar = Path(f"{taken.path}.json")
+    sidecar.write_text(json.dumps({**json.loads(sidecar.read_text(encoding="utf-8")), "schema_version": 1,
+                                   "image_tag": "2.3.1", "taken_at": "2099-01-01T00:00:00+00:00"}), encoding="utf-8")
+
+    plan = plan_for(world)
+
+    assert plan.brain is not None and plan.brain.target_reads is None and not plan.brain.restore
+    assert taken.path.name not in plan.brain.target_reads_source
+    assert plan.question and check(plan, "brain schema").result is CheckResult.ASK
