@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.brain import BrainError, LossReport, TableLoss, loss_report, schema_version
-from bot.brain_swap import hard_links_work
+from bot.brain_swap import hard_links_work, ownership_problem
 from bot.config import BrainConfig
 from bot.docker_host import DockerFacts
 from bot.preflight import CheckResult, Preflight
@@ -271,7 +271,7 @@ def _check_room(brain: Path, snapshot: Snapshot, preflight: Preflight) -> None:
     if free < needed:
         preflight.fail(BRAIN_CHECKS[3], f"{_size(free)} free beside the brain; the staged copy needs {_size(needed)}")
     preflight.passed(BRAIN_CHECKS[3], f"{_size(free)} free; the staged copy needs {_size(snapshot.size)}")
-    problem = hard_links_work(brain.parent)
+    problem = hard_links_work(brain.parent) or ownership_problem(brain)
     if problem:
         preflight.fail(BRAIN_CHECKS[4], problem)
     preflight.passed(BRAIN_CHECKS[4], f"{brain.parent} allows atomic renames and hard links")
