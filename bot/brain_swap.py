@@ -38,7 +38,7 @@ from pathlib import Path
 from bot.brain import BrainError, check_integrity, sha256
 from bot.compose_file import fsync_directory
 from bot.failpoints import failpoint
-from bot.snapshots import Snapshot
+from bot.snapshots import Snapshot, brain_lock
 
 SIDECARS = ("-wal", "-shm", "-journal")
 FORENSIC_FOLDER = "rollbot-forensic"
@@ -75,6 +75,11 @@ def stage(snapshot: Snapshot, brain: Path, run_id: str) -> Staged:
     A snapshot rollbot took has a recorded checksum, which preflight verified along with the
     integrity check: a copy with that checksum is those very bytes, so it is not checked again.
     A hand-made snapshot has no recorded checksum, so its copy gets the integrity check."""
+    with brain_lock(brain, f"the brain restore of run {run_id} is staging its snapshot"):
+        return _stage(snapshot, brain, run_id)
+
+
+def _stage(snapshot: Snapshot, brain: Path, run_id: str) -> Staged:
     destination = staged_path(brain, run_id)
     expected = snapshot.checksum or sha256(snapshot.path)
     destination.unlink(missing_ok=True)  # an earlier attempt's copy: created again, private from the start
@@ -142,7 +147,13 @@ def swap(brain: Path, staged: Staged, plan: Swapped) -> Swapped:
 
     Safe to run again after a crash at any point of an earlier attempt (a resumed run): a
     link already made is kept, sidecars already moved are not looked for, and a rename that
-    already happened is only made durable."""
+    already happened is only made durable. The brain's lock is held throughout: a snapshot in
+    flight would keep the WAL from being checkpointed."""
+    with brain_lock(brain, f"a brain restore is swapping the brain ({plan.forensic_dir.name})"):
+        return _swap(brain, staged, plan)
+
+
+def _swap(brain: Path, staged: Staged, plan: Swapped) -> Swapped:
     if brain_in_place(brain, plan.original_inode, plan.staged_inode) == "snapshot":
         _make_durable(brain, plan.forensic_dir)
         return Swapped(plan.forensic_dir, plan.forensic_brain, plan.original_inode, plan.staged_inode, (brain.name,))

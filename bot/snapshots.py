@@ -6,6 +6,16 @@ described by a JSON sidecar: when, which image tag was running, schema version, 
 checksum. Snapshots made by hand with the runbook's name (`brain-pre-upgrade.db`, beside the
 brain or in the snapshots folder) are found too; their facts are read from the file itself.
 
+Snapshots and sidecars are written 0600 in a 0700 folder: they are copies of the brain.
+
+A snapshot and a run's brain restore exclude each other through one lock per brain: an
+`flock` on `.<brain>.rollbot-lock` beside the brain, taken by `take_snapshot` for the whole
+backup and by `brain_swap.stage`/`swap` (never waited for: the one that finds it held says
+who holds it). The core takes the lock before it looks for a run in progress, and a run is
+journaled running before it stages, so either the snapshot sees the run and is refused, or
+the run finds the snapshot's lock and fails before its drain-stop. flock works across
+processes and containers of one host and is released by the kernel when a holder dies.
+
 A sidecar is a claim, and it decides whether a brain is restored, so it is checked before it
 is believed: its schema and size against the file itself, its time against the clock (no
 snapshot is taken in the future), and all its facts against `facts_digest`, a SHA-256 over the
@@ -20,11 +30,14 @@ are checked against the file and the clock only.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
+import socket
 import sqlite3
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -66,11 +79,40 @@ class Snapshot:
                    bool(data.get("by_hand")))
 
 
+class BrainBusy(BrainError):
+    """Another snapshot or a restore holds the brain's lock."""
+
+
+def lock_path(brain: Path) -> Path:
+    return brain.with_name(f".{brain.name}.rollbot-lock")
+
+
+@contextmanager
+def brain_lock(brain: Path, holder: str) -> Iterator[None]:
+    """Hold the brain's lock (see the module) or raise BrainBusy naming who holds it; never waits."""
+    path = lock_path(brain)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            held_by = os.pread(descriptor, 500, 0).decode(errors="replace").strip() or "another process"
+            raise BrainBusy(f"{brain} is busy: {held_by}; try again when it is done") from None
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, f"{holder} (pid {os.getpid()} on {socket.gethostname()}, since "
+                              f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC)".encode(), 0)
+        yield
+    finally:
+        os.close(descriptor)  # closing the descriptor releases the lock
+
+
 def take_snapshot(brain: BrainConfig, image_tag: str | None, now: datetime | None = None) -> Snapshot:
-    """Copy the live brain consistently into `snapshots_dir` and describe it in a sidecar."""
+    """Copy the live brain consistently into `snapshots_dir` and describe it in a sidecar.
+    The caller holds `brain_lock` (the core does, see Rollbot.take_snapshot)."""
     taken_at = now or datetime.now(UTC)
     folder = brain.snapshots_dir
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)
     name = f"brain-{taken_at:%Y%m%dT%H%M%SZ}" + (f"-{image_tag}" if image_tag else "")
     final = folder / f"{name}.sqlite"
     same_second = 1
@@ -79,6 +121,8 @@ def take_snapshot(brain: BrainConfig, image_tag: str | None, now: datetime | Non
         final = folder / f"{name}-{same_second}.sqlite"
     partial = folder / f".{name}.sqlite.partial"
     try:
+        partial.unlink(missing_ok=True)
+        os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # private before any byte
         _backup(brain.path, partial)
         os.replace(partial, final)
     finally:
@@ -156,7 +200,8 @@ def _write_sidecar(snapshot: Snapshot) -> None:
     sidecar = snapshot.path.with_suffix(snapshot.path.suffix + ".json")
     data = snapshot.to_dict()
     data["facts_digest"] = facts_digest(snapshot.path.name, data)
-    sidecar.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    with os.fdopen(os.open(sidecar, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as out:
+        out.write(json.dumps(data, indent=2) + "\n")
 
 
 def facts_digest(name: str, data: dict[str, Any]) -> str:
