@@ -17,7 +17,7 @@ the run finds the snapshot's lock and fails before its drain-stop. flock works a
 processes and containers of one host and is released by the kernel when a holder dies.
 
 A sidecar is a claim, and it decides whether a brain is restored, so it is checked before it
-is believed: its schema and size against the file itself, its time against the clock (no
+is believed: its schema against the file itself, its time against the clock (no
 snapshot is taken in the future), and all its facts against `facts_digest`, a SHA-256 over the
 facts and the file's checksum, so a fact edited by hand (or a sidecar copied beside another
 file) no longer matches; `verify` ties the checksum to the file's bytes. The digest has no
@@ -243,9 +243,9 @@ def _disbelief(path: Path, data: dict[str, Any], claimed: Snapshot, found: Snaps
     """Why the sidecar's facts are not to be believed, or None when they match the file and the clock."""
     if "facts_digest" in data and data["facts_digest"] != facts_digest(path.name, data):
         return "its facts do not match their digest: edited by hand, or written for another file"
-    if claimed.size != found.size:
-        return f"it says {claimed.size} bytes, the file has {found.size}"
-    if claimed.schema_version != found.schema_version:
+    # A size that differs, or a schema that cannot be read, means the file changed, not the sidecar:
+    # the sidecar is kept so that `verify` reports the file against the checksum it recorded.
+    if found.schema_version is not None and claimed.schema_version != found.schema_version:
         return f"it says schema {claimed.schema_version}, the file is at schema {found.schema_version}"
     if claimed.taken_at > datetime.now(UTC) + CLOCK_SKEW:
         return f"it says taken at {claimed.taken_at.isoformat()}, which is in the future"

@@ -322,6 +322,20 @@ def test_a_sidecar_moved_beside_another_file_is_not_believed(tmp_path: Path) -> 
     assert found[second.path] is not None and "digest" in found[second.path]
 
 
+def test_a_damaged_file_keeps_its_sidecar_so_verify_names_the_checksum(tmp_path: Path) -> None:
+    """A truncated file changed, not its sidecar: the sidecar is still believed and verify says the
+    file no longer matches the checksum recorded when it was taken."""
+    brain = brain_config(tmp_path)
+    make_brain(brain.path, rows=400)
+    taken = take_snapshot(brain, "2.4.0", now=NOW)
+    with taken.path.open("r+b") as handle:
+        handle.truncate(taken.size // 2)
+    [(found, why)] = described_snapshots(brain)
+    assert (found, why) == (taken, None)
+    problem = verify(found)
+    assert problem is not None and "does not match the checksum" in problem
+
+
 def test_a_sound_sidecar_is_believed_and_one_from_before_the_digest_too(tmp_path: Path) -> None:
     """rollbot's own sidecars hold up; sidecars written before the digest existed are checked against the file only."""
     brain = brain_config(tmp_path)
