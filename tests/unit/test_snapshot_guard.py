@@ -84,7 +84,7 @@ def test_a_snapshot_is_refused_while_a_run_of_the_target_is_in_progress(tmp_path
     snapshot asked while a run of the target is running is refused, naming the run; nothing is written."""
     world = brain_world(tmp_path)
     core = rollbot(world, journal)
-    planned = core.plan(RollbackRequest("engine", "2.3.1", "U0ALICE", "5xx", ))
+    planned = core.plan(RollbackRequest("engine", "2.3.1", "U0ALICE", "5xx"))
     journal.start(planned.run.id, "U0ALICE", "someone-else@host:1")
 
     with pytest.raises(InvalidRequest) as refused:
