@@ -33,7 +33,12 @@ class BrainError(RollbotError):
 
 @dataclass(frozen=True)
 class TableLoss:
-    """Rows of one table in the live brain that the snapshot does not have."""
+    """What a restore undoes in one table: the bad window's work, row by row, compared by key.
+
+    `rows` are rows added since the snapshot (they leave the live brain), `changed` rows whose
+    key both brains hold but whose values differ (they go back to the snapshot's values), and
+    `deleted` rows only the snapshot holds (they come back). The time span is that of the
+    added rows. New fields have defaults: plans journaled before them read back as they were."""
 
     table: str
     rows: int
@@ -41,11 +46,19 @@ class TableLoss:
     first: str | None = None
     last: str | None = None
     whole_table: bool = False
+    changed: int = 0
+    deleted: int = 0
+
+    @property
+    def undone(self) -> int:
+        return self.rows + self.changed + self.deleted
 
     def describe(self) -> str:
         span = f" ({self.first} … {self.last})" if self.rows and self.first else ""
         new = " — the table is new since the snapshot" if self.whole_table else ""
-        return f"{self.table}: {self.rows} row(s){span}{new}"
+        parts = [f"{self.rows} row(s) added{span}"] if self.rows or not self.undone else []
+        parts += [f"{count} {what}" for count, what in ((self.changed, "changed"), (self.deleted, "deleted")) if count]
+        return f"{self.table}: {', '.join(parts)}{new}"
 
 
 @dataclass(frozen=True)
@@ -54,11 +67,29 @@ class LossReport:
 
     @property
     def total_rows(self) -> int:
+        """Rows added since the snapshot: they leave the live brain."""
         return sum(table.rows for table in self.tables)
 
+    @property
+    def total_changed(self) -> int:
+        return sum(table.changed for table in self.tables)
+
+    @property
+    def total_deleted(self) -> int:
+        return sum(table.deleted for table in self.tables)
+
+    @property
+    def total_undone(self) -> int:
+        """Every row the restore touches: added ones leave, changed ones revert, deleted ones return."""
+        return sum(table.undone for table in self.tables)
+
     def describe(self) -> str:
-        lost = [table.describe() for table in self.tables if table.rows]
+        lost = [table.describe() for table in self.tables if table.undone]
         return "; ".join(lost) if lost else "no rows would be lost"
+
+    def counts(self) -> str:
+        """The three totals in one phrase, for a plan's headline and a ticket."""
+        return f"{self.total_rows} added, {self.total_changed} changed, {self.total_deleted} deleted"
 
 
 def readonly(path: Path, immutable: bool = False) -> sqlite3.Connection:
@@ -109,10 +140,17 @@ def table_names(brain: sqlite3.Connection, schema: str = "main") -> list[str]:
 
 
 def loss_report(live: Path, snapshot: Path) -> LossReport:
-    """Per table: rows of the live brain whose key the snapshot lacks, and their time span.
+    """Per table: rows added, changed and deleted since the snapshot, and the added rows' time span.
 
-    Keys are the rowid, or the primary key of WITHOUT ROWID tables. A table that exists only
-    in the live brain (created by the newer version's migration) is lost whole.
+    Rows are matched by key: the rowid, or the primary key of WITHOUT ROWID tables. Each table
+    is compared by SQLite itself with the snapshot ATTACHed: one pass over the live table
+    joined to the snapshot's by key (added and changed), one over the snapshot's (deleted).
+    Both are key lookups in the b-trees, so time grows with the brain and memory does not; no
+    row is ever loaded into Python. Values are compared over the columns both tables have
+    (a column a migration added holds nothing the snapshot could revert). A table that exists
+    only in the live brain (created by the newer version's migration) is lost whole. A key
+    deleted and used again (SQLite reuses the highest rowid after it is deleted) counts as
+    changed: to the application it is the same key with other values.
     """
     with closing(readonly(live)) as brain:
         try:
@@ -128,15 +166,30 @@ def loss_report(live: Path, snapshot: Path) -> LossReport:
 def _table_loss(brain: sqlite3.Connection, table: str, in_snapshot: bool) -> TableLoss:
     name = _quote(table)
     time_column = _time_column(brain, table)
-    span = f", min(m.{_quote(time_column)}), max(m.{_quote(time_column)})" if time_column else ", NULL, NULL"
-    if in_snapshot:
-        keys = [key if key == "rowid" else _quote(key) for key in _key_columns(brain, table)]
-        match = " AND ".join(f"s.{key} IS m.{key}" for key in keys)
-        where = f"WHERE NOT EXISTS (SELECT 1 FROM snap.{name} AS s WHERE {match})"
-    else:
-        where = ""
-    rows, first, last = brain.execute(f"SELECT count(*){span} FROM main.{name} AS m {where}").fetchone()
-    return TableLoss(table, rows, time_column, _text(first), _text(last), whole_table=not in_snapshot)
+    if not in_snapshot:
+        span = f"min({_quote(time_column)}), max({_quote(time_column)})" if time_column else "NULL, NULL"
+        rows, first, last = brain.execute(f"SELECT count(*), {span} FROM main.{name}").fetchone()
+        return TableLoss(table, rows, time_column, _text(first), _text(last), whole_table=True)
+    keys = [key if key == "rowid" else _quote(key) for key in _key_columns(brain, table)]
+    on = " AND ".join(f"s.{key} = m.{key}" for key in keys)
+    absent = f"s.{keys[0]} IS NULL"  # a key column is never NULL in a row that matched
+    same = " AND ".join(f"m.{column} IS s.{column}" for column in _common_columns(brain, table)) or "1"
+    when_added = f"CASE WHEN {absent} THEN m.{_quote(time_column)} END" if time_column else "NULL"
+    added, changed, first, last = brain.execute(
+        f"SELECT coalesce(sum({absent}), 0), coalesce(sum(NOT {absent} AND NOT ({same})), 0), "
+        f"min({when_added}), max({when_added}) FROM main.{name} AS m LEFT JOIN snap.{name} AS s ON {on}"
+    ).fetchone()
+    match = " AND ".join(f"m.{key} = s.{key}" for key in keys)
+    deleted = brain.execute(
+        f"SELECT count(*) FROM snap.{name} AS s WHERE NOT EXISTS (SELECT 1 FROM main.{name} AS m WHERE {match})"
+    ).fetchone()[0]
+    return TableLoss(table, added, time_column, _text(first), _text(last), changed=changed, deleted=deleted)
+
+
+def _common_columns(brain: sqlite3.Connection, table: str) -> list[str]:
+    """The columns both the live table and the snapshot's have, quoted, in the live table's order."""
+    theirs = {row[1] for row in brain.execute(f"PRAGMA snap.table_info({_quote(table)})")}
+    return [_quote(row[1]) for row in brain.execute(f"PRAGMA main.table_info({_quote(table)})") if row[1] in theirs]
 
 
 def _key_columns(brain: sqlite3.Connection, table: str) -> list[str]:

@@ -28,7 +28,7 @@ from typing import Any
 
 from bot.brain import BrainError, LossReport, TableLoss, loss_report, schema_version
 from bot.brain_holders import describe_holders, holders_before_stop
-from bot.brain_swap import hard_links_work
+from bot.brain_swap import hard_links_work, ownership_problem
 from bot.config import BrainConfig
 from bot.docker_host import DockerFacts
 from bot.preflight import CheckResult, Preflight
@@ -127,10 +127,12 @@ def preflight_brain(
     snapshot = _check_snapshot(brain, snapshots, version, evidence.reads, live, preflight)
     _check_room(brain.path, snapshot, preflight)
     loss = loss_report(brain.path, snapshot.path)
-    if loss.total_rows:
-        tables = sum(1 for table in loss.tables if table.rows)
-        preflight.warn(BRAIN_CHECKS[5], f"{loss.total_rows} row(s) in {tables} table(s) leave the live brain; "
-                                        "they stay in the forensic copy")
+    if loss.total_undone:
+        tables = sum(1 for table in loss.tables if table.undone)
+        preflight.warn(BRAIN_CHECKS[5], f"{loss.total_rows} row(s) leave the live brain, {loss.total_changed} changed "
+                                        f"row(s) go back to the snapshot's values and {loss.total_deleted} deleted "
+                                        f"row(s) come back, in {tables} table(s); the live brain stays whole in the "
+                                        "forensic copy")
     else:
         preflight.passed(BRAIN_CHECKS[5], loss.describe())
     _check_holders(brain.path, docker, running.container_ids, preflight)
@@ -196,7 +198,8 @@ def _ask(
         except BrainError:
             loss = None  # counted again, with the snapshot verified, once restore is chosen
     restore = (f"restore from {option.path.name} (schema {option.schema_version}, taken {_age(option.taken_at)} ago"
-               + (f"; {loss.total_rows} row(s) leave the live brain" if loss is not None else "") + ")"
+               + (f"; {loss.total_rows} row(s) leave the live brain, {loss.total_changed} changed and "
+                  f"{loss.total_deleted} deleted go back" if loss is not None else "") + ")"
                if option is not None else "no snapshot to restore from")
     preflight.record(BRAIN_CHECKS[0], CheckResult.ASK, (
         f"cannot tell which brain schema {version} reads (no {SCHEMA_LABEL} label on its image here, rollbot never "
@@ -272,7 +275,7 @@ def _check_room(brain: Path, snapshot: Snapshot, preflight: Preflight) -> None:
     if free < needed:
         preflight.fail(BRAIN_CHECKS[3], f"{_size(free)} free beside the brain; the staged copy needs {_size(needed)}")
     preflight.passed(BRAIN_CHECKS[3], f"{_size(free)} free; the staged copy needs {_size(snapshot.size)}")
-    problem = hard_links_work(brain.parent)
+    problem = hard_links_work(brain.parent) or ownership_problem(brain)
     if problem:
         preflight.fail(BRAIN_CHECKS[4], problem)
     preflight.passed(BRAIN_CHECKS[4], f"{brain.parent} allows atomic renames and hard links")

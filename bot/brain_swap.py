@@ -15,6 +15,14 @@ mix of one's file with the other's WAL:
 
 Nothing is copied and nothing is deleted: the old brain's file lives on under the forensic name.
 `put_back` undoes a swap the same way, moving the restored brain aside as well.
+
+The restored brain gets the old brain's owner and mode (an Engine running as uid 1000 on a
+0600 brain must find exactly that again, not a root-owned 0644 file it opens read-only): the
+staged copy is created 0600, then given them, and the swap gives them again just before the
+rename. Where rollbot may not chown, staging fails before the drain-stop and says so, and
+`ownership_problem` lets preflight say it first; ownership is never changed silently. The
+original comes back by its own inode, so `put_back` keeps its owner and mode by construction.
+The forensic folder is 0700: it holds the brain's data.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import stat
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +38,7 @@ from pathlib import Path
 from bot.brain import BrainError, check_integrity, sha256
 from bot.compose_file import fsync_directory
 from bot.failpoints import failpoint
-from bot.snapshots import Snapshot
+from bot.snapshots import Snapshot, brain_lock
 
 SIDECARS = ("-wal", "-shm", "-journal")
 FORENSIC_FOLDER = "rollbot-forensic"
@@ -66,8 +75,15 @@ def stage(snapshot: Snapshot, brain: Path, run_id: str) -> Staged:
     A snapshot rollbot took has a recorded checksum, which preflight verified along with the
     integrity check: a copy with that checksum is those very bytes, so it is not checked again.
     A hand-made snapshot has no recorded checksum, so its copy gets the integrity check."""
+    with brain_lock(brain, f"the brain restore of run {run_id} is staging its snapshot"):
+        return _stage(snapshot, brain, run_id)
+
+
+def _stage(snapshot: Snapshot, brain: Path, run_id: str) -> Staged:
     destination = staged_path(brain, run_id)
     expected = snapshot.checksum or sha256(snapshot.path)
+    destination.unlink(missing_ok=True)  # an earlier attempt's copy: created again, private from the start
+    os.close(os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     shutil.copyfile(snapshot.path, destination)
     with destination.open("rb") as handle:
         os.fsync(handle.fileno())
@@ -80,7 +96,36 @@ def stage(snapshot: Snapshot, brain: Path, run_id: str) -> Staged:
         if result != "ok":
             destination.unlink(missing_ok=True)
             raise BrainError(f"the staged copy of {snapshot.path.name} fails {pragma}: {result[:200]}")
+    if brain.is_file():
+        try:
+            _owned_like(destination, brain)
+        except BrainError:
+            destination.unlink(missing_ok=True)
+            raise
     return Staged(destination, destination.stat().st_ino, actual, snapshot.path)
+
+
+def ownership_problem(brain: Path) -> str | None:
+    """None when a file rollbot creates beside the brain can be given the brain's owner; otherwise why not."""
+    if not brain.is_file():
+        return None
+    facts = brain.stat()
+    groups = {os.getegid(), *os.getgroups()}
+    if os.geteuid() == 0 or (os.geteuid() == facts.st_uid and facts.st_gid in groups):
+        return None
+    return (f"{brain} is owned by uid {facts.st_uid} gid {facts.st_gid} and rollbot runs as uid {os.geteuid()}: "
+            "a restored brain could not be given that owner; run rollbot as root or as the brain's owner")
+
+
+def _owned_like(path: Path, brain: Path) -> None:
+    """Give `path` the brain's owner, group and mode, or say plainly that rollbot may not."""
+    facts = brain.stat()
+    try:
+        if (path.stat().st_uid, path.stat().st_gid) != (facts.st_uid, facts.st_gid):
+            os.chown(path, facts.st_uid, facts.st_gid)
+        os.chmod(path, stat.S_IMODE(facts.st_mode))
+    except PermissionError:
+        raise BrainError(ownership_problem(brain) or f"cannot give {path.name} the owner and mode of {brain}") from None
 
 
 def discard_staged(brain: Path, run_id: str) -> None:
@@ -102,14 +147,21 @@ def swap(brain: Path, staged: Staged, plan: Swapped) -> Swapped:
 
     Safe to run again after a crash at any point of an earlier attempt (a resumed run): a
     link already made is kept, sidecars already moved are not looked for, and a rename that
-    already happened is only made durable."""
+    already happened is only made durable. The brain's lock is held throughout: a snapshot in
+    flight would keep the WAL from being checkpointed."""
+    with brain_lock(brain, f"a brain restore is swapping the brain ({plan.forensic_dir.name})"):
+        return _swap(brain, staged, plan)
+
+
+def _swap(brain: Path, staged: Staged, plan: Swapped) -> Swapped:
     if brain_in_place(brain, plan.original_inode, plan.staged_inode) == "snapshot":
         _make_durable(brain, plan.forensic_dir)
         return Swapped(plan.forensic_dir, plan.forensic_brain, plan.original_inode, plan.staged_inode, (brain.name,))
     failpoint("swap:before-checkpoint")
     _checkpoint(brain)
     failpoint("swap:after-checkpoint")
-    plan.forensic_dir.mkdir(parents=True, exist_ok=True)
+    _owned_like(staged.path, brain)
+    _private_folder(plan.forensic_dir)
     _link_once(brain, plan.forensic_brain)
     fsync_directory(plan.forensic_dir)
     failpoint("swap:after-link")
@@ -120,6 +172,13 @@ def swap(brain: Path, staged: Staged, plan: Swapped) -> Swapped:
     _make_durable(brain, plan.forensic_dir)
     failpoint("swap:after-fsync")
     return Swapped(plan.forensic_dir, plan.forensic_brain, plan.original_inode, plan.staged_inode, (brain.name, *moved))
+
+
+def _private_folder(folder: Path) -> None:
+    """The forensic folder (and the folder of all of them) readable by the owner only."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for each in (folder, folder.parent):
+        os.chmod(each, 0o700)
 
 
 def _link_once(brain: Path, forensic_brain: Path) -> None:

@@ -246,9 +246,10 @@ def _resolve_paths(config: Config, base: Path) -> Config:
     for name, target in config.targets.items():
         brain = target.brain
         if brain is not None:
-            brain = brain.model_copy(
-                update={"path": resolve(brain.path), "snapshots_dir": resolve(brain.snapshots_dir)}
-            )
+            brain = brain.model_copy(update={
+                "path": _real_brain_path(config.source, name, resolve(brain.path)),
+                "snapshots_dir": resolve(brain.snapshots_dir),
+            })
         targets[name] = target.model_copy(
             update={"compose_file": resolve(target.compose_file), "brain": brain,
                     "compose_files": tuple(resolve(path) for path in target.compose_files)}
@@ -257,3 +258,23 @@ def _resolve_paths(config: Config, base: Path) -> Config:
     return config.model_copy(
         update={"targets": targets, "tickets": tickets, "evidence_dir": resolve(config.evidence_dir)}
     )
+
+
+def _real_brain_path(source: Path, target: str, path: Path) -> Path:
+    """The file itself when the brain's path (or a folder on it) is a symbolic link.
+
+    A restore renames the snapshot over the brain's path: over a link, the rename would replace
+    the link and leave the file the Engine mounts holding the bad brain, while the plan says
+    restored. The staged copy, the forensic copy and the rename must happen beside the real
+    file (hard links and atomic renames only work within its filesystem), so the link is
+    followed once, here. A broken or looping link is refused with the reason. A path that does
+    not exist at all is kept: preflight says there is no brain."""
+    if not path.is_symlink() and not path.exists():
+        return path
+    try:
+        return path.resolve(strict=True)
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: targets.{target}.brain.path: {path} is a symbolic link to "
+                          f"{os.readlink(path) if path.is_symlink() else '?'}, which does not exist") from None
+    except (OSError, RuntimeError) as error:
+        raise ConfigError(f"{source}: targets.{target}.brain.path: {path} cannot be followed: {error}") from None

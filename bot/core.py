@@ -46,7 +46,7 @@ from bot.plan import Plan, Rehearsal, RollbackRequest, Systems, make_plan
 from bot.preflight import CheckResult
 from bot.liveness import STALE_AFTER, owner_alive, process_owner
 from bot.runner import ProgressSink, Runner
-from bot.snapshots import Snapshot, list_snapshots, take_snapshot, verify
+from bot.snapshots import Snapshot, brain_lock, described_snapshots, list_snapshots, take_snapshot, verify
 from bot.tickets import TicketDesk
 from storage import Journal, NotStartable, RunStatus, RunView
 from storage.repository import NewRun
@@ -513,24 +513,40 @@ class Rollbot:
             "other": f"an unknown file is at {brain}; the original is in {swap.details['forensic_dir']}",
         }[which]
 
-    def take_snapshot(self, target_name: str, actor: str) -> Snapshot:
-        """A consistent copy of the live brain, taken while the Engine keeps running."""
+    def take_snapshot(self, target_name: str, actor: str, members_of: MembersOf | None = None) -> Snapshot:
+        """A consistent copy of the live brain, taken while the Engine keeps running.
+
+        From Slack `members_of` is given and only the target's requesters may take one (copies of
+        the production brain fill its disk); at the terminal, whoever can run rollbot may. The
+        brain's lock is taken before looking for a run of the target, so a snapshot and a restore
+        never overlap (see bot/snapshots.py). The image tag is recorded only from a running
+        container: a stopped one says nothing about what wrote the brain."""
         target = self._brain_target(target_name)
         assert target.brain is not None
-        container_id = self._systems.compose_for(target).container_id(target.service)
-        container = self._systems.docker.container(container_id) if container_id else None
-        snapshot = take_snapshot(target.brain, container.tag if container else None)
+        if members_of is not None:
+            verdict = may_request(actor, target, members_of)
+            if not verdict.allowed:
+                raise InvalidRequest(verdict.reason)
+        with brain_lock(target.brain.path, f"a snapshot of {target.name}'s brain asked by {actor}"):
+            busy = self.runs_in_progress(target.name)
+            if busy:
+                raise InvalidRequest(f"run {busy[0]} of {target.name} is in progress; take the snapshot after it ends")
+            container_id = self._systems.compose_for(target).container_id(target.service)
+            container = self._systems.docker.container(container_id) if container_id else None
+            running = container if container is not None and container.running else None
+            snapshot = take_snapshot(target.brain, running.tag if running else None)
         self._journal.note(None, actor, "snapshot.taken", {"target": target.name, **snapshot.to_dict()})
-        if container is not None and container.running and snapshot.schema_version is not None:
+        if running is not None and snapshot.schema_version is not None:
             if self._health.wait_until_healthy(target.health_url, timeout=2).ok:
-                self._saw_healthy(target, container.tag, "snapshot", snapshot.schema_version)
+                self._saw_healthy(target, running.tag, "snapshot", snapshot.schema_version)
         return snapshot
 
     def snapshots(self, target_name: str) -> list[tuple[Snapshot, str | None]]:
-        """Every snapshot of the target's brain, newest first, with what is wrong with it (or None)."""
+        """Every snapshot of the target's brain, newest first, with what is wrong with it (or None):
+        the file's own problem first, else why its sidecar was not believed."""
         target = self._brain_target(target_name)
         assert target.brain is not None
-        return [(snapshot, verify(snapshot)) for snapshot in list_snapshots(target.brain)]
+        return [(snapshot, verify(snapshot) or disbelief) for snapshot, disbelief in described_snapshots(target.brain)]
 
     def _brain_target(self, name: str) -> TargetConfig:
         target = self.config.target(name)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -39,9 +40,19 @@ def _redacted_variable(entry: str) -> str:
     return f"{name}{equals}{URL_PASSWORD.sub(lambda found: found['head'] + '[redacted]@', value)}"
 
 
+def run_folder(evidence_dir: Path, run_id: str) -> Path:
+    """A run's evidence folder, and the folder of all of them, readable by rollbot's user only:
+    they hold the bad version's logs and the compose file as it was. Whatever is written
+    inside is then out of other users' reach, whatever its own mode."""
+    folder = evidence_dir / run_id
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for each in (evidence_dir, folder):
+        os.chmod(each, 0o700)
+    return folder
+
+
 def gather(run: RunView, evidence_dir: Path) -> list[Path]:
-    folder = evidence_dir / run.id
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = run_folder(evidence_dir, run.id)
     files = [_journal(run, folder), _health(run, folder)]
     capture = next((step for step in run.steps if step.name == "capture_logs"), None)
     if capture is not None and capture.detail.get("log_file"):

@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bot.brain import TableLoss
 from storage import RunStatus, RunView, StepStatus
 
 LABEL_PREFIX = "rollbot-run-"
@@ -23,7 +24,7 @@ class Postmortem:
     title: str
     summary: list[str]
     impact: list[str]
-    loss: list[tuple[str, int, str]]
+    loss: list[TableLoss]
     timeline: list[tuple[datetime, str]]
     detection: list[str]
     resolution: list[str]
@@ -77,19 +78,21 @@ def _impact(run: RunView, facts: dict[str, Any]) -> list[str]:
         lines.append(f"Data-loss window: {taken} (snapshot) → {swapped or '?'} (brain swapped), UTC")
         lines.append(f"Data rolled back: the brain was restored from {snapshot}; everything written after it left the "
                      f"live brain ({facts.get('rows_rolled_back')} rows, per table below) and is kept in the forensic copy")
+        undone = _loss(run)
+        if undone:
+            lines.append(f"Rows the restore undid (counted when the plan was made): {sum(t.rows for t in undone)} added, "
+                         f"{sum(t.changed for t in undone)} changed (back to the snapshot's values), "
+                         f"{sum(t.deleted for t in undone)} deleted (back in the brain)")
     else:
         lines.append("Data rolled back: no data rolled back (image only)")
     return lines
 
 
-def _loss(run: RunView) -> list[tuple[str, int, str]]:
+def _loss(run: RunView) -> list[TableLoss]:
+    """The plan's loss report, tables the restore touches only; plans journaled before the
+    changed/deleted counts read back with zeros there."""
     tables = ((run.plan.get("brain") or {}).get("loss") or {}).get("tables") or []
-    rows = []
-    for table in tables:
-        if table.get("rows"):
-            span = f"{table.get('first')} … {table.get('last')}" if table.get("first") else ""
-            rows.append((str(table["table"]), int(table["rows"]), span))
-    return rows
+    return [loss for loss in (TableLoss(**table) for table in tables) if loss.undone]
 
 
 def _timeline(run: RunView) -> list[tuple[datetime, str]]:
@@ -160,8 +163,9 @@ def _supporting(run: RunView, attachments: list[Path]) -> list[str]:
 def to_markdown(pm: Postmortem) -> str:
     out = [f"# {pm.title}", "", "## Summary", *_bullets(pm.summary), "", "## Impact", *_bullets(pm.impact)]
     if pm.loss:
-        out += ["", "| table | rows rolled back | time range |", "|---|---|---|"]
-        out += [f"| {table} | {rows} | {span} |" for table, rows, span in pm.loss]
+        out += ["", "| table | rows added | rows changed | rows deleted | time range of the added rows |",
+                "|---|---|---|---|---|"]
+        out += [f"| {t.table} | {t.rows} | {t.changed} | {t.deleted} | {_span(t)} |" for t in pm.loss]
     out += ["", "## Timeline (UTC)", *[f"- {at:%Y-%m-%d %H:%M:%S} {what}" for at, what in pm.timeline]]
     out += ["", "## Detection", *_bullets(pm.detection), "", "## Resolution", *_bullets(pm.resolution)]
     out += ["", "## Action items", *[f"- [ ] {item}" for item in pm.action_items]]
@@ -173,14 +177,18 @@ def to_markdown(pm: Postmortem) -> str:
 def to_jira_wiki(pm: Postmortem) -> str:
     out = ["h2. Summary", *_stars(pm.summary), "", "h2. Impact", *_stars(pm.impact)]
     if pm.loss:
-        out += ["", "||table||rows rolled back||time range||"]
-        out += [f"|{_wiki(table)}|{rows}|{_wiki(span) or ' '}|" for table, rows, span in pm.loss]
+        out += ["", "||table||rows added||rows changed||rows deleted||time range of the added rows||"]
+        out += [f"|{_wiki(t.table)}|{t.rows}|{t.changed}|{t.deleted}|{_wiki(_span(t)) or ' '}|" for t in pm.loss]
     out += ["", "h2. Timeline (UTC)", *[f"* {at:%Y-%m-%d %H:%M:%S} {_wiki(what)}" for at, what in pm.timeline]]
     out += ["", "h2. Detection", *_stars(pm.detection), "", "h2. Resolution", *_stars(pm.resolution)]
     out += ["", "h2. Action items", *[f"* (x) {_wiki(item)}" for item in pm.action_items]]
     out += ["", "h2. Root cause", "_To be written by the people who fix it._", "", "h2. Lessons learned", "_To be written._"]
     out += ["", "h2. Supporting information", *_stars(pm.supporting)]
     return "\n".join(out)
+
+
+def _span(table: TableLoss) -> str:
+    return f"{table.first} … {table.last}" if table.rows and table.first else ""
 
 
 def _bullets(lines: list[str]) -> list[str]:

@@ -36,7 +36,7 @@ from bot.brain_swap import (
 from bot.compose import Compose, compose_command
 from bot.compose_file import ComposeEdit, ImageSite, image_in, set_tag, write_atomically
 from bot.config import Config, TargetConfig
-from bot.evidence import redacted_inspect
+from bot.evidence import redacted_inspect, run_folder
 from bot.failpoints import failpoint
 from bot.health import Health, HealthResult
 from bot.liveness import HEARTBEAT_SECONDS, heartbeat
@@ -263,7 +263,7 @@ class Runner:
     def _capture_logs(self, state: _RunState) -> dict[str, Any]:
         assert state.plan.container_id is not None
         version = state.plan.running_version or "unknown"
-        destination = self._config.evidence_dir / state.run_id / f"{state.target.service}-{version}.log"
+        destination = run_folder(self._config.evidence_dir, state.run_id) / f"{state.target.service}-{version}.log"
         containers = state.plan.container_ids or (state.plan.container_id,)
         size = self._systems.docker.save_logs(containers, destination, state.target.log_cap_bytes)
         state.log_file = destination
@@ -318,7 +318,7 @@ class Runner:
         site = _site(state)
         backup = self._backup_path(state)
         if not backup.is_file():
-            backup.parent.mkdir(parents=True, exist_ok=True)
+            run_folder(self._config.evidence_dir, state.run_id)
             write_atomically(backup, site.path.read_text(encoding="utf-8"))
         before = backup.read_text(encoding="utf-8")
         edit = set_tag(site, state.target.service, state.plan.request.version)

@@ -72,7 +72,8 @@ def _render_brain(out: Console, plan: Plan) -> None:
     if brain.snapshot is not None:
         out.print(Text(f"  from {brain.snapshot.path} (schema {brain.snapshot.schema_version}, taken {brain.snapshot.taken_at:%Y-%m-%d %H:%M:%S} UTC)"))
     if brain.loss is not None:
-        out.print("  rows that leave the live brain (moved aside with it into the forensic copy, never deleted):")
+        out.print(Text(f"  what the restore undoes ({brain.loss.counts()}; the live brain is moved aside whole into "
+                       "the forensic copy, never deleted):"))
         for table in brain.loss.tables:
             out.print(Text(f"    {table.describe()}"))
 

@@ -247,8 +247,9 @@ def _brain_text(plan: Plan) -> str:
     lines = [f"{heading} from `{esc(brain.snapshot.path.name)}` (schema {brain.snapshot.schema_version}, "
              f"taken {brain.snapshot.taken_at:%Y-%m-%d %H:%M} UTC)"]
     if brain.loss is not None:
-        lines.append(f"Rows that leave the live brain ({brain.loss.total_rows}; kept in a forensic copy, never deleted):")
-        lines += [f"• {esc(table.describe())}" for table in brain.loss.tables if table.rows]
+        lines.append(f"What the restore undoes ({brain.loss.counts()}; the live brain is kept whole in a forensic copy, "
+                     "never deleted):")
+        lines += [f"• {esc(table.describe())}" for table in brain.loss.tables if table.undone]
     return "\n".join(lines)
 
 

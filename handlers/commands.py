@@ -104,7 +104,7 @@ def _history(services: Services, target: str | None, respond: Respond) -> None:
 
 
 def _snapshot(services: Services, target: str, user: str, respond: Respond) -> None:
-    taken = services.rollbot.take_snapshot(target, user)
+    taken = services.rollbot.take_snapshot(target, user, services.directory.members_of)
     respond(
         response_type="in_channel",
         text=f":camera_with_flash: <@{user}> took a snapshot of {target}'s brain: `{taken.path.name}` "

@@ -104,6 +104,7 @@ def assert_refused_untouched(deployed: Deployment, check: str, reason: str) -> N
     compose_before = deployed.compose_file.read_bytes()
     container_before = deployed.container().attrs
     brain_before = (deployed.brain.stat().st_ino, digests(deployed.brain))
+    beside_before = sorted(deployed.brain.parent.glob(".brain.sqlite.rollbot-*"))  # the brain's lock, if any snapshot took it
 
     done = deployed.rollbot("rollback", "engine", HEALTHY, "--yes")
 
@@ -116,7 +117,8 @@ def assert_refused_untouched(deployed: Deployment, check: str, reason: str) -> N
         container_before["Id"], container_before["State"]["StartedAt"]
     )
     assert (deployed.brain.stat().st_ino, digests(deployed.brain)) == brain_before
-    assert not list(deployed.brain.parent.glob(".brain.sqlite.rollbot-*"))
+    assert sorted(deployed.brain.parent.glob(".brain.sqlite.rollbot-*")) == beside_before, "no staged copy is left"
+    assert all(path.name.endswith("rollbot-lock") for path in beside_before)
     assert not (deployed.brain.parent / "rollbot-forensic").exists()
     run = deployed.journal().run(deployed.runs()[0].id)
     assert run.status is RunStatus.REFUSED

@@ -102,7 +102,7 @@ def test_a_brain_rollback_files_one_jira_ticket_with_timeline_loss_and_logs(
         assert issue["issuetype"]["name"] == "Task"
         description = issue["description"]
         assert "h2. Timeline (UTC)" in description and "step swap_brain succeeded" in description
-        assert "||table||rows rolled back||time range||" in description and "|episodes|2|" in description
+        assert "||table||rows added||rows changed||rows deleted||time range of the added rows||" in description and "|episodes|2|" in description
         assert "Reason given: brain unreadable" in description
         names = {a["filename"] for a in issue["attachment"]}
         assert {f"engine-{BROKEN}.log", "journal.json", "health.json", f"engine-{BROKEN}.inspect.json"} <= names

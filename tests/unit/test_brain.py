@@ -150,7 +150,7 @@ def test_loss_report_time_range_covers_exactly_the_lost_rows(tmp_path: Path) -> 
 
     feedback = losses(loss_report(brain, snapshot))["feedback"]
     assert feedback == TableLoss("feedback", 3, "created_at", "2026-11-26T03:01:00Z", "2026-11-26T03:09:00Z")
-    assert feedback.describe() == "feedback: 3 row(s) (2026-11-26T03:01:00Z … 2026-11-26T03:09:00Z)"
+    assert feedback.describe() == "feedback: 3 row(s) added (2026-11-26T03:01:00Z … 2026-11-26T03:09:00Z)"
 
 
 def test_loss_report_counts_a_table_new_since_the_snapshot_whole(tmp_path: Path) -> None:
@@ -266,8 +266,65 @@ def test_loss_report_of_an_unreadable_snapshot_is_a_brain_error(tmp_path: Path) 
         loss_report(brain, garbage)
 
 
+def test_loss_report_counts_rows_changed_and_deleted_in_the_bad_window(tmp_path: Path) -> None:
+    """BUG (issue 12, 9): only new keys were counted, so 1,000 rows updated and 10 deleted in the bad
+    window reported "no rows would be lost" although the restore reverts all of them."""
+    brain = make_brain(tmp_path / "brain.sqlite", rows=1010)
+    snapshot = snapshot_of(brain, tmp_path)
+    run_sql(brain, "UPDATE episodes SET content = 'edited in the bad window' WHERE id <= 1000",
+            "DELETE FROM episodes WHERE id > 1000")
+
+    report = loss_report(brain, snapshot)
+
+    episodes = losses(report)["episodes"]
+    assert (episodes.rows, episodes.changed, episodes.deleted) == (0, 1000, 10)
+    assert report.describe() == "episodes: 1000 changed, 10 deleted"
+    assert (report.total_rows, report.total_changed, report.total_deleted, report.total_undone) == (0, 1000, 10, 1010)
+    assert all(losses(report)[t].undone == 0 for t in ENGINE_TABLES if t != "episodes")
+
+
+def test_loss_report_counts_changes_and_deletes_in_without_rowid_tables(tmp_path: Path) -> None:
+    """Keyed by the primary key: an edited value is a change, a removed key a delete, a new key an addition."""
+    brain = make_brain(tmp_path / "brain.sqlite", rows=5)
+    snapshot = snapshot_of(brain, tmp_path)
+    run_sql(brain, f"UPDATE {KEYED_TABLE} SET value = 'changed' WHERE key IN ('k1', 'k2')",
+            f"UPDATE {KEYED_TABLE} SET value = 'v3' WHERE key = 'k3'",  # written again, the same value
+            f"DELETE FROM {KEYED_TABLE} WHERE key = 'k4'",
+            f"INSERT INTO {KEYED_TABLE} VALUES ('k9', 'new')")
+    facts = losses(loss_report(brain, snapshot))[KEYED_TABLE]
+    assert (facts.rows, facts.changed, facts.deleted) == (1, 2, 1)
+    assert facts.describe() == f"{KEYED_TABLE}: 1 row(s) added, 2 changed, 1 deleted"
+
+
+def test_loss_report_sees_a_value_set_to_null_as_a_change(tmp_path: Path) -> None:
+    """NULL compares with IS: a value cleared (or filled in) in the bad window is a change."""
+    brain = make_brain(tmp_path / "brain.sqlite", rows=3)
+    run_sql(brain, "UPDATE feedback SET content = NULL WHERE id = 3")
+    snapshot = snapshot_of(brain, tmp_path)
+    run_sql(brain, "UPDATE feedback SET content = NULL WHERE id = 1", "UPDATE feedback SET content = 'now set' WHERE id = 3")
+    assert losses(loss_report(brain, snapshot))["feedback"].changed == 2
+
+
+def test_loss_report_compares_only_the_columns_both_brains_have(tmp_path: Path) -> None:
+    """A column the migration added is no change of the rows it was added to; an edit of an old column is."""
+    brain = make_brain(tmp_path / "brain.sqlite", rows=4)
+    snapshot = snapshot_of(brain, tmp_path)
+    run_sql(brain, "ALTER TABLE episodes ADD COLUMN importance REAL DEFAULT 0.5",
+            "UPDATE episodes SET content = 'rewritten' WHERE id = 2")
+    episodes = losses(loss_report(brain, snapshot))["episodes"]
+    assert (episodes.rows, episodes.changed, episodes.deleted) == (0, 1, 0)
+
+
+def test_table_loss_of_a_plan_journaled_before_the_new_counts_reads_back() -> None:
+    """Journaled plans hold TableLoss dicts without `changed`/`deleted`: they read back with zeros."""
+    old = {"table": "episodes", "rows": 2, "time_column": "created_at", "first": "a", "last": "b", "whole_table": False}
+    table = TableLoss(**old)
+    assert (table.rows, table.changed, table.deleted) == (2, 0, 0)
+    assert table.describe() == "episodes: 2 row(s) added (a … b)"
+
+
 def test_describe_lists_only_tables_that_lose_rows() -> None:
     """The one line for the plan and the ticket names only the tables that lose something."""
     report = LossReport((TableLoss("episodes", 2, "created_at", "a", "b"), TableLoss("feedback", 0, "created_at")))
-    assert report.describe() == "episodes: 2 row(s) (a … b)"
+    assert report.describe() == "episodes: 2 row(s) added (a … b)"
     assert report.total_rows == 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import shutil
 import sqlite3
@@ -11,16 +13,21 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 import bot.brain_plan
 from bot.brain_plan import BRAIN_CHECKS, SCHEMA_LABEL, BrainChoice
 from bot.config import BrainConfig
+from bot.core import Rollbot
 from bot.plan import CHECKS, Check, CheckResult, Plan, RollbackRequest, StepKind, make_plan
+from bot.postmortem import build, to_jira_wiki, to_markdown
 from bot.preflight import Preflight, Refused
 from bot.snapshots import RUNBOOK_NAME, Snapshot, take_snapshot
-from storage import SchemaSighting
+from bot.terminal import render_plan
+from handlers.blocks import plan_message
+from storage import Journal, SchemaSighting
 
-from .fakes import ENGINE_TABLES, REPO, World, brain_config, make_brain, make_world, run_sql, upgrade_brain
+from .fakes import ENGINE_TABLES, REPO, FakeHealth, World, brain_config, make_brain, make_world, run_sql, upgrade_brain
 
 TARGET_IMAGE = f"{REPO}:2.3.1"
 RESTORE_STEPS = [
@@ -549,3 +556,50 @@ def test_a_question_with_no_snapshot_offers_only_keeping(tmp_path: Path) -> None
     plan = plan_for(world)
     assert plan.question is not None and "no snapshot to restore from" in plan.question
     assert plan.brain is not None and plan.brain.asking and plan.brain.snapshot is None
+
+
+def test_a_bad_window_that_only_edited_and_deleted_rows_is_shown_as_undone_in_plan_and_postmortem(
+    tmp_path: Path, journal: Journal,
+) -> None:
+    """BUG (issue 12, 9): 1,000 rows updated and 10 deleted since the snapshot were "no rows would be
+    lost" in the plan, and the postmortem listed no table. Now the check warns with the counts, both
+    plans show them per table, and the postmortem's table has a column for each."""
+    brain = brain_config(tmp_path)
+    make_brain(brain.path, schema=1, rows=1010)
+    world = make_world(tmp_path, brain=brain)
+    snapshot(world, None)
+    run_sql(brain.path, "PRAGMA user_version = 2", "UPDATE episodes SET content = 'edited' WHERE id <= 1000",
+            "DELETE FROM episodes WHERE id > 1000")
+    label(world, "1")
+    planned = Rollbot(world.config, journal, world.systems(), FakeHealth(world.compose, {"2.3.1"})).plan(
+        RollbackRequest("engine", "2.3.1", "cli:alice", "5xx after deploy"))
+
+    removes = check(planned.plan, "data the restore removes")
+    assert removes.result is CheckResult.WARNING
+    assert "0 row(s) leave the live brain, 1000 changed row(s)" in removes.detail and "10 deleted" in removes.detail
+    out = io.StringIO()
+    render_plan(Console(file=out, width=200), planned.plan)
+    assert "0 added, 1000 changed, 10 deleted" in out.getvalue() and "episodes: 1000 changed, 10 deleted" in out.getvalue()
+    slack = str(plan_message(planned.plan, planned.run).blocks)
+    assert "0 added, 1000 changed, 10 deleted" in slack and "episodes: 1000 changed, 10 deleted" in slack
+    document = build(planned.run, [])
+    assert "| episodes | 0 | 1000 | 10 |  |" in to_markdown(document)
+    assert "|episodes|0|1000|10| |" in to_jira_wiki(document)
+
+
+def test_a_forged_sidecar_does_not_drive_the_restore_decision(tmp_path: Path) -> None:
+    """BUG (issue 12, 8): a sidecar claiming schema 1, image 2.3.1 and a date in 2099 beside a file at
+    schema 2 told preflight that 2.3.1 reads schema 1 and chose that very file to restore from. Its
+    facts are now ignored: nothing tells which schema 2.3.1 reads, so the plan asks."""
+    world = brain_world(tmp_path)
+    upgrade_brain(brain_of(world).path, schema=2)
+    taken = snapshot(world, "2.4.0")
+    sidecar = Path(f"{taken.path}.json")
+    sidecar.write_text(json.dumps({**json.loads(sidecar.read_text(encoding="utf-8")), "schema_version": 1,
+                                   "image_tag": "2.3.1", "taken_at": "2099-01-01T00:00:00+00:00"}), encoding="utf-8")
+
+    plan = plan_for(world)
+
+    assert plan.brain is not None and plan.brain.target_reads is None and not plan.brain.restore
+    assert taken.path.name not in plan.brain.target_reads_source
+    assert plan.question and check(plan, "brain schema").result is CheckResult.ASK

@@ -11,6 +11,8 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
+from collections.abc import Callable
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +21,7 @@ import pytest
 
 import bot.brain_swap
 from bot.brain_swap import (
+    ownership_problem,
     FORENSIC_FOLDER,
     Swapped,
     brain_in_place,
@@ -360,3 +363,98 @@ def test_a_failpoint_fires_only_when_named() -> None:
     assert (unarmed.returncode, unarmed.stdout) == (0, "alive\n")
     assert (other.returncode, other.stdout) == (0, "alive\n")
     assert (armed.returncode, armed.stdout) == (-signal.SIGKILL, "")
+
+
+# --- owner and mode --------------------------------------------------------------------------------------
+
+ENGINE_UID = 1000
+
+
+def owned_by_the_engine(s: Scene) -> None:
+    """The Engine's brain as a real deployment has it: uid/gid 1000, mode 0600."""
+    os.chown(s.brain.path, ENGINE_UID, ENGINE_UID)
+    os.chmod(s.brain.path, 0o600)
+
+
+def owner_and_mode(path: Path) -> tuple[int, int, int]:
+    facts = path.stat()
+    return facts.st_uid, facts.st_gid, facts.st_mode & 0o7777
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another uid needs root")
+def test_a_restored_brain_keeps_the_owner_and_mode_of_the_brain_it_replaces(tmp_path: Path) -> None:
+    """BUG (issue 12, 6): a brain at 0600, uid 1000 came back 0644 owned by rollbot's user after a
+    restore, and an Engine running as uid 1000 then got "readonly database". The staged copy is private
+    from its creation, then takes the brain's owner and mode; the swap keeps them; so does a put-back."""
+    s = scene(tmp_path)
+    owned_by_the_engine(s)
+
+    staged = stage(s.snapshot, s.brain.path, RUN)
+    assert owner_and_mode(staged.path) == (ENGINE_UID, ENGINE_UID, 0o600)
+    swapped = swap(s.brain.path, staged, prepare_swap(s.brain.path, staged, forensic_dir(s.brain.path, RUN)))
+
+    assert owner_and_mode(s.brain.path) == (ENGINE_UID, ENGINE_UID, 0o600)
+    assert brain_contents(s.brain.path) == s.restored
+    assert owner_and_mode(swapped.forensic_dir)[2] == 0o700 and owner_and_mode(swapped.forensic_dir.parent)[2] == 0o700
+    put_back(s.brain.path, swapped)
+    assert owner_and_mode(s.brain.path) == (ENGINE_UID, ENGINE_UID, 0o600)
+    assert brain_contents(s.brain.path) == s.original
+
+
+def test_a_restore_keeps_a_group_readable_mode_too(tmp_path: Path) -> None:
+    """The mode is the brain's, whatever it is: 0640 stays 0640 (rollbot's own user and group here)."""
+    s = scene(tmp_path, wal_data=False)
+    os.chmod(s.brain.path, 0o640)
+    staged = stage(s.snapshot, s.brain.path, RUN)
+    swap(s.brain.path, staged, prepare_swap(s.brain.path, staged, forensic_dir(s.brain.path, RUN)))
+    assert owner_and_mode(s.brain.path)[2] == 0o640
+
+
+def attempt_stage(s: Scene) -> list[str]:
+    problem = ownership_problem(s.brain.path)
+    try:
+        stage(s.snapshot, s.brain.path, RUN)
+        outcome = "staged"
+    except BrainError as error:
+        outcome = f"refused: {error}"
+    leftover = "left behind" if staged_path(s.brain.path, RUN).exists() else "nothing left"
+    return [str(problem), outcome, leftover]
+
+
+def as_engine_user(work: Callable[[], list[str]]) -> list[str]:
+    """Run `work` in a forked child that dropped to uid/gid 1000 (rollbot not running as root)."""
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe
+        try:
+            os.setgroups([])
+            os.setgid(ENGINE_UID)
+            os.setuid(ENGINE_UID)
+            os.write(writer, json.dumps(work()).encode())
+        finally:
+            os._exit(0)
+    os.close(writer)
+    with os.fdopen(reader) as answer:
+        text = answer.read()
+    os.waitpid(child, 0)
+    return json.loads(text)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to start a process as another uid")
+def test_staging_for_a_brain_rollbot_may_not_chown_fails_before_anything_and_says_so(tmp_path: Path) -> None:
+    """rollbot running as uid 1000 cannot give a copy root's ownership: staging fails (before the
+    drain-stop) naming both uids, leaves no staged file, and preflight's ownership_problem says it first."""
+    folder = Path(tempfile.mkdtemp(prefix="rollbot-owner-"))  # outside pytest's 0700 tmp folder
+    try:
+        os.chmod(folder, 0o777)
+        s = scene(folder, wal_data=False)
+        for path in (s.brain.path.parent, s.snapshot.path.parent):
+            os.chmod(path, 0o777)
+        os.chmod(s.snapshot.path, 0o644)
+        problem, refusal, leftover = as_engine_user(lambda: attempt_stage(s))
+        assert "owned by uid 0" in problem and "rollbot runs as uid 1000" in problem
+        assert refusal.startswith("refused:") and "owned by uid 0" in refusal
+        assert leftover == "nothing left"
+        assert owner_and_mode(s.brain.path)[0] == 0
+    finally:
+        shutil.rmtree(folder)

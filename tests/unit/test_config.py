@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import textwrap
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from bot.config import Settings, config_path, load_config, load_settings
+from bot.brain_swap import forensic_dir, prepare_swap, stage, swap
 from bot.errors import ConfigError
+from bot.snapshots import Snapshot
+
+from .fakes import brain_contents, make_brain
 
 GOOD = """\
 # rollbot for the demo Engine
@@ -293,3 +298,51 @@ def test_log_cap_defaults_to_20_mb_and_is_per_target(tmp_path: Path) -> None:
     capped = load_config(write(tmp_path, target_yaml("    log_cap_mb: 0.5\n"))).targets["engine"]
     assert capped.log_cap_bytes == 512 * 1024
     assert "log_cap_mb" in config_error(write(tmp_path, target_yaml("    log_cap_mb: 0\n")))
+
+
+# --- a symlinked brain path ------------------------------------------------------------------------
+
+
+def brain_yaml(path: Path) -> str:
+    return GOOD + f"    brain:\n      path: {path}\n      snapshots_dir: {path.parent / 'snapshots'}\n"
+
+
+def test_a_symlinked_brain_path_is_restored_in_the_file_the_engine_mounts(tmp_path: Path) -> None:
+    """BUG (issue 12, 7): with brain.path a link to the mounted file, the swap renamed the snapshot over
+    the link: the link became a plain file, the file the Engine mounts kept the bad brain, and the plan
+    said restored. The link is now followed when the config is loaded, so the swap replaces the file."""
+    mounted = make_brain(tmp_path / "volume" / "brain.sqlite", schema=2)
+    link = tmp_path / "srv" / "brain.sqlite"
+    link.parent.mkdir()
+    link.symlink_to(mounted)
+    snapshot_file = make_brain(tmp_path / "snapshots" / "before.sqlite", schema=1)
+
+    brain = load_config(write(tmp_path, brain_yaml(link))).targets["engine"].brain
+    assert brain is not None and brain.path == mounted.resolve()
+    snapshot = Snapshot(snapshot_file, datetime.now(UTC), 1, snapshot_file.stat().st_size, None)
+    staged = stage(snapshot, brain.path, "run1")
+    swap(brain.path, staged, prepare_swap(brain.path, staged, forensic_dir(brain.path, "run1")))
+
+    assert link.is_symlink() and link.resolve() == mounted.resolve()
+    assert brain_contents(mounted)["#user_version"] == 1, "the mounted file holds the restored brain"
+
+
+def test_a_brain_in_a_symlinked_folder_resolves_to_the_real_folder(tmp_path: Path) -> None:
+    """The staged and forensic copies go beside the real file, on its filesystem."""
+    real = make_brain(tmp_path / "disk" / "data" / "brain.sqlite")
+    (tmp_path / "data").symlink_to(tmp_path / "disk" / "data")
+    brain = load_config(write(tmp_path, brain_yaml(tmp_path / "data" / "brain.sqlite"))).targets["engine"].brain
+    assert brain is not None and brain.path == real.resolve()
+
+
+def test_a_broken_brain_link_is_refused_with_the_reason(tmp_path: Path) -> None:
+    link = tmp_path / "brain.sqlite"
+    link.symlink_to(tmp_path / "gone" / "brain.sqlite")
+    message = config_error(write(tmp_path, brain_yaml(link)))
+    assert "targets.engine.brain.path" in message and "symbolic link to" in message and "does not exist" in message
+
+
+def test_a_brain_path_that_does_not_exist_is_kept_for_preflight_to_explain(tmp_path: Path) -> None:
+    missing = tmp_path / "nothing" / "brain.sqlite"
+    brain = load_config(write(tmp_path, brain_yaml(missing))).targets["engine"].brain
+    assert brain is not None and brain.path == missing

@@ -19,7 +19,7 @@ import pytest
 
 from bot.brain import BrainError, check_integrity
 from bot.config import BrainConfig
-from bot.snapshots import RUNBOOK_NAME, Snapshot, list_snapshots, take_snapshot, verify
+from bot.snapshots import RUNBOOK_NAME, Snapshot, described_snapshots, facts_digest, list_snapshots, take_snapshot, verify
 
 from .fakes import ENGINE_TABLES, brain_config, brain_contents, make_brain, upgrade_brain
 
@@ -250,6 +250,103 @@ def test_an_unreadable_hand_made_snapshot_is_listed_with_unknown_schema(tmp_path
     [found] = list_snapshots(brain)
     assert (found.path, found.schema_version, found.by_hand) == (junk, None, True)
     assert verify(found) is not None
+
+
+def forge(snapshot: Snapshot, keep_digest: bool = True, **facts: object) -> None:
+    """Edit a sidecar's facts, as a mistaken hand or a careless script would; `keep_digest=False`
+    also writes a digest over the edited facts (what a writer who knows the format can do)."""
+    sidecar = Path(f"{snapshot.path}.json")
+    data = {**json.loads(sidecar.read_text(encoding="utf-8")), **facts}
+    if not keep_digest:
+        data["facts_digest"] = facts_digest(snapshot.path.name, data)
+    sidecar.write_text(json.dumps(data), encoding="utf-8")
+
+
+def test_a_sidecar_claiming_an_older_schema_than_the_file_is_not_believed(tmp_path: Path) -> None:
+    """BUG (issue 12, 8): a sidecar saying schema 1, image 2.3.1 and a date in 2099, beside a file at
+    schema 2, was listed with those facts and passed verification. Now the file's schema decides
+    (even when the forger wrote a matching digest), the tag and date are not used, and --list says why."""
+    brain = brain_config(tmp_path)
+    make_brain(brain.path, schema=2)
+    taken = take_snapshot(brain, "2.4.0", now=NOW)
+    forge(taken, keep_digest=False, schema_version=1, image_tag="2.3.1", taken_at="2099-01-01T00:00:00+00:00")
+
+    [(found, why)] = described_snapshots(brain)
+
+    assert (found.schema_version, found.image_tag, found.checksum, found.by_hand) == (2, None, None, True)
+    assert found.taken_at.year < 2099
+    assert why is not None and "says schema 1, the file is at schema 2" in why
+    assert [s.schema_version for s in list_snapshots(brain)] == [2]
+
+
+def test_a_sidecar_dated_in_the_future_is_not_believed(tmp_path: Path) -> None:
+    """Facts consistent with the file and their digest, but taken_at in 2099: ignored, with the reason."""
+    brain = brain_config(tmp_path)
+    make_brain(brain.path, schema=2)
+    taken = take_snapshot(brain, "2.4.0", now=NOW)
+    forge(taken, keep_digest=False, taken_at="2099-01-01T00:00:00+00:00")
+
+    [(found, why)] = described_snapshots(brain)
+
+    assert found.by_hand and found.image_tag is None and found.taken_at.year < 2099
+    assert why is not None and "in the future" in why
+
+
+@pytest.mark.parametrize("fact, value", [("image_tag", "2.3.1"), ("taken_at", "2026-11-20T00:00:00+00:00"),
+                                         ("checksum", "0" * 64)])
+def test_a_fact_edited_by_hand_breaks_the_digest(tmp_path: Path, fact: str, value: str) -> None:
+    """Facts the file cannot confirm (the tag that ran, an earlier time, the checksum) are covered by the
+    digest: one edited by hand makes the whole sidecar disbelieved."""
+    brain = brain_config(tmp_path)
+    make_brain(brain.path, schema=2)
+    taken = take_snapshot(brain, "2.4.0", now=NOW)
+    forge(taken, **{fact: value})
+
+    [(found, why)] = described_snapshots(brain)
+
+    assert found.by_hand and found.image_tag is None and found.checksum is None
+    assert why is not None and "do not match their digest" in why
+
+
+def test_a_sidecar_moved_beside_another_file_is_not_believed(tmp_path: Path) -> None:
+    """The digest names the file: a sidecar copied to another snapshot (same size, same schema) fails."""
+    brain = brain_config(tmp_path)
+    make_brain(brain.path, schema=2)
+    first = take_snapshot(brain, "2.4.0", now=NOW - timedelta(hours=1))
+    second = take_snapshot(brain, "2.4.0", now=NOW)
+    shutil.copyfile(f"{first.path}.json", f"{second.path}.json")
+
+    found = dict((s.path, why) for s, why in described_snapshots(brain))
+
+    assert found[first.path] is None
+    assert found[second.path] is not None and "digest" in found[second.path]
+
+
+def test_a_damaged_file_keeps_its_sidecar_so_verify_names_the_checksum(tmp_path: Path) -> None:
+    """A truncated file changed, not its sidecar: the sidecar is still believed and verify says the
+    file no longer matches the checksum recorded when it was taken."""
+    brain = brain_config(tmp_path)
+    make_brain(brain.path, rows=400)
+    taken = take_snapshot(brain, "2.4.0", now=NOW)
+    with taken.path.open("r+b") as handle:
+        handle.truncate(taken.size // 2)
+    [(found, why)] = described_snapshots(brain)
+    assert (found, why) == (taken, None)
+    problem = verify(found)
+    assert problem is not None and "does not match the checksum" in problem
+
+
+def test_a_sound_sidecar_is_believed_and_one_from_before_the_digest_too(tmp_path: Path) -> None:
+    """rollbot's own sidecars hold up; sidecars written before the digest existed are checked against the file only."""
+    brain = brain_config(tmp_path)
+    make_brain(brain.path, schema=2)
+    taken = take_snapshot(brain, "2.4.0", now=NOW)
+    assert described_snapshots(brain) == [(taken, None)]
+    sidecar = Path(f"{taken.path}.json")
+    data = json.loads(sidecar.read_text(encoding="utf-8"))
+    del data["facts_digest"]
+    sidecar.write_text(json.dumps(data), encoding="utf-8")
+    assert described_snapshots(brain) == [(taken, None)]
 
 
 # --- verifying -----------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import pytest
 
 from bot.core import Rollbot
 from bot.plan import RollbackRequest
+from bot.evidence import gather
 from bot.postmortem import Postmortem, build, to_jira_wiki
 from bot.tickets import FileTickets, Ticket, TicketDesk
 from storage import Journal, RunStatus, connect
@@ -211,3 +212,14 @@ def test_jira_429_is_retried_after_the_time_it_asks_for(world: World, journal: J
     desk.owe(run_id)
     assert "HTTP 429" in str(desk.process()[run_id])
     assert desk.outbox.get(run_id).next_attempt_at - clock.now == timedelta(seconds=120)
+
+
+def test_evidence_is_not_readable_by_other_users(world: World, journal: Journal) -> None:
+    """BUG (issue 12, 6): the evidence folder (the bad version's logs, docker inspect, the compose file
+    as it was, the journal) was world-readable. The folder of all runs and each run's are 0700."""
+    run_id = finished_run(world, journal)
+    evidence = world.config.evidence_dir
+    gather(journal.run(run_id), evidence)
+    assert evidence.stat().st_mode & 0o777 == 0o700
+    assert (evidence / run_id).stat().st_mode & 0o777 == 0o700
+    assert {"engine-2.4.0.log", "journal.json"} <= {p.name for p in (evidence / run_id).iterdir()}
