@@ -181,7 +181,7 @@ class Journal:
         left: dict[str, Any] | None = None,
     ) -> EventView:
         """Journal a step's end (fenced like `step_started`). `left`, when given, is what the
-        step left behind (files' hashes and inodes), journaled as a `run.left` event so a later
+        step left behind (files' hashes and inodes), journaled in the event's `left` so a later
         resume or abort can tell whether anyone changed them since."""
         with self._sessions.begin() as session:
             self._move(session, run_id, Move.ACT, owner)
@@ -192,11 +192,11 @@ class Journal:
                 step.started_at = step.finished_at
             step.detail = detail or {}
             step.error = error
-            if left is not None:
-                self._event(session, run_id, actor, EventKind.RUN_LEFT, None, {"step": step.name, **left})
             details = {"step": step.name, "position": position, **(detail or {})}
             if error:
                 details["error"] = error
+            if left is not None:
+                details["left"] = left
             return self._event(session, run_id, actor, EventKind.STEP_FINISHED, status, details)
 
     def finish(
@@ -246,6 +246,13 @@ class Journal:
             except (LostRun, IllegalMove):
                 return False
         return True
+
+    def hold(self, run_id: str, lease: Lease) -> EventView | None:
+        """`LostRun` unless `lease` still holds the run: asked before a side effect outside a step
+        (an undo, a put-back); it also counts as a heartbeat."""
+        with self._sessions.begin() as session:
+            self._move(session, run_id, Move.ACT, lease, heartbeat_at=_db_now(session))
+        return None
 
     def mark_interrupted(
         self, owner_alive: Callable[[str], bool], actor: str, stale_after: timedelta | None = None

@@ -69,7 +69,6 @@ class EventKind(StrEnum):
     RUN_INTERRUPTED = "run.interrupted"
     RUN_RESUMED = "run.resumed"
     RUN_ABORTING = "run.aborting"
-    RUN_LEFT = "run.left"
     RUN_JOURNAL_FAILED = "run.journal_failed"
     STEP_STARTED = "step.started"
     STEP_FINISHED = "step.finished"
