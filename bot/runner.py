@@ -328,6 +328,7 @@ class Runner:
     def _stranded(self, state: _RunState, down: JournalDown, started: float, notify: ProgressSink) -> RunView:
         """The journal failed before the drain-stop: nothing is stopped, so the run ends here, its
         own changes (the compose file, the staged copy) undone, and says so in its last message."""
+        state.journal_down = str(down)  # no lease can be asked; undoing its own edit is the safe way
         kind = state.reached or state.plan.steps[0].kind
         undone = self._undo_before_stop(state, kind if kind in BEFORE_STOP else StepKind.PULL)
         where, _ = describe_failure(state.plan, state.target, StepKind.PULL, undone)
