@@ -253,3 +253,39 @@ def test_two_owners_never_both_act_and_no_move_leaves_the_table(tmp_path: Path) 
         interleave()
     finally:
         engine.dispose()
+
+
+# --- the migration ---------------------------------------------------------------------------------
+
+
+def test_the_upgrade_names_targets_held_twice_instead_of_guessing(tmp_path: Path) -> None:
+    """A journal of the old version may hold a running and an interrupted rollback of one target
+    (observation 3). Revision 0007 cannot build its index over them and does not pick a truth:
+    it stops and names both runs; without such pairs it upgrades."""
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+    from sqlalchemy import create_engine, text
+
+    from storage.database import MIGRATIONS, migrate
+
+    engine = create_engine(f"sqlite:///{tmp_path}/old.db")
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0006")
+        for run_id, status in [("20261201-000000-aaaaaa", "interrupted"), ("20261201-000100-bbbbbb", "running")]:
+            connection.execute(text(
+                "INSERT INTO runs (id, kind, target, to_version, reason, requester, status, created_at, plan, summary,"
+                " context) VALUES (:id, 'rollback', 'engine', '2.3.1', '', 'a', :status, '2026-12-01 00:00:00', '{}',"
+                " '{}', '{}')"), {"id": run_id, "status": status})
+
+    with pytest.raises(RuntimeError, match="engine: 20261201-000000-aaaaaa \\(interrupted\\), 20261201-000100-bbbbbb"):
+        migrate(engine)
+
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE runs SET status = 'aborted' WHERE id = '20261201-000000-aaaaaa'"))
+    migrate(engine)
+    journal = Journal(engine)
+    assert journal.run("20261201-000100-bbbbbb").status is RunStatus.RUNNING
+    engine.dispose()
