@@ -211,7 +211,7 @@ class Runner:
     def _take_up(self, state: _RunState, run: RunView, kind: EventKind, by: str, notify: ProgressSink) -> None:
         """Reclaim an interrupted run, but only while the files it left are as it left them: a
         resume or abort acting on a compose file or brain someone changed since would overwrite
-        their work (a later run's version, a brain restored by hand). `Refused` names what changed."""
+        their work (a later run's version, a brain restored by hand). `NotStartable` names what changed."""
         changed = changes_since(run)
         if changed:
             raise NotStartable(f"run {run.id} is not {'resumed' if kind is EventKind.RUN_RESUMED else 'aborted'}: "
