@@ -48,7 +48,8 @@ from bot.liveness import STALE_AFTER, owner_alive, process_owner
 from bot.runner import ProgressSink, Runner
 from bot.snapshots import Snapshot, brain_lock, described_snapshots, list_snapshots, take_snapshot, verify
 from bot.tickets import TicketDesk
-from storage import Journal, NotStartable, RunStatus, RunView
+from storage import EventKind, Journal, NotStartable, RunKind, RunStatus, RunView
+from storage.runstate import HOLDING
 from storage.repository import NewRun
 
 log = logging.getLogger(__name__)
@@ -263,7 +264,11 @@ class Rollbot:
 
     def _postmortem_if_over(self, run_id: str) -> None:
         """An interrupted run is not over: it is resumed or aborted, and then it is owed one."""
-        status = self._journal.run(run_id).status
+        try:
+            status = self._journal.run(run_id).status
+        except Exception:  # noqa: BLE001 - the run's own last message said where the service is
+            log.exception("cannot read run %s back from the journal; its postmortem waits", run_id)
+            return
         if status.is_final and status is not RunStatus.INTERRUPTED:
             self.file_postmortem(run_id)
 
@@ -329,7 +334,7 @@ class Rollbot:
             if not self._journal.cancel(run_id, user, f"superseded at confirmation: {why}"):
                 return Outcome(refusal=_not_open(self._journal.run(run_id)))  # another click won meanwhile
             return Outcome(refusal=why, replanned=self.plan(request))
-        self._journal.note(run_id, user, f"run.{decision}ed", {"by": user})
+        self._journal.note(run_id, user, EventKind.RUN_CONFIRMED, {"by": user})
         try:
             finished = self.execute(PlannedRun(run, fresh), f"rollbot@{process_owner()}", sink_for(run), user)
         except NotStartable as error:
@@ -422,7 +427,7 @@ class Rollbot:
         for run in self._journal.mark_interrupted(owner_alive, actor=actor, stale_after=STALE_AFTER):
             brain = self.brain_in_place(run)
             if brain:
-                self._journal.note(run.id, actor, "brain.inspected", {"in_place": brain})
+                self._journal.note(run.id, actor, EventKind.BRAIN_INSPECTED, {"in_place": brain})
             found.append((run, brain))
         return found
 
@@ -501,7 +506,7 @@ class Rollbot:
 
     def brain_in_place(self, run: RunView) -> str | None:
         """For a run that began a brain swap: which brain sits at the brain's path now."""
-        swap = next((e for e in self._journal.run(run.id).events if e.kind == "brain.swap"), None)
+        swap = next((e for e in self._journal.run(run.id).events if e.kind == EventKind.BRAIN_SWAP), None)
         if swap is None:
             return None
         brain = Path(swap.details["brain"])
@@ -535,7 +540,7 @@ class Rollbot:
             container = self._systems.docker.container(container_id) if container_id else None
             running = container if container is not None and container.running else None
             snapshot = take_snapshot(target.brain, running.tag if running else None)
-        self._journal.note(None, actor, "snapshot.taken", {"target": target.name, **snapshot.to_dict()})
+        self._journal.note(None, actor, EventKind.SNAPSHOT_TAKEN, {"target": target.name, **snapshot.to_dict()})
         if running is not None and snapshot.schema_version is not None:
             if self._health.wait_until_healthy(target.health_url, timeout=2).ok:
                 self._saw_healthy(target, running.tag, "snapshot", snapshot.schema_version)
@@ -577,7 +582,10 @@ class Rollbot:
             return None
 
     def runs_in_progress(self, target: str) -> list[str]:
-        return [run.id for run in self._journal.runs(target, limit=10, status=RunStatus.RUNNING, kind="rollback")]
+        """The rollbacks that hold `target`: running ones, and interrupted ones, which left the
+        service half-way and hold it until they are resumed or aborted."""
+        return [run.id for status in HOLDING
+                for run in self._journal.runs(target, limit=10, status=status, kind=RunKind.ROLLBACK)]
 
 
 def _request_of(run: RunView) -> RollbackRequest:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
-from storage import Journal
+from storage import Journal, Lease
 
 log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 5.0
@@ -42,9 +42,10 @@ def owner_alive(owner: str) -> bool:
 
 
 @contextmanager
-def heartbeat(journal: Journal, run_id: str, owner: str, every_seconds: float = HEARTBEAT_SECONDS) -> Iterator[None]:
-    """While a run executes, its row says so every few seconds: how other processes (other
-    replicas, the next start) tell a live run from one whose process died."""
+def heartbeat(journal: Journal, run_id: str, owner: Lease | str, every_seconds: float = HEARTBEAT_SECONDS) -> Iterator[None]:
+    """While a run executes, its row says so every few seconds, stamped by the database's clock:
+    how other processes (other replicas, the next start) tell a live run from one whose process
+    died. The beat names the runner's lease, so it stops once the run was taken over."""
     finished = threading.Event()
 
     def beat() -> None:

@@ -227,7 +227,8 @@ def _preflight(
 
     busy = runs_in_progress(target.name)
     if busy:
-        preflight.fail(CHECKS[3], f"run {busy[0]} of {target.name} is in progress; wait for it or check `rollbot history`")
+        preflight.fail(CHECKS[3], f"run {busy[0]} of {target.name} is in progress (running, or interrupted and "
+                                  f"holding it until resumed or aborted); see `rollbot history`")
     preflight.passed(CHECKS[3], "no run of this target is in progress")
 
     container = _service_container(target, compose, systems, facts)

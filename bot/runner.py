@@ -14,10 +14,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from bot.brain import BrainError, loss_report
 from bot.brain_holders import describe_holders, holders_after_stop
@@ -42,7 +45,8 @@ from bot.health import Health, HealthResult
 from bot.liveness import HEARTBEAT_SECONDS, heartbeat
 from bot.logs import about_run
 from bot.plan import Plan, Systems, StepKind
-from storage import EventView, Journal, LostRun, RunStatus, RunView, StepStatus
+from bot.fingerprints import changes_since, left_by
+from storage import EventKind, EventView, Journal, Lease, LostRun, NotStartable, RunKind, RunStatus, RunView, StepStatus
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +57,28 @@ DONE = frozenset({StepStatus.SUCCEEDED, StepStatus.SKIPPED})
 
 class StepFailed(Exception):
     """A step could not do its work; the message is what the journal and the person see."""
+
+
+class JournalDown(Exception):
+    """The journal could not be written, retries included, before the drain-stop: the run ends."""
+
+
+def _transient(error: BaseException) -> bool:
+    """A database failure worth another try (locked, full, unreachable); a constraint the
+    database enforces (one run per target) is an answer, not a failure."""
+    return isinstance(error, SQLAlchemyError) and not isinstance(error, IntegrityError)
+
+
+def journal_retry(attempts: int = 5, first_wait: float = 0.2, max_wait: float = 3.0) -> Retrying:
+    """How the runner retries a journal write: a few attempts over some seconds, enough for a
+    busy or restarting database, short enough not to hold a stopped Engine down for long."""
+    return Retrying(stop=stop_after_attempt(attempts), wait=wait_exponential(multiplier=first_wait, max=max_wait),
+                    retry=retry_if_exception(_transient), reraise=True)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(getattr(error, "orig", None) or error)
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 @dataclass
@@ -72,6 +98,11 @@ class _RunState:
     downtime: float | None = None
     staged: Staged | None = None
     swapped: Swapped | None = None
+    lease: Lease | None = None  # the fencing token every write of this runner names
+    reached: StepKind | None = None  # the step whose work began last
+    past_stop: bool = False  # the drain-stop has begun: from here the run must not strand the Engine
+    journal_down: str | None = None  # why the journal could not be written, once it could not after the stop
+    deferred: list[Callable[[], EventView]] = field(default_factory=list)  # writes owed to the journal
 
 
 @dataclass(frozen=True)
@@ -113,6 +144,7 @@ class Runner:
         stopping: threading.Event | None = None,
         heartbeat_seconds: float = HEARTBEAT_SECONDS,
         on_healthy: Callable[[TargetConfig, str], None] = lambda target, version: None,
+        retry: Retrying | None = None,
     ) -> None:
         self._config = config
         self._journal = journal
@@ -124,6 +156,7 @@ class Runner:
         self._stopping = stopping or threading.Event()
         self._heartbeat_seconds = heartbeat_seconds
         self._on_healthy = on_healthy  # the version is healthy on the brain now: worth remembering
+        self._retry = retry or journal_retry()
 
     def execute(
         self, run_id: str, plan: Plan, sink: ProgressSink | None = None, approver: str | None = None
@@ -136,7 +169,9 @@ class Runner:
             raise ValueError(f"plan of run {run_id} is not approvable: {plan.refusal}")
         state = self._state(run_id, plan)
         notify = _safe(sink)
-        notify(self._journal.start(run_id, self._actor, self._owner, approver))
+        claimed = self._journal.start(run_id, self._actor, self._owner, approver)
+        state.lease = Lease.of(claimed.details)
+        notify(claimed)
         return self._run(state, notify, done=frozenset())
 
     def resume(self, run: RunView, by: str, sink: ProgressSink | None = None) -> RunView:
@@ -148,8 +183,7 @@ class Runner:
         done. Raises `NotStartable` when the run is not interrupted or its target is busy."""
         state = self._state(run.id, Plan.from_dict(run.plan))
         notify = _safe(sink)
-        notify(self._journal.reclaim(run.id, self._actor, self._owner, "run.resumed",
-                                     {"by": by, "step": run.current_step}))
+        self._take_up(state, run, EventKind.RUN_RESUMED, by, notify)
         self._read_back(state, run)
         return self._run(state, notify, done=frozenset(s.position for s in run.steps if s.status in DONE))
 
@@ -160,64 +194,191 @@ class Runner:
         journal and the channel say what state that is and what to do."""
         state = self._state(run.id, Plan.from_dict(run.plan))
         notify = _safe(sink)
-        notify(self._journal.reclaim(run.id, self._actor, self._owner, "run.aborting",
-                                     {"by": by, "step": run.current_step}))
+        self._take_up(state, run, EventKind.RUN_ABORTING, by, notify)
         self._read_back(state, run)
         kind = _step_reached(run)
-        undone = self._undo_before_stop(state, kind)
-        where, next_action = describe_failure(state.plan, state.target, kind, undone)
-        where = self._with_brain(state, where)
-        summary = self._summary(state, self._clock(), healthy=False, service_state=where, failed_step=kind)
-        notify(self._journal.finish(run.id, self._actor, RunStatus.ABORTED,
-                                    f"aborted by {by} at step {kind}", next_action, summary))
+        try:
+            undone = self._undo_before_stop(state, kind)
+            where, next_action = describe_failure(state.plan, state.target, kind, undone)
+            where = self._with_brain(state, where)
+            summary = self._summary(state, self._clock(), healthy=False, service_state=where, failed_step=kind)
+            notify(self._write(lambda: self._journal.finish(
+                run.id, self._actor, RunStatus.ABORTED, f"aborted by {by} at step {kind}", next_action, summary,
+                owner=state.lease)))
+        except LostRun as lost:
+            return self._lost(state, lost)
         return self._journal.run(run.id)
+
+    def _take_up(self, state: _RunState, run: RunView, kind: EventKind, by: str, notify: ProgressSink) -> None:
+        """Reclaim an interrupted run, but only while the files it left are as it left them: a
+        resume or abort acting on a compose file or brain someone changed since would overwrite
+        their work (a later run's version, a brain restored by hand). `NotStartable` names what changed."""
+        changed = changes_since(run)
+        if changed:
+            raise NotStartable(f"run {run.id} is not {'resumed' if kind is EventKind.RUN_RESUMED else 'aborted'}: "
+                               f"{'; '.join(changed)} since it was interrupted. Check the service, then put them "
+                               "back or close the run by hand; nothing was done")
+        claimed = self._journal.reclaim(run.id, self._actor, self._owner, kind, {"by": by, "step": run.current_step})
+        state.lease = Lease.of(claimed.details)
+        notify(claimed)
 
     def _state(self, run_id: str, plan: Plan) -> _RunState:
         target = self._config.targets[plan.request.target]
         return _RunState(plan, target, run_id, self._systems.compose_for(target))
 
     def _run(self, state: _RunState, notify: ProgressSink, done: frozenset[int]) -> RunView:
+        """The steps, under a heartbeat. A runner that lost its lease stops where it learns it
+        (`LostRun`), before its next side effect; a journal that cannot be written stops the run
+        before the drain-stop and is written afterwards once the service was stopped."""
         started = self._clock()
+        assert state.lease is not None
+        with about_run(state.run_id), heartbeat(self._journal, state.run_id, state.lease, self._heartbeat_seconds):
+            try:
+                return self._steps(state, notify, done, started)
+            except LostRun as lost:
+                return self._lost(state, lost)
+            except JournalDown as down:
+                return self._stranded(state, down, started, notify)
+
+    def _steps(self, state: _RunState, notify: ProgressSink, done: frozenset[int], started: float) -> RunView:
         run_id = state.run_id
-        with about_run(run_id), heartbeat(self._journal, run_id, self._owner, self._heartbeat_seconds):
-            for position, step in enumerate(state.plan.steps):
-                if position in done:
-                    continue
-                if self._stopping.is_set():
-                    return self._shut_down(state, step.kind, notify)
-                failpoint(f"step:before:{step.kind}")
-                try:
-                    notify(self._journal.step_started(run_id, position, self._actor, owner=self._owner))
-                except LostRun as lost:
-                    log.error("run %s was taken over by another process; this one stops: %s", run_id, lost)
-                    return self._journal.run(run_id)
-                if step.skip_reason:
-                    notify(self._finish_step(run_id, position, StepStatus.SKIPPED, {"skipped": step.skip_reason}))
-                    continue
-                try:
-                    detail = self._do(step.kind, state)
-                except KeyboardInterrupt:
-                    self._interrupted(state, position, step.kind, notify)
-                    raise
-                except Exception as error:  # noqa: BLE001 - every failure is journaled, none escapes
-                    message = str(error) if str(error) else type(error).__name__
-                    if not isinstance(error, StepFailed):
-                        log.exception("step %s of run %s failed unexpectedly", step.kind, run_id)
-                    notify(self._finish_step(run_id, position, StepStatus.FAILED, {}, message))
-                    return self._fail(state, step.kind, message, started, notify)
-                notify(self._finish_step(run_id, position, StepStatus.SUCCEEDED, detail))
-                failpoint(f"step:after:{step.kind}")
-            return self._succeed(state, started, notify)
+        for position, step in enumerate(state.plan.steps):
+            if position in done:
+                continue
+            if self._stopping.is_set():
+                return self._shut_down(state, step.kind, notify)
+            failpoint(f"step:before:{step.kind}")
+            self._boundary(state, notify, lambda: self._journal.step_started(
+                run_id, position, self._actor, owner=state.lease))
+            if step.skip_reason:
+                self._boundary(state, notify, self._step_end(state, position, StepStatus.SKIPPED,
+                                                             {"skipped": step.skip_reason}))
+                continue
+            state.reached = step.kind
+            try:
+                detail = self._do(step.kind, state)
+            except KeyboardInterrupt:
+                self._interrupted(state, position, step.kind, notify)
+                raise
+            except Exception as error:  # noqa: BLE001 - every failure is journaled, none escapes
+                message = str(error) if str(error) else type(error).__name__
+                if not isinstance(error, StepFailed):
+                    log.exception("step %s of run %s failed unexpectedly", step.kind, run_id)
+                self._boundary(state, notify, self._step_end(state, position, StepStatus.FAILED, {}, message))
+                return self._fail(state, step.kind, message, started, notify)
+            self._boundary(state, notify, self._step_end(state, position, StepStatus.SUCCEEDED, detail))
+            failpoint(f"step:after:{step.kind}")
+        return self._succeed(state, started, notify)
 
     def _shut_down(self, state: _RunState, kind: StepKind, notify: ProgressSink) -> RunView:
         """rollbot is stopping (SIGTERM): end at this step boundary, journaled, for the next start to resume."""
         where, _ = describe_failure(state.plan, state.target, kind, undone=False)
-        notify(self._journal.finish(
+        notify(self._write(lambda: self._journal.finish(
             state.run_id, self._actor, RunStatus.INTERRUPTED, f"rollbot was shut down before step {kind}",
             f"resume the run (its Resume button, or `rollbot resume {state.run_id}`) or abort it",
-            {"service_state": self._with_brain(state, where), "failed_step": kind},
-        ))
+            {"service_state": self._with_brain(state, where), "failed_step": kind}, owner=state.lease,
+        )))
         return self._journal.run(state.run_id)
+
+    # --- the journal, as the runner writes it ------------------------------------------------------
+
+    def _write(self, write: Callable[[], EventView]) -> EventView:
+        """One journal write, retried while the database fails (busy, full, unreachable); a
+        refusal of the state machine (`LostRun`, `IllegalMove`) is an answer, never retried."""
+        return self._retry(write)
+
+    def _boundary(self, state: _RunState, notify: ProgressSink, write: Callable[[], EventView]) -> None:
+        """A step boundary's write. Once the drain-stop has begun, a journal that stays unusable
+        must not strand the Engine: the write is kept for later and the run goes on (`up`, the
+        health check); before it, the run stops (`JournalDown`) and undoes what it changed."""
+        if state.journal_down is not None:
+            state.deferred.append(write)
+            return
+        try:
+            notify(self._write(write))
+        except SQLAlchemyError as error:
+            log.error("run %s: the journal cannot be written: %s", state.run_id, error)
+            if not state.past_stop:
+                raise JournalDown(_first_line(error)) from error
+            state.journal_down = _first_line(error)
+            state.deferred.append(write)
+
+    def _note(self, state: _RunState, notify: ProgressSink, kind: EventKind, details: dict[str, Any]) -> None:
+        """A fact of the run (a put-back, a recovery), written only while the runner holds the run."""
+        self._boundary(state, notify, lambda: self._journal.note(state.run_id, self._actor, kind, details,
+                                                                 owner=state.lease))
+
+    def _hold(self, state: _RunState) -> None:
+        """Before a side effect outside a step (an undo, a put-back): `LostRun` unless this runner
+        still holds the run. With the journal down after the stop, nothing can be asked: the
+        runner goes on, since leaving the Engine stopped is the worse harm."""
+        if state.journal_down is not None or state.lease is None:
+            return
+        lease = state.lease
+        try:
+            self._retry(lambda: self._journal.hold(state.run_id, lease))
+        except SQLAlchemyError as error:
+            if not state.past_stop:
+                raise JournalDown(_first_line(error)) from error
+            state.journal_down = _first_line(error)
+
+    def _lost(self, state: _RunState, lost: LostRun) -> RunView:
+        log.error("run %s was taken over by another process; this one stops: %s", state.run_id, lost)
+        return self._journal.run(state.run_id)
+
+    def _stranded(self, state: _RunState, down: JournalDown, started: float, notify: ProgressSink) -> RunView:
+        """The journal failed before the drain-stop: nothing is stopped, so the run ends here, its
+        own changes (the compose file, the staged copy) undone, and says so in its last message."""
+        state.journal_down = str(down)  # no lease can be asked; undoing its own edit is the safe way
+        kind = state.reached or state.plan.steps[0].kind
+        undone = self._undo_before_stop(state, kind if kind in BEFORE_STOP else StepKind.PULL)
+        where, _ = describe_failure(state.plan, state.target, StepKind.PULL, undone)
+        summary = self._summary(state, started, healthy=False, service_state=where, failed_step=kind)
+        return self._end(state, RunStatus.FAILED, f"the journal could not be written ({down}); the run stopped "
+                         f"before step {kind}", self._journal_next_action(state, down), summary, notify)
+
+    def _journal_next_action(self, state: _RunState, error: object) -> str:
+        return (f"fix rollbot's database ({error}); the journal may still show run {state.run_id} as running: "
+                f"once it is marked interrupted, check the service and abort it (`rollbot abort {state.run_id}`)")
+
+    def _end(self, state: _RunState, status: RunStatus, error: str | None, next_action: str | None,
+             summary: dict[str, Any], notify: ProgressSink) -> RunView:
+        """The run's last write: first whatever the journal owes (writes kept while it failed),
+        then the outcome. A journal still unusable gets the outcome in the returned view and the
+        last message all the same, with where the service is: never only "the journal failed"."""
+        def finish() -> EventView:
+            return self._journal.finish(state.run_id, self._actor, status, error, next_action, summary,
+                                        owner=state.lease)
+        try:
+            for write in state.deferred:
+                notify(self._write(write))
+            state.deferred.clear()
+            notify(self._write(finish))
+            return self._journal.run(state.run_id)
+        except SQLAlchemyError as failure:
+            log.error("run %s ended %s but the journal cannot be written: %s", state.run_id, status, failure)
+            problem = state.journal_down or _first_line(failure)
+            summary = {**summary, "journal": f"the journal could not be written ({problem}); "
+                                             "this outcome is not in it yet"}
+            view = self._unjournaled(state, status, error, next_action or self._journal_next_action(state, problem),
+                                     summary)
+            notify(EventView(0, state.run_id, datetime.now(UTC), self._actor, EventKind.RUN_FINISHED, status,
+                             {"error": error, "next_action": view.next_action, **summary}))
+            return view
+
+    def _unjournaled(self, state: _RunState, status: RunStatus, error: str | None, next_action: str,
+                     summary: dict[str, Any]) -> RunView:
+        """The run as it ended, for the caller to show when the journal cannot take it."""
+        try:
+            known = self._journal.run(state.run_id)
+        except SQLAlchemyError:
+            plan = state.plan
+            known = RunView(state.run_id, RunKind.ROLLBACK, state.target.name, state.target.environment,
+                            plan.running_version, plan.request.version, plan.request.reason, plan.request.requester,
+                            status, datetime.now(UTC), state.began_at, None, state.reached, None, None,
+                            state.lease.owner if state.lease else None, {}, {})
+        return replace(known, status=status, error=error, next_action=next_action, summary=summary,
+                       finished_at=datetime.now(UTC))
 
     def _read_back(self, state: _RunState, run: RunView) -> None:
         """What the run did before it was interrupted, from the journal and the files it names."""
@@ -228,6 +389,7 @@ class Runner:
             state.log_file = Path(logs.detail["log_file"])
         stop = steps.get(StepKind.STOP)
         if stop is not None and stop.started_at is not None:
+            state.past_stop = True
             state.stop_started_at = stop.started_at
             verified = steps.get(StepKind.VERIFY_HEALTH)
             if verified is not None and verified.status is StepStatus.SUCCEEDED and verified.finished_at:
@@ -289,10 +451,11 @@ class Runner:
         if not again:
             self._refuse_held_brain(brain.path, state.target.service)
             state.swapped = prepare_swap(brain.path, state.staged, forensic_dir(brain.path, state.run_id))
-            self._journal.note(state.run_id, self._actor, "brain.swap", {
-                "brain": str(brain.path), "forensic_dir": str(state.swapped.forensic_dir),
-                "original_inode": state.swapped.original_inode, "staged_inode": state.swapped.staged_inode,
-            })
+            swapped = state.swapped
+            self._write(lambda: self._journal.note(state.run_id, self._actor, EventKind.BRAIN_SWAP, {
+                "brain": str(brain.path), "forensic_dir": str(swapped.forensic_dir),
+                "original_inode": swapped.original_inode, "staged_inode": swapped.staged_inode,
+            }, owner=state.lease))
         assert state.swapped is not None
         found = brain_in_place(brain.path, state.swapped.original_inode, state.swapped.staged_inode)
         if found in ("missing", "other"):
@@ -337,6 +500,7 @@ class Runner:
         began = self._clock()
         if state.stop_started_at is None:  # a stop that began before a restart counts from then
             state.stop_started = began
+        state.past_stop = True
         state.compose.stop(state.target.service, state.target.drain_timeout)
         return {"drain_timeout": state.target.drain_timeout, "seconds": round(self._clock() - began, 2)}
 
@@ -358,15 +522,20 @@ class Runner:
             state.downtime = (datetime.now(UTC) - state.stop_started_at).total_seconds()
         return detail
 
-    def _finish_step(
-        self, run_id: str, position: int, status: StepStatus, detail: dict[str, Any], error: str | None = None
-    ) -> EventView:
-        return self._journal.step_finished(run_id, position, self._actor, status, detail, error)
+    def _step_end(
+        self, state: _RunState, position: int, status: StepStatus, detail: dict[str, Any], error: str | None = None
+    ) -> Callable[[], EventView]:
+        """The write that ends a step, with what the step left behind (the edited file and the
+        brain, hashed as they are now): what a later resume or abort checks is still so."""
+        brain = state.plan.brain.path if state.plan.brain is not None else None
+        quiet = state.past_stop and state.reached in (StepKind.STOP, StepKind.SWAP_BRAIN)  # the Engine is stopped
+        left = left_by(_site(state).path, brain, quiet)
+        return lambda: self._journal.step_finished(state.run_id, position, self._actor, status, detail, error,
+                                                   owner=state.lease, left=left)
 
     def _succeed(self, state: _RunState, started: float, notify: ProgressSink) -> RunView:
         summary = self._summary(state, started, healthy=True)
-        notify(self._journal.finish(state.run_id, self._actor, RunStatus.SUCCEEDED, summary=summary))
-        return self._journal.run(state.run_id)
+        return self._end(state, RunStatus.SUCCEEDED, None, None, summary, notify)
 
     def _fail(self, state: _RunState, kind: StepKind, message: str, started: float, notify: ProgressSink) -> RunView:
         undone = self._undo_before_stop(state, kind)
@@ -382,17 +551,15 @@ class Runner:
                 where, next_action = back.where, back.next_action
                 extra["after_failure"] = back.done
         summary = self._summary(state, started, healthy=False, service_state=where, failed_step=kind, **extra)
-        error = f"step {kind} failed: {message}"
-        notify(self._journal.finish(state.run_id, self._actor, RunStatus.FAILED, error, next_action, summary))
-        return self._journal.run(state.run_id)
+        return self._end(state, RunStatus.FAILED, f"step {kind} failed: {message}", next_action, summary, notify)
 
     def _interrupted(self, state: _RunState, position: int, kind: StepKind, notify: ProgressSink) -> None:
-        notify(self._finish_step(state.run_id, position, StepStatus.FAILED, {}, "interrupted by the operator"))
+        notify(self._write(self._step_end(state, position, StepStatus.FAILED, {}, "interrupted by the operator")))
         where, next_action = describe_failure(state.plan, state.target, kind, undone=False)
-        notify(self._journal.finish(
+        notify(self._write(lambda: self._journal.finish(
             state.run_id, self._actor, RunStatus.INTERRUPTED, f"interrupted during step {kind}", next_action,
-            {"service_state": self._with_brain(state, where), "failed_step": kind},
-        ))
+            {"service_state": self._with_brain(state, where), "failed_step": kind}, owner=state.lease,
+        )))
 
     @staticmethod
     def _with_brain(state: _RunState, where: str) -> str:
@@ -409,6 +576,7 @@ class Runner:
         """True when the failure leaves everything as it was, putting the compose file back if needed."""
         if kind not in BEFORE_STOP:
             return False
+        self._hold(state)
         if state.plan.brain is not None:
             discard_staged(state.plan.brain.path, state.run_id)
         if state.edit is None:
@@ -430,20 +598,21 @@ class Runner:
         if state.swapped is None:
             discard_staged(brain.path, state.run_id)  # the swap never began: the staged copy was never used
             return None
+        self._hold(state)
         try:
             if kind is not StepKind.SWAP_BRAIN:
                 state.compose.stop(state.target.service, state.target.drain_timeout)
             put_back(brain.path, state.swapped)
         except Exception as error:  # noqa: BLE001 - said loudly in the journal and the summary
             log.exception("putting the original brain back failed in run %s", state.run_id)
-            notify(self._journal.note(state.run_id, self._actor, "brain.put_back_failed", {
-                "brain": str(brain.path), "original": str(state.swapped.forensic_brain), "error": str(error)}))
+            self._note(state, notify, EventKind.BRAIN_PUT_BACK_FAILED, {
+                "brain": str(brain.path), "original": str(state.swapped.forensic_brain), "error": str(error)})
             return _BrainBack(False, f"the original brain could NOT be put back ({error}); it is at "
                                      f"{state.swapped.forensic_brain}: stop {state.target.service} and move it to "
                                      f"{brain.path} by hand")
         discard_staged(brain.path, state.run_id)
-        notify(self._journal.note(state.run_id, self._actor, "brain.put_back", {
-            "brain": str(brain.path), "forensic_dir": str(state.swapped.forensic_dir)}))
+        self._note(state, notify, EventKind.BRAIN_PUT_BACK, {
+            "brain": str(brain.path), "forensic_dir": str(state.swapped.forensic_dir)})
         return _BrainBack(True, f"the original brain is back at {brain.path}; the forensic folder is "
                                 f"{state.swapped.forensic_dir}")
 
@@ -470,7 +639,7 @@ class Runner:
         """No brain file at all: starting the Engine would give it an empty memory, which is worse
         than leaving it stopped until a person finds the brain."""
         path, service = state.plan.brain.path if state.plan.brain else None, state.target.service
-        notify(self._journal.note(state.run_id, self._actor, "recovery.not_started", {"reason": f"{path} is missing"}))
+        self._note(state, notify, EventKind.RECOVERY_NOT_STARTED, {"reason": f"{path} is missing"})
         where, _ = describe_failure(state.plan, state.target, kind, undone=False)
         where = (f"{where}; {path} is missing, so {state.plan.running_version} was not started again "
                  "(it would run on an empty brain)")
@@ -481,8 +650,8 @@ class Runner:
 
     def _leave_running(self, state: _RunState, notify: ProgressSink) -> _Recovery:
         service, old, new = state.target.service, state.plan.running_version, state.plan.request.version
-        notify(self._journal.note(state.run_id, self._actor, "recovery.left_running", {
-            "version": new, "reason": f"{old} was unhealthy too; stopping {new} would only add downtime"}))
+        self._note(state, notify, EventKind.RECOVERY_LEFT_RUNNING, {
+            "version": new, "reason": f"{old} was unhealthy too; stopping {new} would only add downtime"})
         where = (f"{service} is now on {new} but unhealthy; it was left running: {old} was unhealthy too (the reason "
                  f"for the rollback), and going back to it would stop {service} again for no better service")
         _, next_action = describe_failure(state.plan, state.target, StepKind.VERIFY_HEALTH, undone=False)
@@ -496,24 +665,25 @@ class Runner:
         edited = state.edit.path if state.edit is not None else _site(state).path
         if before is None:
             return _Started(False, False, f"{edited} as it was before the run is not known")
+        self._hold(state)
         try:
             write_atomically(edited, before)
         except OSError as error:
-            notify(self._journal.note(run_id, self._actor, "recovery.compose_put_back_failed", {"error": str(error)}))
+            self._note(state, notify, EventKind.RECOVERY_COMPOSE_PUT_BACK_FAILED, {"error": str(error)})
             return _Started(False, False, f"the compose file could not be put back to {old} ({error}); "
                                           f"its copy from before the run is {self._backup_path(state)}")
-        notify(self._journal.note(run_id, self._actor, "recovery.compose_put_back", {
-            "compose_file": str(edited), "version": old}))
+        self._note(state, notify, EventKind.RECOVERY_COMPOSE_PUT_BACK, {
+            "compose_file": str(edited), "version": old})
         try:
             state.compose.up(service)
         except Exception as error:  # noqa: BLE001 - journaled and said in the failure message
             log.warning("starting %s %s again after run %s failed: %s", service, old, run_id, error)
-            notify(self._journal.note(run_id, self._actor, "recovery.previous_start_failed", {
-                "version": old, "error": str(error)}))
+            self._note(state, notify, EventKind.RECOVERY_PREVIOUS_START_FAILED, {
+                "version": old, "error": str(error)})
             return _Started(True, False, str(error))
         running = self._service_running(state)
-        notify(self._journal.note(run_id, self._actor, "recovery.previous_started", {
-            "version": old, "running": running}))
+        self._note(state, notify, EventKind.RECOVERY_PREVIOUS_STARTED, {
+            "version": old, "running": running})
         return _Started(True, running, None if running else f"`up -d` returned but no {service} container is running")
 
     def _text_before(self, state: _RunState) -> str | None:

@@ -166,8 +166,12 @@ def summary_line(run: RunView) -> str:
         if summary.get("forensic_copy"):
             brain = (f"; brain {summary['brain']}, the replaced brain with the {summary['rows_rolled_back']} "
                      f"rolled-back row(s) is kept at {summary['forensic_copy']}")
-        return f"{run.target} is healthy on {run.to_version} — took {took}{down}; logs of {run.from_version}: {logs}{brain} (run {run.id})"
+        journal = f"; {summary['journal']}" if summary.get("journal") else ""
+        return (f"{run.target} is healthy on {run.to_version} — took {took}{down}; logs of {run.from_version}: "
+                f"{logs}{brain}{journal} (run {run.id})")
     state = summary.get("service_state") or run.error
+    if summary.get("journal"):
+        state = f"{state}; {summary['journal']}"
     return f"rollback of {run.target} to {run.to_version} {run.status}: {run.error}. State: {state}. Next: {run.next_action} (run {run.id}, logs: {logs})"
 
 

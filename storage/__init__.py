@@ -3,6 +3,7 @@
 from storage.database import connect
 from storage.schemas import SchemaSighting, SchemaSightings
 from storage.repository import EventView, Journal, LostRun, NotStartable, RunStatus, RunView, StepStatus, StepView
+from storage.runstate import EventKind, IllegalMove, Lease, RunKind
 
 __all__ = ["connect", "Journal", "RunStatus", "StepStatus", "RunView", "StepView", "EventView", "NotStartable", "LostRun",
-           "SchemaSighting", "SchemaSightings"]
+           "IllegalMove", "Lease", "RunKind", "EventKind", "SchemaSighting", "SchemaSightings"]

@@ -61,6 +61,10 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UtcDateTime, dict[str, Any]: JSON, str: BoundedString()}
 
 
+# A running or interrupted rollback holds its target: the database allows one such run per target.
+ONE_HOLDER = "status IN ('running', 'interrupted') AND kind = 'rollback'"
+
+
 class RunRow(Base):
     """One rollback request: planned, then refused, cancelled, or run to an outcome."""
 
@@ -68,8 +72,8 @@ class RunRow(Base):
     __table_args__ = (
         Index(
             "ux_runs_one_running_per_target", "target", unique=True,
-            sqlite_where=text("status = 'running' AND kind = 'rollback'"),
-            postgresql_where=text("status = 'running' AND kind = 'rollback'"),
+            sqlite_where=text(ONE_HOLDER),
+            postgresql_where=text(ONE_HOLDER),
         ),
     )
 
@@ -89,6 +93,7 @@ class RunRow(Base):
     error: Mapped[str | None] = mapped_column(CleanText)
     next_action: Mapped[str | None] = mapped_column(CleanText)
     owner: Mapped[str | None] = mapped_column(BoundedString(256))
+    epoch: Mapped[int] = mapped_column(Integer, default=0)  # bumped by every take-over: see storage/runstate.py
     plan: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     approver: Mapped[str | None] = mapped_column(BoundedString(256))

@@ -3,6 +3,11 @@
 Each state change is one transaction that updates the run or step row *and* appends an event, so
 the rows and the event log never disagree. Readers get frozen views, never ORM objects, so no
 session outlives a call.
+
+Every change of a run goes through `Journal._move`: one conditional UPDATE allowed by the table
+in storage/runstate.py, fenced by the runner's `Lease` when it has one. Liveness (heartbeats and
+their staleness) is judged with the database's clock, never a replica's own: two replicas whose
+clocks disagree still agree on whether a run is alive.
 """
 
 from __future__ import annotations
@@ -12,27 +17,35 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.models import EventRow, RunRow, StepRow
+from storage.runstate import (
+    FINISHING,
+    TAKE_OVERS,
+    EventKind,
+    IllegalMove,
+    Lease,
+    LostRun,
+    Move,
+    sources,
+    target_of,
+)
 from storage.schemas import SchemaSighting, SchemaSightings
 from storage.views import EventView, NewRun, RunStatus, RunView, StepStatus, StepView
 
-__all__ = ["Journal", "NotStartable", "LostRun", "NewRun", "RunStatus", "StepStatus", "RunView", "StepView",
-           "EventView"]
+__all__ = ["Journal", "NotStartable", "LostRun", "IllegalMove", "Lease", "NewRun", "RunStatus", "StepStatus",
+           "RunView", "StepView", "EventView"]
 
 Clock = Callable[[], datetime]
+Fence = Lease | str | None  # a runner's lease; an owner alone (older callers) fences on the owner only
 
 
-class NotStartable(ValueError):
-    """A run could not be claimed: it is no longer planned, or its target is busy."""
-
-
-class LostRun(RuntimeError):
-    """This process no longer owns the run (another process took it over after a missed
-    heartbeat): it must stop before touching anything else."""
+class NotStartable(IllegalMove):
+    """A run could not be claimed: it is no longer planned or interrupted, or its target is held
+    by another run (running, or interrupted and waiting for its resume or abort)."""
 
 
 class Journal:
@@ -46,7 +59,7 @@ class Journal:
     def record_plan(self, new: NewRun, actor: str, refusal: str | None = None) -> RunView:
         """Store a plan as a run: `planned`, or `refused` with the reason when preflight failed."""
         now = self._now()
-        status = RunStatus.REFUSED if refusal else RunStatus.PLANNED
+        status = target_of(Move.REFUSE if refusal else Move.PLAN, None)
         run = RunRow(
             id=_new_run_id(now),
             kind=new.kind,
@@ -63,6 +76,7 @@ class Journal:
             plan=new.plan,
             summary={},
             context={},
+            epoch=0,
         )
         with self._sessions.begin() as session:
             session.add(run)
@@ -78,40 +92,60 @@ class Journal:
                         detail={},
                     )
                 )
-            self._event(session, run.id, actor, f"run.{status}", None, {"refusal": refusal} if refusal else {})
+            kind = EventKind.RUN_REFUSED if refusal else EventKind.RUN_PLANNED
+            self._event(session, run.id, actor, kind, None, {"refusal": refusal} if refusal else {})
         return self.run(run.id)
 
     def cancel(self, run_id: str, actor: str, why: str) -> bool:
         """Close a plan that has not started; False (and nothing written) when it already has."""
         with self._sessions.begin() as session:
-            closed = session.execute(
-                update(RunRow)
-                .where(RunRow.id == run_id, RunRow.status == RunStatus.PLANNED)
-                .values(status=RunStatus.CANCELLED, finished_at=self._now(), error=why)
-            ).rowcount
-            if closed == 1:
-                self._event(session, run_id, actor, "run.finished", RunStatus.CANCELLED, {"error": why})
-        return closed == 1
+            try:
+                self._move(session, run_id, Move.CANCEL, None, finished_at=self._now(), error=why)
+            except IllegalMove:
+                return False
+            self._event(session, run_id, actor, EventKind.RUN_FINISHED, RunStatus.CANCELLED, {"error": why})
+        return True
 
     def start(self, run_id: str, actor: str, owner: str, approver: str | None = None) -> EventView:
         """Claim a planned run for execution: one conditional UPDATE, so of two clicks, two
         threads or two replicas exactly one wins; the database's partial unique index refuses
-        a second running run of the same target. Raises `NotStartable` with the reason."""
+        a run of a target another run holds. Raises `NotStartable` with the reason. The event's
+        details carry the lease (`Lease.of(event.details)`) every later write must name."""
+        return self._claim(run_id, Move.START, actor, owner, EventKind.RUN_STARTED, {"approver": approver},
+                           started_at=self._now(), approver=approver)
+
+    def reclaim(self, run_id: str, actor: str, owner: str, kind: str, details: dict[str, Any]) -> EventView:
+        """Take an interrupted run back into `running` to resume or abort it: as `start`, one
+        conditional UPDATE, so of two clicks or two replicas exactly one wins, and a new epoch
+        that voids the lease of whoever ran it before."""
+        return self._claim(run_id, Move.RECLAIM, actor, owner, kind, details,
+                           reported_at=None, finished_at=None, error=None, next_action=None)
+
+    def _claim(self, run_id: str, move: Move, actor: str, owner: str, kind: str, details: dict[str, Any],
+               **values: Any) -> EventView:
         try:
             with self._sessions.begin() as session:
-                claimed = session.execute(
-                    update(RunRow)
-                    .where(RunRow.id == run_id, RunRow.status == RunStatus.PLANNED)
-                    .values(status=RunStatus.RUNNING, started_at=self._now(), heartbeat_at=self._now(),
-                            owner=owner, approver=approver)
-                ).rowcount
-                if claimed == 1:
-                    return self._event(session, run_id, actor, "run.started", None, {"owner": owner, "approver": approver})
-                run = session.get(RunRow, run_id)
-                state = f"is {run.status}" if run else "does not exist"
+                self._move(session, run_id, move, None, owner=owner, heartbeat_at=_db_now(session), **values)
+                lease = Lease(owner, session.scalars(select(RunRow.epoch).where(RunRow.id == run_id)).one())
+                return self._event(session, run_id, actor, kind, None, {**lease.as_details(), **details})
         except IntegrityError:
-            raise NotStartable(f"another run of this target is in progress; run {run_id} was not started") from None
-        raise NotStartable(f"run {run_id} {state}")
+            held = self._holder(run_id)
+            raise NotStartable(f"another run of this target is in progress: {held}; run {run_id} was not "
+                               f"{'started' if move is Move.START else 'taken up'}") from None
+        except NotStartable:
+            raise
+        except IllegalMove as refused:
+            raise NotStartable(str(refused)) from None
+
+    def _holder(self, run_id: str) -> str:
+        """The run that holds `run_id`'s target (running or interrupted), named in a refusal."""
+        with self._sessions() as session:
+            target = session.scalars(select(RunRow.target).where(RunRow.id == run_id)).one()
+            holders = session.scalars(select(RunRow).where(
+                RunRow.target == target, RunRow.id != run_id, RunRow.kind == "rollback",
+                RunRow.status.in_([RunStatus.RUNNING, RunStatus.INTERRUPTED])))
+            named = [f"{row.id} ({row.status})" for row in holders]
+        return ", ".join(named) or "another run"
 
     def set_context(self, run_id: str, **context: Any) -> None:
         """Front-end facts about a run (e.g. where its messages are), merged into `context`.
@@ -124,19 +158,16 @@ class Journal:
             run = session.get_one(RunRow, run_id)
             run.context = {**(run.context or {}), **context}
 
-    def step_started(self, run_id: str, position: int, actor: str, owner: str | None = None) -> EventView:
-        """Journal a step's start. With `owner`, only while that process still owns the run: a
-        runner that lost its run (see `LostRun`) learns it here, before the step acts."""
+    def step_started(self, run_id: str, position: int, actor: str, owner: Fence = None) -> EventView:
+        """Journal a step's start. With the runner's lease (`owner`), only while it still holds
+        the run: a runner that lost its run learns it here (`LostRun`), before the step acts."""
         with self._sessions.begin() as session:
-            if owner is not None:
-                run = session.get_one(RunRow, run_id)
-                if run.owner != owner or run.status != RunStatus.RUNNING:
-                    raise LostRun(f"run {run_id} is {run.status} and owned by {run.owner}, not {owner}")
             step = self._step(session, run_id, position)
+            self._move(session, run_id, Move.ACT, owner, current_step=step.name)
             step.status = StepStatus.RUNNING
             step.started_at = self._now()
-            session.get_one(RunRow, run_id).current_step = step.name
-            return self._event(session, run_id, actor, "step.started", None, {"step": step.name, "position": position})
+            return self._event(session, run_id, actor, EventKind.STEP_STARTED, None,
+                               {"step": step.name, "position": position})
 
     def step_finished(
         self,
@@ -146,8 +177,14 @@ class Journal:
         status: StepStatus,
         detail: dict[str, Any] | None = None,
         error: str | None = None,
+        owner: Fence = None,
+        left: dict[str, Any] | None = None,
     ) -> EventView:
+        """Journal a step's end (fenced like `step_started`). `left`, when given, is what the
+        step left behind (files' hashes and inodes), journaled in the event's `left` so a later
+        resume or abort can tell whether anyone changed them since."""
         with self._sessions.begin() as session:
+            self._move(session, run_id, Move.ACT, owner)
             step = self._step(session, run_id, position)
             step.status = status
             step.finished_at = self._now()
@@ -158,7 +195,9 @@ class Journal:
             details = {"step": step.name, "position": position, **(detail or {})}
             if error:
                 details["error"] = error
-            return self._event(session, run_id, actor, "step.finished", status, details)
+            if left is not None:
+                details["left"] = left
+            return self._event(session, run_id, actor, EventKind.STEP_FINISHED, status, details)
 
     def finish(
         self,
@@ -168,21 +207,26 @@ class Journal:
         error: str | None = None,
         next_action: str | None = None,
         summary: dict[str, Any] | None = None,
+        owner: Fence = None,
     ) -> EventView:
+        """End a running run (fenced by the runner's lease when given): succeeded, failed,
+        aborted, or interrupted at a shutdown. `LostRun` when the lease is void, `IllegalMove`
+        when the run is not running."""
         summary = summary or {}
+        if status not in FINISHING:
+            raise IllegalMove(f"a run is not finished as {status}")
         with self._sessions.begin() as session:
-            run = session.get_one(RunRow, run_id)
-            run.status = status
-            run.finished_at = self._now()
-            run.error = error
-            run.next_action = next_action
-            run.summary = summary
+            self._move(session, run_id, FINISHING[status], owner, finished_at=self._now(), error=error,
+                       next_action=next_action, summary=summary)
             details = {"error": error, "next_action": next_action, **summary}
-            return self._event(session, run_id, actor, "run.finished", status, details)
+            return self._event(session, run_id, actor, EventKind.RUN_FINISHED, status, details)
 
-    def note(self, run_id: str | None, actor: str, kind: str, details: dict[str, Any]) -> EventView:
-        """Append a fact to the journal that is not a step boundary (e.g. what a swap is about to do)."""
+    def note(self, run_id: str | None, actor: str, kind: str, details: dict[str, Any], owner: Fence = None) -> EventView:
+        """Append a fact to the journal that is not a step boundary (e.g. what a swap is about to
+        do). With a runner's lease it is written only while the runner holds the run."""
         with self._sessions.begin() as session:
+            if owner is not None and run_id is not None:
+                self._move(session, run_id, Move.ACT, owner)
             return self._event(session, run_id, actor, kind, None, details)
 
     def saw_schema(self, target: str, version: str, schema: int, source: str) -> None:
@@ -193,14 +237,22 @@ class Journal:
         """The highest brain schema rollbot saw `version` of `target` healthy on, if it ever did."""
         return self._sightings.newest_schema(target, version)
 
-    def heartbeat(self, run_id: str, owner: str) -> bool:
-        """Say that `owner` still works on the run; False when it no longer owns it."""
+    def heartbeat(self, run_id: str, owner: Lease | str) -> bool:
+        """Say that the lease holder still works on the run, stamped with the database's clock;
+        False when it no longer holds it."""
         with self._sessions.begin() as session:
-            return session.execute(
-                update(RunRow)
-                .where(RunRow.id == run_id, RunRow.owner == owner, RunRow.status == RunStatus.RUNNING)
-                .values(heartbeat_at=self._now())
-            ).rowcount == 1
+            try:
+                self._move(session, run_id, Move.ACT, owner, heartbeat_at=_db_now(session))
+            except (LostRun, IllegalMove):
+                return False
+        return True
+
+    def hold(self, run_id: str, lease: Lease) -> EventView | None:
+        """`LostRun` unless `lease` still holds the run: asked before a side effect outside a step
+        (an undo, a put-back); it also counts as a heartbeat."""
+        with self._sessions.begin() as session:
+            self._move(session, run_id, Move.ACT, lease, heartbeat_at=_db_now(session))
+        return None
 
     def mark_interrupted(
         self, owner_alive: Callable[[str], bool], actor: str, stale_after: timedelta | None = None
@@ -208,58 +260,82 @@ class Journal:
         """Runs left `running` by a process that no longer exists become `interrupted`.
 
         A process is gone when its host says so (`owner_alive`) or, with `stale_after`, when its
-        heartbeat is older than that: the only sign that works across hosts and pid reuse.
-        The run keeps the step it was in as `current_step`, and that step stays `running` in
-        the steps table: that is exactly what a person needs to see to decide what to do next.
+        heartbeat is older than that by the database's clock (the heartbeat is stamped with it
+        too): the only sign that works across hosts, pid reuse and replicas whose clocks differ.
+        The move names the epoch and the heartbeat it judged, so a beat that lands meanwhile
+        keeps the run alive. The run keeps the step it was in as `current_step`, and that step
+        stays `running` in the steps table: what a person needs to see to decide what to do.
         """
         interrupted = []
-        now = self._now()
         with self._sessions.begin() as session:
-            running = session.scalars(select(RunRow).where(RunRow.status == RunStatus.RUNNING))
+            now = _db_now(session)
+            running = session.scalars(select(RunRow).where(RunRow.status == RunStatus.RUNNING)).all()
             for run in running:
                 beat = run.heartbeat_at or run.started_at
                 stale = stale_after is not None and beat is not None and now - beat > stale_after
                 if run.owner and owner_alive(run.owner) and not stale:
                     continue
-                claimed = session.execute(
-                    update(RunRow)
-                    .where(RunRow.id == run.id, RunRow.status == RunStatus.RUNNING, RunRow.owner == run.owner)
-                    .values(
-                        status=RunStatus.INTERRUPTED,
-                        finished_at=now,
-                        error=f"rollbot stopped during step '{run.current_step or 'start'}'",
-                        next_action="Check the service's state (container image, health) before acting; "
-                                    "the journal shows which steps finished. Resume or abort the run.",
-                    )
-                    .execution_options(synchronize_session=False)
-                ).rowcount
-                if claimed != 1:
-                    continue  # another replica marked it first, or someone took it up meanwhile
-                self._event(
-                    session, run.id, actor, "run.interrupted", RunStatus.INTERRUPTED,
-                    {"step": run.current_step, "owner": run.owner, **({"heartbeat": "stale"} if stale else {})},
-                )
+                if not self._interrupt(session, run, actor, stale):
+                    continue  # another replica marked it first, a beat came, or someone took it up
                 interrupted.append(run.id)
         return [self.run(run_id) for run_id in interrupted]
 
-    def reclaim(self, run_id: str, actor: str, owner: str, kind: str, details: dict[str, Any]) -> EventView:
-        """Take an interrupted run back into `running` to resume or abort it: as `start`, one
-        conditional UPDATE, so of two clicks or two replicas exactly one wins."""
-        try:
-            with self._sessions.begin() as session:
-                claimed = session.execute(
-                    update(RunRow)
-                    .where(RunRow.id == run_id, RunRow.status == RunStatus.INTERRUPTED)
-                    .values(status=RunStatus.RUNNING, owner=owner, heartbeat_at=self._now(), reported_at=None,
-                            finished_at=None, error=None, next_action=None)
-                ).rowcount
-                if claimed == 1:
-                    return self._event(session, run_id, actor, kind, None, {"owner": owner, **details})
-                run = session.get(RunRow, run_id)
-                state = f"is {run.status}, not interrupted" if run else "does not exist"
-        except IntegrityError:
-            raise NotStartable(f"another run of this target is in progress; run {run_id} was not taken up") from None
-        raise NotStartable(f"run {run_id} {state}")
+    def _interrupt(self, session: Session, run: RunRow, actor: str, stale: bool) -> bool:
+        beat = RunRow.heartbeat_at.is_(None) if run.heartbeat_at is None else RunRow.heartbeat_at == run.heartbeat_at
+        claimed = session.execute(
+            update(RunRow)
+            .where(RunRow.id == run.id, RunRow.status == RunStatus.RUNNING, RunRow.epoch == run.epoch,
+                   RunRow.owner == run.owner if run.owner is not None else RunRow.owner.is_(None), beat)
+            .values(
+                status=target_of(Move.INTERRUPT, RunStatus.RUNNING),
+                epoch=RunRow.epoch + 1,
+                finished_at=self._now(),
+                error=f"rollbot stopped during step '{run.current_step or 'start'}'",
+                next_action="Check the service's state (container image, health) before acting; "
+                            "the journal shows which steps finished. Resume or abort the run.",
+            )
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if claimed == 1:
+            self._event(
+                session, run.id, actor, EventKind.RUN_INTERRUPTED, RunStatus.INTERRUPTED,
+                {"step": run.current_step, "owner": run.owner, **({"heartbeat": "stale"} if stale else {})},
+            )
+        return claimed == 1
+
+    def _move(self, session: Session, run_id: str, move: Move, fence: Fence, **values: Any) -> None:
+        """The one transition function: perform `move` as one conditional UPDATE whose WHERE
+        names the statuses the table allows it from and, with a lease, its owner and epoch, so
+        the database itself refuses an illegal or stale move. Raises `LostRun` (stale lease)
+        or `IllegalMove` (the table forbids it); the caller's transaction then writes nothing."""
+        allowed = sources(move)
+        where = [RunRow.id == run_id, RunRow.status.in_(allowed)]
+        if isinstance(fence, Lease):
+            where += [RunRow.owner == fence.owner, RunRow.epoch == fence.epoch]
+        elif fence is not None:
+            where.append(RunRow.owner == fence)
+        if move in TAKE_OVERS:
+            values["epoch"] = RunRow.epoch + 1
+        values["status"] = target_of(move, allowed[0])
+        moved = session.execute(
+            update(RunRow).where(*where).values(**values).execution_options(synchronize_session=False)
+        ).rowcount
+        if moved != 1:
+            raise self._refusal(session, run_id, move, fence)
+        session.expire_all()
+
+    @staticmethod
+    def _refusal(session: Session, run_id: str, move: Move, fence: Fence) -> Exception:
+        row = session.execute(select(RunRow.status, RunRow.owner, RunRow.epoch).where(RunRow.id == run_id)).first()
+        if row is None:
+            return IllegalMove(f"run {run_id} does not exist")
+        status, owner, epoch = row
+        if fence is not None:
+            holder = fence if isinstance(fence, str) else f"{fence.owner} (epoch {fence.epoch})"
+            return LostRun(f"run {run_id} is {status} and held by {owner} (epoch {epoch}), not {holder}")
+        if move is Move.RECLAIM:
+            return IllegalMove(f"run {run_id} is {status}, not interrupted")
+        return IllegalMove(f"run {run_id} is {status}")
 
     def unreported_interruptions(self) -> list[RunView]:
         """Interrupted runs nobody has told the channel about yet."""
@@ -369,6 +445,16 @@ class Journal:
             approver=row.approver,
             context=dict(row.context or {}),
         )
+
+
+def _db_now(session: Session) -> datetime:
+    """Now by the database's clock (UTC): what heartbeats are stamped and judged with, so a
+    replica's own clock, however far off, never decides whether a run is alive."""
+    if session.get_bind().dialect.name == "postgresql":
+        value = session.execute(text("SELECT clock_timestamp()")).scalar_one()
+        return value.astimezone(UTC)
+    stamp = session.execute(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")).scalar_one()
+    return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC)
 
 
 def _lock_run(session: Session, run_id: str) -> None:

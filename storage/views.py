@@ -9,31 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
+from storage.runstate import RunKind, RunStatus, StepStatus
 
-class RunStatus(StrEnum):
-    PLANNED = "planned"
-    REFUSED = "refused"
-    CANCELLED = "cancelled"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    INTERRUPTED = "interrupted"
-    ABORTED = "aborted"
-
-    @property
-    def is_final(self) -> bool:
-        return self not in (RunStatus.PLANNED, RunStatus.RUNNING)
-
-
-class StepStatus(StrEnum):
-    PENDING = "pending"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    SKIPPED = "skipped"
+__all__ = ["RunStatus", "StepStatus", "NewRun", "StepView", "EventView", "RunView"]
 
 
 @dataclass(frozen=True)
@@ -47,7 +27,7 @@ class NewRun:
     environment: str | None = None
     from_version: str | None = None
     reason: str = ""
-    kind: str = "rollback"
+    kind: str = RunKind.ROLLBACK
     plan: dict[str, Any] = field(default_factory=dict)
 
 

@@ -18,7 +18,10 @@ from sqlalchemy import Engine, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import NoResultFound, StatementError
 
+from sqlalchemy.orm import Session
+
 from storage import Journal, LostRun, NotStartable, RunStatus, StepStatus, connect
+from storage.models import RunRow
 from storage.repository import NewRun
 from tests.databases import fresh_postgres_database
 
@@ -209,6 +212,15 @@ def test_run_ids_are_sortable_by_time(journal: Journal) -> None:
 # --- crash recovery ------------------------------------------------------------------------------------
 
 
+def age_heartbeat(engine: Engine, run_id: str, by: timedelta) -> None:
+    """Make a run's last heartbeat `by` older, as if its owner had gone silent that long: the
+    database's clock, not the test's, then judges it."""
+    with Session(engine) as session, session.begin():
+        row = session.get_one(RunRow, run_id)
+        assert row.heartbeat_at is not None
+        row.heartbeat_at = row.heartbeat_at - by
+
+
 def running(journal: Journal, owner: str, at_step: int) -> str:
     """A run in progress; each on a target of its own, as the database allows one per target."""
     run_id = journal.record_plan(new_run(target=f"engine-{owner}-{at_step}"), actor="a").id
@@ -260,6 +272,9 @@ def test_a_silent_owner_is_taken_over_once(engine: Engine) -> None:
     assert journal.heartbeat(run_id, "host:1") and not journal.heartbeat(run_id, "host:2")
     assert journal.mark_interrupted(lambda owner: True, "r", stale_after=timedelta(seconds=30)) == []
     clock.now += timedelta(minutes=5)
+    assert journal.mark_interrupted(lambda owner: True, "r", stale_after=timedelta(seconds=30)) == [], (
+        "the reader's clock moving on says nothing: staleness is judged by the database's clock")
+    age_heartbeat(engine, run_id, timedelta(minutes=5))
     [stale] = journal.mark_interrupted(lambda owner: True, "r", stale_after=timedelta(seconds=30))
     assert (stale.id, stale.status, stale.events[-1].details.get("heartbeat")) == (run_id, RunStatus.INTERRUPTED, "stale")
     assert not journal.heartbeat(run_id, "host:1")
@@ -277,15 +292,17 @@ def test_a_silent_owner_is_taken_over_once(engine: Engine) -> None:
     assert_utc(resumed.events[-1].at)
 
 
-def test_an_interrupted_run_is_not_taken_up_while_its_target_is_busy(journal: Journal) -> None:
-    """Resuming is claiming too: the partial unique index refuses a second running rollback."""
+def test_an_interrupted_run_holds_its_target(journal: Journal) -> None:
+    """An interrupted rollback left the service half-way: the partial unique index refuses to
+    start another rollback of its target until it is resumed or aborted, and names it."""
     first = running(journal, "host:1", at_step=0)
     journal.mark_interrupted(lambda owner: False, "r")
     second = journal.record_plan(new_run(target=journal.run(first).target), actor="a").id
-    journal.start(second, "a", "host:2")
-    with pytest.raises(NotStartable, match="another run of this target is in progress"):
-        journal.reclaim(first, "a", "host:3", "run.resumed", {})
-    assert journal.run(first).status is RunStatus.INTERRUPTED
+    with pytest.raises(NotStartable, match=f"in progress: {first} \\(interrupted\\)"):
+        journal.start(second, "a", "host:2")
+    assert journal.run(second).status is RunStatus.PLANNED
+    journal.reclaim(first, "a", "host:3", "run.resumed", {})
+    assert journal.run(first).status is RunStatus.RUNNING
 
 
 def test_what_metrics_count(journal: Journal) -> None:
