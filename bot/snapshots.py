@@ -91,7 +91,12 @@ def lock_path(brain: Path) -> Path:
 def brain_lock(brain: Path, holder: str) -> Iterator[None]:
     """Hold the brain's lock (see the module) or raise BrainBusy naming who holds it; never waits."""
     path = lock_path(brain)
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    if not brain.is_file():
+        raise BrainError(f"{brain}: the brain does not exist")
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as error:
+        raise BrainError(f"{path}: cannot take the brain's lock: {error.strerror}") from None
     try:
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
