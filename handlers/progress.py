@@ -14,6 +14,8 @@ which is told why, so no progress message is lost.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
+import logging
 from typing import Any
 
 from slack_sdk import WebClient
@@ -36,6 +38,9 @@ from storage import EventView, RunStatus, RunView
 UNUSABLE_CHANNEL = frozenset({"channel_not_found", "not_in_channel", "is_archived", "channel_is_archived"})
 
 
+log = logging.getLogger(__name__)
+
+
 class SlackProgress:
     def __init__(
         self,
@@ -53,6 +58,7 @@ class SlackProgress:
         self._outbox = outbox
         self._read = read_run
         self._run_id = run.id
+        self._known = run  # the run as it was handed over: what is left to show if the journal dies
         self._channel = channel
         self._plan_message = run.context.get("plan_message") or {}
         self._ticket_link = ticket_link
@@ -75,7 +81,7 @@ class SlackProgress:
                 self._detail(event.details, event.outcome)
         elif event.kind == "run.finished":
             self._refresh_status()
-            self._finished()
+            self._finished(event)
 
     def _started(self) -> None:
         run = self._read(self._run_id)
@@ -161,8 +167,8 @@ class SlackProgress:
         if text:
             self._outbox.send(lambda: self._reply(text))
 
-    def _finished(self) -> None:
-        run = self._read(self._run_id)
+    def _finished(self, event: EventView) -> None:
+        run = self._as_finished(event)
 
         def post_final() -> None:
             link = self._ticket_link(run.id)  # asked at delivery: a ticket filed meanwhile is linked
@@ -175,6 +181,21 @@ class SlackProgress:
             self._outbox.send(lambda: self._reply(f":point_right: Next: {esc(run.next_action)}"))
         if self._plan_message:
             self._update_plan_message(run, f"Finished: *{run.status.value}* — see <#{self._channel}>.")
+
+    def _as_finished(self, event: EventView) -> RunView:
+        """The run as its end event tells it. When the journal could not take the outcome (it still
+        says running, or cannot be read), the event is the only truth: the channel must still hear
+        where the service is."""
+        try:
+            run = self._read(self._run_id)
+        except Exception:  # noqa: BLE001 - the journal is down; the event carries the outcome
+            log.warning("run %s ended but the journal cannot be read; reporting from the end event", self._run_id)
+            run = self._known
+        if run.status.is_final and run.status is not RunStatus.RUNNING and event.id != 0:
+            return run
+        details = dict(event.details)
+        return replace(run, status=RunStatus(event.outcome or run.status), error=details.pop("error", run.error),
+                       next_action=details.pop("next_action", run.next_action), summary=details)
 
     def _reply(self, text: str) -> None:
         self._client.chat_postMessage(channel=self._channel, text=text, thread_ts=self._thread_ts)

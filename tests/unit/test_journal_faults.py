@@ -143,3 +143,39 @@ def test_a_write_that_fails_twice_is_retried_at_the_stop_boundary(world: World, 
     assert fault.failures == 2
     assert view.status is RunStatus.SUCCEEDED and "journal" not in view.summary
     assert Journal(engine).run(run_id).status is RunStatus.SUCCEEDED
+
+
+def test_the_channel_hears_where_the_service_is_when_the_journal_cannot_take_the_outcome(
+    world: World, faulty: tuple[Engine, Fault]
+) -> None:
+    """The journal breaks after the drain-stop and stays broken (reads still work, it says
+    `running`): the Slack all-clear is built from the end event, not from the stale journal."""
+    from slack_sdk import WebClient
+
+    from handlers.outbox import Outbox
+    from handlers.progress import SlackProgress
+    from tests.slackapi.fake_slack import FakeSlack
+
+    engine, fault = faulty
+    journal = Journal(engine)
+    run_id, plan = planned(world, journal)
+    with FakeSlack() as slack:
+        outbox = Outbox(min_interval=0)
+        slack_sink = SlackProgress(WebClient(token="xoxb-test", base_url=slack.url), outbox, journal.run,
+                                   journal.run(run_id), "C0INCIDENT")
+        arm = Recorder(fault, "step.finished", "stop")
+
+        def sink(event: EventView) -> None:
+            arm(event)
+            slack_sink(event)
+
+        runner = Runner(world.config, journal, world.systems(), FakeHealth(world.compose, {"2.3.1"}), ACTOR,
+                        owner="testhost:1", clock=Ticks(), retry=journal_retry(attempts=2, first_wait=0, max_wait=0))
+        view = runner.execute(run_id, plan, sink)
+        assert outbox.drain(timeout=20)
+        outbox.stop()
+        final = [m["text"] for m in slack.messages("C0INCIDENT") if "All clear" in str(m) or "Rollback" in m["text"]]
+    assert view.status is RunStatus.SUCCEEDED
+    assert any("engine is healthy on 2.3.1" in text and "this outcome is not in it yet" in text for text in final), final
+    fault.armed = False
+    assert Journal(engine).run(run_id).status is RunStatus.RUNNING
