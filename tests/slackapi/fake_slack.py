@@ -223,8 +223,12 @@ class FakeSlack:
         call.status = status
         data = json.dumps(body).encode()
         req.send_response(status)
+        # One request per connection, said out loud: a keep-alive client (Prism's Node agent) that
+        # was not told would put the socket back in its pool while this server closes it after a
+        # `Connection: close` request, and its next request on it dies with "socket hang up".
+        req.close_connection = True
         for key, value in {"Content-Type": "application/json; charset=utf-8",
-                           "Content-Length": str(len(data)), **extra}.items():
+                           "Content-Length": str(len(data)), "Connection": "close", **extra}.items():
             req.send_header(key, value)
         req.end_headers()
         req.wfile.write(data)
