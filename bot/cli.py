@@ -10,7 +10,6 @@ import getpass
 import json
 import logging
 import os
-import secrets
 import signal
 import sys
 import threading
@@ -25,7 +24,7 @@ from sqlalchemy.exc import OperationalError
 from bot import redaction
 from bot.config import config_path, load_settings
 from bot.core import PlannedRun, Recovery, Rollbot
-from bot.errors import RollbotError
+from bot.errors import RollbotError, report_unexpected
 from bot.brain_plan import BrainChoice
 from bot.plan import RollbackRequest
 from bot.terminal import (
@@ -414,8 +413,6 @@ def main() -> None:
         reason = str(error.orig or error).strip().splitlines()[0][:300]
         _fail_line(f"cannot use the journal database (DATABASE_URL): {reason}")
         sys.exit(EXIT_FAILED)
-    except Exception:  # noqa: BLE001 - a bug: one line for the person, the trace for the log
-        error_id = secrets.token_hex(4)
-        log.exception("unexpected error %s", error_id)
-        _fail_line(f"rollbot hit an unexpected error (id {error_id}); the trace above is logged under that id")
+    except Exception as error:  # noqa: BLE001 - a bug: one line for the person, the trace for the log
+        _fail_line(report_unexpected(error, "running a command at the terminal"))
         sys.exit(EXIT_FAILED)

@@ -18,7 +18,6 @@ import hashlib
 import hmac
 import json
 import logging
-import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_sdk.socket_mode.builtin import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 
+from bot.errors import report_unexpected
 from bot.foreground import Foreground
 from bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from handlers.inbound import Checked, Refusal, read
@@ -76,11 +76,8 @@ class Door:
             if isinstance(inbound, Refusal):
                 return self._refuse(inbound)
             return self._dispatch(inbound)
-        except Exception:  # noqa: BLE001 - the last sink: a signed request never gets a 5xx
-            error_id = secrets.token_hex(4)
-            log.exception("unexpected error %s answering a Slack request", error_id)
-            return Answer(200, json.dumps({"text": f"rollbot hit an unexpected error (id {error_id}); "
-                                                   "it is logged under that id."}))
+        except Exception as error:  # noqa: BLE001 - the last sink: a signed request never gets a 5xx
+            return Answer(200, json.dumps({"text": report_unexpected(error, "answering a Slack request")}))
 
     def _signed(self, raw: bytes, timestamp: str, signature: str) -> bool:
         """Slack's v0 signature: HMAC-SHA256 over `v0:{timestamp}:{body}`, the body as the bytes
