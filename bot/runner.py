@@ -35,6 +35,7 @@ from bot.brain_swap import (
 from bot.compose import Compose, compose_command
 from bot.compose_file import ComposeEdit, ImageSite, image_in, set_tag, write_atomically
 from bot.config import Config, TargetConfig
+from bot.errors import RollbotError
 from bot.evidence import redacted_inspect
 from bot.failpoints import failpoint
 from bot.health import Health, HealthResult
@@ -50,7 +51,7 @@ BEFORE_STOP = frozenset({StepKind.CAPTURE_LOGS, StepKind.STAGE_SNAPSHOT, StepKin
 DONE = frozenset({StepStatus.SUCCEEDED, StepStatus.SKIPPED})
 
 
-class StepFailed(Exception):
+class StepFailed(RollbotError):
     """A step could not do its work; the message is what the journal and the person see."""
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.errors import JournalError
 from storage.models import EventRow, RunRow, StepRow
 from storage.schemas import SchemaSighting, SchemaSightings
 from storage.views import EventView, NewRun, RunStatus, RunView, StepStatus, StepView
@@ -26,11 +27,11 @@ __all__ = ["Journal", "NotStartable", "LostRun", "NewRun", "RunStatus", "StepSta
 Clock = Callable[[], datetime]
 
 
-class NotStartable(ValueError):
+class NotStartable(JournalError, ValueError):
     """A run could not be claimed: it is no longer planned, or its target is busy."""
 
 
-class LostRun(RuntimeError):
+class LostRun(JournalError, RuntimeError):
     """This process no longer owns the run (another process took it over after a missed
     heartbeat): it must stop before touching anything else."""
 
