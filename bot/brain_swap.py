@@ -31,6 +31,7 @@ import os
 import shutil
 import sqlite3
 import stat
+import tempfile
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -226,18 +227,25 @@ def brain_in_place(brain: Path, original_inode: int, staged_inode: int) -> str:
 
 
 def hard_links_work(folder: Path) -> str | None:
-    """None when the swap can work in `folder`; otherwise why not."""
-    probe = folder / ".rollbot-link-probe"
-    linked = folder / ".rollbot-link-probe.link"
+    """None when the swap can work in `folder`; otherwise why not.
+
+    The probe's names are unique (mkstemp), so preflights running at once in the same folder
+    (two plans, two replicas) do not trip over each other's probe and refuse falsely."""
+    probe: Path | None = None
+    linked: Path | None = None
     try:
-        probe.write_bytes(b"")
+        handle, name = tempfile.mkstemp(prefix=".rollbot-link-probe-", dir=folder)
+        os.close(handle)
+        probe = Path(name)
+        linked = probe.with_name(probe.name + ".link")
         os.link(probe, linked)
         return None
     except OSError as error:
         return f"{folder} does not allow hard links ({error.strerror}); the brain cannot be swapped safely there"
     finally:
-        linked.unlink(missing_ok=True)
-        probe.unlink(missing_ok=True)
+        for path in (linked, probe):
+            if path is not None:
+                path.unlink(missing_ok=True)
 
 
 def _checkpoint(brain: Path) -> None:

@@ -10,7 +10,6 @@ import getpass
 import json
 import logging
 import os
-import secrets
 import signal
 import sys
 import threading
@@ -25,7 +24,7 @@ from sqlalchemy.exc import OperationalError
 from bot import redaction
 from bot.config import config_path, load_settings
 from bot.core import PlannedRun, Recovery, Rollbot
-from bot.errors import RollbotError
+from bot.errors import RollbotError, report_unexpected
 from bot.brain_plan import BrainChoice
 from bot.plan import RollbackRequest
 from bot.terminal import (
@@ -225,8 +224,12 @@ def serve(
     """Serve Slack: HTTP (POST /slack/events, GET /healthz), or Socket Mode when SLACK_APP_TOKEN is set."""
     from handlers.app import build_app
     from handlers.recovery import watch_interruptions
-    from handlers.server import Door, serve_http, serve_socket_mode
+    from handlers.server import Door, serve_http, serve_socket_mode, signing_key
 
+    settings = load_settings()
+    socket_mode = settings.slack_app_token is not None
+    if not socket_mode:  # checked before anything starts: a weak secret lets anyone act as Slack
+        signing_key(settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None)
     if log_format == "json":
         use_json(logging.INFO)
     else:
@@ -236,7 +239,6 @@ def serve(
     # while a request waits for its ack; 1 ms slices cut the ack tail under load.
     sys.setswitchinterval(0.001)
     rollbot = _rollbot(ctx)
-    settings = load_settings()
     slack_app, services = build_app(settings, rollbot)
     _file_tickets_in_background(rollbot)
     watching = watch_interruptions(services)
@@ -245,7 +247,7 @@ def serve(
         if settings.slack_app_token is not None:
             serve_socket_mode(slack_app, rollbot.foreground, settings.slack_app_token.get_secret_value())
         else:
-            assert settings.slack_signing_secret is not None  # build_app refuses to build without it
+            assert settings.slack_signing_secret is not None  # signing_key refused to go on without it
             door = Door(slack_app, settings.slack_signing_secret.get_secret_value(), services.tell)
             serve_http(door, rollbot.foreground, host, port, metrics=rollbot.metrics)  # returns on SIGTERM or Ctrl-C
     except (SystemExit, KeyboardInterrupt):
@@ -414,8 +416,6 @@ def main() -> None:
         reason = str(error.orig or error).strip().splitlines()[0][:300]
         _fail_line(f"cannot use the journal database (DATABASE_URL): {reason}")
         sys.exit(EXIT_FAILED)
-    except Exception:  # noqa: BLE001 - a bug: one line for the person, the trace for the log
-        error_id = secrets.token_hex(4)
-        log.exception("unexpected error %s", error_id)
-        _fail_line(f"rollbot hit an unexpected error (id {error_id}); the trace above is logged under that id")
+    except Exception as error:  # noqa: BLE001 - a bug: one line for the person, the trace for the log
+        _fail_line(report_unexpected(error, "running a command at the terminal"))
         sys.exit(EXIT_FAILED)

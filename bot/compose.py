@@ -9,6 +9,11 @@ out the project name or the merged service itself: it asks Compose (`config --fo
 Only the verbs of the runbook are offered: pull, stop with a drain timeout, up -d. A non-zero
 exit or a timeout is a `ComposeError` carrying the tail of what compose printed, which is what a
 person needs to see in the journal.
+
+`docker compose` is the docker CLI running its Compose plugin as a child process: killing the
+CLI alone leaves the plugin acting (an `up` that finishes after rollbot has moved on). So each
+run gets its own process group (a new session) and a timeout kills the whole group; then the
+service's containers are read again, so the error says what state the timeout left them in.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import threading
 from collections.abc import Callable, Sequence
@@ -87,6 +93,7 @@ class ComposeCli:
         compose_files: Sequence[Path] = (),
         docker_binary: str | None = None,
         pull_timeout: int = 900,
+        up_timeout: int = 300,
     ) -> None:
         self._file = compose_file
         listed = tuple(compose_files)
@@ -95,6 +102,7 @@ class ComposeCli:
         self._find_containers = find_containers
         self._docker = docker_binary or shutil.which("docker") or "docker"
         self._pull_timeout = pull_timeout
+        self._up_timeout = up_timeout
 
     def service(self, service: str) -> ServiceConfig:
         """Compose's project name, merged image and config hash for `service`, and its files."""
@@ -124,7 +132,7 @@ class ComposeCli:
         return self._run(["stop", "--timeout", str(drain_timeout), service], timeout=drain_timeout + 60)
 
     def up(self, service: str) -> str:
-        return self._run(["up", "--detach", service], timeout=300)
+        return self._run(["up", "--detach", service], timeout=self._up_timeout)
 
     def _ask(self, service: str) -> ServiceConfig:
         model = self._model(self._file_args)
@@ -190,27 +198,77 @@ class ComposeCli:
         command = [self._docker, "compose", *(a for f in files for a in ("--file", str(f))), *arguments]
         shown = "docker compose " + " ".join(arguments)
         try:
-            completed = subprocess.run(
-                command,
-                cwd=self._directory,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                check=False,
-                stdin=subprocess.DEVNULL,
-                env=without_secrets(os.environ),
-            )
+            returncode, stdout, stderr = _run_in_own_group(command, self._directory, timeout)
         except FileNotFoundError:
             raise ComposeError(f"{shown}: the docker CLI was not found on PATH") from None
         except NotADirectoryError:
             raise ComposeError(f"{shown}: {self._directory} is not a folder") from None
         except subprocess.TimeoutExpired:
-            raise ComposeError(f"{shown}: no answer within {timeout:.0f}s") from None
-        if completed.returncode != 0:
-            raise ComposeError(f"{shown} exited {completed.returncode}: {_tail(completed.stderr or completed.stdout)}")
+            after = self._state_after_timeout(arguments[-1]) if arguments[0] in ACTING_VERBS else ""
+            raise ComposeError(f"{shown}: no answer within {timeout:.0f}s; it was killed with its "
+                               f"process group{after}") from None
+        if returncode != 0:
+            raise ComposeError(f"{shown} exited {returncode}: {_tail(stderr or stdout)}")
         if arguments[:1] == ["config"]:
-            return completed.stdout.strip()
-        return (completed.stdout + completed.stderr).strip()
+            return stdout.strip()
+        return (stdout + stderr).strip()
+
+    def _state_after_timeout(self, service: str) -> str:
+        """What the service's containers are doing now, for the journal: a killed `stop` or `up`
+        may have done all, part or none of its work."""
+        try:
+            output = self._run(["ps", "--all", "--format", "json", service], timeout=STATE_TIMEOUT)
+        except ComposeError as error:
+            return f"; the state of {service} could not be read afterwards: {error}"
+        containers = _ps_entries(output)
+        if not containers:
+            return f"; afterwards no container of {service} exists"
+        return "; afterwards " + ", ".join(
+            f"{c.get('Name', '?')} is {c.get('State', '?')} ({c.get('Status', '?')}, image {c.get('Image', '?')})"
+            for c in containers)
+
+
+ACTING_VERBS = frozenset({"pull", "stop", "up"})
+STATE_TIMEOUT = 30
+REAP_TIMEOUT = 10
+
+
+def _run_in_own_group(command: list[str], directory: Path, timeout: float) -> tuple[int, str, str]:
+    """Run `command` in a new session (its own process group); on a timeout, or if this thread
+    is interrupted, kill the whole group, so the Compose plugin dies with the docker CLI."""
+    process = subprocess.Popen(command, cwd=directory, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=without_secrets(os.environ),
+                               start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except BaseException:  # TimeoutExpired, KeyboardInterrupt: nothing of this run may go on
+        _kill_group(process)
+        raise
+    return process.returncode, stdout, stderr
+
+
+def _kill_group(process: subprocess.Popen[str]) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    try:
+        process.communicate(timeout=REAP_TIMEOUT)  # reaps the CLI; EOF once the group is gone
+    except subprocess.TimeoutExpired:
+        process.kill()  # a member left the group and still holds the pipes: stop waiting for it
+
+
+def _ps_entries(output: str) -> list[dict[str, Any]]:
+    """`docker compose ps --format json`: one object per line (Compose >= 2.21) or one array."""
+    text = output.strip()
+    try:
+        if text.startswith("["):
+            entries = json.loads(text)
+        else:
+            entries = [json.loads(line) for line in text.splitlines() if line.strip()]
+    except ValueError:
+        return []
+    return [entry for entry in entries if isinstance(entry, dict)]
 
 
 def compose_command(compose_file: Path, compose_files: Sequence[Path] = ()) -> str:

@@ -3,6 +3,11 @@
 Three questions: what runs in this container (image, since when), where the image of a version
 can be found (the registry the reference names, this host, or nowhere), and the logs of the
 service's containers since they were made, saved to a file before anything replaces them.
+
+The SDK reports the daemon's refusals as `DockerException`s, but a daemon that does not answer
+in time surfaces as the HTTP stack's own errors (requests' `ReadTimeout`/`ConnectionError`,
+urllib3's `ReadTimeoutError` while a log stream is read). All of them (`DOCKER_FAILURES`) become
+a `DockerError` with one line, never an "unexpected error".
 """
 
 from __future__ import annotations
@@ -17,12 +22,19 @@ from typing import Any, Protocol
 
 import docker
 import httpx
+import requests
+import urllib3
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
 from bot.errors import DockerError
 from bot.log_capture import Section, write_capped
 from bot.tags import ImageRef
 
+# The SDK reads multiplexed log streams from the raw socket: a stall there is the built-in
+# TimeoutError (socket.timeout), a dropped daemon the built-in ConnectionError.
+DOCKER_FAILURES = (DockerException, requests.exceptions.RequestException, urllib3.exceptions.HTTPError,
+                   TimeoutError, ConnectionError)
+TIMEOUTS = (requests.exceptions.Timeout, urllib3.exceptions.TimeoutError, TimeoutError)
 DOCKER_TIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)")
 
 
@@ -98,7 +110,7 @@ class DockerHost:
         if self._client is None:
             try:
                 self._client = docker.from_env(timeout=60)
-            except DockerException as error:
+            except DOCKER_FAILURES as error:
                 raise DockerError(f"cannot reach the Docker daemon: {_reason(error)}") from None
         return self._client
 
@@ -111,7 +123,7 @@ class DockerHost:
                   "com.docker.compose.oneoff=False"]
         try:
             found = self.client.api.containers(all=True, filters={"label": labels})
-        except DockerException as error:
+        except DOCKER_FAILURES as error:
             raise DockerError(f"cannot list the containers of {project}/{service}: {_reason(error)}") from None
         found.sort(key=lambda c: c.get("Created", 0), reverse=True)
         return [container["Id"] for container in found]
@@ -121,7 +133,7 @@ class DockerHost:
             attrs: dict[str, Any] = self.client.containers.get(container_id).attrs
         except NotFound:
             return None
-        except DockerException as error:
+        except DOCKER_FAILURES as error:
             raise DockerError(f"cannot inspect container {container_id[:12]}: {_reason(error)}") from None
         state = attrs.get("State", {})
         return ContainerFacts(
@@ -180,7 +192,7 @@ class DockerHost:
         """`docker inspect` of a container: evidence of how the bad version was running."""
         try:
             return dict(self.client.api.inspect_container(container_id))
-        except DockerException as error:
+        except DOCKER_FAILURES as error:
             raise DockerError(f"cannot inspect container {container_id[:12]}: {_reason(error)}") from None
 
     def image_labels(self, reference: str) -> dict[str, str] | None:
@@ -189,7 +201,7 @@ class DockerHost:
             return dict(self.client.images.get(reference).labels or {})
         except ImageNotFound:
             return None
-        except DockerException as error:
+        except DOCKER_FAILURES as error:
             raise DockerError(f"cannot inspect image {reference}: {_reason(error)}") from None
 
     def save_logs(self, container_ids: Sequence[str], destination: Path, cap: int) -> int:
@@ -207,7 +219,7 @@ class DockerHost:
             return self.client.containers.get(container_id)
         except NotFound:
             raise DockerError(f"container {container_id[:12]} is gone; its logs cannot be captured") from None
-        except DockerException as error:
+        except DOCKER_FAILURES as error:
             raise DockerError(f"cannot inspect container {container_id[:12]}: {_reason(error)}") from None
 
     def _log_section(self, container: Any, headed: bool) -> Section:
@@ -224,7 +236,7 @@ class DockerHost:
         made by the upgrade, so all of it is the bad version's."""
         try:
             yield from container.logs(stdout=True, stderr=True, timestamps=True, stream=True, follow=False)
-        except DockerException as error:
+        except DOCKER_FAILURES as error:
             raise DockerError(f"reading the logs of {container.name} failed: {_reason(error)}") from None
 
     def image_tags(self, repository: str) -> tuple[set[str], str]:
@@ -233,7 +245,7 @@ class DockerHost:
         try:
             host = {tag.rsplit(":", 1)[1] for image in self.client.images.list(name=repository)
                     for tag in image.tags if tag.rsplit(":", 1)[0] == repository}
-        except DockerException as error:
+        except DOCKER_FAILURES as error:
             raise DockerError(f"cannot list images on this host: {_reason(error)}") from None
         registry = _registry_tags(repository)
         if registry is None:
@@ -249,7 +261,7 @@ class DockerHost:
             return "not found there"
         except APIError as error:
             return _reason(error)
-        except DockerException as error:
+        except DOCKER_FAILURES as error:
             raise DockerError(f"cannot reach the Docker daemon: {_reason(error)}") from None
 
     def _on_host(self, reference: str) -> bool:
@@ -258,7 +270,7 @@ class DockerHost:
             return True
         except ImageNotFound:
             return False
-        except DockerException as error:
+        except DOCKER_FAILURES as error:
             raise DockerError(f"cannot list images on this host: {_reason(error)}") from None
 
 
@@ -291,6 +303,8 @@ def _parse_docker_time(value: str | None) -> datetime | None:
 
 
 def _reason(error: Exception) -> str:
+    if isinstance(error, TIMEOUTS) or isinstance(getattr(error, "__context__", None), TIMEOUTS):
+        return "the Docker daemon did not answer in time (it may be overloaded or hung)"
     explanation = getattr(error, "explanation", None)
     text = str(explanation or error).strip()
     return text.splitlines()[0][:300] if text else type(error).__name__

@@ -18,7 +18,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from bot.brain_plan import BrainChoice
-from bot.errors import InvalidRequest
+from bot.errors import InvalidRequest, RollbotError
 from bot.plan import Rehearsal, RollbackRequest
 from bot.logs import about_run
 from bot.liveness import heartbeat, process_owner
@@ -54,7 +54,7 @@ PHASES = {
 }
 
 
-class DrillFailed(Exception):
+class DrillFailed(RollbotError):
     """A phase did not go as the drill needs; the message says what and what state it left."""
 
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import NoReturn
 
+from bot.errors import RollbotError
+
 
 class CheckResult(StrEnum):
     PASSED = "passed"
@@ -32,7 +34,7 @@ class Check:
     detail: str
 
 
-class Refused(Exception):
+class Refused(RollbotError):
     """Stops preflight at a failed check whose dependants cannot be evaluated."""
 
 

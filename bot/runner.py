@@ -39,6 +39,7 @@ from bot.brain_swap import (
 from bot.compose import Compose, compose_command
 from bot.compose_file import ComposeEdit, ImageSite, image_in, set_tag, write_atomically
 from bot.config import Config, TargetConfig
+from bot.errors import JournalError, RollbotError
 from bot.evidence import redacted_inspect, run_folder
 from bot.failpoints import failpoint
 from bot.health import Health, HealthResult
@@ -55,11 +56,11 @@ BEFORE_STOP = frozenset({StepKind.CAPTURE_LOGS, StepKind.STAGE_SNAPSHOT, StepKin
 DONE = frozenset({StepStatus.SUCCEEDED, StepStatus.SKIPPED})
 
 
-class StepFailed(Exception):
+class StepFailed(RollbotError):
     """A step could not do its work; the message is what the journal and the person see."""
 
 
-class JournalDown(Exception):
+class JournalDown(JournalError):
     """The journal could not be written, retries included, before the drain-stop: the run ends."""
 
 

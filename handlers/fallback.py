@@ -9,12 +9,12 @@ whatever listeners are registered: nothing here needs to change when a button is
 from __future__ import annotations
 
 import logging
-import secrets
 from typing import Any
 
 from slack_bolt import BoltContext, BoltResponse
 from slack_bolt.error import BoltUnhandledRequestError
 
+from bot.errors import report_unexpected
 from handlers.inbound import shown
 from handlers.services import Services
 
@@ -24,9 +24,7 @@ log = logging.getLogger(__name__)
 def on_error(error: Exception, body: dict[str, Any], context: BoltContext) -> BoltResponse:
     if isinstance(error, BoltUnhandledRequestError):
         return _unhandled(body, context.get("services"))
-    error_id = secrets.token_hex(4)
-    log.error("unexpected error %s in a Slack listener", error_id, exc_info=error)
-    return _answer(body, f"rollbot hit an unexpected error (id {error_id}); it is logged under that id.")
+    return _answer(body, report_unexpected(error, "in a Slack listener"))
 
 
 def _unhandled(body: dict[str, Any], services: Services | None) -> BoltResponse:

@@ -1,8 +1,9 @@
 """What Slack POSTs to `/slack/events`, read into the few checked fields rollbot uses.
 
 Every field of a request is treated as hostile: missing, of the wrong type, huge, or not
-what Slack would send. Reading is pure: bytes in, either a `Checked` body or a `Refusal`
-that names the field and what is wrong with it. Only checked bodies reach Bolt, re-encoded
+what Slack would send, nested thousands of levels deep. Reading is pure: bytes in, either a
+`Checked` body or a `Refusal` that names the field and what is wrong with it. It runs only on a
+body whose signature the door in handlers/server.py has verified. Only checked bodies reach Bolt, re-encoded
 as JSON, so no listener (and no Bolt internal) ever sees a field it did not expect, and a
 slash command whose text contains the word "payload" is not mistaken for a click (Bolt's own
 form parser looks for that substring anywhere in the body).
@@ -92,11 +93,9 @@ def _slash_command(fields: dict[str, str]) -> Checked | Refusal:
 
 def _interactivity(payload_text: str) -> Checked | Refusal:
     try:
-        payload = json.loads(payload_text)
-    except ValueError as error:
-        reason = getattr(error, "msg", None) or "not JSON"
-        return Refusal(f"rollbot refused this request: `payload` is not valid JSON ({reason} at character "
-                       f"{getattr(error, 'pos', 0)})")
+        payload = _json(payload_text, "`payload`")
+    except _Bad as bad:
+        return Refusal(f"rollbot refused this request: {bad}")
     if not isinstance(payload, dict):
         return Refusal(f"rollbot refused this request: `payload` is {_json_type(payload)}, not an object")
     try:
@@ -161,10 +160,9 @@ def _first_action(payload: dict[str, Any]) -> dict[str, Any]:
 
 def _events_api(text: str) -> Checked | Refusal:
     try:
-        body = json.loads(text)
-    except ValueError as error:
-        return Refusal(f"rollbot refused this request: the JSON body is not valid JSON "
-                       f"({getattr(error, 'msg', 'not JSON')} at character {getattr(error, 'pos', 0)})")
+        body = _json(text, "the JSON body")
+    except _Bad as bad:
+        return Refusal(f"rollbot refused this request: {bad}")
     if not isinstance(body, dict):
         return Refusal(f"rollbot refused this request: the JSON body is {_json_type(body)}, not an object")
     try:
@@ -174,6 +172,19 @@ def _events_api(text: str) -> Checked | Refusal:
     except _Bad as bad:
         return Refusal(f"rollbot refused this request: {bad}")
     return Checked({"type": kind})
+
+
+def _json(text: str, what: str) -> Any:
+    """JSON text read into Python values. Nesting beyond Python's recursion limit (about a
+    thousand levels; Slack's payloads have a dozen) is refused like any other defect instead of
+    escaping as a `RecursionError`."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise _Bad(f"{what} is nested too deeply to be from Slack") from None
+    except ValueError as error:
+        reason = getattr(error, "msg", None) or "not JSON"
+        raise _Bad(f"{what} is not valid JSON ({reason} at character {getattr(error, 'pos', 0)})") from None
 
 
 def _string(fields: dict[str, Any], key: str, limit: int, where: str = "") -> str:

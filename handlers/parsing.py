@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from bot.brain_plan import BrainChoice
+from bot.errors import InvalidRequest
 from bot.tags import describe_invalid_tag, is_valid_tag
 
 MAX_TEXT = 2000
@@ -47,7 +48,7 @@ class Command:
     brain: BrainChoice = BrainChoice.AUTO
 
 
-class ParseError(ValueError):
+class ParseError(InvalidRequest, ValueError):
     """The text is not a command; the message says why, in one line."""
 
 

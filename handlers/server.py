@@ -5,11 +5,25 @@ HTTP mode answers `POST /slack/events` (commands and interactivity), `GET /healt
 configurable host (127.0.0.1 by default: put a TLS-terminating proxy in front, as Slack calls
 an https URL). Bolt's own `app.start()` is a development server listening on every address.
 
-Between the HTTP server and Bolt stands a door: it verifies Slack's signature over the exact
-bytes received, reads them with `handlers.inbound`, answers what it refuses itself (200 with
-the reason: Slack shows a slash command's answer to the person; a click's refusal also goes to
-them as an ephemeral message) and hands Bolt only checked fields. Whatever Slack sends, a signed
-request is answered 200 and never with a traceback; an unsigned one gets 401.
+Between the HTTP server and Bolt stands a door. In this order, so that nobody who lacks the
+signing secret gets any of rollbot's parsing to work on:
+
+1. waitress refuses a body over `MAX_BODY_BYTES` (413) from its Content-Length, before reading it;
+2. Slack's TLS probe (`ssl_check=1`, which Slack does not sign) is recognised by its exact bytes
+   and answered 200, acting on nothing;
+3. the signature is verified over the exact bytes received; an unsigned request gets 401 and its
+   body is never decoded, split into fields or read as JSON;
+4. only then does `handlers.inbound` read the body (safe against deep nesting), the door answers
+   what it refuses itself (200 with the reason: Slack shows a slash command's answer to the
+   person; a click's refusal also goes to them as an ephemeral message) and hands Bolt only
+   checked fields.
+
+Whatever Slack sends, a signed request is answered 200 and never with a traceback.
+
+The signing secret is checked when the door is built (`signing_key`): a missing, short or
+placeholder secret would let anyone sign, so `rollbot serve` refuses to start in HTTP mode.
+Socket Mode does not use it: Slack's envelopes arrive over a websocket that rollbot opened with
+the app-level token, and are not signed.
 """
 
 from __future__ import annotations
@@ -18,7 +32,7 @@ import hashlib
 import hmac
 import json
 import logging
-import secrets
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -31,6 +45,7 @@ from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_sdk.socket_mode.builtin import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 
+from bot.errors import ConfigError, report_unexpected
 from bot.foreground import Foreground
 from bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from handlers.inbound import Checked, Refusal, read
@@ -41,6 +56,15 @@ SLOW_ANSWER_MS = 1000
 MAX_BODY_BYTES = 1024 * 1024  # Slack's payloads are far smaller; a bigger body is not from Slack
 MAX_TIMESTAMP_DIGITS = 12
 MAX_AGE_SECONDS = 5 * 60  # Slack's rule, as Bolt applies it
+# Slack's TLS probe, unsigned: `ssl_check=1&token=…` (the token is the legacy verification token).
+SSL_CHECK = re.compile(rb"ssl_check=1(?:&token=[A-Za-z0-9]{0,64})?")
+MIN_SECRET_CHARS = 32  # what Slack issues: 32 hex digits
+MIN_DISTINCT_CHARS = 8
+# Words of hand-written stand-ins, compared with letters and digits only, in lower case.
+PLACEHOLDER_WORDS = ("changeme", "replaceme", "placeholder", "example", "xxx", "yoursecret", "yoursigning",
+                     "secretgoeshere", "fillmein", "insert", "redacted")
+# Secrets printed in public documentation (Slack's own example of request signing).
+PUBLISHED_SECRETS = frozenset({"8f742231b10e8888abcd99yyyzzz85a5"})
 
 StartResponse = Callable[..., Any]
 Tell = Callable[[str, str, str], None]  # channel, user, text
@@ -59,7 +83,7 @@ class Door:
     def __init__(self, app: App, signing_secret: str, tell: Tell | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self._app = app
-        self._key = signing_secret.encode("utf-8")
+        self._key = signing_key(signing_secret)
         self._tell = tell
         self._clock = clock
 
@@ -67,20 +91,18 @@ class Door:
         return "Door(signing secret withheld)"
 
     def answer(self, raw: bytes, content_type: str, timestamp: str, signature: str) -> Answer:
-        inbound = read(raw, content_type)
-        if isinstance(inbound, Checked) and inbound.body == {"ssl_check": "1"}:
-            return Answer(200, "", "text/plain;charset=utf-8")  # Slack's TLS probe, answered before the check as Bolt does
+        """The signature is checked before the body is read in any way (see the module docstring)."""
+        if SSL_CHECK.fullmatch(raw):
+            return Answer(200, "", "text/plain;charset=utf-8")  # Slack's TLS probe: unsigned, acts on nothing
         if not self._signed(raw, timestamp, signature):
             return Answer(401, json.dumps({"error": "invalid request"}))
         try:
+            inbound = read(raw, content_type)
             if isinstance(inbound, Refusal):
                 return self._refuse(inbound)
             return self._dispatch(inbound)
-        except Exception:  # noqa: BLE001 - the last sink: a signed request never gets a 5xx
-            error_id = secrets.token_hex(4)
-            log.exception("unexpected error %s answering a Slack request", error_id)
-            return Answer(200, json.dumps({"text": f"rollbot hit an unexpected error (id {error_id}); "
-                                                   "it is logged under that id."}))
+        except Exception as error:  # noqa: BLE001 - the last sink: a signed request never gets a 5xx
+            return Answer(200, json.dumps({"text": report_unexpected(error, "answering a Slack request")}))
 
     def _signed(self, raw: bytes, timestamp: str, signature: str) -> bool:
         """Slack's v0 signature: HMAC-SHA256 over `v0:{timestamp}:{body}`, the body as the bytes
@@ -108,6 +130,30 @@ class Door:
             log.error("Bolt answered %d; answering 200 instead (the error handler logged why)", response.status)
             return Answer(200, json.dumps({"text": "rollbot could not handle this request; it is logged."}))
         return Answer(response.status, response.body, content_type)
+
+
+def signing_key(secret: str | None) -> bytes:
+    """The key requests are verified with. Anyone who knows or guesses it can act as Slack, so
+    an unset, empty, short, repetitive or placeholder secret is refused with a `ConfigError`
+    that says why (never what the secret is)."""
+    problem = _weakness(secret or "")
+    if problem:
+        raise ConfigError(f"environment: SLACK_SIGNING_SECRET {problem}; rollbot serve (HTTP mode) refuses to start. "
+                          "Copy the app's Signing Secret from api.slack.com/apps → Basic Information")
+    return (secret or "").encode("utf-8")
+
+
+def _weakness(secret: str) -> str | None:
+    if not secret.strip():
+        return "is not set"
+    if len(secret) < MIN_SECRET_CHARS:
+        return f"is {len(secret)} characters long, shorter than Slack's {MIN_SECRET_CHARS}"
+    letters = "".join(char for char in secret.lower() if char.isalnum())
+    if secret in PUBLISHED_SECRETS or any(word in letters for word in PLACEHOLDER_WORDS):
+        return "is a placeholder or a published example, not the app's secret"
+    if len(set(secret)) < MIN_DISTINCT_CHARS:
+        return f"uses fewer than {MIN_DISTINCT_CHARS} different characters, not a secret Slack issued"
+    return None
 
 
 def wsgi_app(
@@ -174,7 +220,10 @@ def serve_http(
     metrics: Callable[[], bytes] | None = None,
 ) -> None:
     log.info("rollbot serving Slack on http://%s:%d%s", host, port, EVENTS_PATH)
-    waitress.serve(wsgi_app(door, foreground, metrics), host=host, port=port, threads=threads, ident="rollbot")
+    # waitress's own cap (default 1 GiB) refuses a longer Content-Length with 413 before reading
+    # the body, and a chunked body once it grows past it; it refuses lengths >= the cap.
+    waitress.serve(wsgi_app(door, foreground, metrics), host=host, port=port, threads=threads, ident="rollbot",
+                   max_request_body_size=MAX_BODY_BYTES + 1)
 
 
 def serve_socket_mode(app: App, foreground: Foreground, app_token: str) -> None:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from slack_sdk import WebClient
 
 from bot.core import Rollbot
-from bot.errors import RollbotError
+from bot.errors import RollbotError, report_unexpected
 from bot.tickets import Ticket
 from handlers.blocks import esc, ticket_link
 from handlers.directory import SlackDirectory
@@ -94,10 +93,7 @@ class Services:
                 work(self, *args)
             except RollbotError as error:
                 self.tell(channel, user, f":no_entry: {esc(str(error))}")
-            except Exception:  # noqa: BLE001 - the one error sink for work after the ack
-                error_id = secrets.token_hex(4)
-                log.exception("unexpected error %s", error_id)
-                self.tell(channel, user, f":warning: rollbot hit an unexpected error (id `{error_id}`); "
-                                         "it is logged under that id.")
+            except Exception as error:  # noqa: BLE001 - the one error sink for work after the ack
+                self.tell(channel, user, f":warning: {report_unexpected(error, 'doing work after a Slack ack')}")
 
         self.rollbot.background(run, runs=runs)

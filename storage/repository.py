@@ -21,6 +21,7 @@ from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.errors import JournalError
 from storage.models import EventRow, RunRow, StepRow
 from storage.runstate import (
     FINISHING,

@@ -15,6 +15,8 @@ database itself, not by a check that could race.
 
 from __future__ import annotations
 
+from bot.errors import JournalError
+
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -159,10 +161,10 @@ class Lease:
         return Lease(str(details["owner"]), int(details["epoch"]))
 
 
-class IllegalMove(ValueError):
+class IllegalMove(JournalError, ValueError):
     """The table of moves does not allow this move from the run's status."""
 
 
-class LostRun(RuntimeError):
+class LostRun(JournalError, RuntimeError):
     """This runner no longer holds the run (it was taken over, or finished by someone else):
     it must stop before touching anything else."""

@@ -41,7 +41,7 @@ from tests.slackapi.prism import free_port
 from tests.slackapi.signing import block_action, signed_headers, slash_command
 
 ROOT = Path(__file__).resolve().parents[2]
-SECRET = "hostile-input-signing-secret"
+SECRET = "hostile-input-signing-secret-9c31d7f0"
 TOKEN = "xoxb-hostile-input-0000"
 REQUESTER, APPROVER, STRANGER = "U0REQUEST1", "U0APPROVER", "U0STRANGER"
 USERS = [REQUESTER, APPROVER, STRANGER, "W0ENTERPRS"]

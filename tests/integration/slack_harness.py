@@ -24,7 +24,7 @@ from tests.slackapi.prism import Prism, free_port
 from tests.slackapi.signing import Reply, block_action, post, signed_headers, slash_command
 from tests.slackapi.socket_mode import FakeSocketMode
 
-SIGNING_SECRET = "test-signing-secret-8f2c"
+SIGNING_SECRET = "test-signing-secret-8f2c-d41a96be07"
 BOT_TOKEN = "xoxb-test-000000000000-rollbot"
 APP_TOKEN = "xapp-1-A0ROLLBOT-000000000000-test"
 COMMAND_CHANNEL = "C0PLANS000"

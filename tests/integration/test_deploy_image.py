@@ -36,7 +36,7 @@ DEPLOY = ROOT / "deploy"
 # host) stays readable by 2.3.1 and the rollback is image only.
 BAD_PATCH = "2.3.2"
 ROLLBOT_UID = 10001
-SIGNING_SECRET = "test-signing-secret-deploy-5d1e"
+SIGNING_SECRET = "test-signing-secret-deploy-5d1e-a8c3f2"
 # Only the probe interval: the image's 15 s would make the test wait for the first probe.
 TEST_OVERRIDE = "services:\n  rollbot:\n    healthcheck:\n      interval: 1s\n"
 

@@ -13,6 +13,8 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
@@ -289,6 +291,22 @@ def test_hard_links_work_in_an_ordinary_folder_and_leave_no_probe(tmp_path: Path
     assert list(tmp_path.iterdir()) == []
     problem = hard_links_work(tmp_path / "missing")
     assert problem is not None and "cannot be swapped safely" in problem
+
+
+def test_concurrent_hard_link_probes_in_one_folder_never_refuse_falsely(tmp_path: Path) -> None:
+    """Preflights of two plans (or two replicas) probe the same brain folder at once: with fixed
+    probe names one removed the other's file mid-probe and the plan was refused (338 of 600)."""
+    start = threading.Barrier(8)
+
+    def probes(_: int) -> list[str | None]:
+        start.wait()
+        return [hard_links_work(tmp_path) for _ in range(75)]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = [answer for batch in pool.map(probes, range(8)) for answer in batch]
+    assert len(answers) == 600
+    assert [answer for answer in answers if answer is not None] == []
+    assert list(tmp_path.iterdir()) == [], "every probe cleaned up after itself"
 
 
 # --- SIGKILL at every failpoint ------------------------------------------------------------------------

@@ -129,3 +129,50 @@ def test_a_service_compose_does_not_know_is_one_line(tmp_path: Path, docker_bina
     cli = ComposeCli(folder / "docker-compose.yml", lambda p, s: [], docker_binary=str(docker_binary))
     with pytest.raises(ComposeError, match="no service 'worker' there \\(services: engine\\)"):
         cli.service("worker")
+
+
+SLOW_DOCKER = """\
+import json, os, pathlib, subprocess, sys
+verb = [a for a in sys.argv[1:] if a != "compose"][0]
+if verb == "up":
+    # Like the real CLI: `docker` runs the Compose plugin as a child process and waits for it.
+    plugin = subprocess.Popen([sys.executable, "-c", "import pathlib, sys, time; time.sleep(30); "
+                               "pathlib.Path(sys.argv[1]).write_text('up finished')", os.environ["UP_MARKER"]])
+    pathlib.Path(os.environ["PLUGIN_PID"]).write_text(str(plugin.pid))
+    plugin.wait()
+elif verb == "ps":
+    print(json.dumps({"Name": "owners-engine-1", "Service": "engine", "State": "exited",
+                      "Status": "Exited (137) 2 seconds ago", "Image": "reg/engine:2.3.1"}))
+"""
+
+
+def _alive(pid: int) -> bool:
+    """A process that exists and is not a zombie waiting for its reaper."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+def test_a_timed_out_compose_is_killed_with_its_plugin_and_the_state_is_read_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plugin outlived a kill of `docker` and finished its `up` later; now the whole process
+    group dies at the timeout, and the error says what the containers are doing afterwards."""
+    script = tmp_path / "bin" / "docker"
+    script.parent.mkdir()
+    script.write_text(f"#!{sys.executable}\n" + SLOW_DOCKER)
+    script.chmod(0o755)
+    marker, plugin_pid = tmp_path / "up-finished", tmp_path / "plugin.pid"
+    monkeypatch.setenv("UP_MARKER", str(marker))
+    monkeypatch.setenv("PLUGIN_PID", str(plugin_pid))
+    folder = owners_folder(tmp_path)
+    cli = ComposeCli(folder / "docker-compose.yml", lambda p, s: [], docker_binary=str(script), up_timeout=5)
+    with pytest.raises(ComposeError) as timed_out:
+        cli.up("engine")
+    assert plugin_pid.exists(), "the stand-in plugin started"
+    assert not _alive(int(plugin_pid.read_text())), "the plugin died with the docker CLI"
+    assert not marker.exists(), "the plugin did not finish its up"
+    message = str(timed_out.value)
+    assert message.startswith("docker compose up --detach engine: no answer within 5s; it was killed with its process group")
+    assert "afterwards owners-engine-1 is exited (Exited (137) 2 seconds ago, image reg/engine:2.3.1)" in message

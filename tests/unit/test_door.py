@@ -15,6 +15,7 @@ import pytest
 from pydantic import SecretStr
 
 from bot.config import Settings
+from bot.errors import ConfigError
 from bot.core import Rollbot
 from bot.foreground import Foreground
 from handlers.app import build_app
@@ -27,7 +28,7 @@ from tests.slackapi.signing import block_action, signed_headers, slash_command
 
 from .fakes import FakeHealth, World
 
-SECRET = "door-test-signing-secret"
+SECRET = "door-test-signing-secret-5e0c9a1b7d"
 USER, CHANNEL = "U0ALICE01", "C0PLANS01"
 
 
@@ -83,6 +84,34 @@ def test_requests_not_signed_with_the_secret_are_refused_with_401(served: Served
     assert served.door.answer(body.encode(), "", str(int(time.time())), "v0=é").status == 401
     assert served.door.answer(b"\xff", "", str(int(time.time())), "").status == 401
     assert served.slack.calls_to("chat.postEphemeral") == []
+
+
+def test_an_unsigned_body_is_not_read_at_all(served: Served) -> None:
+    """200,000 nested `[` break a JSON parser: unsigned they must meet the signature check first."""
+    nested = b"payload=" + b"[" * 200_000
+    assert served.door.answer(nested, "", str(int(time.time())), "v0=" + "0" * 64).status == 401
+    assert served.send(nested, secret="another-apps-signing-secret-00000").status == 401
+
+
+def test_a_signed_body_nested_deeply_is_refused_by_name(served: Served) -> None:
+    answer = served.send(b"payload=" + b"[" * 200_000)
+    assert answer.status == 200
+    assert text_of(answer) == "rollbot refused this request: `payload` is nested too deeply to be from Slack"
+    answer = served.send(b"[{\"a\": " * 100_000, "application/json")
+    assert "the JSON body is nested too deeply to be from Slack" in text_of(answer)
+
+
+def test_slacks_unsigned_tls_probe_is_answered_by_its_exact_bytes_only(served: Served) -> None:
+    assert served.door.answer(b"ssl_check=1&token=abc123", "", "", "") == Answer(200, "", "text/plain;charset=utf-8")
+    assert served.door.answer(b"ssl_check=1&command=%2Frollback", "", "", "").status == 401
+
+
+@pytest.mark.parametrize("secret", ["", "changeme", "replace-me", "x" * 64, "8f742231b10e8888abcd99yyyzzz85a5",
+                                    "your-slack-signing-secret-goes-here", "short-but-random-9f3a"])
+def test_a_door_is_not_built_on_a_secret_anyone_could_sign_with(served: Served, secret: str) -> None:
+    with pytest.raises(ConfigError, match="SLACK_SIGNING_SECRET") as refused:
+        Door(served.door._app, secret)
+    assert not secret or secret not in str(refused.value)
 
 
 def test_a_reason_that_says_payload_is_still_a_command(served: Served) -> None:

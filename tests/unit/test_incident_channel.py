@@ -24,7 +24,7 @@ from tests.slackapi.signing import block_action, signed_headers, slash_command
 
 from .fakes import FakeHealth, make_world
 
-SECRET = "channel-test-signing-secret"
+SECRET = "channel-test-signing-secret-40b7e2c1"
 USER, PLANS, INCIDENT, PRIVATE = "U0ALICE01", "C0PLANS001", "C0INCIDENT", "G0ONCALL01"
 CHANNELS = {PLANS: "rollbacks", INCIDENT: "incident", PRIVATE: "oncall-private", "C0ARCHIVED": "old-incident",
             "C0GENERAL1": "general"}
