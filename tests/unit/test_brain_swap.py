@@ -399,7 +399,15 @@ def owner_and_mode(path: Path) -> tuple[int, int, int]:
     return facts.st_uid, facts.st_gid, facts.st_mode & 0o7777
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another uid needs root")
+@pytest.fixture
+def root() -> None:
+    """Ownership is only testable as root (chown to another uid, a process started as another uid).
+    CI and `.ci/setup.sh` run as root; elsewhere this fails loudly rather than skipping."""
+    if os.geteuid() != 0:
+        pytest.fail("this test must run as root: it gives files to another uid", pytrace=False)
+
+
+@pytest.mark.usefixtures("root")
 def test_a_restored_brain_keeps_the_owner_and_mode_of_the_brain_it_replaces(tmp_path: Path) -> None:
     """BUG (issue 12, 6): a brain at 0600, uid 1000 came back 0644 owned by rollbot's user after a
     restore, and an Engine running as uid 1000 then got "readonly database". The staged copy is private
@@ -458,7 +466,7 @@ def as_engine_user(work: Callable[[], list[str]]) -> list[str]:
     return json.loads(text)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to start a process as another uid")
+@pytest.mark.usefixtures("root")
 def test_staging_for_a_brain_rollbot_may_not_chown_fails_before_anything_and_says_so(tmp_path: Path) -> None:
     """rollbot running as uid 1000 cannot give a copy root's ownership: staging fails (before the
     drain-stop) naming both uids, leaves no staged file, and preflight's ownership_problem says it first."""
