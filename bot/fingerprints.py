@@ -10,13 +10,12 @@ swap): while it runs it writes its brain, and only the inode says which brain is
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
+from bot.brain import sha256
 from storage import EventKind, RunView, StepStatus
 
-CHUNK = 1 << 20
 # What the step a run died in may itself have changed, so it is not held against the files:
 # that step runs again (or is undone) with its own checks (the compose backup, the swap's inodes).
 IN_FLIGHT_CHANGES: dict[str, dict[str, str]] = {
@@ -31,7 +30,7 @@ def fingerprint(path: Path, content: bool = True) -> dict[str, Any]:
     try:
         facts: dict[str, Any] = {"path": str(path), "inode": path.stat().st_ino}
         if content:
-            facts["sha256"] = _sha256(path)
+            facts["sha256"] = sha256(path)
     except FileNotFoundError:
         return {"path": str(path), "missing": True}
     except OSError as error:
@@ -82,11 +81,3 @@ def _difference(then: dict[str, Any], now: dict[str, Any]) -> str | None:
     if "sha256" in then and now.get("sha256") != then["sha256"]:
         return f"{path} was changed (sha256 {then['sha256'][:12]}… → {now['sha256'][:12]}…)"
     return None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
