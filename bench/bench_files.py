@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
-from bot.brain import readonly, sha256
-from bot.brain_swap import discard_staged, stage
-from bot.snapshots import Snapshot
+from bot.brain.facts import readonly, sha256
+from bot.brain.swap import discard_staged, stage
+from bot.brain.snapshots import Snapshot
 
 MEMORY_TABLES = ("episodes", "knowledge", "social_graph", "conversations", "feedback")
 CONTENT_BYTES = 240  # randomblob size; the row's text is twice that in hex
@@ -95,7 +95,7 @@ def timed(action: Callable[[], object]) -> float:
 
 
 def copy_like_stage(source: Path, destination: Path) -> None:
-    """The copy part of bot.brain_swap.stage, exactly: shutil.copyfile, then fsync the copy."""
+    """The copy part of bot.brain.swap.stage, exactly: shutil.copyfile, then fsync the copy."""
     shutil.copyfile(source, destination)
     with destination.open("rb") as handle:
         os.fsync(handle.fileno())
@@ -114,7 +114,7 @@ def snapshot_of(path: Path) -> Snapshot:
 
 
 def run_stage(snapshot: Snapshot, brain: Path, run_id: str) -> None:
-    """bot.brain_swap.stage itself: copy + fsync + sha256 of the copy + integrity/quick check."""
+    """bot.brain.swap.stage itself: copy + fsync + sha256 of the copy + integrity/quick check."""
     stage(snapshot, brain, run_id)
     discard_staged(brain, run_id)
 

@@ -11,7 +11,7 @@ import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bot.brain import QUICK_CHECK_ABOVE_BYTES
+from bot.brain.facts import QUICK_CHECK_ABOVE_BYTES
 
 from bench_deploy import NEW, OLD, REPOSITORY
 from bench_health import POLL_INTERVAL
@@ -146,7 +146,7 @@ def report_copies(results: list[SizeResult]) -> None:
         if result.copies_per_timing > 1:
             print(f"  {result.size.label}: each round is the mean of {result.copies_per_timing} copies in a row, "
                   "each with its own fsync (one copy alone is within the noise)")
-    rule(f"Integrity checks (median of {CHECK_ROUNDS}; bot/brain.py uses quick_check above "
+    rule(f"Integrity checks (median of {CHECK_ROUNDS}; bot/brain/facts.py uses quick_check above "
          f"{QUICK_CHECK_ABOVE_BYTES / MB:.0f} MB)")
     widths = (6, 11, 9, 18, 6, 15, 6, 14, 20)
     row("size", "file", "MB", "integrity_check s", "MB/s", "quick_check s", "MB/s", "integrity/quick",

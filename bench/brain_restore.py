@@ -27,11 +27,11 @@ What it measures, all in one run, on this machine:
 (b) Copy throughput, on the rollbot snapshot of each size, 3 rounds in rotating order, median
     (a round of a small file times several copies in a row, so that it spans >= 256 MB):
       cp + fsync         `cp SRC DST`, then an fsync of DST;
-      copyfile + fsync   the copy part of bot.brain_swap.stage, exactly as it does it;
-      stage()            bot.brain_swap.stage itself: the copy plus a sha256 of the copy plus
-                         the integrity check that bot.brain.check_integrity picks for the size.
+      copyfile + fsync   the copy part of bot.brain.swap.stage, exactly as it does it;
+      stage()            bot.brain.swap.stage itself: the copy plus a sha256 of the copy plus
+                         the integrity check that bot.brain.facts.check_integrity picks for the size.
     And PRAGMA integrity_check against quick_check, for the threshold QUICK_CHECK_ABOVE_BYTES in
-    bot/brain.py: on the snapshot (the demo schema has no secondary index) and on a copy of it
+    bot/brain/facts.py: on the snapshot (the demo schema has no secondary index) and on a copy of it
     with an index on created_at in each table (what integrity_check cross-checks and quick_check
     skips).
 

@@ -1,4 +1,4 @@
-"""Benchmark of bot.brain.loss_report on a large brain: time and peak memory against baselines.
+"""Benchmark of bot.brain.facts.loss_report on a large brain: time and peak memory against baselines.
 
 Run:  python bench/loss_report.py [--size 1GB] [--repeats 3]
 Needs nothing but this working tree (no Docker). Sizes are decimal (1 GB = 10^9 bytes).
@@ -11,12 +11,12 @@ added to each memory table, 500 facts changed, 10 deleted and 500 added.
 Measured, each in a fresh Python process (so its peak RSS is its own), rotating the order
 between repeats, median of the repeats, with the files in the page cache (each measurement
 reads both files whole; a first untimed pass warms the cache):
-  loss_report      bot.brain.loss_report (added, changed and deleted rows, per table);
+  loss_report      bot.brain.facts.loss_report (added, changed and deleted rows, per table);
   new keys only    the report before issue 12 (rows whose key the snapshot lacks), the same
                    SQL it ran: the baseline the new report is compared with;
-  sha256 x2        bot.brain.sha256 of the live brain and of the snapshot: reading both files
+  sha256 x2        bot.brain.facts.sha256 of the live brain and of the snapshot: reading both files
                    once, the floor for any comparison that looks at every row;
-  python baseline  an interpreter that imports bot.brain and opens both files, nothing else:
+  python baseline  an interpreter that imports bot.brain.facts and opens both files, nothing else:
                    the RSS every measurement starts from.
 The report prints each figure and the ratios loss_report / new keys only and loss_report /
 sha256 x2 (time), and each peak RSS minus the python baseline's (memory that grows with the
@@ -55,7 +55,7 @@ from contextlib import closing
 from pathlib import Path
 from urllib.parse import quote
 sys.path.insert(0, sys.argv[4])
-from bot.brain import loss_report, readonly, sha256, table_names
+from bot.brain.facts import loss_report, readonly, sha256, table_names
 
 def new_keys_only(live, snapshot):
     # The loss report before issue 12: rows of the live brain whose key the snapshot lacks.
@@ -188,7 +188,7 @@ def report(results: dict[str, list[dict[str, object]]], live_bytes: int, snapsho
           f"loss_report / sha256 x2 = {seconds(LOSS_REPORT) / seconds(SHA256):.2f} (time), "
           f"loss_report peak RSS / python baseline = {rss_mb(LOSS_REPORT) / base:.2f}")
     print("MB/s counts both files. Peak RSS is the process's ru_maxrss; 'over python' subtracts the interpreter "
-          "with bot.brain imported and both files opened.")
+          "with bot.brain.facts imported and both files opened.")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """rollbot: the Engine's rollback runbook as one command.
 
-The core in this package knows nothing of Slack. Front ends (the terminal in `bot.cli`, Slack in
+The core in this package knows nothing of Slack. Front ends (the terminal in `bot.terminal.cli`, Slack in
 `handlers`) build a request, ask the core for a plan, and hand an approved plan to the runner.
 """
 

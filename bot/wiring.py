@@ -6,14 +6,14 @@ from pathlib import Path
 
 from typing import Any
 
-from bot.compose import ComposeCli
+from bot.adapters.compose import ComposeCli
 from bot.config import Config, Settings, TargetConfig, load_config, load_settings
 from bot.errors import ConfigError
-from bot.tickets import FileTickets, JiraTickets, TicketDesk, TicketSink
-from bot.core import Rollbot
-from bot.docker_host import DockerHost
-from bot.health import HealthProbe
-from bot.plan import Systems
+from bot.reporting.tickets import FileTickets, JiraTickets, TicketDesk, TicketSink
+from bot.core.rollbot import Rollbot
+from bot.adapters.docker_host import DockerHost
+from bot.adapters.health import HealthProbe
+from bot.planning.plan import Systems
 from storage import Journal, connect
 from storage.tickets import TicketOutbox
 

@@ -9,7 +9,7 @@ from slack_bolt import App, BoltContext, BoltResponse
 from slack_sdk import WebClient
 
 from bot.config import Settings
-from bot.core import Rollbot
+from bot.core.rollbot import Rollbot
 from bot.errors import ConfigError
 from handlers import actions, commands, fallback
 from handlers.directory import SlackDirectory

@@ -21,10 +21,10 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.core import ServiceState, TargetStatus
-from bot.drill import describe_report
-from bot.plan import CheckResult, Plan
-from bot.terminal import summary_line, versions
+from bot.core.rollbot import ServiceState, TargetStatus
+from bot.core.drill import describe_report
+from bot.planning.plan import CheckResult, Plan
+from bot.terminal.render import summary_line, versions
 from handlers.ids import ActionId, AnswerActionId, BlockId, RecoveryActionId
 from storage import RunStatus, RunView, StepStatus
 

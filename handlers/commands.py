@@ -6,7 +6,7 @@ from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
 
-from bot.plan import RollbackRequest
+from bot.planning.plan import RollbackRequest
 from handlers.blocks import drill_report_message, esc, history_message, plan_message, status_command_message
 from handlers.inbound import shown
 from handlers.parsing import HELP, Command, CommandKind, ParseError, parse

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from bot.brain_plan import BrainChoice
+from bot.planning.brain_plan import BrainChoice
 from bot.errors import InvalidRequest
 from bot.tags import describe_invalid_tag, is_valid_tag
 

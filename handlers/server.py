@@ -1,7 +1,7 @@
 """Serving the Bolt app: HTTP with a production WSGI server (waitress), or Socket Mode.
 
 HTTP mode answers `POST /slack/events` (commands and interactivity), `GET /healthz` and
-`GET /metrics` (Prometheus; read from the journal, see bot/metrics.py), on a
+`GET /metrics` (Prometheus; read from the journal, see bot/reporting/metrics.py), on a
 configurable host (127.0.0.1 by default: put a TLS-terminating proxy in front, as Slack calls
 an https URL). Bolt's own `app.start()` is a development server listening on every address.
 
@@ -46,8 +46,8 @@ from slack_sdk.socket_mode.builtin import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 
 from bot.errors import ConfigError, report_unexpected
-from bot.foreground import Foreground
-from bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from bot.core.foreground import Foreground
+from bot.reporting.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from handlers.inbound import Checked, Refusal, read
 
 log = logging.getLogger(__name__)

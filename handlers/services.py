@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from slack_sdk import WebClient
 
-from bot.core import Rollbot
+from bot.core.rollbot import Rollbot
 from bot.errors import RollbotError, report_unexpected
-from bot.tickets import Ticket
+from bot.reporting.tickets import Ticket
 from handlers.blocks import esc, ticket_link
 from handlers.directory import SlackDirectory
 from handlers.outbox import Outbox

@@ -14,12 +14,12 @@ from pathlib import Path
 import docker
 import pytest
 
-from bot.brain_plan import BrainChoice
-from bot.compose import ComposeCli
+from bot.planning.brain_plan import BrainChoice
+from bot.adapters.compose import ComposeCli
 from bot.config import load_config
-from bot.docker_host import DockerHost
-from bot.plan import RollbackRequest, Systems, make_plan
-from bot.preflight import CheckResult
+from bot.adapters.docker_host import DockerHost
+from bot.planning.plan import RollbackRequest, Systems, make_plan
+from bot.planning.preflight import CheckResult
 from storage import RunStatus
 from tests.integration.demo import BASE_IMAGE, changed_lines, wait_until
 from tests.integration.outside import BROKEN, HEALTHY, ONEOFF_MARKER, REPOSITORY, Outside, outside_deployment

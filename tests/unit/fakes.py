@@ -22,13 +22,13 @@ from urllib.parse import quote
 
 from ruamel.yaml import YAML
 
-from bot.compose import ServiceConfig
+from bot.adapters.compose import ServiceConfig
 from bot.config import BrainConfig, Config, TargetConfig
-from bot.docker_host import ContainerFacts, ImageLocation, ImageSource, MountFacts, RunningMounts
-from bot.log_capture import Section, write_capped
+from bot.adapters.docker_host import ContainerFacts, ImageLocation, ImageSource, MountFacts, RunningMounts
+from bot.adapters.log_capture import Section, write_capped
 from bot.errors import ComposeError, DockerError
-from bot.health import HealthResult
-from bot.plan import Systems
+from bot.adapters.health import HealthResult
+from bot.planning.plan import Systems
 from bot.tags import ImageRef
 
 REPO = "127.0.0.1:5000/rollbot-demo/engine"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-import bot.brain
-from bot.brain import BrainError, LossReport, TableLoss, check_integrity, loss_report, schema_version, sha256
+import bot.brain.facts
+from bot.brain.facts import BrainError, LossReport, TableLoss, check_integrity, loss_report, schema_version, sha256
 
 from .fakes import ENGINE_TABLES, KEYED_TABLE, add_rows, created_at, make_brain, run_sql, upgrade_brain
 
@@ -107,7 +107,7 @@ def test_check_integrity_fails_a_damaged_brain(tmp_path: Path, damage: str) -> N
 def test_quick_check_is_used_above_the_size_threshold(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Above QUICK_CHECK_ABOVE_BYTES the faster quick_check runs, and it still catches damage."""
     brain = big_brain(tmp_path / "brain.sqlite")
-    monkeypatch.setattr(bot.brain, "QUICK_CHECK_ABOVE_BYTES", brain.stat().st_size // 4)
+    monkeypatch.setattr(bot.brain.facts, "QUICK_CHECK_ABOVE_BYTES", brain.stat().st_size // 4)
     assert check_integrity(brain) == ("quick_check", "ok")
     with brain.open("r+b") as handle:
         handle.truncate(brain.stat().st_size // 2)
@@ -117,7 +117,7 @@ def test_quick_check_is_used_above_the_size_threshold(tmp_path: Path, monkeypatc
 
 def test_sha256_is_the_digest_of_the_whole_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Read in chunks, the digest must equal hashlib's over the file's bytes."""
-    monkeypatch.setattr(bot.brain, "CHUNK", 4096)  # many chunks even for a small file
+    monkeypatch.setattr(bot.brain.facts, "CHUNK", 4096)  # many chunks even for a small file
     brain = big_brain(tmp_path / "brain.sqlite")
     assert sha256(brain) == hashlib.sha256(brain.read_bytes()).hexdigest()
 

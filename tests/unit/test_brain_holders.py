@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.brain_holders import containers_holding, lock_holder, processes_holding
-from bot.brain_swap import FORENSIC_FOLDER
-from bot.docker_host import MountFacts, RunningMounts
-from bot.plan import RollbackRequest, make_plan
+from bot.brain.holders import containers_holding, lock_holder, processes_holding
+from bot.brain.swap import FORENSIC_FOLDER
+from bot.adapters.docker_host import MountFacts, RunningMounts
+from bot.planning.plan import RollbackRequest, make_plan
 from storage import EventView, Journal, RunStatus, StepStatus
 
 from .fakes import REPO, brain_contents, make_brain

@@ -15,15 +15,15 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-import bot.brain_plan
-from bot.brain_plan import BRAIN_CHECKS, SCHEMA_LABEL, BrainChoice
+import bot.planning.brain_plan
+from bot.planning.brain_plan import BRAIN_CHECKS, SCHEMA_LABEL, BrainChoice
 from bot.config import BrainConfig
-from bot.core import Rollbot
-from bot.plan import CHECKS, Check, CheckResult, Plan, RollbackRequest, StepKind, make_plan
-from bot.postmortem import build, to_jira_wiki, to_markdown
-from bot.preflight import Preflight, Refused
-from bot.snapshots import RUNBOOK_NAME, Snapshot, take_snapshot
-from bot.terminal import render_plan
+from bot.core.rollbot import Rollbot
+from bot.planning.plan import CHECKS, Check, CheckResult, Plan, RollbackRequest, StepKind, make_plan
+from bot.reporting.postmortem import build, to_jira_wiki, to_markdown
+from bot.planning.preflight import Preflight, Refused
+from bot.brain.snapshots import RUNBOOK_NAME, Snapshot, take_snapshot
+from bot.terminal.render import render_plan
 from handlers.blocks import plan_message
 from storage import Journal, SchemaSighting
 
@@ -376,7 +376,7 @@ def test_an_old_snapshot_is_a_warning_not_a_refusal(tmp_path: Path) -> None:
 
 def test_not_enough_room_for_the_staged_copy_refuses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The staged copy needs the snapshot's size plus a margin beside the brain."""
-    monkeypatch.setattr(bot.brain_plan, "DISK_MARGIN_BYTES", 2**62)
+    monkeypatch.setattr(bot.planning.brain_plan, "DISK_MARGIN_BYTES", 2**62)
     world = brain_world(tmp_path)
     upgraded(world)
     label(world, "1")

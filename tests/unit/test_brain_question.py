@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from bot.approvals import Decision
-from bot.brain_plan import BrainChoice
-from bot.core import Rollbot
-from bot.plan import PlannedStep, Plan, RollbackRequest, StepKind
-from bot.postmortem import build, to_markdown
-from bot.preflight import Check, CheckResult
-from bot.snapshots import take_snapshot
-from bot.terminal import StepProgress, history_table, render_plan, summary_line
+from bot.planning.approvals import Decision
+from bot.planning.brain_plan import BrainChoice
+from bot.core.rollbot import Rollbot
+from bot.planning.plan import PlannedStep, Plan, RollbackRequest, StepKind
+from bot.reporting.postmortem import build, to_markdown
+from bot.planning.preflight import Check, CheckResult
+from bot.brain.snapshots import take_snapshot
+from bot.terminal.render import StepProgress, history_table, render_plan, summary_line
 from handlers.blocks import (
     final_message,
     history_message,
@@ -27,7 +27,7 @@ from handlers.blocks import (
     status_message,
 )
 from handlers.ids import ActionId, AnswerActionId
-from bot.core import ServiceState
+from bot.core.rollbot import ServiceState
 from storage import EventView, Journal, RunStatus, RunView, StepStatus, StepView
 
 from .fakes import REPO, FakeHealth, World, brain_config, make_brain, make_world, upgrade_brain

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from bot.brain import sha256
-from bot.brain_plan import SCHEMA_LABEL
-from bot.brain_swap import FORENSIC_FOLDER, forensic_dir, prepare_swap, stage, swap
+from bot.brain.facts import sha256
+from bot.planning.brain_plan import SCHEMA_LABEL
+from bot.brain.swap import FORENSIC_FOLDER, forensic_dir, prepare_swap, stage, swap
 from bot.config import BrainConfig
-from bot.core import Rollbot
-from bot.plan import Plan, RollbackRequest, make_plan
-from bot.runner import ProgressSink, Runner
-from bot.snapshots import Snapshot, take_snapshot
+from bot.core.rollbot import Rollbot
+from bot.planning.plan import Plan, RollbackRequest, make_plan
+from bot.running.runner import ProgressSink, Runner
+from bot.brain.snapshots import Snapshot, take_snapshot
 from storage import EventView, Journal, RunStatus, RunView, StepStatus
 from storage.repository import NewRun
 

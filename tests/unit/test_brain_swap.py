@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-import bot.brain_swap
-from bot.brain_swap import (
+import bot.brain.swap
+from bot.brain.swap import (
     ownership_problem,
     FORENSIC_FOLDER,
     Swapped,
@@ -36,10 +36,10 @@ from bot.brain_swap import (
     staged_path,
     swap,
 )
-from bot.brain import BrainError, sha256
+from bot.brain.facts import BrainError, sha256
 from bot.config import BrainConfig
-from bot.failpoints import ENV_VAR
-from bot.snapshots import Snapshot, take_snapshot
+from bot.running.failpoints import ENV_VAR
+from bot.brain.snapshots import Snapshot, take_snapshot
 
 from .fakes import brain_config, brain_contents, leave_wal, make_brain, upgrade_brain
 
@@ -314,10 +314,10 @@ def test_concurrent_hard_link_probes_in_one_folder_never_refuse_falsely(tmp_path
 SWAP_SCRIPT = """
 import json, sys
 from pathlib import Path
-from bot.brain_swap import forensic_dir, prepare_swap, stage, swap
-from bot.brain import BrainError, sha256
+from bot.brain.swap import forensic_dir, prepare_swap, stage, swap
+from bot.brain.facts import BrainError, sha256
 from bot.config import BrainConfig
-from bot.snapshots import list_snapshots
+from bot.brain.snapshots import list_snapshots
 
 brain = BrainConfig(path=Path(sys.argv[1]), snapshots_dir=Path(sys.argv[2]))
 [snapshot] = list_snapshots(brain)
@@ -331,7 +331,7 @@ print("swapped", flush=True)
 
 def test_every_failpoint_of_the_swap_is_covered() -> None:
     """A new failpoint in brain_swap.py must be added to the crash test below with its expected brain."""
-    source = Path(bot.brain_swap.__file__).read_text(encoding="utf-8")
+    source = Path(bot.brain.swap.__file__).read_text(encoding="utf-8")
     assert set(re.findall(r'failpoint\("([^"]+)"\)', source)) == set(EXPECTED_AFTER_KILL)
 
 
@@ -371,7 +371,7 @@ def test_sigkill_during_the_swap_leaves_one_whole_brain(tmp_path: Path, point: s
 
 def test_a_failpoint_fires_only_when_named() -> None:
     """Another armed name, or none, lets the process go on; the named one kills it on the spot."""
-    script = "from bot.failpoints import failpoint\nfailpoint('swap:after-link')\nprint('alive', flush=True)\n"
+    script = "from bot.running.failpoints import failpoint\nfailpoint('swap:after-link')\nprint('alive', flush=True)\n"
     env = {key: value for key, value in os.environ.items() if key != ENV_VAR}
     unarmed = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
     other = subprocess.run([sys.executable, "-c", script], env={**env, ENV_VAR: "swap:after-rename,x"},

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.compose import ComposeCli
+from bot.adapters.compose import ComposeCli
 from bot.errors import ComposeError
 
 FAKE_DOCKER = """\

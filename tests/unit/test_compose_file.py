@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.compose_file import read_service_image, set_service_tag
+from bot.adapters.compose_file import read_service_image, set_service_tag
 from bot.errors import ComposeFileError
 from bot.tags import ImageRef
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.plan import CheckResult, RollbackRequest, StepKind, make_plan
-from bot.runner import Runner
+from bot.planning.plan import CheckResult, RollbackRequest, StepKind, make_plan
+from bot.running.runner import Runner
 from storage import Journal, RunStatus
 from storage.repository import NewRun
 

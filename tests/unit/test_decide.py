@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.approvals import Decision
-from bot.core import Rollbot
-from bot.plan import RollbackRequest
+from bot.planning.approvals import Decision
+from bot.core.rollbot import Rollbot
+from bot.planning.plan import RollbackRequest
 from storage import Journal, RunStatus
 
 from .fakes import REPO, FakeHealth, World, make_world

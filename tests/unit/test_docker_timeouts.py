@@ -15,7 +15,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from bot.docker_host import DockerHost
+from bot.adapters.docker_host import DockerHost
 from bot.errors import DockerError
 
 CLIENT_TIMEOUT = 1

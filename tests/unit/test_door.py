@@ -16,8 +16,8 @@ from pydantic import SecretStr
 
 from bot.config import Settings
 from bot.errors import ConfigError
-from bot.core import Rollbot
-from bot.foreground import Foreground
+from bot.core.rollbot import Rollbot
+from bot.core.foreground import Foreground
 from handlers.app import build_app
 from handlers.ids import ActionId
 from handlers.server import MAX_BODY_BYTES, Answer, Door, wsgi_app

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from bot.health import HealthProbe, HealthResult
+from bot.adapters.health import HealthProbe, HealthResult
 
 URL = "http://engine.test:8080/health"
 

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from slack_sdk import WebClient
 
 from bot.config import Settings
-from bot.core import Rollbot
+from bot.core.rollbot import Rollbot
 from handlers.app import build_app
 from handlers.directory import SlackDirectory, channel_id_in
 from handlers.ids import ActionId

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, event
 
-from bot.runner import Runner, journal_retry
-from bot.terminal import summary_line
+from bot.running.runner import Runner, journal_retry
+from bot.terminal.render import summary_line
 from storage import EventView, Journal, RunStatus, StepStatus, connect
 
 from .fakes import COMPOSE_TEXT, REPO, FakeHealth, World

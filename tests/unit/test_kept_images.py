@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.core import Rollbot
-from bot.kept_images import kept_versions
-from bot.plan import RollbackRequest
+from bot.core.rollbot import Rollbot
+from bot.planning.kept_images import kept_versions
+from bot.planning.plan import RollbackRequest
 from storage import Journal
 
 from .fakes import REPO, FakeDocker, FakeHealth, make_world

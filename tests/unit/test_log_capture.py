@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from bot.log_capture import Section, lines_of, write_capped
+from bot.adapters.log_capture import Section, lines_of, write_capped
 
 
 def capped(chunks: list[bytes], cap: int, header: bytes | None = None) -> bytes:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.core import Rollbot
+from bot.core.rollbot import Rollbot
 from storage import Journal
 
 from .fakes import FakeHealth

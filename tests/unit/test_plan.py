@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.core import Rollbot
-from bot.docker_host import ImageSource
-from bot.plan import CHECKS, CheckResult, Plan, RollbackRequest, StepKind, make_plan
+from bot.core.rollbot import Rollbot
+from bot.adapters.docker_host import ImageSource
+from bot.planning.plan import CHECKS, CheckResult, Plan, RollbackRequest, StepKind, make_plan
 from storage import Journal, RunStatus, connect
 
 from .fakes import COMPOSE_TEXT, REPO, FakeHealth, World, make_world

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from bot.brain_swap import forensic_dir
-from bot.core import Recovery, Rollbot
-from bot.plan import Plan, StepKind
-from bot.runner import Runner
+from bot.brain.swap import forensic_dir
+from bot.core.rollbot import Recovery, Rollbot
+from bot.planning.plan import Plan, StepKind
+from bot.running.runner import Runner
 from storage import EventView, Journal, RunStatus, StepStatus
 
 from .fakes import COMPOSE_TEXT, REPO, FakeHealth, brain_contents

@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from bot.core import Recovery, Rollbot
-from bot.plan import RollbackRequest, StepKind
-from bot.runner import Runner, StepFailed
+from bot.core.rollbot import Recovery, Rollbot
+from bot.planning.plan import RollbackRequest, StepKind
+from bot.running.runner import Runner, StepFailed
 from storage import Journal, Lease, LostRun, NotStartable, RunStatus, StepStatus, connect
 from storage.models import RunRow
 from storage.repository import IllegalMove

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.plan import Plan, RollbackRequest, make_plan
-from bot.runner import ProgressSink, Runner
+from bot.planning.plan import Plan, RollbackRequest, make_plan
+from bot.running.runner import ProgressSink, Runner
 from storage import EventView, Journal, RunStatus, RunView, StepStatus
 from storage.repository import NewRun
 
@@ -273,7 +273,7 @@ def test_progress_sink_sees_every_event_and_its_errors_never_fail_the_run(
         seen.append(event)
         raise RuntimeError("chat.update: ratelimited")
 
-    with caplog.at_level(logging.ERROR, logger="bot.runner"):
+    with caplog.at_level(logging.ERROR, logger="bot.running.runner"):
         run = execute(world, journal, sink=broken_sink)
     assert run.status is RunStatus.SUCCEEDED
     assert [e.kind for e in seen] == ["run.started"] + ["step.started", "step.finished"] * 6 + ["run.finished"]

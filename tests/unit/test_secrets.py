@@ -25,11 +25,11 @@ from slack_sdk import WebClient
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from bot.compose import ComposeCli
+from bot.adapters.compose import ComposeCli
 from bot.config import Config, Settings, TicketsConfig
-from bot.evidence import redacted_inspect
+from bot.reporting.evidence import redacted_inspect
 from bot.logs import JsonFormatter
-from bot.postmortem import Postmortem
+from bot.reporting.postmortem import Postmortem
 from bot.redaction import REDACTED, install
 from bot.wiring import ticket_sink
 from storage import connect

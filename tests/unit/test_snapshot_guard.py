@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.brain_swap import forensic_dir, prepare_swap, stage, staged_path, swap
-from bot.core import Rollbot
+from bot.brain.swap import forensic_dir, prepare_swap, stage, staged_path, swap
+from bot.core.rollbot import Rollbot
 from bot.errors import InvalidRequest
-from bot.plan import RollbackRequest
-from bot.snapshots import BrainBusy, lock_path, take_snapshot
+from bot.planning.plan import RollbackRequest
+from bot.brain.snapshots import BrainBusy, lock_path, take_snapshot
 from storage import Journal
 
 from .fakes import FakeHealth, World, brain_config, make_brain, make_world, upgrade_brain
@@ -49,7 +49,7 @@ def held_by_another_process(brain: Path) -> Iterator[None]:
     script = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from bot.snapshots import brain_lock\n"
+        "from bot.brain.snapshots import brain_lock\n"
         "with brain_lock(Path(sys.argv[1]), 'a snapshot of engine\\'s brain asked by U0BOB'):\n"
         "    print('held', flush=True)\n"
         "    sys.stdin.read()\n"

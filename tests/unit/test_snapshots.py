@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.brain import BrainError, check_integrity
+from bot.brain.facts import BrainError, check_integrity
 from bot.config import BrainConfig
-from bot.snapshots import RUNBOOK_NAME, Snapshot, described_snapshots, facts_digest, list_snapshots, take_snapshot, verify
+from bot.brain.snapshots import RUNBOOK_NAME, Snapshot, described_snapshots, facts_digest, list_snapshots, take_snapshot, verify
 
 from .fakes import ENGINE_TABLES, brain_config, brain_contents, make_brain, upgrade_brain
 

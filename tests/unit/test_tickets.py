@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.core import Rollbot
-from bot.plan import RollbackRequest
-from bot.evidence import gather
-from bot.postmortem import Postmortem, build, to_jira_wiki
-from bot.tickets import FileTickets, Ticket, TicketDesk
+from bot.core.rollbot import Rollbot
+from bot.planning.plan import RollbackRequest
+from bot.reporting.evidence import gather
+from bot.reporting.postmortem import Postmortem, build, to_jira_wiki
+from bot.reporting.tickets import FileTickets, Ticket, TicketDesk
 from storage import Journal, RunStatus, connect
 from storage.tickets import TicketOutbox, TicketStatus
 

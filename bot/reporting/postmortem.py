@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bot.brain import TableLoss
+from bot.brain.facts import TableLoss
 from storage import RunStatus, RunView, StepStatus
 
 LABEL_PREFIX = "rollbot-run-"

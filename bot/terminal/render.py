@@ -12,8 +12,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from bot.plan import CheckResult, Plan
-from bot.snapshots import Snapshot
+from bot.planning.plan import CheckResult, Plan
+from bot.brain.snapshots import Snapshot
 from storage import EventView, RunStatus, RunView, StepStatus
 from storage.tickets import TicketView
 

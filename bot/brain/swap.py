@@ -36,10 +36,10 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.brain import BrainError, check_integrity, sha256
-from bot.compose_file import fsync_directory
-from bot.failpoints import failpoint
-from bot.snapshots import Snapshot, brain_lock
+from bot.brain.facts import BrainError, check_integrity, sha256
+from bot.adapters.compose_file import fsync_directory
+from bot.running.failpoints import failpoint
+from bot.brain.snapshots import Snapshot, brain_lock
 
 SIDECARS = ("-wal", "-shm", "-journal")
 FORENSIC_FOLDER = "rollbot-forensic"

@@ -43,8 +43,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.brain import BrainError, check_integrity, readonly, schema_version, sha256
-from bot.compose_file import fsync_directory
+from bot.brain.facts import BrainError, check_integrity, readonly, schema_version, sha256
+from bot.adapters.compose_file import fsync_directory
 from bot.config import BrainConfig
 
 RUNBOOK_NAME = "brain-pre-upgrade.db"

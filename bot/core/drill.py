@@ -17,18 +17,18 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from bot.brain_plan import BrainChoice
+from bot.planning.brain_plan import BrainChoice
 from bot.errors import InvalidRequest, RollbotError
-from bot.plan import Rehearsal, RollbackRequest
+from bot.planning.plan import Rehearsal, RollbackRequest
 from bot.logs import about_run
-from bot.liveness import heartbeat, process_owner
+from bot.running.liveness import heartbeat, process_owner
 from bot.tags import describe_invalid_tag, is_valid_tag
 from storage import Journal, RunStatus, RunView, StepStatus
 from storage.repository import NewRun
 
 if TYPE_CHECKING:
-    from bot.core import PlannedRun, Rollbot
-    from bot.runner import ProgressSink
+    from bot.core.rollbot import PlannedRun, Rollbot
+    from bot.running.runner import ProgressSink
 
 DRILL = "drill"
 STALE_DRILL = timedelta(days=90)

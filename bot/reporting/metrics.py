@@ -17,7 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from bot.config import Config
-from bot.snapshots import list_snapshots
+from bot.brain.snapshots import list_snapshots
 from storage import Journal, RunStatus
 from storage.tickets import TicketOutbox, TicketStatus
 

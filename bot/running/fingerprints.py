@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bot.brain import sha256
+from bot.brain.facts import sha256
 from storage import EventKind, RunView, StepStatus
 
 # What the step a run died in may itself have changed, so it is not held against the files:

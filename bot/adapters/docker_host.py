@@ -27,7 +27,7 @@ import urllib3
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
 from bot.errors import DockerError
-from bot.log_capture import Section, write_capped
+from bot.adapters.log_capture import Section, write_capped
 from bot.tags import ImageRef
 
 # The SDK reads multiplexed log streams from the raw socket: a stall there is the built-in

@@ -23,11 +23,11 @@ from sqlalchemy.exc import OperationalError
 
 from bot import redaction
 from bot.config import config_path, load_settings
-from bot.core import PlannedRun, Recovery, Rollbot
+from bot.core.rollbot import PlannedRun, Recovery, Rollbot
 from bot.errors import RollbotError, report_unexpected
-from bot.brain_plan import BrainChoice
-from bot.plan import RollbackRequest
-from bot.terminal import (
+from bot.planning.brain_plan import BrainChoice
+from bot.planning.plan import RollbackRequest
+from bot.terminal.render import (
     StepProgress,
     console,
     history_table,
@@ -36,8 +36,8 @@ from bot.terminal import (
     summary_line,
     ticket_table,
 )
-from bot.tickets import Ticket
-from bot.drill import describe_report
+from bot.reporting.tickets import Ticket
+from bot.core.drill import describe_report
 from bot.logs import use_json
 from storage import EventView, RunStatus, RunView
 from storage.tickets import TicketStatus

@@ -16,14 +16,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from bot.brain_plan import BRAIN_CHECKS, BrainChoice, BrainPlan, RunningFacts, preflight_brain
-from bot.compose import Compose, ServiceConfig
-from bot.compose_file import ImageSite, check_tag_edit, image_site
+from bot.planning.brain_plan import BRAIN_CHECKS, BrainChoice, BrainPlan, RunningFacts, preflight_brain
+from bot.adapters.compose import Compose, ServiceConfig
+from bot.adapters.compose_file import ImageSite, check_tag_edit, image_site
 from bot.config import Config, TargetConfig
-from bot.docker_host import ContainerFacts, DockerFacts, ImageSource
+from bot.adapters.docker_host import ContainerFacts, DockerFacts, ImageSource
 from bot.errors import RollbotError
-from bot.kept_images import KeptVersions
-from bot.preflight import Check, CheckResult, Preflight, Refused
+from bot.planning.kept_images import KeptVersions
+from bot.planning.preflight import Check, CheckResult, Preflight, Refused
 from bot.tags import ImageRef, describe_invalid_tag, is_valid_tag
 from storage.schemas import SchemaSighting
 

@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from bot.config import TargetConfig
-from bot.plan import Plan
+from bot.planning.plan import Plan
 
 MembersOf = Callable[[str], set[str]]
 

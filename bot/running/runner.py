@@ -22,9 +22,9 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from bot.brain import BrainError, loss_report
-from bot.brain_holders import describe_holders, holders_after_stop
-from bot.brain_swap import (
+from bot.brain.facts import BrainError, loss_report
+from bot.brain.holders import describe_holders, holders_after_stop
+from bot.brain.swap import (
     Staged,
     Swapped,
     brain_in_place,
@@ -36,17 +36,17 @@ from bot.brain_swap import (
     stage,
     swap,
 )
-from bot.compose import Compose, compose_command
-from bot.compose_file import ComposeEdit, ImageSite, image_in, set_tag, write_atomically
+from bot.adapters.compose import Compose, compose_command
+from bot.adapters.compose_file import ComposeEdit, ImageSite, image_in, set_tag, write_atomically
 from bot.config import Config, TargetConfig
 from bot.errors import JournalError, RollbotError
-from bot.evidence import redacted_inspect, run_folder
-from bot.failpoints import failpoint
-from bot.health import Health, HealthResult
-from bot.liveness import HEARTBEAT_SECONDS, heartbeat
+from bot.reporting.evidence import redacted_inspect, run_folder
+from bot.running.failpoints import failpoint
+from bot.adapters.health import Health, HealthResult
+from bot.running.liveness import HEARTBEAT_SECONDS, heartbeat
 from bot.logs import about_run
-from bot.plan import Plan, Systems, StepKind
-from bot.fingerprints import changes_since, left_by
+from bot.planning.plan import Plan, Systems, StepKind
+from bot.running.fingerprints import changes_since, left_by
 from storage import EventKind, EventView, Journal, Lease, LostRun, NotStartable, RunKind, RunStatus, RunView, StepStatus
 
 log = logging.getLogger(__name__)

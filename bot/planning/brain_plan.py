@@ -26,13 +26,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from bot.brain import BrainError, LossReport, TableLoss, loss_report, schema_version
-from bot.brain_holders import describe_holders, holders_before_stop
-from bot.brain_swap import hard_links_work, ownership_problem
+from bot.brain.facts import BrainError, LossReport, TableLoss, loss_report, schema_version
+from bot.brain.holders import describe_holders, holders_before_stop
+from bot.brain.swap import hard_links_work, ownership_problem
 from bot.config import BrainConfig
-from bot.docker_host import DockerFacts
-from bot.preflight import CheckResult, Preflight
-from bot.snapshots import RUNBOOK_NAME, Snapshot, list_snapshots, verify
+from bot.adapters.docker_host import DockerFacts
+from bot.planning.preflight import CheckResult, Preflight
+from bot.brain.snapshots import RUNBOOK_NAME, Snapshot, list_snapshots, verify
 from storage.schemas import SchemaSighting
 
 SCHEMA_LABEL = "io.rollbot.brain-schema"

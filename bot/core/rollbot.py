@@ -20,7 +20,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import NoResultFound
 
-from bot.approvals import (
+from bot.planning.approvals import (
     Decision,
     MembersOf,
     Verdict,
@@ -31,23 +31,23 @@ from bot.approvals import (
     may_request,
     plan_facts,
 )
-from bot.brain import schema_version
-from bot.brain_plan import BrainChoice
+from bot.brain.facts import schema_version
+from bot.planning.brain_plan import BrainChoice
 
-from bot.brain_swap import brain_in_place
+from bot.brain.swap import brain_in_place
 from bot.config import Config, TargetConfig
-from bot.drill import Drill, rehearsal
+from bot.core.drill import Drill, rehearsal
 from bot.errors import InvalidRequest, RollbotError
-from bot.kept_images import KeptVersions, kept_versions
-from bot.metrics import render as render_metrics
-from bot.foreground import PATIENCE_SECONDS, Foreground
-from bot.health import Health
-from bot.plan import Plan, Rehearsal, RollbackRequest, Systems, make_plan
-from bot.preflight import CheckResult
-from bot.liveness import STALE_AFTER, owner_alive, process_owner
-from bot.runner import ProgressSink, Runner
-from bot.snapshots import Snapshot, brain_lock, described_snapshots, list_snapshots, take_snapshot, verify
-from bot.tickets import TicketDesk
+from bot.planning.kept_images import KeptVersions, kept_versions
+from bot.reporting.metrics import render as render_metrics
+from bot.core.foreground import PATIENCE_SECONDS, Foreground
+from bot.adapters.health import Health
+from bot.planning.plan import Plan, Rehearsal, RollbackRequest, Systems, make_plan
+from bot.planning.preflight import CheckResult
+from bot.running.liveness import STALE_AFTER, owner_alive, process_owner
+from bot.running.runner import ProgressSink, Runner
+from bot.brain.snapshots import Snapshot, brain_lock, described_snapshots, list_snapshots, take_snapshot, verify
+from bot.reporting.tickets import TicketDesk
 from storage import EventKind, Journal, NotStartable, RunKind, RunStatus, RunView
 from storage.runstate import HOLDING
 from storage.repository import NewRun
@@ -139,7 +139,7 @@ class Rollbot:
         """Run `work` on the core's own threads, after a front end has answered its caller.
         `runs=True` for work that may execute a rollback (a confirmation click): it starts at
         once. Anything else waits (boundedly) until no caller is being answered, see
-        bot/foreground.py."""
+        bot/core/foreground.py."""
         if runs:
             future = self._runs.submit(work, *args)
             with self._futures_lock:
@@ -257,7 +257,7 @@ class Rollbot:
         self, target: str, broken: str, actor: str, sink: ProgressSink | None = None,
         rollback_sink: Callable[[RunView], ProgressSink | None] | None = None,
     ) -> RunView:
-        """The runbook's drill of `target` with the deliberately broken tag `broken` (see bot/drill.py)."""
+        """The runbook's drill of `target` with the deliberately broken tag `broken` (see bot/core/drill.py)."""
         if self.stopping:
             raise InvalidRequest(SHUTTING_DOWN)
         return Drill(self, self._journal, target, broken, actor, sink, rollback_sink).run()
@@ -524,7 +524,7 @@ class Rollbot:
         From Slack `members_of` is given and only the target's requesters may take one (copies of
         the production brain fill its disk); at the terminal, whoever can run rollbot may. The
         brain's lock is taken before looking for a run of the target, so a snapshot and a restore
-        never overlap (see bot/snapshots.py). The image tag is recorded only from a running
+        never overlap (see bot/brain/snapshots.py). The image tag is recorded only from a running
         container: a stopped one says nothing about what wrote the brain."""
         target = self._brain_target(target_name)
         assert target.brain is not None

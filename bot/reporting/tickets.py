@@ -18,9 +18,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from bot.compose_file import write_atomically
-from bot.evidence import gather
-from bot.postmortem import Postmortem, build, to_jira_wiki, to_markdown
+from bot.adapters.compose_file import write_atomically
+from bot.reporting.evidence import gather
+from bot.reporting.postmortem import Postmortem, build, to_jira_wiki, to_markdown
 from storage import RunView
 from storage.tickets import TicketOutbox
 

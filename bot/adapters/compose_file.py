@@ -25,7 +25,7 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from bot.compose import ServiceConfig
+from bot.adapters.compose import ServiceConfig
 from bot.config import without_secrets
 from bot.errors import ComposeFileError
 from bot.tags import ImageRef

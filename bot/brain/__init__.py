@@ -1,0 +1,1 @@
+"""The Engine's brain (SQLite): facts about it, its snapshots, who holds it, and swapping it safely."""

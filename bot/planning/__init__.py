@@ -1,0 +1,1 @@
+"""Planning a rollback: the plan, its preflight checks, the brain question and who may approve it."""

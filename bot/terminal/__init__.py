@@ -1,0 +1,1 @@
+"""The terminal front end: the `rollbot` commands and their rendering with rich."""
