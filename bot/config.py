@@ -88,6 +88,16 @@ class TargetConfig(_Frozen):
         return value
 
 
+class JiraConfig(_Frozen):
+    """How rollbot talks to Jira: Cloud and Data Center differ in search and in credentials."""
+
+    # auto: ask serverInfo's deploymentType once, at first use
+    deployment: Literal["auto", "cloud", "datacenter"] = "auto"
+    # How long a new issue may take to show in search (Cloud's index lags by seconds): a search
+    # that looks for a create whose answer was lost waits at least this long after the create.
+    search_delay_seconds: float = Field(15, ge=0, le=600)
+
+
 class TicketsConfig(_Frozen):
     """Where postmortem tickets go: markdown files by default, Jira when configured."""
 
@@ -97,6 +107,13 @@ class TicketsConfig(_Frozen):
     issue_type: str = "Task"
     labels: tuple[str, ...] = ()
     fields: dict[str, Any] = Field(default_factory=dict)  # extra Jira fields, e.g. {"priority": {"name": "High"}}
+    # A ticket's copy of an evidence file larger than this is cut (first and last parts kept) and gzipped.
+    attachment_cap_mb: float = Field(5, gt=0, le=1024)
+    jira: JiraConfig = JiraConfig()
+
+    @property
+    def attachment_cap_bytes(self) -> int:
+        return int(self.attachment_cap_mb * 1024 * 1024)
 
     @model_validator(mode="after")
     def _jira_needs_a_project(self) -> "TicketsConfig":

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-
 from typing import Any
 
 from bot.adapters.compose import ComposeCli
-from bot.config import Config, Settings, TargetConfig, load_config, load_settings
-from bot.errors import ConfigError
-from bot.reporting.tickets import FileTickets, JiraTickets, TicketDesk, TicketSink
-from bot.core.rollbot import Rollbot
 from bot.adapters.docker_host import DockerHost
 from bot.adapters.health import HealthProbe
+from bot.config import Config, Settings, TargetConfig, load_config, load_settings
+from bot.core.rollbot import Rollbot
+from bot.errors import ConfigError
 from bot.planning.plan import Systems
+from bot.redaction import TextRedactor, secret_forms
+from bot.reporting.tickets import FileTickets, JiraTickets, TicketDesk, TicketSink
 from storage import Journal, connect
 from storage.tickets import TicketOutbox
 
@@ -30,7 +30,8 @@ def build_rollbot(config_file: Path) -> Rollbot:
         return ComposeCli(target.compose_file, docker.service_container_ids, target.compose_files)
 
     systems = Systems(docker=docker, compose_for=compose_for)
-    desk = TicketDesk(TicketOutbox(engine), ticket_sink(config, settings), journal.run, config.evidence_dir)
+    desk = TicketDesk(TicketOutbox(engine), ticket_sink(config, settings), journal.run, config.evidence_dir,
+                      TextRedactor(secret_forms(settings)), config.tickets.attachment_cap_bytes)
     return Rollbot(config, journal, systems, HealthProbe(), tickets=desk)
 
 

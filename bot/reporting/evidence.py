@@ -1,43 +1,24 @@
 """The files a postmortem carries: the bad version's logs, the journal, `docker inspect` of
-the replaced container (its secrets withheld), and the health results — gathered from the
-run's evidence folder."""
+the replaced container (reduced to an allow-list), and the health results — gathered from the
+run's evidence folder, and copied for the ticket through the redactor and under a size cap."""
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
-import re
-import shutil
 from pathlib import Path
 from typing import Any
 
+from bot.redaction import redact_shapes
+from bot.reporting.attachments import DEFAULT_ATTACHMENT_CAP_BYTES, Redact, attachable
+from bot.reporting.inspect_view import postmortem_inspect
 from storage import RunView
-
-COMPRESS_ABOVE_BYTES = 1024 * 1024
-
-
-SECRET_NAME_PARTS = {"PASSWORD", "PASSWD", "PASS", "PWD", "SECRET", "SECRETS", "TOKEN", "TOKENS", "KEY", "APIKEY",
-                     "CREDENTIAL", "CREDENTIALS", "AUTH", "PRIVATE", "DSN", "SALT", "COOKIE", "SESSION"}
-URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:)[^@\s/]+@")
 
 
 def redacted_inspect(attrs: dict[str, Any]) -> dict[str, Any]:
-    """`docker inspect` of the replaced container, fit to attach to a ticket: the values of its
-    environment variables whose names say secret (ENGINE_DB_PASSWORD, API_KEY, ...) and any
-    password inside a URL (postgres://user:pw@host) are replaced; the names stay, as evidence."""
-    config = attrs.get("Config")
-    if not isinstance(config, dict) or not isinstance(config.get("Env"), list):
-        return attrs
-    env = [_redacted_variable(entry) if isinstance(entry, str) else entry for entry in config["Env"]]
-    return {**attrs, "Config": {**config, "Env": env}}
-
-
-def _redacted_variable(entry: str) -> str:
-    name, equals, value = entry.partition("=")
-    if set(re.split(r"[^A-Z0-9]+", name.upper())) & SECRET_NAME_PARTS:
-        return f"{name}{equals}[redacted]"
-    return f"{name}{equals}{URL_PASSWORD.sub(lambda found: found['head'] + '[redacted]@', value)}"
+    """`docker inspect` as it is kept in the evidence folder: the allow-listed view (see
+    inspect_view), so the container's secrets never reach rollbot's disk at all."""
+    return postmortem_inspect(attrs)
 
 
 def run_folder(evidence_dir: Path, run_id: str) -> Path:
@@ -51,15 +32,20 @@ def run_folder(evidence_dir: Path, run_id: str) -> Path:
     return folder
 
 
-def gather(run: RunView, evidence_dir: Path) -> list[Path]:
+def gather(run: RunView, evidence_dir: Path, redact: Redact = redact_shapes,
+           cap_bytes: int = DEFAULT_ATTACHMENT_CAP_BYTES) -> list[Path]:
+    """The files a ticket carries: redacted (and capped) copies in the run's `attachments/`
+    folder. The originals stay beside it, on rollbot's host, for whoever needs the whole log."""
     folder = run_folder(evidence_dir, run.id)
-    files = [_journal(run, folder), _health(run, folder)]
+    originals = [_journal(run, folder), _health(run, folder)]
     capture = next((step for step in run.steps if step.name == "capture_logs"), None)
     if capture is not None and capture.detail.get("log_file"):
-        files.append(_compressed_if_large(Path(capture.detail["log_file"])))
+        originals.append(Path(capture.detail["log_file"]))
         if capture.detail.get("inspect_file"):
-            files.append(Path(capture.detail["inspect_file"]))
-    return [path for path in files if path.is_file()]
+            originals.append(Path(capture.detail["inspect_file"]))
+    outbox = folder / "attachments"
+    outbox.mkdir(mode=0o700, exist_ok=True)
+    return [attachable(path, outbox, redact, cap_bytes) for path in originals if path.is_file()]
 
 
 def _journal(run: RunView, folder: Path) -> Path:
@@ -82,13 +68,3 @@ def _health(run: RunView, folder: Path) -> Path:
     path.write_text(json.dumps({"health_url_results": checks, "summary": run.summary.get("health")}, indent=2,
                                default=str) + "\n", encoding="utf-8")
     return path
-
-
-def _compressed_if_large(log: Path) -> Path:
-    if not log.is_file() or log.stat().st_size <= COMPRESS_ABOVE_BYTES:
-        return log
-    packed = log.with_name(log.name + ".gz")
-    if not packed.exists():
-        with log.open("rb") as source, gzip.open(packed, "wb") as target:
-            shutil.copyfileobj(source, target)
-    return packed

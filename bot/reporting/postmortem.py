@@ -7,7 +7,9 @@ detection, resolution, action items, supporting information. The document is dat
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,17 @@ class Postmortem:
     def label(self) -> str:
         """Every ticket carries its run id as a label: how a lost create is found, not repeated."""
         return f"{LABEL_PREFIX}{self.run_id}"
+
+
+def redacted(pm: Postmortem, redact: Callable[[str], str]) -> Postmortem:
+    """The same document with every text through the redactor: a reason typed in Slack or an
+    error message may carry a token, and the ticket is read by more people than the channel."""
+    return replace(
+        pm, title=redact(pm.title), summary=[*map(redact, pm.summary)], impact=[*map(redact, pm.impact)],
+        timeline=[(at, redact(what)) for at, what in pm.timeline], detection=[*map(redact, pm.detection)],
+        resolution=[*map(redact, pm.resolution)], action_items=[*map(redact, pm.action_items)],
+        supporting=[*map(redact, pm.supporting)],
+    )
 
 
 def build(run: RunView, attachments: list[Path]) -> Postmortem:
@@ -181,7 +194,7 @@ def to_jira_wiki(pm: Postmortem) -> str:
         out += [f"|{_wiki(t.table)}|{t.rows}|{t.changed}|{t.deleted}|{_wiki(_span(t)) or ' '}|" for t in pm.loss]
     out += ["", "h2. Timeline (UTC)", *[f"* {at:%Y-%m-%d %H:%M:%S} {_wiki(what)}" for at, what in pm.timeline]]
     out += ["", "h2. Detection", *_stars(pm.detection), "", "h2. Resolution", *_stars(pm.resolution)]
-    out += ["", "h2. Action items", *[f"* (x) {_wiki(item)}" for item in pm.action_items]]
+    out += ["", "h2. Action items", *[f"# {_wiki(item)}" for item in pm.action_items]]
     out += ["", "h2. Root cause", "_To be written by the people who fix it._", "", "h2. Lessons learned", "_To be written._"]
     out += ["", "h2. Supporting information", *_stars(pm.supporting)]
     return "\n".join(out)
@@ -199,8 +212,13 @@ def _stars(lines: list[str]) -> list[str]:
     return [f"* {_wiki(line)}" for line in lines]
 
 
+# Every character Jira's wiki renderer gives a meaning to somewhere: *bold* _italic_ -strike-
+# +under+ ^sup^ ~sub~ ??cite?? {macro} [link] |table| !image! #list (x) and :) emoticons, \\
+# breaks. A backslash before any of them makes it a plain character.
+_WIKI_SPECIAL = re.compile(r"([\\*_\-+^~?{}\[\]|!#():&])")
+
+
 def _wiki(text: str) -> str:
-    """Jira wiki markup treats {, [, | and * as markup; people's text must stay text."""
-    for char in "{}[]|":
-        text = text.replace(char, f"\\{char}")
-    return text
+    """People's text (a reason, an error, a file name) stays text: each character that is
+    markup anywhere is escaped, and line breaks (which could start `h1.` or `bq.`) are spaces."""
+    return _WIKI_SPECIAL.sub(r"\\\1", " ".join(text.splitlines()))

@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bot.adapters.compose_file import write_atomically
+from bot.redaction import redact_shapes
+from bot.reporting.attachments import DEFAULT_ATTACHMENT_CAP_BYTES
 from bot.reporting.evidence import gather
-from bot.reporting.postmortem import Postmortem, build, to_jira_wiki, to_markdown
+from bot.reporting.postmortem import Postmortem, build, redacted, to_jira_wiki, to_markdown
 from storage import RunView
 from storage.tickets import TicketOutbox
 
@@ -123,11 +125,15 @@ class TicketDesk:
         sink: TicketSink,
         read_run: Callable[[str], RunView],
         evidence_dir: Path,
+        redact: Callable[[str], str] = redact_shapes,
+        attachment_cap_bytes: int = DEFAULT_ATTACHMENT_CAP_BYTES,
     ) -> None:
         self._outbox = outbox
         self._sink = sink
         self._read_run = read_run
         self._evidence_dir = evidence_dir
+        self._redact = redact
+        self._attachment_cap_bytes = attachment_cap_bytes
         self._listeners: list[Callable[[RunView, Ticket], None]] = []
 
     @property
@@ -150,7 +156,8 @@ class TicketDesk:
     def _attempt(self, run_id: str) -> Ticket | str:
         run = self._read_run(run_id)
         try:
-            postmortem = build(run, gather(run, self._evidence_dir))
+            attachments = gather(run, self._evidence_dir, self._redact, self._attachment_cap_bytes)
+            postmortem = redacted(build(run, attachments), self._redact)
             ticket = self._sink.find(postmortem) or self._sink.create(postmortem)
             self._sink.complete(ticket, postmortem)
         except Exception as error:  # noqa: BLE001 - a ticket never fails a rollback; it is retried
@@ -164,7 +171,7 @@ class TicketDesk:
         for listener in self._listeners:
             try:
                 listener(run, ticket)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("a ticket listener failed for run %s", run_id)
         return ticket
 
