@@ -69,7 +69,7 @@ class TargetConfig(_Frozen):
     def _compose_file_from_list(cls, data: Any) -> Any:
         """`compose_files` alone is enough: its first file is the compose file (the project's folder)."""
         if isinstance(data, dict) and not data.get("compose_file") and data.get("compose_files"):
-            return {**data, "compose_file": list(data["compose_files"])[0]}
+            return {**data, "compose_file": next(iter(data["compose_files"]))}
         return data
 
     @property
@@ -116,7 +116,7 @@ class TicketsConfig(_Frozen):
         return int(self.attachment_cap_mb * 1024 * 1024)
 
     @model_validator(mode="after")
-    def _jira_needs_a_project(self) -> "TicketsConfig":
+    def _jira_needs_a_project(self) -> TicketsConfig:
         if self.kind == "jira" and not self.project:
             raise ValueError("tickets.kind jira needs tickets.project (the Jira project key)")
         return self

@@ -149,6 +149,8 @@ class TicketRow(Base):
     url: Mapped[str | None] = mapped_column(CleanText)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    create_sent_at: Mapped[datetime | None]  # a create went out; its answer may have been lost
+    leased_until: Mapped[datetime | None]  # a worker is attempting the ticket until then
 
 
 class SchemaSightingRow(Base):

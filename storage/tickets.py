@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import sessionmaker
 
@@ -37,6 +37,7 @@ class TicketView:
     last_error: str | None
     key: str | None
     url: str | None
+    create_sent_at: datetime | None = None
 
 
 class TicketOutbox:
@@ -59,25 +60,36 @@ class TicketOutbox:
             )
 
     def claim_due(self, limit: int = 10, force: bool = False) -> list[str]:
-        """Pending tickets whose time has come, leased to this caller."""
+        """Pending tickets whose time has come, leased to this caller. `force` skips the backoff
+        (`rollbot tickets retry`), never a lease another worker holds: two attempts at once
+        would be two creates."""
         now = self._now()
+        free = or_(TicketRow.leased_until.is_(None), TicketRow.leased_until <= now)
         with self._sessions.begin() as session:
-            query = select(TicketRow.run_id).where(TicketRow.status == TicketStatus.PENDING)
+            query = select(TicketRow.run_id).where(TicketRow.status == TicketStatus.PENDING, free)
             if not force:
                 query = query.where(TicketRow.next_attempt_at <= now)
             candidates = list(session.scalars(query.order_by(TicketRow.next_attempt_at).limit(limit)))
         claimed = []
         for run_id in candidates:
             with self._sessions.begin() as session:
-                condition = [TicketRow.run_id == run_id, TicketRow.status == TicketStatus.PENDING]
+                condition = [TicketRow.run_id == run_id, TicketRow.status == TicketStatus.PENDING, free]
                 if not force:
                     condition.append(TicketRow.next_attempt_at <= now)
                 taken = session.execute(
-                    update(TicketRow).where(*condition).values(next_attempt_at=now + LEASE, updated_at=now)
+                    update(TicketRow).where(*condition).values(next_attempt_at=now + LEASE, leased_until=now + LEASE,
+                                                               updated_at=now)
                 ).rowcount
             if taken == 1:
                 claimed.append(run_id)
         return claimed
+
+    def leased(self) -> list[str]:
+        """Pending tickets another worker is attempting right now."""
+        now = self._now()
+        with self._sessions() as session:
+            return list(session.scalars(select(TicketRow.run_id).where(
+                TicketRow.status == TicketStatus.PENDING, TicketRow.leased_until > now)))
 
     def failed(self, run_id: str, error: str, retry_in: timedelta) -> None:
         now = self._now()
@@ -86,7 +98,23 @@ class TicketOutbox:
             row.attempts += 1
             row.last_error = error[:1000]
             row.next_attempt_at = now + retry_in
+            row.leased_until = None
             row.updated_at = now
+
+    def create_sent(self, run_id: str) -> None:
+        """Written before a create goes out: from now on an issue may exist without its key here."""
+        now = self._now()
+        with self._sessions.begin() as session:
+            row = session.get_one(TicketRow, run_id)
+            row.create_sent_at, row.updated_at = now, now
+
+    def keyed(self, run_id: str, key: str, url: str | None) -> None:
+        """The ticket exists (its create answered, or a search found it): the key is kept at once,
+        while the ticket stays pending until its attachments are all there."""
+        now = self._now()
+        with self._sessions.begin() as session:
+            row = session.get_one(TicketRow, run_id)
+            row.key, row.url, row.updated_at = key, url, now
 
     def created(self, run_id: str, key: str, url: str | None) -> None:
         now = self._now()
@@ -95,6 +123,7 @@ class TicketOutbox:
             row.attempts += 1
             row.status = TicketStatus.CREATED
             row.key, row.url, row.last_error, row.updated_at = key, url, None, now
+            row.leased_until = None
 
     def get(self, run_id: str) -> TicketView | None:
         with self._sessions() as session:
@@ -116,4 +145,4 @@ class TicketOutbox:
 
 def _view(row: TicketRow) -> TicketView:
     return TicketView(row.run_id, TicketStatus(row.status), row.attempts, row.next_attempt_at, row.last_error,
-                      row.key, row.url)
+                      row.key, row.url, row.create_sent_at)

@@ -1,11 +1,13 @@
-"""Postmortem tickets: where they go (files or Jira) and the desk that makes sure each run gets
-exactly one, even when Jira is down, answers 429, or a create's answer is lost.
+"""Postmortem tickets: where they go (files here, Jira in jira_tickets) and the desk that makes
+sure each run gets exactly one, even when Jira is down, answers 429, or a create's answer is lost.
 
-The desk works from the persisted outbox (`storage.tickets`): a finished run is owed a ticket;
-each attempt first asks the sink for a ticket labelled with the run id and creates one only if
-there is none, so a create whose answer was lost is found, not repeated. A failed attempt is
-retried later with backoff (honouring `Retry-After`), across restarts. A ticket never fails a
-rollback: the desk is called after the run has ended and swallows what it cannot do.
+The desk works from the persisted outbox (`storage.tickets`) and does not trust search to avoid
+a duplicate (Jira's index lags; Cloud's legacy search is gone). The key is stored the moment a
+create answers; attachments follow as a separate step that a later attempt resumes. Only when a
+create went out and no answer came back does the desk search by the run's label, once the
+search index has had time to see the issue, and again before any second create. A failed
+attempt is retried with backoff (honouring `Retry-After`), across restarts. A ticket never fails
+a rollback: the desk is called after the run has ended and swallows what it cannot do.
 """
 
 from __future__ import annotations
@@ -14,15 +16,15 @@ import logging
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from bot.adapters.compose_file import write_atomically
 from bot.redaction import redact_shapes
 from bot.reporting.attachments import DEFAULT_ATTACHMENT_CAP_BYTES
 from bot.reporting.evidence import gather
-from bot.reporting.postmortem import Postmortem, build, redacted, to_jira_wiki, to_markdown
+from bot.reporting.postmortem import Postmortem, build, redacted, to_markdown
 from storage import RunView
 from storage.tickets import TicketOutbox
 
@@ -68,56 +70,6 @@ class FileTickets:
                 shutil.copyfile(attachment, folder / attachment.name)
 
 
-class JiraTickets:
-    """Jira through the python `jira` library (REST v2, wiki markup)."""
-
-    def __init__(
-        self,
-        connect: Callable[[], Any],
-        server: str,
-        project: str,
-        issue_type: str,
-        labels: tuple[str, ...] = (),
-        fields: dict[str, Any] | None = None,
-    ) -> None:
-        self._connect = connect
-        self._server = server.rstrip("/")
-        self._project = project
-        self._issue_type = issue_type
-        self._labels = labels
-        self._fields = fields or {}
-
-    def find(self, postmortem: Postmortem) -> Ticket | None:
-        # validate_query as the string "true": the published spec's enum is lower case, and
-        # both Cloud ("strict") and Data Center (a boolean) accept it.
-        found = self._connect().search_issues(f'labels = "{postmortem.label}"', maxResults=1, validate_query="true")
-        return self._ticket(found[0].key) if found else None
-
-    def create(self, postmortem: Postmortem) -> Ticket:
-        issue = self._connect().create_issue(fields={
-            "project": {"key": self._project},
-            "issuetype": {"name": self._issue_type},
-            "summary": postmortem.title[:250],
-            "description": to_jira_wiki(postmortem),
-            "labels": [postmortem.label, *self._labels],
-            **self._fields,
-        })
-        return self._ticket(issue.key)
-
-    def complete(self, ticket: Ticket, postmortem: Postmortem) -> None:
-        """Attach what is not attached yet (a retry after a half-done attempt adds the rest)."""
-        jira = self._connect()
-        issue = jira.issue(ticket.key)
-        present = {attachment.filename for attachment in getattr(issue.fields, "attachment", None) or []}
-        for path in postmortem.attachments:
-            if path.name not in present:
-                with path.open("rb") as handle:
-                    jira.add_attachment(issue=ticket.key, attachment=handle, filename=path.name)
-
-    def _ticket(self, key: str) -> Ticket:
-        return Ticket(key, f"{self._server}/browse/{key}")
-
-
 class TicketDesk:
     def __init__(
         self,
@@ -127,6 +79,8 @@ class TicketDesk:
         evidence_dir: Path,
         redact: Callable[[str], str] = redact_shapes,
         attachment_cap_bytes: int = DEFAULT_ATTACHMENT_CAP_BYTES,
+        search_delay: timedelta = timedelta(0),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._outbox = outbox
         self._sink = sink
@@ -134,6 +88,8 @@ class TicketDesk:
         self._evidence_dir = evidence_dir
         self._redact = redact
         self._attachment_cap_bytes = attachment_cap_bytes
+        self._search_delay = search_delay
+        self._now = clock
         self._listeners: list[Callable[[RunView, Ticket], None]] = []
 
     @property
@@ -142,6 +98,17 @@ class TicketDesk:
 
     def on_created(self, listener: Callable[[RunView, Ticket], None]) -> None:
         self._listeners.append(listener)
+
+    def problems(self) -> list[str]:
+        """What is wrong with the ticket configuration (a Jira project, issue type or label that
+        cannot work), one line each; asked at start so the YAML is fixed before a rollback."""
+        check: Callable[[], list[str]] | None = getattr(self._sink, "problems", None)
+        if check is None:
+            return []
+        try:
+            return check()
+        except Exception as error:  # noqa: BLE001 - Jira may be down at start; the outbox retries anyway
+            return [f"tickets: the Jira configuration could not be checked ({_describe(error)})"]
 
     def owe(self, run_id: str) -> None:
         self._outbox.owe(run_id)
@@ -153,27 +120,59 @@ class TicketDesk:
             results[run_id] = self._attempt(run_id)
         return results
 
-    def _attempt(self, run_id: str) -> Ticket | str:
+    def _ticket_for(self, run_id: str, postmortem: Postmortem) -> Ticket:
+        """The run's ticket: the stored key, else (a create went out unanswered) one found by
+        label, else a new one, whose key is stored before anything else happens."""
+        view = self._outbox.get(run_id)
+        if view is not None and view.key:
+            return Ticket(view.key, view.url)
+        if view is not None and view.create_sent_at is not None:
+            waited = self._now() - view.create_sent_at
+            if waited < self._search_delay:
+                raise _IndexNotReady(self._search_delay - waited)
+            found = self._sink.find(postmortem)
+            if found is not None:
+                return self._keyed(run_id, found)
+        self._outbox.create_sent(run_id)
+        return self._keyed(run_id, self._sink.create(postmortem))
+
+    def _keyed(self, run_id: str, ticket: Ticket) -> Ticket:
+        """Store the key, then tell the listeners (the Slack thread links the ticket even while
+        an attachment is still to come)."""
+        self._outbox.keyed(run_id, ticket.key, ticket.url)
         run = self._read_run(run_id)
-        try:
-            attachments = gather(run, self._evidence_dir, self._redact, self._attachment_cap_bytes)
-            postmortem = redacted(build(run, attachments), self._redact)
-            ticket = self._sink.find(postmortem) or self._sink.create(postmortem)
-            self._sink.complete(ticket, postmortem)
-        except Exception as error:  # noqa: BLE001 - a ticket never fails a rollback; it is retried
-            view = self._outbox.get(run_id)
-            retry_in = _retry_in(view.attempts if view else 0, error)
-            message = _describe(error)
-            log.warning("postmortem ticket for run %s not created (%s); retrying in %s", run_id, message, retry_in)
-            self._outbox.failed(run_id, message, retry_in)
-            return message
-        self._outbox.created(run_id, ticket.key, ticket.url)
         for listener in self._listeners:
             try:
                 listener(run, ticket)
             except Exception:
                 log.exception("a ticket listener failed for run %s", run_id)
         return ticket
+
+    def _attempt(self, run_id: str) -> Ticket | str:
+        run = self._read_run(run_id)
+        try:
+            attachments = gather(run, self._evidence_dir, self._redact, self._attachment_cap_bytes)
+            postmortem = redacted(build(run, attachments), self._redact)
+            ticket = self._ticket_for(run_id, postmortem)
+            self._sink.complete(ticket, postmortem)
+        except Exception as error:  # noqa: BLE001 - a ticket never fails a rollback; it is retried
+            view = self._outbox.get(run_id)
+            retry_in = error.retry_in if isinstance(error, _IndexNotReady) else _retry_in(
+                view.attempts if view else 0, error)
+            message = _describe(error)
+            log.warning("postmortem ticket for run %s not created (%s); retrying in %s", run_id, message, retry_in)
+            self._outbox.failed(run_id, message, retry_in)
+            return message
+        self._outbox.created(run_id, ticket.key, ticket.url)
+        return ticket
+
+
+class _IndexNotReady(Exception):
+    """A create's answer was lost and the search index may not show its issue yet: wait, then look."""
+
+    def __init__(self, retry_in: timedelta) -> None:
+        super().__init__(f"a create's answer was lost; searching by label after the index delay ({retry_in})")
+        self.retry_in = retry_in
 
 
 def _retry_in(attempts: int, error: Exception) -> timedelta:

@@ -204,10 +204,10 @@ def test_jira_429_is_retried_after_the_time_it_asks_for(world: World, journal: J
     run_id = finished_run(world, journal)
     clock, jira = Clock(), FlakyJira()
 
-    def limited(postmortem: Postmortem) -> Ticket | None:
+    def limited(postmortem: Postmortem) -> Ticket:
         raise RateLimited("120")
 
-    jira.find = limited  # type: ignore[method-assign]
+    jira.create = limited  # type: ignore[method-assign]  # the first attempt creates: no search before it
     desk = desk_for(world, journal, jira, clock)
     desk.owe(run_id)
     assert "HTTP 429" in str(desk.process()[run_id])
@@ -223,3 +223,80 @@ def test_evidence_is_not_readable_by_other_users(world: World, journal: Journal)
     assert evidence.stat().st_mode & 0o777 == 0o700
     assert (evidence / run_id).stat().st_mode & 0o777 == 0o700
     assert {"engine-2.4.0.log", "journal.json"} <= {p.name for p in (evidence / run_id).iterdir()}
+
+
+class CountingJira(FlakyJira):
+    """Counts searches, and refuses the first `refuse_attachments` uploads."""
+
+    def __init__(self, refuse_attachments: int = 0, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.finds = 0
+        self.refuse_attachments = refuse_attachments
+
+    def find(self, postmortem: Postmortem) -> Ticket | None:
+        self.finds += 1
+        return super().find(postmortem)
+
+    def complete(self, ticket: Ticket, postmortem: Postmortem) -> None:
+        if self.refuse_attachments:
+            self.refuse_attachments -= 1
+            raise RuntimeError("HTTP 413 on engine-2.4.0.log")
+        super().complete(ticket, postmortem)
+
+
+def test_the_first_attempt_creates_without_searching(world: World, journal: Journal) -> None:
+    run_id = finished_run(world, journal)
+    jira = CountingJira()
+    desk = desk_for(world, journal, jira, Clock())
+    desk.owe(run_id)
+    assert isinstance(desk.process()[run_id], Ticket)
+    assert (jira.creates, jira.finds) == (1, 0), "search is not trusted: it runs only after a lost answer"
+
+
+def test_a_lost_answer_is_searched_for_only_after_the_index_delay(world: World, journal: Journal) -> None:
+    run_id = finished_run(world, journal)
+    clock, jira = Clock(), CountingJira(lose_first_answer=True)
+    outbox = TicketOutbox(journal._sessions.kw["bind"], clock=clock)  # type: ignore[attr-defined]
+    desk = TicketDesk(outbox, jira, journal.run, world.config.evidence_dir,  # type: ignore[arg-type]
+                      search_delay=timedelta(seconds=30), clock=clock)
+    desk.owe(run_id)
+    assert isinstance(desk.process()[run_id], str)
+    clock.now += timedelta(seconds=10)
+    assert "index" in str(desk.process(force=True)[run_id])
+    assert (jira.creates, jira.finds) == (1, 0)
+    assert outbox.get(run_id).next_attempt_at == clock.now + timedelta(seconds=20), "due when the delay is over"
+    clock.now += timedelta(seconds=20)
+    [found] = desk.process().values()
+    assert isinstance(found, Ticket) and found.key == "OPS-1"
+    assert (jira.creates, jira.finds) == (1, 1)
+
+
+def test_a_failed_attachment_keeps_the_key_and_the_next_attempt_only_attaches(world: World, journal: Journal) -> None:
+    run_id = finished_run(world, journal)
+    clock, jira = Clock(), CountingJira(refuse_attachments=1)
+    desk = desk_for(world, journal, jira, clock)
+    announced: list[str] = []
+    desk.on_created(lambda run, ticket: announced.append(ticket.key))
+    desk.owe(run_id)
+    assert "413" in str(desk.process()[run_id])
+    owed = desk.outbox.get(run_id)
+    assert (owed.status, owed.key) == (TicketStatus.PENDING, "OPS-1")
+    assert announced == ["OPS-1"], "the thread links the ticket while its attachments are still to come"
+    assert isinstance(desk.process(force=True)[run_id], Ticket)
+    assert (jira.creates, jira.finds) == (1, 0) and announced == ["OPS-1"]
+    assert desk.outbox.get(run_id).status is TicketStatus.CREATED
+
+
+def test_tickets_retry_never_takes_a_ticket_another_worker_holds(world: World, journal: Journal) -> None:
+    """`rollbot tickets retry` skips the backoff, not the serve loop's lease: two attempts at
+    once would be two creates."""
+    run_id = finished_run(world, journal)
+    clock = Clock()
+    serve_loop = desk_for(world, journal, CountingJira(), clock)
+    serve_loop.owe(run_id)
+    assert serve_loop.outbox.claim_due() == [run_id]  # the serve loop's attempt is in flight
+    retry = desk_for(world, journal, CountingJira(), clock)
+    assert retry.process(force=True) == {}
+    assert retry.outbox.leased() == [run_id]
+    serve_loop.outbox.failed(run_id, "HTTP 503", timedelta(minutes=10))
+    assert list(retry.process(force=True)) == [run_id], "once released, retry skips the backoff"
