@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 from rich.text import Text
@@ -23,10 +23,13 @@ from sqlalchemy.exc import OperationalError
 
 from bot import redaction
 from bot.config import config_path, load_settings
+from bot.core.drill import describe_report
 from bot.core.rollbot import PlannedRun, Recovery, Rollbot
 from bot.errors import RollbotError, report_unexpected
+from bot.logs import use_json
 from bot.planning.brain_plan import BrainChoice
 from bot.planning.plan import RollbackRequest
+from bot.reporting.tickets import Ticket
 from bot.terminal.render import (
     StepProgress,
     console,
@@ -36,9 +39,6 @@ from bot.terminal.render import (
     summary_line,
     ticket_table,
 )
-from bot.reporting.tickets import Ticket
-from bot.core.drill import describe_report
-from bot.logs import use_json
 from storage import EventView, RunStatus, RunView
 from storage.tickets import TicketStatus
 
@@ -60,7 +60,7 @@ log = logging.getLogger("rollbot")
 def _options(
     ctx: typer.Context,
     config: Annotated[
-        Optional[Path], typer.Option("--config", "-c", help="YAML config (default: $ROLLBOT_CONFIG or ./rollbot.yaml)")
+        Path | None, typer.Option("--config", "-c", help="YAML config (default: $ROLLBOT_CONFIG or ./rollbot.yaml)")
     ] = None,
 ) -> None:
     ctx.obj = config_path(config)
@@ -178,7 +178,7 @@ def drill(
 @app.command()
 def history(
     ctx: typer.Context,
-    target: Annotated[Optional[str], typer.Argument(help="only this target")] = None,
+    target: Annotated[str | None, typer.Argument(help="only this target")] = None,
     limit: Annotated[int, typer.Option(help="how many runs, newest first")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable, with steps")] = False,
 ) -> None:
@@ -263,7 +263,7 @@ def _stop_serving(_signum: int, _frame: object) -> None:
     raise SystemExit(0)
 
 
-def _stop_gracefully(rollbot: Rollbot, outbox: "Outbox") -> None:
+def _stop_gracefully(rollbot: Rollbot, outbox: Outbox) -> None:
     timeout = rollbot.config.shutdown_timeout_seconds
     log.warning("rollbot is stopping: no new runs; runs in flight end at their next step boundary (at most %.0fs)", timeout)
     cut_short = rollbot.stop_gracefully(timeout)
@@ -283,10 +283,12 @@ def _file_tickets_in_background(rollbot: Rollbot, every_seconds: float = 10.0) -
         return
 
     def loop() -> None:
+        for problem in desk.problems():  # checked here, off the start's path: Jira may be slow
+            log.error("%s", problem)
         while True:
             try:
                 desk.process()
-            except Exception:  # noqa: BLE001 - the loop must outlive a bad attempt
+            except Exception:
                 log.exception("the postmortem ticket loop failed once; it goes on")
             time.sleep(every_seconds)
 
@@ -331,7 +333,7 @@ def tickets(
     """List postmortem tickets still owed (and with --all, the created ones)."""
     if ctx.invoked_subcommand is not None:
         return
-    desk = _rollbot(ctx.parent or ctx).tickets
+    desk = _rollbot(cast(typer.Context, ctx.parent or ctx)).tickets
     assert desk is not None
     rows = desk.outbox.all(None if show_all else TicketStatus.PENDING)
     if not rows:
@@ -342,11 +344,15 @@ def tickets(
 
 @tickets_app.command("retry")
 def tickets_retry(ctx: typer.Context) -> None:
-    """Try every pending ticket now, whatever its backoff says."""
-    desk = _rollbot(ctx.parent.parent if ctx.parent and ctx.parent.parent else ctx).tickets
+    """Try every pending ticket now, whatever its backoff says; one the serve loop is attempting
+    (it holds the lease) is left to it: two attempts at once could create two tickets."""
+    desk = _rollbot(cast(typer.Context, ctx.parent.parent if ctx.parent and ctx.parent.parent else ctx)).tickets
     assert desk is not None
     results = desk.process(force=True)
-    if not results:
+    held = desk.outbox.leased()  # another worker (the serve loop) is attempting these right now
+    for run_id in held:
+        typer.echo(f"{run_id}: being attempted by another rollbot (the serve loop) right now; see `rollbot tickets`")
+    if not results and not held:
         typer.echo("no pending postmortem tickets")
     for run_id, result in results.items():
         typer.echo(f"{run_id}: " + (f"created {result.key} {result.url or ''}".rstrip() if isinstance(result, Ticket)
