@@ -13,9 +13,9 @@ which is told why, so no progress message is lost.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import replace
-import logging
 from typing import Any
 
 from slack_sdk import WebClient
@@ -135,6 +135,18 @@ class SlackProgress:
         self._channel = answer.get("channel") or self._channel  # Slack's id, whatever was asked
         self._thread_ts = answer["ts"]
         self._remember(self._run_id, announcement={"channel": self._channel, "ts": answer["ts"]})
+        self._remember_permalink(answer["ts"])
+
+    def _remember_permalink(self, ts: str) -> None:
+        """The announcement's link, for the postmortem ticket (Slack builds it; a workspace's
+        domain is not known otherwise). Without it the ticket still names the run."""
+        try:
+            link = self._client.chat_getPermalink(channel=self._channel, message_ts=ts).get("permalink")
+        except SlackApiError as error:
+            log.warning("no permalink for the announcement of run %s: %s", self._run_id, error.response.get("error"))
+            return
+        if isinstance(link, str) and link.startswith("https://"):
+            self._remember(self._run_id, permalink=link)
 
     def _post_notice(self, run: RunView) -> None:
         """Tell the channel progress was moved to why, naming the person who started the run."""

@@ -108,6 +108,13 @@ class TicketOutbox:
             row = session.get_one(TicketRow, run_id)
             row.create_sent_at, row.updated_at = now, now
 
+    def create_unsent(self, run_id: str) -> None:
+        """The create failed before it could make an issue (refused, or answered with an error)."""
+        now = self._now()
+        with self._sessions.begin() as session:
+            row = session.get_one(TicketRow, run_id)
+            row.create_sent_at, row.updated_at = None, now
+
     def keyed(self, run_id: str, key: str, url: str | None) -> None:
         """The ticket exists (its create answered, or a search found it): the key is kept at once,
         while the ticket stays pending until its attachments are all there."""

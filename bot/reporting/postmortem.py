@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from bot.brain.facts import TableLoss
 from storage import RunStatus, RunView, StepStatus
@@ -33,6 +34,7 @@ class Postmortem:
     action_items: list[str]
     supporting: list[str]
     attachments: list[Path] = field(default_factory=list)
+    slack_link: str | None = None  # the announcement's permalink (chat.getPermalink), when Slack gave one
 
     @property
     def label(self) -> str:
@@ -76,7 +78,13 @@ def build(run: RunView, attachments: list[Path]) -> Postmortem:
         action_items=_action_items(run),
         supporting=_supporting(run, attachments),
         attachments=attachments,
+        slack_link=_slack_link(run),
     )
+
+
+def _slack_link(run: RunView) -> str | None:
+    link = run.context.get("permalink")
+    return link if isinstance(link, str) and link.startswith("https://") else None
 
 
 def _impact(run: RunView, facts: dict[str, Any]) -> list[str]:
@@ -163,7 +171,7 @@ def _action_items(run: RunView) -> list[str]:
 
 def _supporting(run: RunView, attachments: list[Path]) -> list[str]:
     lines = [f"rollbot run: {run.id}"]
-    permalink = run.context.get("permalink")
+    permalink = _slack_link(run)
     if permalink:
         lines.append(f"Slack thread: {permalink}")
     if run.summary.get("forensic_copy"):
@@ -196,8 +204,16 @@ def to_jira_wiki(pm: Postmortem) -> str:
     out += ["", "h2. Detection", *_stars(pm.detection), "", "h2. Resolution", *_stars(pm.resolution)]
     out += ["", "h2. Action items", *[f"# {_wiki(item)}" for item in pm.action_items]]
     out += ["", "h2. Root cause", "_To be written by the people who fix it._", "", "h2. Lessons learned", "_To be written._"]
-    out += ["", "h2. Supporting information", *_stars(pm.supporting)]
+    out += ["", "h2. Supporting information"]
+    out += [f"* Slack thread: [the announcement|{_wiki_url(pm.slack_link)}]" if pm.slack_link
+            and line == f"Slack thread: {pm.slack_link}" else f"* {_wiki(line)}" for line in pm.supporting]
     return "\n".join(out)
+
+
+def _wiki_url(url: str) -> str:
+    """A link target that cannot close the link or open markup: the characters wiki reads
+    inside [..|..] are percent-encoded (a permalink has none of them; a forged one might)."""
+    return quote(url, safe=":/?&=%#.-_~")
 
 
 def _span(table: TableLoss) -> str:
@@ -213,9 +229,10 @@ def _stars(lines: list[str]) -> list[str]:
 
 
 # Every character Jira's wiki renderer gives a meaning to somewhere: *bold* _italic_ -strike-
-# +under+ ^sup^ ~sub~ ??cite?? {macro} [link] |table| !image! #list (x) and :) emoticons, \\
-# breaks. A backslash before any of them makes it a plain character.
-_WIKI_SPECIAL = re.compile(r"([\\*_\-+^~?{}\[\]|!#():&])")
+# +under+ ^sup^ ~sub~ ??cite?? {macro} [link] |table| !image! #list, (x) (/) (i) :) :P ;) emoticons,
+# \\ breaks. A backslash before any of them makes it a plain character; a colon only where it
+# would start an emoticon, so that "Reason given: ..." stays readable in the raw text.
+_WIKI_SPECIAL = re.compile(r"([\\*_\-+^~?{}\[\]|!#()&]|:(?=[PpDd]))")
 
 
 def _wiki(text: str) -> str:

@@ -134,7 +134,13 @@ class TicketDesk:
             if found is not None:
                 return self._keyed(run_id, found)
         self._outbox.create_sent(run_id)
-        return self._keyed(run_id, self._sink.create(postmortem))
+        try:
+            created = self._sink.create(postmortem)
+        except Exception as error:
+            if _answered_or_never_sent(error):
+                self._outbox.create_unsent(run_id)  # no issue can exist: the next attempt creates at once
+            raise
+        return self._keyed(run_id, created)
 
     def _keyed(self, run_id: str, ticket: Ticket) -> Ticket:
         """Store the key, then tell the listeners (the Slack thread links the ticket even while
@@ -173,6 +179,17 @@ class _IndexNotReady(Exception):
     def __init__(self, retry_in: timedelta) -> None:
         super().__init__(f"a create's answer was lost; searching by label after the index delay ({retry_in})")
         self.retry_in = retry_in
+
+
+def _answered_or_never_sent(error: BaseException) -> bool:
+    """Whether a failed create certainly made no issue: Jira (or a proxy before it) answered
+    with an HTTP error, or no connection was ever made. A timeout or a connection dropped
+    mid-request is the lost answer that only a search can settle."""
+    if getattr(error, "status_code", None) is not None:
+        return True
+    text = f"{error!r} {error.__cause__!r} {error.__context__!r}"
+    return any(sign in text for sign in ("NewConnectionError", "Connection refused", "ConnectionRefusedError",
+                                         "Name or service not known", "NameResolutionError"))
 
 
 def _retry_in(attempts: int, error: Exception) -> timedelta:

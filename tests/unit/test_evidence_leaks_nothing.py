@@ -124,13 +124,26 @@ def test_a_small_json_attachment_stays_plain_valid_json_without_secrets(tmp_path
 
 
 def test_wiki_markup_escapes_every_markup_character_and_line_break() -> None:
-    hostile = "(x) *bold* _it_ -strike- +u+ ^s^ ~t~ ??c?? {code} [link|http://e] |cell| !http://evil/x.png! #1 :)\nh1. Big"
+    hostile = "(x) *bold* _it_ -strike- +u+ ^s^ ~t~ ??c?? {code} [link|http://e] |cell| !http://evil/x.png! #1 :) :P\nh1. Big"
     pm = Postmortem(run_id="r1", title="t", summary=[hostile], impact=[], loss=[], timeline=[], detection=[],
                     resolution=[], action_items=["fix it"], supporting=[])
     wiki = to_jira_wiki(pm)
     line = next(line for line in wiki.splitlines() if "bold" in line)
-    unescaped = [c for i, c in enumerate(line[2:], start=2) if c in "*_-+^~?{}[]|!#():" and line[i - 1] != "\\"]
+    unescaped = [c for i, c in enumerate(line[2:], start=2) if c in "*_-+^~?{}[]|!#()" and line[i - 1] != "\\"]
     assert unescaped == []
+    assert "\\:P" in line and "http\\://" not in line, "a colon is escaped only where it starts an emoticon"
     assert "\nh1. Big" not in wiki
     assert "(x)" not in wiki.replace("\\(x\\)", ""), "action items are no red crosses"
     assert "# fix it" in wiki
+
+
+def test_the_slack_announcement_is_a_link_in_the_ticket_and_a_forged_one_cannot_break_out() -> None:
+    link = "https://example.slack.com/archives/C0INCIDENT/p1764900000000100"
+    pm = Postmortem(run_id="r1", title="t", summary=[], impact=[], loss=[], timeline=[], detection=[], resolution=[],
+                    action_items=[], supporting=["rollbot run: r1", f"Slack thread: {link}"], slack_link=link)
+    assert f"* Slack thread: [the announcement|{link}]" in to_jira_wiki(pm)
+    forged = "https://example.slack.com/x]|[evil|http://evil!"
+    pm = Postmortem(run_id="r1", title="t", summary=[], impact=[], loss=[], timeline=[], detection=[], resolution=[],
+                    action_items=[], supporting=[f"Slack thread: {forged}"], slack_link=forged)
+    line = next(line for line in to_jira_wiki(pm).splitlines() if "Slack thread" in line)
+    assert line.count("[") == 1 and line.count("]") == 1 and line.count("|") == 1 and "!" not in line
