@@ -38,6 +38,10 @@ REMOVED = ("The requested API has been removed. Please migrate to the /rest/api/
 PROJECT_KEY = "OPS"
 ISSUE_TYPES = {"10001": "Task", "10002": "Bug"}
 CREATE_FIELDS = ("summary", "issuetype", "project", "description", "labels", "priority")
+# The request body Atlassian documents for POST /rest/api/3/search/jql (SearchAndReconcileRequestBean);
+# the stored 2024 spec predates the endpoint, so the server checks it: an unknown key is a 400.
+SEARCH_JQL_KEYS = {"jql", "nextPageToken", "maxResults", "fields", "expand", "properties", "fieldsByKeys", "failFast",
+                   "reconcileIssues"}
 _CLAUSE = re.compile(r'^\s*(labels|project)\s*=\s*"?([^"\s]+)"?\s*$', re.IGNORECASE)
 
 
@@ -157,6 +161,9 @@ def _handler_for(cloud: JiraCloud) -> type[BaseHTTPRequestHandler]:
             return bool(user and token)
 
         def _search(self, ask: dict[str, Any]) -> None:
+            unknown = sorted(set(ask) - SEARCH_JQL_KEYS)
+            if unknown or not isinstance(ask.get("fields", []), (list, str)):
+                return self._json(400, {"errorMessages": [f"Unrecognized field(s) {unknown}"], "errors": {}})
             clauses = re.split(r"\s+AND\s+", re.split(r"\s+ORDER\s+BY\s+", str(ask.get("jql", "")), flags=re.I)[0],
                                flags=re.I)
             wanted = [_CLAUSE.match(clause) for clause in clauses]
