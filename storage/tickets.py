@@ -11,8 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Any, cast
 
-from sqlalchemy import Engine, func, or_, select, update
+from sqlalchemy import CursorResult, Engine, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import sessionmaker
 
@@ -20,7 +21,7 @@ from storage.models import TicketRow
 
 LEASE = timedelta(minutes=2)
 # INSERT … ON CONFLICT DO NOTHING, which both backends have and SQLAlchemy spells per dialect.
-_INSERT_IF_ABSENT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+_INSERT_IF_ABSENT: dict[str, Callable[..., Any]] = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
 class TicketStatus(StrEnum):
@@ -76,10 +77,10 @@ class TicketOutbox:
                 condition = [TicketRow.run_id == run_id, TicketRow.status == TicketStatus.PENDING, free]
                 if not force:
                     condition.append(TicketRow.next_attempt_at <= now)
-                taken = session.execute(
+                taken = cast("CursorResult[Any]", session.execute(
                     update(TicketRow).where(*condition).values(next_attempt_at=now + LEASE, leased_until=now + LEASE,
                                                                updated_at=now)
-                ).rowcount
+                )).rowcount
             if taken == 1:
                 claimed.append(run_id)
         return claimed

@@ -300,3 +300,22 @@ def test_tickets_retry_never_takes_a_ticket_another_worker_holds(world: World, j
     assert retry.outbox.leased() == [run_id]
     serve_loop.outbox.failed(run_id, "HTTP 503", timedelta(minutes=10))
     assert list(retry.process(force=True)) == [run_id], "once released, retry skips the backoff"
+
+
+class MisconfiguredJira(FlakyJira):
+    def __init__(self, answer: list[str] | Exception) -> None:
+        super().__init__()
+        self.answer = answer
+
+    def problems(self) -> list[str]:
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+def test_the_desk_reports_ticket_settings_that_cannot_work_one_line_each(world: World, journal: Journal) -> None:
+    wrong = ["tickets.issue_type: project OPS has no issue type 'Incident' (it has: Task, Bug)"]
+    assert desk_for(world, journal, MisconfiguredJira(wrong), Clock()).problems() == wrong
+    [line] = desk_for(world, journal, MisconfiguredJira(ConnectionError("refused")), Clock()).problems()
+    assert line.startswith("tickets: the Jira configuration could not be checked") and "refused" in line
+    assert desk_for(world, journal, FileTickets(world.config.evidence_dir), Clock()).problems() == []
