@@ -133,6 +133,8 @@ class TicketDesk:
             found = self._sink.find(postmortem)
             if found is not None:
                 return self._keyed(run_id, found)
+            if waited < 2 * self._search_delay:  # looked once; look again, later, before a second create
+                raise _IndexNotReady(2 * self._search_delay - waited)
         self._outbox.create_sent(run_id)
         try:
             created = self._sink.create(postmortem)

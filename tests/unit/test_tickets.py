@@ -319,3 +319,27 @@ def test_the_desk_reports_ticket_settings_that_cannot_work_one_line_each(world: 
     [line] = desk_for(world, journal, MisconfiguredJira(ConnectionError("refused")), Clock()).problems()
     assert line.startswith("tickets: the Jira configuration could not be checked") and "refused" in line
     assert desk_for(world, journal, FileTickets(world.config.evidence_dir), Clock()).problems() == []
+
+
+def test_a_lost_create_that_made_nothing_is_searched_twice_before_a_second_create(
+        world: World, journal: Journal) -> None:
+    run_id = finished_run(world, journal)
+    clock, jira = Clock(), CountingJira()
+
+    def lost(postmortem: Postmortem) -> Ticket:
+        jira.creates += 1
+        raise TimeoutError("read timed out")  # nothing was made, but the caller cannot know
+
+    real_create, jira.create = jira.create, lost  # type: ignore[method-assign]
+    outbox = TicketOutbox(journal._sessions.kw["bind"], clock=clock)  # type: ignore[attr-defined]
+    desk = TicketDesk(outbox, jira, journal.run, world.config.evidence_dir,  # type: ignore[arg-type]
+                      search_delay=timedelta(seconds=30), clock=clock)
+    desk.owe(run_id)
+    desk.process()
+    jira.create = real_create  # type: ignore[method-assign]
+    clock.now += timedelta(seconds=30)
+    assert "index" in str(desk.process(force=True)[run_id]) and jira.finds == 1, "searched once, found nothing"
+    assert jira.creates == 1
+    clock.now += timedelta(seconds=30)
+    assert isinstance(desk.process(force=True)[run_id], Ticket)
+    assert (jira.finds, jira.creates) == (2, 2), "searched again, then the second create"
