@@ -184,11 +184,13 @@ class _IndexNotReady(Exception):
 
 
 def _answered_or_never_sent(error: BaseException) -> bool:
-    """Whether a failed create certainly made no issue: Jira (or a proxy before it) answered
-    with an HTTP error, or no connection was ever made. A timeout or a connection dropped
-    mid-request is the lost answer that only a search can settle."""
-    if getattr(error, "status_code", None) is not None:
-        return True
+    """Whether a failed create certainly made no issue: Jira refused it (a 4xx: it checked the
+    request and made nothing), or no connection was ever made. A timeout, a connection dropped
+    mid-request and a 5xx (Jira failing after the insert, or a proxy's 502/504 for an answer it
+    lost) are the lost answer that only a search can settle."""
+    status = getattr(error, "status_code", None)
+    if isinstance(status, int):
+        return status < 500
     text = f"{error!r} {error.__cause__!r} {error.__context__!r}"
     return any(sign in text for sign in ("NewConnectionError", "Connection refused", "ConnectionRefusedError",
                                          "Name or service not known", "NameResolutionError"))

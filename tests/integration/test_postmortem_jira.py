@@ -39,7 +39,9 @@ ENGINE_OWN_SLACK_TOKEN = "xoxb-the-engines-own-token"
 # Fields Jira fills in itself (who reported the issue is whoever the credentials name).
 JIRA_OWN_FIELDS = {"reporter", "creator", "assignee", "watches", "votes"}
 JIRA_CONFIG = {"    keep_images: 5": f"    keep_images: 5\ntickets:\n  kind: jira\n  project: {PROJECT_KEY}\n"
-                                     "  issue_type: Task\n  labels: [postmortem]"}
+                                     "  issue_type: Task\n  labels: [postmortem]\n"
+                                     # jira820 has no search index lag: a lost create is looked for at once
+                                     "  jira:\n    search_delay_seconds: 0"}
 
 
 @pytest.fixture

@@ -259,7 +259,9 @@ def _handler_for(cloud: JiraCloud) -> type[BaseHTTPRequestHandler]:
                                                        for i, n in ISSUE_TYPES.items()],
                                         "maxResults": 50, "startAt": 0, "total": len(ISSUE_TYPES)})
             self._json(200, {"fields": [{"fieldId": name, "key": name, "name": name.title(), "required":
-                                         name in ("summary", "issuetype", "project")} for name in CREATE_FIELDS],
+                                         name in ("summary", "issuetype", "project"), "operations": ["set"],
+                                         "schema": {"type": "array" if name == "labels" else "string"}}
+                                        for name in CREATE_FIELDS],
                              "maxResults": 200, "startAt": 0, "total": len(CREATE_FIELDS)})
 
         def _json(self, status: int, data: object) -> None:
