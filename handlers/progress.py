@@ -135,7 +135,8 @@ class SlackProgress:
         self._channel = answer.get("channel") or self._channel  # Slack's id, whatever was asked
         self._thread_ts = answer["ts"]
         self._remember(self._run_id, announcement={"channel": self._channel, "ts": answer["ts"]})
-        self._remember_permalink(answer["ts"])
+        ts = answer["ts"]
+        self._outbox.send(lambda: self._remember_permalink(ts))  # behind what was queued: progress first
 
     def _remember_permalink(self, ts: str) -> None:
         """The announcement's link, for the postmortem ticket (Slack builds it; a workspace's
