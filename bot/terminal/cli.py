@@ -33,9 +33,9 @@ from bot.terminal.render import (
     history_table,
     render_plan,
     snapshot_table,
-    summary_line,
     ticket_table,
 )
+from bot.text import summary_line
 from bot.reporting.tickets import Ticket
 from bot.core.drill import describe_report
 from bot.logs import use_json
