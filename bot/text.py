@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from bot.planning.plan import CheckResult
+from bot.planning.preflight import CheckResult
 from storage import RunStatus, RunView, StepStatus
 
 

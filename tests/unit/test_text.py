@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.planning.plan import CheckResult
+from bot.planning.preflight import CheckResult
 from bot.terminal.render import GLYPHS
 from bot.text import CHECK_MARKS, STEP_MARKS, Mark, duration
 from handlers.blocks import EMOJI
