@@ -23,25 +23,21 @@ from slack_sdk.models.blocks import (
 
 from bot.core.rollbot import ServiceState, TargetStatus
 from bot.core.drill import describe_report
-from bot.planning.plan import CheckResult, Plan
-from bot.terminal.render import summary_line, versions
+from bot.planning.plan import Plan
+from bot.text import CHECK_MARKS, STEP_MARKS, Mark, summary_line, versions
 from handlers.ids import ActionId, AnswerActionId, BlockId, RecoveryActionId
 from storage import RunStatus, RunView, StepStatus
 
 SECTION_LIMIT = 3000
-CHECK_ICONS = {
-    CheckResult.PASSED: ":white_check_mark:",
-    CheckResult.WARNING: ":warning:",
-    CheckResult.FAILED: ":x:",
-    CheckResult.ASK: ":question:",
-    CheckResult.NOT_RUN: ":white_circle:",
-}
-STEP_ICONS = {
-    StepStatus.PENDING: ":white_circle:",
-    StepStatus.RUNNING: ":hourglass_flowing_sand:",
-    StepStatus.SUCCEEDED: ":white_check_mark:",
-    StepStatus.FAILED: ":x:",
-    StepStatus.SKIPPED: ":heavy_minus_sign:",
+# How Slack draws each mark (bot/text.py decides which mark a check or a step gets).
+EMOJI: dict[Mark, str] = {
+    Mark.DONE: ":white_check_mark:",
+    Mark.WARNING: ":warning:",
+    Mark.FAILED: ":x:",
+    Mark.QUESTION: ":question:",
+    Mark.WAITING: ":white_circle:",
+    Mark.RUNNING: ":hourglass_flowing_sand:",
+    Mark.SKIPPED: ":heavy_minus_sign:",
 }
 
 
@@ -74,7 +70,7 @@ def plan_message(plan: Plan, run: RunView) -> Message:
         HeaderBlock(text=_clip(title, 150)),
         _section("\n".join(lines)),
         _section("*Preflight*\n" + "\n".join(
-            f"{CHECK_ICONS[check.result]} *{esc(check.name)}*: {esc(check.detail)}" for check in plan.checks
+            f"{EMOJI[CHECK_MARKS[check.result]]} *{esc(check.name)}*: {esc(check.detail)}" for check in plan.checks
         )),
     ]
     if plan.brain is not None and plan.brain.snapshot is not None and (plan.restores_brain or plan.brain.asking):
@@ -126,7 +122,7 @@ def announcement(run: RunView) -> str:
 
 def status_message(run: RunView) -> Message:
     """The live checklist, rendered from the journal."""
-    lines = [f"{STEP_ICONS[step.status]} {esc(step.description)}{_took(step.seconds)}" for step in run.steps]
+    lines = [f"{EMOJI[STEP_MARKS[step.status]]} {esc(step.description)}{_took(step.seconds)}" for step in run.steps]
     head = {
         RunStatus.RUNNING: ":hourglass_flowing_sand: in progress",
         RunStatus.SUCCEEDED: ":white_check_mark: done",

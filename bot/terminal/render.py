@@ -1,4 +1,4 @@
-"""Rendering for the terminal: the plan, live step progress, the summary line, history.
+"""Rendering for the terminal: the plan, live step progress, history, snapshots, tickets.
 
 Pure presentation over the core's data (plans, journal events, run views). On a real terminal
 steps animate with rich; in a pipe or a CI log each journal event becomes one plain line.
@@ -12,24 +12,21 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from bot.planning.plan import CheckResult, Plan
+from bot.planning.plan import Plan
 from bot.brain.snapshots import Snapshot
+from bot.text import CHECK_MARKS, STEP_MARKS, Mark, duration, versions
 from storage import EventView, RunStatus, RunView, StepStatus
 from storage.tickets import TicketView
 
-CHECK_MARKS = {
-    CheckResult.PASSED: "[green]✓[/]",
-    CheckResult.WARNING: "[yellow]![/]",
-    CheckResult.FAILED: "[red]✗[/]",
-    CheckResult.ASK: "[yellow]?[/]",
-    CheckResult.NOT_RUN: "[dim]·[/]",
-}
-STEP_MARKS = {
-    StepStatus.SUCCEEDED: "[green]✓[/]",
-    StepStatus.FAILED: "[red]✗[/]",
-    StepStatus.SKIPPED: "[dim]–[/]",
-    StepStatus.RUNNING: "[yellow]…[/]",
-    StepStatus.PENDING: "[dim]·[/]",
+# How the terminal draws each mark (bot/text.py decides which mark a check or a step gets).
+GLYPHS: dict[Mark, str] = {
+    Mark.DONE: "[green]✓[/]",
+    Mark.WARNING: "[yellow]![/]",
+    Mark.FAILED: "[red]✗[/]",
+    Mark.QUESTION: "[yellow]?[/]",
+    Mark.WAITING: "[dim]·[/]",
+    Mark.RUNNING: "[yellow]…[/]",
+    Mark.SKIPPED: "[dim]–[/]",
 }
 
 
@@ -49,7 +46,7 @@ def render_plan(out: Console, plan: Plan) -> None:
     out.print(f"requested by {escape(request.requester)}")
     out.print("[bold]Preflight[/]")
     for check in plan.checks:
-        out.print(f"  {CHECK_MARKS[check.result]} {check.name}: {escape(check.detail)}", highlight=False)
+        out.print(f"  {GLYPHS[CHECK_MARKS[check.result]]} {check.name}: {escape(check.detail)}", highlight=False)
     if plan.brain is not None and plan.brain.snapshot is not None and (plan.brain.restore or plan.brain.asking):
         _render_brain(out, plan)
     if plan.kept is not None and plan.kept.warning:
@@ -85,7 +82,7 @@ def snapshot_table(found: list[tuple[Snapshot, str | None]]) -> Table:
         table.add_row(*(Text(cell) for cell in (
             str(snapshot.path),
             f"{snapshot.taken_at:%Y-%m-%d %H:%M:%S}",
-            _duration(age),
+            duration(age),
             snapshot.image_tag or ("by hand" if snapshot.by_hand else "?"),
             str(snapshot.schema_version),
             f"{snapshot.size}",
@@ -133,7 +130,7 @@ class StepProgress:
     def _finished(self, position: int, status: StepStatus, details: dict[str, object]) -> None:
         name = self._names.get(position, f"step {position + 1}")
         note = _step_note(status, details)
-        line = f"{STEP_MARKS[status]} {escape(name)}{note}"
+        line = f"{GLYPHS[STEP_MARKS[status]]} {escape(name)}{note}"
         if self._live and position in self._tasks:
             self._progress.update(self._tasks[position], description=line, completed=1)
             self._progress.stop_task(self._tasks[position])
@@ -154,27 +151,6 @@ def _step_note(status: StepStatus, details: dict[str, object]) -> str:
     return ""
 
 
-def summary_line(run: RunView) -> str:
-    """The one line that ends a run: version, health, total time, downtime, the evidence."""
-    summary = run.summary
-    took = _duration(summary.get("seconds"))
-    downtime = summary.get("downtime_seconds")
-    logs = summary.get("log_file") or "no logs captured"
-    if run.status is RunStatus.SUCCEEDED:
-        down = f", downtime {_duration(downtime)}" if downtime is not None else ""
-        brain = ""
-        if summary.get("forensic_copy"):
-            brain = (f"; brain {summary['brain']}, the replaced brain with the {summary['rows_rolled_back']} "
-                     f"rolled-back row(s) is kept at {summary['forensic_copy']}")
-        journal = f"; {summary['journal']}" if summary.get("journal") else ""
-        return (f"{run.target} is healthy on {run.to_version} — took {took}{down}; logs of {run.from_version}: "
-                f"{logs}{brain}{journal} (run {run.id})")
-    state = summary.get("service_state") or run.error
-    if summary.get("journal"):
-        state = f"{state}; {summary['journal']}"
-    return f"rollback of {run.target} to {run.to_version} {run.status}: {run.error}. State: {state}. Next: {run.next_action} (run {run.id}, logs: {logs})"
-
-
 def history_table(runs: list[RunView]) -> Table:
     table = Table("run", "when (UTC)", "target", "versions", "status", "step", "took", "requested by", "reason")
     for run in runs:
@@ -185,7 +161,7 @@ def history_table(runs: list[RunView]) -> Table:
             versions(run),
             run.status.value,
             _step_column(run),
-            _duration(run.seconds) if run.seconds is not None else "",
+            duration(run.seconds) if run.seconds is not None else "",
             run.requester,
             run.reason or (run.error or "")[:80],
         )
@@ -193,25 +169,11 @@ def history_table(runs: list[RunView]) -> Table:
     return table
 
 
-def versions(run: RunView) -> str:
-    """`2.4.0 → 2.3.1` for a rollback; a drill names the broken tag it rehearsed with."""
-    if run.kind != "rollback":
-        return f"{run.kind} with broken {run.to_version}"
-    return f"{run.from_version or '?'} → {run.to_version}"
-
-
 def _step_column(run: RunView) -> str:
     if run.status in (RunStatus.FAILED, RunStatus.INTERRUPTED, RunStatus.RUNNING):
         return f"at {run.current_step}" if run.current_step else ""
     done = sum(1 for step in run.steps if step.status in (StepStatus.SUCCEEDED, StepStatus.SKIPPED))
     return f"{done}/{len(run.steps)}" if run.steps else ""
-
-
-def _duration(seconds: object) -> str:
-    if not isinstance(seconds, (int, float)):
-        return "?"
-    minutes, rest = divmod(int(round(seconds)), 60)
-    return f"{minutes}m{rest:02d}s" if minutes else f"{seconds:.1f}s"
 
 
 def ticket_table(rows: list[TicketView]) -> Table:

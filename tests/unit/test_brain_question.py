@@ -18,7 +18,8 @@ from bot.planning.plan import PlannedStep, Plan, RollbackRequest, StepKind
 from bot.reporting.postmortem import build, to_markdown
 from bot.planning.preflight import Check, CheckResult
 from bot.brain.snapshots import take_snapshot
-from bot.terminal.render import StepProgress, history_table, render_plan, summary_line
+from bot.terminal.render import StepProgress, history_table, render_plan
+from bot.text import summary_line
 from handlers.blocks import (
     final_message,
     history_message,

@@ -2,7 +2,7 @@
 
 Every command here is refused or answered before Docker is needed (the target and version checks
 come first in bot/planning/plan.py), so these run without a daemon; DOCKER_HOST points nowhere to be sure.
-Most tests call `bot.terminal.cli.main()` in-process (fast); a few start `python -m bot` to see exactly what
+Most tests call `bot.program.main()` in-process (fast); a few start `python -m bot` to see exactly what
 a person sees, traceback or not.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.terminal.cli import main
+from bot.program import main
 from storage import Journal, RunStatus, StepStatus, connect
 from storage.repository import NewRun
 

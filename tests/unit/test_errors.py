@@ -72,7 +72,7 @@ def test_two_reports_get_different_ids() -> None:
 def test_the_front_ends_report_through_the_one_reporter() -> None:
     """The terminal, the Slack listeners and the HTTP server share the reporter: none of them
     makes error ids of its own."""
-    for path in ("bot/terminal/cli.py", "handlers/services.py", "handlers/fallback.py", "handlers/server.py"):
+    for path in ("bot/program.py", "handlers/services.py", "handlers/fallback.py", "handlers/server.py"):
         text = (ROOT / path).read_text()
         assert "report_unexpected(" in text, path
         assert "token_hex" not in text, f"{path} makes its own error ids"

@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import Engine, event
 
 from bot.running.runner import Runner, journal_retry
-from bot.terminal.render import summary_line
+from bot.text import summary_line
 from storage import EventView, Journal, RunStatus, StepStatus, connect
 
 from .fakes import COMPOSE_TEXT, REPO, FakeHealth, World
