@@ -17,12 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from slack_sdk.errors import SlackApiError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay, wait_exponential
+
+from handlers.poster import retry_after, retryable
 
 log = logging.getLogger(__name__)
 
-RETRYABLE_ERRORS = {"ratelimited", "service_unavailable", "internal_error", "fatal_error", "request_timeout"}
 GIVE_UP_AFTER_SECONDS = 30 * 60
 
 
@@ -34,25 +34,11 @@ class _Task:
     result: Any = None
 
 
-def _retryable(error: BaseException) -> bool:
-    if isinstance(error, SlackApiError):
-        status = getattr(error.response, "status_code", 200)
-        return status == 429 or status >= 500 or error.response.get("error") in RETRYABLE_ERRORS
-    return isinstance(error, (OSError, TimeoutError)) or type(error).__name__ in {"URLError", "RemoteDisconnected"}
-
-
 def _wait(state: RetryCallState) -> float:
     """Slack's Retry-After when it gave one, else exponential backoff up to 30 s."""
     error = state.outcome.exception() if state.outcome else None
-    if isinstance(error, SlackApiError):
-        retry_after = error.response.headers.get("Retry-After") or error.response.headers.get("retry-after")
-        if retry_after:
-            value = retry_after[0] if isinstance(retry_after, list) else retry_after
-            try:
-                return float(value)
-            except ValueError:
-                pass
-    return wait_exponential(multiplier=0.5, max=30)(state)
+    asked = retry_after(error)
+    return asked if asked is not None else wait_exponential(multiplier=0.5, max=30)(state)
 
 
 class Outbox:
@@ -120,7 +106,7 @@ class Outbox:
 
     def _deliver(self, call: Callable[[], Any]) -> Any:
         retrying = Retrying(
-            retry=retry_if_exception(_retryable),
+            retry=retry_if_exception(retryable),
             wait=_wait,
             stop=stop_after_delay(self._give_up_after),
             reraise=True,
