@@ -4,7 +4,8 @@ Slack being slow or answering 429 must never block or fail a rollback, and no me
 lost. So the core's progress sink only enqueues; one worker thread delivers in order, honouring
 `Retry-After` and backing off on 5xx and connection errors. Edits of one message share a key:
 a newer edit replaces a pending older one (the final state is always the last to land), and
-edits of one key are spaced at least `min_interval` apart (Slack's chat.update tier 3).
+edits of one key are spaced at least `min_interval` apart (Slack's chat.update tier 3). Which
+failures are worth a retry is read from Slack's answer by handlers/poster.py.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from handlers.poster import retry_after, retryable
@@ -28,10 +27,10 @@ GIVE_UP_AFTER_SECONDS = 30 * 60
 
 @dataclass
 class _Task:
-    call: Callable[[], Any]
+    call: Callable[[], object]
     key: str | None = None
     done: threading.Event = field(default_factory=threading.Event)
-    result: Any = None
+    result: object = None
 
 
 def _wait(state: RetryCallState) -> float:
@@ -53,7 +52,7 @@ class Outbox:
         self._worker = threading.Thread(target=self._run, name="slack-outbox", daemon=True)
         self._worker.start()
 
-    def send(self, call: Callable[[], Any], key: str | None = None) -> _Task:
+    def send(self, call: Callable[[], object], key: str | None = None) -> _Task:
         """Queue a Web API call. With a key, a pending call of the same key is replaced."""
         with self._condition:
             if key is not None and key in self._pending_by_key:
@@ -104,7 +103,7 @@ class Outbox:
         if delay > 0:
             time.sleep(delay)
 
-    def _deliver(self, call: Callable[[], Any]) -> Any:
+    def _deliver(self, call: Callable[[], object]) -> object:
         retrying = Retrying(
             retry=retry_if_exception(retryable),
             wait=_wait,
