@@ -101,7 +101,7 @@ def _answer(services: Services, run_id: str, user: str, channel: str, choice: Br
     where = {"channel": seen_on["channel"], "ts": seen_on["ts"]}
 
     def replace_in_place() -> None:
-        services.client.chat_update(channel=where["channel"], ts=where["ts"], text=message.text, blocks=message.blocks)
+        services.poster.update(where["channel"], where["ts"], message)
         services.rollbot.remember(fresh.run.id, plan_message=where)
 
     services.outbox.send(replace_in_place, key=f"plan:{run_id}")
@@ -120,8 +120,8 @@ def _report(services: Services, outcome: Outcome, run_id: str, user: str, channe
         new_id = outcome.replanned.run.id
 
         def post() -> None:
-            answer = services.client.chat_postMessage(channel=channel, text=message.text, blocks=message.blocks)
-            services.rollbot.remember(new_id, plan_message={"channel": channel, "ts": answer["ts"]})
+            posted = services.poster.post(channel, message)
+            services.rollbot.remember(new_id, plan_message={"channel": channel, "ts": posted.ts})
 
         services.outbox.send(post)
 
@@ -131,7 +131,4 @@ def _close_plan(services: Services, run: RunView, note: str) -> None:
     if not where:
         return
     message = closed_plan_message(run, note)
-    services.outbox.send(
-        lambda: services.client.chat_update(channel=where["channel"], ts=where["ts"], text=message.text, blocks=message.blocks),
-        key=f"plan:{run.id}",
-    )
+    services.outbox.send(lambda: services.poster.update(where["channel"], where["ts"], message), key=f"plan:{run.id}")

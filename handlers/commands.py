@@ -38,6 +38,7 @@ def on_rollback(ack: Ack, command: dict[str, Any], context: BoltContext, respond
         ack(response_type="ephemeral", text="Reading the journal…")
         services.guarded(channel, user, _history, parsed.target, respond)
     else:
+        assert parsed.target is not None, "the parser gives a snapshot its target"
         ack(response_type="ephemeral", text=f"Taking a snapshot of {parsed.target}'s brain…")
         services.guarded(channel, user, _snapshot, parsed.target, user, respond)
 
@@ -71,8 +72,8 @@ def post_plan(services: Services, request: RollbackRequest, channel: str) -> Non
     message = plan_message(planned.plan, planned.run)
 
     def post() -> None:
-        answer = services.client.chat_postMessage(channel=channel, text=message.text, blocks=message.blocks)
-        services.rollbot.remember(planned.run.id, plan_message={"channel": channel, "ts": answer["ts"]})
+        posted = services.poster.post(channel, message)
+        services.rollbot.remember(planned.run.id, plan_message={"channel": channel, "ts": posted.ts})
 
     services.outbox.send(post)
 
@@ -89,8 +90,7 @@ def _drill(ack: Ack, services: Services, parsed: Command, user: str, channel: st
 def _run_drill(services: Services, target: str, broken: str, user: str, channel: str) -> None:
     drill = services.rollbot.drill(target, broken, user, rollback_sink=services.progress_for(channel))
     message = drill_report_message(drill)
-    services.outbox.send(lambda: services.client.chat_postMessage(channel=channel, text=message.text,
-                                                                   blocks=message.blocks))
+    services.outbox.send(lambda: services.poster.post(channel, message))
 
 
 def _status(services: Services, respond: Respond) -> None:

@@ -32,6 +32,7 @@ from handlers.blocks import (
     user,
 )
 from handlers.outbox import Outbox
+from handlers.poster import SlackPoster, poster_for
 from storage import EventView, RunStatus, RunView
 
 # What chat.postMessage answers when the channel itself cannot take the message.
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 class SlackProgress:
     def __init__(
         self,
-        client: WebClient,
+        slack: SlackPoster | WebClient,
         outbox: Outbox,
         read_run: Callable[[str], RunView],
         run: RunView,
@@ -54,7 +55,7 @@ class SlackProgress:
         fallback: str | None = None,
         notice: str | None = None,
     ) -> None:
-        self._client = client
+        self._slack = poster_for(slack)
         self._outbox = outbox
         self._read = read_run
         self._run_id = run.id
@@ -112,16 +113,13 @@ class SlackProgress:
         if self._interruption:
             where = self._interruption
             message = closed_interruption_message(run, note)
-            self._outbox.send(
-                lambda: self._client.chat_update(channel=where["channel"], ts=where["ts"], text=message.text,
-                                                 blocks=message.blocks),
-                key=f"interruption:{run.id}",
-            )
+            self._outbox.send(lambda: self._slack.update(where["channel"], where["ts"], message),
+                              key=f"interruption:{run.id}")
 
     def _post_announcement(self, run: RunView) -> None:
         self._post_notice(run)
         try:
-            answer = self._client.chat_postMessage(channel=self._channel, text=announcement(run))
+            posted = self._slack.post(self._channel, announcement(run))
         except SlackApiError as error:
             problem = error.response.get("error")
             if problem not in UNUSABLE_CHANNEL or not self._fallback or self._fallback == self._channel:
@@ -131,10 +129,10 @@ class SlackProgress:
                             "or fix `incident_channel` in rollbot's YAML.")
             self._channel = self._fallback
             self._post_notice(run)
-            answer = self._client.chat_postMessage(channel=self._channel, text=announcement(run))
-        self._channel = answer.get("channel") or self._channel  # Slack's id, whatever was asked
-        self._thread_ts = answer["ts"]
-        self._remember(self._run_id, announcement={"channel": self._channel, "ts": answer["ts"]})
+            posted = self._slack.post(self._channel, announcement(run))
+        self._channel = posted.channel  # Slack's id, whatever was asked
+        self._thread_ts = posted.ts
+        self._remember(self._run_id, announcement={"channel": self._channel, "ts": posted.ts})
 
     def _post_notice(self, run: RunView) -> None:
         """Tell the channel progress was moved to why, naming the person who started the run."""
@@ -142,23 +140,21 @@ class SlackProgress:
             return
         who = run.approver or run.requester
         text = f"{self._notice} ({user(who)})" if who else self._notice
-        self._client.chat_postMessage(channel=self._channel, text=text)
+        self._slack.post(self._channel, text)
         self._notice = None
 
     def _post_status(self) -> None:
         message = status_message(self._read(self._run_id))
-        answer = self._client.chat_postMessage(
-            channel=self._channel, text=message.text, blocks=message.blocks, thread_ts=None
-        )
-        self._status_ts = answer["ts"]
-        self._remember(self._run_id, status_message={"channel": self._channel, "ts": answer["ts"]})
+        posted = self._slack.post(self._channel, message)
+        self._status_ts = posted.ts
+        self._remember(self._run_id, status_message={"channel": self._channel, "ts": posted.ts})
 
     def _refresh_status(self) -> None:
         def update() -> None:
             if self._status_ts is None:
                 return
             message = status_message(self._read(self._run_id))
-            self._client.chat_update(channel=self._channel, ts=self._status_ts, text=message.text, blocks=message.blocks)
+            self._slack.update(self._channel, self._status_ts, message)
 
         self._outbox.send(update, key=f"status:{self._run_id}")
 
@@ -173,7 +169,7 @@ class SlackProgress:
         def post_final() -> None:
             link = self._ticket_link(run.id)  # asked at delivery: a ticket filed meanwhile is linked
             message = final_message(run, link)
-            self._client.chat_postMessage(channel=self._channel, text=message.text, blocks=message.blocks)
+            self._slack.post(self._channel, message)
             self._remember(run.id, final_linked_ticket=link is not None)
 
         self._outbox.send(post_final)
@@ -198,15 +194,12 @@ class SlackProgress:
                        next_action=details.pop("next_action", run.next_action), summary=details)
 
     def _reply(self, text: str) -> None:
-        self._client.chat_postMessage(channel=self._channel, text=text, thread_ts=self._thread_ts)
+        self._slack.post(self._channel, text, thread_ts=self._thread_ts)
 
     def _update_plan_message(self, run: RunView, note: str) -> None:
         message = closed_plan_message(run, note)
         channel, ts = self._plan_message["channel"], self._plan_message["ts"]
-        self._outbox.send(
-            lambda: self._client.chat_update(channel=channel, ts=ts, text=message.text, blocks=message.blocks),
-            key=f"plan:{run.id}",
-        )
+        self._outbox.send(lambda: self._slack.update(channel, ts, message), key=f"plan:{run.id}")
 
 
 def _ts_in(where: dict[str, str] | None, channel: str) -> str | None:
