@@ -18,7 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from bot.adapters.compose_file import write_atomically
+from bot.files import write_atomically
 from bot.reporting.evidence import gather
 from bot.reporting.postmortem import Postmortem, build, to_jira_wiki, to_markdown
 from storage import RunView
