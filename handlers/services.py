@@ -10,7 +10,7 @@ from slack_sdk import WebClient
 
 from bot.core.rollbot import Rollbot
 from bot.errors import RollbotError, report_unexpected
-from bot.reporting.tickets import Ticket
+from bot.ports import Ticket
 from handlers.blocks import esc, ticket_link
 from handlers.directory import SlackDirectory
 from handlers.outbox import Outbox

@@ -24,10 +24,10 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from bot.adapters.compose import ServiceConfig
 from bot.config import without_secrets
 from bot.errors import ComposeFileError
 from bot.files import write_atomically
+from bot.ports import ServiceConfig
 from bot.tags import ImageRef
 
 # `repo:${TAG}`, `repo:$TAG`, `repo:${TAG:-default}`: only the tag interpolated.

@@ -36,7 +36,7 @@ from bot.terminal.render import (
     summary_line,
     ticket_table,
 )
-from bot.reporting.tickets import Ticket
+from bot.ports import Ticket
 from bot.core.drill import describe_report
 from bot.logs import use_json
 from storage import EventView, RunStatus, RunView
