@@ -9,7 +9,6 @@ so every copy is measured to the same point: its bytes on disk.
 
 from __future__ import annotations
 
-import os
 import shutil
 import sqlite3
 import subprocess
@@ -23,18 +22,11 @@ from urllib.parse import quote
 from bot.brain.facts import readonly, sha256
 from bot.brain.swap import discard_staged, stage
 from bot.brain.snapshots import Snapshot
+from bot.files import fsync_file
 
 MEMORY_TABLES = ("episodes", "knowledge", "social_graph", "conversations", "feedback")
 CONTENT_BYTES = 240  # randomblob size; the row's text is twice that in hex
 PILOT_ROWS = 4000
-
-
-def fsync_file(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def _fill(connection: sqlite3.Connection, rows_per_table: int) -> None:
@@ -97,8 +89,7 @@ def timed(action: Callable[[], object]) -> float:
 def copy_like_stage(source: Path, destination: Path) -> None:
     """The copy part of bot.brain.swap.stage, exactly: shutil.copyfile, then fsync the copy."""
     shutil.copyfile(source, destination)
-    with destination.open("rb") as handle:
-        os.fsync(handle.fileno())
+    fsync_file(destination)
 
 
 def copy_with_cp(source: Path, destination: Path) -> None:

@@ -9,7 +9,7 @@ from typing import TypeVarTuple, Unpack
 
 from bot.core.rollbot import Rollbot
 from bot.errors import RollbotError, report_unexpected
-from bot.reporting.tickets import Ticket
+from bot.ports import Ticket
 from handlers.blocks import esc, ticket_link
 from handlers.directory import SlackDirectory
 from handlers.outbox import Outbox

@@ -27,42 +27,16 @@ import signal
 import subprocess
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from bot.config import without_secrets
 from bot.errors import ComposeError
+from bot.ports import ServiceConfig
 
 OUTPUT_TAIL_LINES = 12
 # The names `docker compose` looks for in its folder when it is given no --file.
 DEFAULT_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
-
-
-@dataclass(frozen=True)
-class ServiceConfig:
-    """What Compose itself says about the service, as `docker compose` in its folder sees it."""
-
-    project: str  # the project name Compose uses (its containers carry it as a label)
-    directory: Path  # where Compose runs; its `.env` is read from here
-    files: tuple[Path, ...]  # the compose files Compose merges, in merge order
-    image: str  # the service's image after merging and `${VAR}` interpolation
-    config_hash: str  # `docker compose config --hash SERVICE`: a container made from these files carries it
-
-    @property
-    def env_file(self) -> Path:
-        return self.directory / ".env"
-
-
-class Compose(Protocol):
-    """What the core needs from Compose for one target's project."""
-
-    def service(self, service: str) -> ServiceConfig: ...
-    def container_ids(self, service: str) -> list[str]: ...
-    def container_id(self, service: str) -> str | None: ...
-    def pull(self, service: str) -> str: ...
-    def stop(self, service: str, drain_timeout: int) -> str: ...
-    def up(self, service: str) -> str: ...
 
 
 FindContainers = Callable[[str, str], list[str]]

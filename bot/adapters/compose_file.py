@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,9 +24,10 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from bot.adapters.compose import ServiceConfig
 from bot.config import without_secrets
 from bot.errors import ComposeFileError
+from bot.files import write_atomically
+from bot.ports import ServiceConfig
 from bot.tags import ImageRef
 
 # `repo:${TAG}`, `repo:$TAG`, `repo:${TAG:-default}`: only the tag interpolated.
@@ -217,37 +217,6 @@ def _service_body(path: Path, service: str) -> Any:
     services = document.get("services") if isinstance(document, dict) else None
     body = services.get(service) if isinstance(services, dict) else None
     return body if isinstance(body, dict) else None
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Replace `path` with `text` so that a crash leaves the old file or the new, never half.
-
-    The temporary file sits beside the target (same filesystem, so the rename is atomic), takes
-    over the original's permission bits, and both the file and its folder are fsynced. A
-    symlink is followed, so the file it points to is the one replaced.
-    """
-    path = path.resolve()
-    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    fsync_directory(path.parent)
-
-
-def fsync_directory(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _read(path: Path) -> str:

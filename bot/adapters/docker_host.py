@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import docker
 import httpx
@@ -26,9 +24,9 @@ import requests
 import urllib3
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
-from bot.errors import DockerError
 from bot.adapters.log_capture import Section, write_capped
-from bot.tags import ImageRef
+from bot.errors import DockerError
+from bot.ports import ContainerFacts, ImageLocation, ImageSource, MountFacts, RunningMounts
 
 # The SDK reads multiplexed log streams from the raw socket: a stall there is the built-in
 # TimeoutError (socket.timeout), a dropped daemon the built-in ConnectionError.
@@ -36,67 +34,6 @@ DOCKER_FAILURES = (DockerException, requests.exceptions.RequestException, urllib
                    TimeoutError, ConnectionError)
 TIMEOUTS = (requests.exceptions.Timeout, urllib3.exceptions.TimeoutError, TimeoutError)
 DOCKER_TIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)")
-
-
-class ImageSource(StrEnum):
-    REGISTRY = "registry"
-    HOST = "host"
-    NOWHERE = "nowhere"
-
-
-@dataclass(frozen=True)
-class ImageLocation:
-    """Where an image was found, and what the registry said when it was asked."""
-
-    source: ImageSource
-    detail: str
-
-
-@dataclass(frozen=True)
-class ContainerFacts:
-    id: str
-    name: str
-    image: str
-    running: bool
-    state: str
-    started_at: datetime | None
-    created_at: datetime | None = None  # when Compose made it: for a deploy's container, when the version went live
-    labels: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def tag(self) -> str | None:
-        return ImageRef.parse(self.image).tag
-
-
-@dataclass(frozen=True)
-class MountFacts:
-    """One mount of a container: `source` is the host path (a named volume's mountpoint)."""
-
-    source: str
-    destination: str
-    kind: str = "bind"
-
-
-@dataclass(frozen=True)
-class RunningMounts:
-    """A running container and what it mounts: what can reach the brain's folder."""
-
-    id: str
-    name: str
-    mounts: tuple[MountFacts, ...]
-
-
-class DockerFacts(Protocol):
-    """What the core asks the Docker daemon."""
-
-    def container(self, container_id: str) -> ContainerFacts | None: ...
-    def locate_image(self, reference: str) -> ImageLocation: ...
-    def image_labels(self, reference: str) -> dict[str, str] | None: ...
-    def inspect(self, container_id: str) -> dict[str, Any]: ...
-    def save_logs(self, container_ids: Sequence[str], destination: Path, cap: int) -> int: ...
-    def image_tags(self, repository: str) -> tuple[set[str], str]: ...
-    def running_mounts(self) -> list[RunningMounts]: ...
-    def container_pids(self, container_id: str) -> set[int]: ...
 
 
 class DockerHost:

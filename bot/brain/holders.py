@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from bot.adapters.docker_host import DockerFacts, RunningMounts
+from bot.ports import DockerFacts, RunningMounts
 
 BRAIN_SIDECARS = ("-wal", "-shm", "-journal")
 CONTAINER_ID = re.compile(r"[0-9a-f]{64}")

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.brain.facts import BrainError, check_integrity, readonly, schema_version, sha256
-from bot.adapters.compose_file import fsync_directory
+from bot.files import fsync_directory, fsync_file
 from bot.config import BrainConfig
 
 RUNBOOK_NAME = "brain-pre-upgrade.db"
@@ -197,8 +197,7 @@ def _backup(source: Path, destination: Path) -> None:
             copy.commit()
         except sqlite3.Error as error:
             raise BrainError(f"snapshot of {source} failed: {error}") from None
-    with destination.open("rb") as handle:
-        os.fsync(handle.fileno())
+    fsync_file(destination)
 
 
 def _write_sidecar(snapshot: Snapshot) -> None:

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.brain.facts import BrainError, check_integrity, sha256
-from bot.adapters.compose_file import fsync_directory
+from bot.files import fsync_directory, fsync_file
 from bot.running.failpoints import failpoint
 from bot.brain.snapshots import Snapshot, brain_lock
 
@@ -86,8 +86,7 @@ def _stage(snapshot: Snapshot, brain: Path, run_id: str) -> Staged:
     destination.unlink(missing_ok=True)  # an earlier attempt's copy: created again, private from the start
     os.close(os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     shutil.copyfile(snapshot.path, destination)
-    with destination.open("rb") as handle:
-        os.fsync(handle.fileno())
+    fsync_file(destination)
     actual = sha256(destination)
     if actual != expected:
         destination.unlink(missing_ok=True)

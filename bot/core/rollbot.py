@@ -41,9 +41,9 @@ from bot.errors import InvalidRequest, RollbotError
 from bot.planning.kept_images import KeptVersions, kept_versions
 from bot.reporting.metrics import render as render_metrics
 from bot.core.foreground import PATIENCE_SECONDS, Foreground
-from bot.adapters.health import Health
 from bot.planning.plan import Plan, Rehearsal, RollbackRequest, Systems, make_plan
 from bot.planning.preflight import CheckResult
+from bot.ports import Health
 from bot.running.liveness import STALE_AFTER, owner_alive, process_owner
 from bot.running.runner import ProgressSink, Runner
 from bot.brain.snapshots import Snapshot, brain_lock, described_snapshots, list_snapshots, take_snapshot, verify

@@ -30,7 +30,7 @@ from bot.brain.facts import BrainError, LossReport, TableLoss, loss_report, sche
 from bot.brain.holders import describe_holders, holders_before_stop
 from bot.brain.swap import hard_links_work, ownership_problem
 from bot.config import BrainConfig
-from bot.adapters.docker_host import DockerFacts
+from bot.ports import DockerFacts
 from bot.planning.preflight import CheckResult, Preflight
 from bot.brain.snapshots import RUNBOOK_NAME, Snapshot, list_snapshots, verify
 from storage.schemas import SchemaSighting

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from bot.adapters.docker_host import DockerFacts
+from bot.ports import DockerFacts
 from bot.tags import ImageRef
 
 

@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from bot.planning.brain_plan import BRAIN_CHECKS, BrainChoice, BrainPlan, RunningFacts, preflight_brain
-from bot.adapters.compose import Compose, ServiceConfig
 from bot.adapters.compose_file import ImageSite, check_tag_edit, image_site
 from bot.config import Config, TargetConfig
-from bot.adapters.docker_host import ContainerFacts, DockerFacts, ImageSource
+from bot.ports import Compose, ContainerFacts, DockerFacts, ImageSource, ServiceConfig
 from bot.errors import RollbotError
 from bot.planning.kept_images import KeptVersions
 from bot.planning.preflight import Check, CheckResult, Preflight, Refused

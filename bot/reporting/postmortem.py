@@ -7,35 +7,13 @@ detection, resolution, action items, supporting information. The document is dat
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from bot.brain.facts import TableLoss
+from bot.ports import Postmortem
 from storage import RunStatus, RunView, StepStatus
-
-LABEL_PREFIX = "rollbot-run-"
-
-
-@dataclass(frozen=True)
-class Postmortem:
-    run_id: str
-    title: str
-    summary: list[str]
-    impact: list[str]
-    loss: list[TableLoss]
-    timeline: list[tuple[datetime, str]]
-    detection: list[str]
-    resolution: list[str]
-    action_items: list[str]
-    supporting: list[str]
-    attachments: list[Path] = field(default_factory=list)
-
-    @property
-    def label(self) -> str:
-        """Every ticket carries its run id as a label: how a lost create is found, not repeated."""
-        return f"{LABEL_PREFIX}{self.run_id}"
 
 
 def build(run: RunView, attachments: list[Path]) -> Postmortem:

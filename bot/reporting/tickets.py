@@ -13,32 +13,20 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from bot.adapters.compose_file import write_atomically
+from bot.files import write_atomically
+from bot.ports import Postmortem, Ticket, TicketSink
 from bot.reporting.evidence import gather
-from bot.reporting.postmortem import Postmortem, build, to_jira_wiki, to_markdown
+from bot.reporting.postmortem import build, to_jira_wiki, to_markdown
 from storage import RunView
 from storage.tickets import TicketOutbox
 
 log = logging.getLogger(__name__)
 FIRST_RETRY_SECONDS = 5
 LONGEST_RETRY_SECONDS = 600
-
-
-@dataclass(frozen=True)
-class Ticket:
-    key: str
-    url: str | None
-
-
-class TicketSink(Protocol):
-    def find(self, postmortem: Postmortem) -> Ticket | None: ...
-    def create(self, postmortem: Postmortem) -> Ticket: ...
-    def complete(self, ticket: Ticket, postmortem: Postmortem) -> None: ...
 
 
 class FileTickets:

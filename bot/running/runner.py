@@ -36,16 +36,17 @@ from bot.brain.swap import (
     stage,
     swap,
 )
-from bot.adapters.compose import Compose, compose_command
-from bot.adapters.compose_file import ComposeEdit, ImageSite, image_in, set_tag, write_atomically
+from bot.adapters.compose import compose_command
+from bot.adapters.compose_file import ComposeEdit, ImageSite, image_in, set_tag
 from bot.config import Config, TargetConfig
 from bot.errors import JournalError, RollbotError
 from bot.reporting.evidence import redacted_inspect, run_folder
 from bot.running.failpoints import failpoint
-from bot.adapters.health import Health, HealthResult
+from bot.files import write_atomically
 from bot.running.liveness import HEARTBEAT_SECONDS, heartbeat
 from bot.logs import about_run
 from bot.planning.plan import Plan, Systems, StepKind
+from bot.ports import Compose, Health, HealthResult
 from bot.running.fingerprints import changes_since, left_by
 from storage import EventKind, EventView, Journal, Lease, LostRun, NotStartable, RunKind, RunStatus, RunView, StepStatus
 

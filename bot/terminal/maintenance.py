@@ -14,7 +14,7 @@ import typer
 from rich.text import Text
 
 from bot.core.drill import describe_report
-from bot.reporting.tickets import Ticket
+from bot.ports import Ticket
 from bot.terminal.render import console, history_table, snapshot_table, ticket_table
 from bot.terminal.session import EXIT_FAILED, EXIT_OK, rollbot_for
 from storage import EventView, RunStatus, RunView

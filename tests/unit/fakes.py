@@ -22,13 +22,11 @@ from urllib.parse import quote
 
 from ruamel.yaml import YAML
 
-from bot.adapters.compose import ServiceConfig
 from bot.config import BrainConfig, Config, TargetConfig
-from bot.adapters.docker_host import ContainerFacts, ImageLocation, ImageSource, MountFacts, RunningMounts
 from bot.adapters.log_capture import Section, write_capped
 from bot.errors import ComposeError, DockerError
-from bot.adapters.health import HealthResult
 from bot.planning.plan import Systems
+from bot.ports import ContainerFacts, HealthResult, ImageLocation, ImageSource, MountFacts, RunningMounts, ServiceConfig
 from bot.tags import ImageRef
 
 REPO = "127.0.0.1:5000/rollbot-demo/engine"

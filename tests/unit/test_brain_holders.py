@@ -20,8 +20,8 @@ import pytest
 
 from bot.brain.holders import containers_holding, lock_holder, processes_holding
 from bot.brain.swap import FORENSIC_FOLDER
-from bot.adapters.docker_host import MountFacts, RunningMounts
 from bot.planning.plan import RollbackRequest, make_plan
+from bot.ports import MountFacts, RunningMounts
 from storage import EventView, Journal, RunStatus, StepStatus
 
 from .fakes import REPO, brain_contents, make_brain

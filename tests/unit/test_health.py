@@ -8,7 +8,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from bot.adapters.health import HealthProbe, HealthResult
+from bot.adapters.health import HealthProbe
+from bot.ports import HealthResult
 
 URL = "http://engine.test:8080/health"
 

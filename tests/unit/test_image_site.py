@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.adapters.compose import ServiceConfig
 from bot.adapters.compose_file import ImageSite, check_tag_edit, image_in, image_site, set_tag
+from bot.ports import ServiceConfig
 from bot.errors import ComposeFileError
 
 REPO = "reg:5000/engine"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from bot.core.rollbot import Rollbot
-from bot.adapters.docker_host import ImageSource
 from bot.planning.plan import CHECKS, CheckResult, Plan, RollbackRequest, StepKind, make_plan
+from bot.ports import ImageSource
 from storage import Journal, RunStatus, connect
 
 from .fakes import COMPOSE_TEXT, REPO, FakeHealth, World, make_world

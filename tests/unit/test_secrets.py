@@ -29,7 +29,7 @@ from bot.adapters.compose import ComposeCli
 from bot.config import Config, Settings, TicketsConfig
 from bot.reporting.evidence import redacted_inspect
 from bot.logs import JsonFormatter
-from bot.reporting.postmortem import Postmortem
+from bot.ports import Postmortem
 from bot.redaction import REDACTED, install
 from bot.wiring import ticket_sink
 from storage import connect

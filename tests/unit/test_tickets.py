@@ -14,8 +14,9 @@ import pytest
 from bot.core.rollbot import Rollbot
 from bot.planning.plan import RollbackRequest
 from bot.reporting.evidence import gather
-from bot.reporting.postmortem import Postmortem, build, to_jira_wiki
-from bot.reporting.tickets import FileTickets, Ticket, TicketDesk
+from bot.ports import Postmortem, Ticket
+from bot.reporting.postmortem import build, to_jira_wiki
+from bot.reporting.tickets import FileTickets, TicketDesk
 from storage import Journal, RunStatus, connect
 from storage.tickets import TicketOutbox, TicketStatus
 
