@@ -24,7 +24,7 @@ from bot.logs import about_run
 from bot.running.liveness import heartbeat, process_owner
 from bot.running.summary import RunSummary
 from bot.tags import describe_invalid_tag, is_valid_tag
-from storage import Journal, RunStatus, RunView, StepStatus
+from storage import EventKind, Journal, RunStatus, RunView, StepStatus
 from storage.repository import NewRun
 
 if TYPE_CHECKING:
@@ -196,8 +196,8 @@ class Drill:
         if planned.plan.refusal and not planned.plan.question:
             raise DrillFailed(f"preflight refused the {what} to {version}: {planned.plan.refusal}")
         if not planned.plan.question:
-            self._journal.note(planned.run.id, self._actor, "run.approved", {"by": DRILLED_BY, "drill": self._id,
-                                                                             "why": "approved automatically within the drill"})
+            self._journal.note(planned.run.id, self._actor, EventKind.RUN_APPROVED, {
+                "by": DRILLED_BY, "drill": self._id, "why": "approved automatically within the drill"})
         return planned
 
     def _finish(self, status: RunStatus, started: float, error: str | None) -> RunView:

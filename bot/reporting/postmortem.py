@@ -14,7 +14,7 @@ from typing import Any
 
 from bot.brain.facts import TableLoss
 from bot.running.summary import RunSummary
-from storage import RunStatus, RunView, StepStatus
+from storage import EventKind, RunStatus, RunView, StepStatus
 
 LABEL_PREFIX = "rollbot-run-"
 
@@ -104,20 +104,20 @@ def _timeline(run: RunView) -> list[tuple[datetime, str]]:
 
 
 def _describe_event(kind: str, actor: str, outcome: str | None, details: dict[str, Any], at: datetime) -> list[tuple[datetime, str]]:
-    if kind in ("run.planned", "run.refused"):
-        return [(at, "plan made" + (f", refused: {details.get('refusal')}" if kind == "run.refused" else ""))]
-    if kind == "run.confirmed":
+    if kind in (EventKind.RUN_PLANNED, EventKind.RUN_REFUSED):
+        return [(at, "plan made" + (f", refused: {details.get('refusal')}" if kind == EventKind.RUN_REFUSED else ""))]
+    if kind == EventKind.RUN_CONFIRMED:
         return [(at, f"approved by {details.get('by', actor)}")]
-    if kind == "run.started":
+    if kind == EventKind.RUN_STARTED:
         return [(at, f"rollback started (approved by {details.get('approver') or actor})")]
-    if kind == "step.started":
+    if kind == EventKind.STEP_STARTED:
         return [(at, f"step {details.get('step')} started")]
-    if kind == "step.finished":
+    if kind == EventKind.STEP_FINISHED:
         error = f": {details.get('error')}" if details.get("error") else ""
         return [(at, f"step {details.get('step')} {outcome}{error}")]
-    if kind == "run.finished":
+    if kind == EventKind.RUN_FINISHED:
         return [(at, "all-clear: healthy" if outcome == RunStatus.SUCCEEDED else f"run {outcome}")]
-    if kind == "run.interrupted":
+    if kind == EventKind.RUN_INTERRUPTED:
         return [(at, f"run found interrupted during step {details.get('step')}")]
     return []
 

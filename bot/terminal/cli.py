@@ -39,7 +39,7 @@ from bot.terminal.render import (
 from bot.reporting.tickets import Ticket
 from bot.core.drill import describe_report
 from bot.logs import use_json
-from storage import EventView, RunStatus, RunView
+from storage import EventKind, EventView, RunStatus, RunView
 from storage.tickets import TicketStatus
 
 if TYPE_CHECKING:
@@ -165,7 +165,7 @@ def drill(
               highlight=False)
 
     def phase(event: EventView) -> None:
-        if event.kind == "step.finished":
+        if event.kind == EventKind.STEP_FINISHED:
             out.print(Text(f"  {event.outcome}: {event.details.get('step')}"
                            + (f" — {event.details['error']}" if event.details.get("error") else "")), highlight=False)
 
