@@ -17,20 +17,8 @@ from bot.adapters.docker_host import DockerFacts
 from bot.brain.swap import discard_staged, put_back
 from bot.planning.plan import StepKind
 from bot.running.journal_writes import JournalWrites
-from bot.running.outcome import (
-    BrainBack,
-    Recovery,
-    Started,
-    describe_failure,
-    describe_recovery,
-)
-from bot.running.state import (
-    BEFORE_STOP,
-    ProgressSink,
-    RunState,
-    backup_path,
-    image_site,
-)
+from bot.running.outcome import BrainBack, Recovery, Started, describe_failure, describe_recovery
+from bot.running.state import BEFORE_STOP, ProgressSink, RunState, backup_path, image_site
 from storage import EventKind
 
 log = logging.getLogger(__name__)

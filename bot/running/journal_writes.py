@@ -22,15 +22,7 @@ from bot.planning.plan import StepKind
 from bot.running.fingerprints import left_by
 from bot.running.state import ProgressSink, RunState, image_site
 from bot.running.summary import RunSummary
-from storage import (
-    EventKind,
-    EventView,
-    Journal,
-    RunKind,
-    RunStatus,
-    RunView,
-    StepStatus,
-)
+from storage import EventKind, EventView, Journal, RunKind, RunStatus, RunView, StepStatus
 
 log = logging.getLogger(__name__)
 

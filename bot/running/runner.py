@@ -27,28 +27,14 @@ from bot.logs import about_run
 from bot.planning.plan import Plan, StepKind, Systems
 from bot.running.compensation import Compensation
 from bot.running.failpoints import failpoint
-from bot.running.journal_writes import (
-    JournalDown,
-    JournalWrites,
-    journal_next_action,
-    journal_retry,
-)
+from bot.running.journal_writes import JournalDown, JournalWrites, journal_next_action, journal_retry
 from bot.running.liveness import HEARTBEAT_SECONDS, heartbeat
 from bot.running.outcome import describe_failure, summarise, with_brain
 from bot.running.resume import read_back, step_reached, take_up
 from bot.running.state import BEFORE_STOP, DONE, ProgressSink, RunState, StepFailed
 from bot.running.steps import StepBodies
 from bot.running.summary import RunSummary
-from storage import (
-    EventKind,
-    EventView,
-    Journal,
-    Lease,
-    LostRun,
-    RunStatus,
-    RunView,
-    StepStatus,
-)
+from storage import EventKind, EventView, Journal, Lease, LostRun, RunStatus, RunView, StepStatus
 
 __all__ = ["JournalDown", "ProgressSink", "Runner", "StepFailed", "describe_failure", "journal_retry"]
 
