@@ -12,6 +12,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from bot.planning.preflight import CheckResult
+from bot.running.summary import RunSummary
 from storage import RunStatus, RunView, StepStatus
 
 
@@ -45,22 +46,22 @@ STEP_MARKS: dict[StepStatus, Mark] = {
 
 def summary_line(run: RunView) -> str:
     """The one line that ends a run: version, health, total time, downtime, the evidence."""
-    summary = run.summary
-    took = duration(summary.get("seconds"))
-    downtime = summary.get("downtime_seconds")
-    logs = summary.get("log_file") or "no logs captured"
+    summary = RunSummary.from_dict(run.summary)
+    took = duration(summary.seconds)
+    downtime = summary.downtime_seconds
+    logs = summary.log_file or "no logs captured"
     if run.status is RunStatus.SUCCEEDED:
         down = f", downtime {duration(downtime)}" if downtime is not None else ""
         brain = ""
-        if summary.get("forensic_copy"):
-            brain = (f"; brain {summary['brain']}, the replaced brain with the {summary['rows_rolled_back']} "
-                     f"rolled-back row(s) is kept at {summary['forensic_copy']}")
-        journal = f"; {summary['journal']}" if summary.get("journal") else ""
+        if summary.forensic_copy:
+            brain = (f"; brain {summary.brain}, the replaced brain with the {summary.rows_rolled_back} "
+                     f"rolled-back row(s) is kept at {summary.forensic_copy}")
+        journal = f"; {summary.journal}" if summary.journal else ""
         return (f"{run.target} is healthy on {run.to_version} — took {took}{down}; logs of {run.from_version}: "
                 f"{logs}{brain}{journal} (run {run.id})")
-    state = summary.get("service_state") or run.error
-    if summary.get("journal"):
-        state = f"{state}; {summary['journal']}"
+    state = summary.service_state or run.error
+    if summary.journal:
+        state = f"{state}; {summary.journal}"
     return f"rollback of {run.target} to {run.to_version} {run.status}: {run.error}. State: {state}. Next: {run.next_action} (run {run.id}, logs: {logs})"
 
 

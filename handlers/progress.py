@@ -33,7 +33,7 @@ from handlers.blocks import (
 )
 from handlers.outbox import Outbox
 from handlers.poster import SlackPoster, poster_for
-from storage import EventView, RunStatus, RunView
+from storage import EventKind, EventView, RunStatus, RunView
 
 # What chat.postMessage answers when the channel itself cannot take the message.
 UNUSABLE_CHANNEL = frozenset({"channel_not_found", "not_in_channel", "is_archived", "channel_is_archived"})
@@ -72,15 +72,15 @@ class SlackProgress:
         self._notice = notice  # why progress is not in the incident channel, told once
 
     def __call__(self, event: EventView) -> None:
-        if event.kind == "run.started":
+        if event.kind == EventKind.RUN_STARTED:
             self._started()
-        elif event.kind in ("run.resumed", "run.aborting"):
+        elif event.kind in (EventKind.RUN_RESUMED, EventKind.RUN_ABORTING):
             self._taken_up(event)
-        elif event.kind in ("step.started", "step.finished"):
+        elif event.kind in (EventKind.STEP_STARTED, EventKind.STEP_FINISHED):
             self._refresh_status()
-            if event.kind == "step.finished":
+            if event.kind == EventKind.STEP_FINISHED:
                 self._detail(event.details, event.outcome)
-        elif event.kind == "run.finished":
+        elif event.kind == EventKind.RUN_FINISHED:
             self._refresh_status()
             self._finished(event)
 
@@ -99,7 +99,7 @@ class SlackProgress:
     def _taken_up(self, event: EventView) -> None:
         run = self._read(self._run_id)
         by, step = event.details.get("by"), event.details.get("step") or "start"
-        if event.kind == "run.resumed":
+        if event.kind == EventKind.RUN_RESUMED:
             note = f":arrow_forward: Resumed by {user(str(by or 'someone'))} from step `{esc(step)}`."
         else:
             note = f":no_entry_sign: Aborted by {user(str(by or 'someone'))} at step `{esc(step)}`."

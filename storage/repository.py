@@ -91,14 +91,14 @@ class Journal(JournalHeartbeats):
         return self._claim(run_id, Move.START, actor, owner, EventKind.RUN_STARTED, {"approver": approver},
                            started_at=self._now(), approver=approver)
 
-    def reclaim(self, run_id: str, actor: str, owner: str, kind: str, details: dict[str, Any]) -> EventView:
+    def reclaim(self, run_id: str, actor: str, owner: str, kind: EventKind, details: dict[str, Any]) -> EventView:
         """Take an interrupted run back into `running` to resume or abort it: as `start`, one
         conditional UPDATE, so of two clicks or two replicas exactly one wins, and a new epoch
         that voids the lease of whoever ran it before."""
         return self._claim(run_id, Move.RECLAIM, actor, owner, kind, details,
                            reported_at=None, finished_at=None, error=None, next_action=None)
 
-    def _claim(self, run_id: str, move: Move, actor: str, owner: str, kind: str, details: dict[str, Any],
+    def _claim(self, run_id: str, move: Move, actor: str, owner: str, kind: EventKind, details: dict[str, Any],
                **values: Any) -> EventView:
         try:
             with self._sessions.begin() as session:
@@ -198,7 +198,7 @@ class Journal(JournalHeartbeats):
             details = {"error": error, "next_action": next_action, **summary}
             return self._event(session, run_id, actor, EventKind.RUN_FINISHED, status, details)
 
-    def note(self, run_id: str | None, actor: str, kind: str, details: dict[str, Any], owner: Fence = None) -> EventView:
+    def note(self, run_id: str | None, actor: str, kind: EventKind, details: dict[str, Any], owner: Fence = None) -> EventView:
         """Append a fact to the journal that is not a step boundary (e.g. what a swap is about to
         do). With a runner's lease it is written only while the runner holds the run."""
         with self._sessions.begin() as session:

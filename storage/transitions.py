@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from storage.models import EventRow, RunRow, StepRow
 from storage.run_reads import JournalReads
-from storage.runstate import TAKE_OVERS, IllegalMove, Lease, LostRun, Move, sources, target_of
+from storage.runstate import TAKE_OVERS, EventKind, IllegalMove, Lease, LostRun, Move, sources, target_of
 from storage.views import EventView
 
 Fence = Lease | str | None  # a runner's lease; an owner alone (older callers) fences on the owner only
@@ -69,7 +69,7 @@ class JournalTransitions(JournalReads):
         session: Session,
         run_id: str | None,
         actor: str,
-        kind: str,
+        kind: EventKind,
         outcome: str | None,
         details: dict[str, Any],
     ) -> EventView:

@@ -22,8 +22,9 @@ from bot.errors import InvalidRequest, RollbotError
 from bot.planning.plan import Rehearsal, RollbackRequest
 from bot.logs import about_run
 from bot.running.liveness import heartbeat, process_owner
+from bot.running.summary import RunSummary
 from bot.tags import describe_invalid_tag, is_valid_tag
-from storage import Journal, RunStatus, RunView, StepStatus
+from storage import EventKind, Journal, RunStatus, RunView, StepStatus
 from storage.repository import NewRun
 
 if TYPE_CHECKING:
@@ -159,7 +160,7 @@ class Drill:
         if run.current_step != "verify_health":
             raise DrillFailed(f"the upgrade to {self._broken} failed in step {run.current_step}, not at its health "
                               f"check: {run.error} (run {run.id})")
-        return {"run": run.id, "seconds": run.summary.get("seconds")}
+        return {"run": run.id, "seconds": RunSummary.from_dict(run.summary).seconds}
 
     def _wait_broken(self) -> dict[str, Any]:
         state = self._rollbot.service_state_of(self._target)
@@ -178,7 +179,8 @@ class Drill:
         self._facts["rollback"] = run
         if run.status is not RunStatus.SUCCEEDED:
             raise DrillFailed(f"the rollback to {version} {run.status.value}: {run.error} (run {run.id})")
-        return {"run": run.id, "seconds": run.summary.get("seconds"), "downtime_seconds": run.summary.get("downtime_seconds")}
+        summary = RunSummary.from_dict(run.summary)
+        return {"run": run.id, "seconds": summary.seconds, "downtime_seconds": summary.downtime_seconds}
 
     def _verify(self) -> dict[str, Any]:
         state = self._rollbot.service_state_of(self._target)
@@ -194,8 +196,8 @@ class Drill:
         if planned.plan.refusal and not planned.plan.question:
             raise DrillFailed(f"preflight refused the {what} to {version}: {planned.plan.refusal}")
         if not planned.plan.question:
-            self._journal.note(planned.run.id, self._actor, "run.approved", {"by": DRILLED_BY, "drill": self._id,
-                                                                             "why": "approved automatically within the drill"})
+            self._journal.note(planned.run.id, self._actor, EventKind.RUN_APPROVED, {
+                "by": DRILLED_BY, "drill": self._id, "why": "approved automatically within the drill"})
         return planned
 
     def _finish(self, status: RunStatus, started: float, error: str | None) -> RunView:
@@ -219,10 +221,11 @@ def report(drill: RunView, rollback: RunView | None, previous: RunView | None, t
     steps = {step.name: _round(step.seconds) for step in (rollback.steps if rollback else ())
              if step.status is StepStatus.SUCCEEDED}
     slowest = max(steps, key=lambda name: steps[name] or 0.0) if steps else None
+    rolled_back = RunSummary.from_dict(rollback.summary) if rollback else None
     summary: dict[str, Any] = {
         "phases": phases, "rollback_steps": steps, "total_seconds": _round(total),
-        "rollback_seconds": rollback.summary.get("seconds") if rollback else None,
-        "downtime_seconds": rollback.summary.get("downtime_seconds") if rollback else None,
+        "rollback_seconds": rolled_back.seconds if rolled_back else None,
+        "downtime_seconds": rolled_back.downtime_seconds if rolled_back else None,
         "slowest_step": slowest, "slowest_step_seconds": steps.get(slowest) if slowest else None,
         "previous_drill": previous.id if previous else None,
     }

@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from bot.running.summary import RunSummary
 from storage import RunView
 
 COMPRESS_ABOVE_BYTES = 1024 * 1024
@@ -79,7 +80,7 @@ def _health(run: RunView, folder: Path) -> Path:
     path = folder / "health.json"
     checks = [{"step": step.name, "status": step.status.value, "detail": step.detail, "error": step.error}
               for step in run.steps if step.name == "verify_health"]
-    path.write_text(json.dumps({"health_url_results": checks, "summary": run.summary.get("health")}, indent=2,
+    path.write_text(json.dumps({"health_url_results": checks, "summary": RunSummary.from_dict(run.summary).health}, indent=2,
                                default=str) + "\n", encoding="utf-8")
     return path
 

@@ -13,11 +13,12 @@ from typing import Any
 
 from bot.brain.facts import TableLoss
 from bot.ports import Postmortem
-from storage import RunStatus, RunView, StepStatus
+from bot.running.summary import RunSummary
+from storage import EventKind, RunStatus, RunView, StepStatus
 
 
 def build(run: RunView, attachments: list[Path]) -> Postmortem:
-    summary_facts = run.summary
+    summary_facts = RunSummary.from_dict(run.summary)
     outcome = {
         RunStatus.SUCCEEDED: f"{run.target} is healthy on {run.to_version}",
         RunStatus.FAILED: f"the rollback failed: {run.error}",
@@ -44,18 +45,18 @@ def build(run: RunView, attachments: list[Path]) -> Postmortem:
     )
 
 
-def _impact(run: RunView, facts: dict[str, Any]) -> list[str]:
+def _impact(run: RunView, facts: RunSummary) -> list[str]:
     lines = []
-    downtime = facts.get("downtime_seconds")
+    downtime = facts.downtime_seconds
     lines.append(f"Downtime during the rollback (drain-stop to healthy): {downtime:.1f}s" if isinstance(downtime, (int, float))
                  else "Downtime during the rollback: not measured (the run did not reach a healthy state)")
-    if facts.get("forensic_copy"):
-        snapshot = Path(str(facts.get("snapshot"))).name
+    if facts.forensic_copy:
+        snapshot = Path(str(facts.snapshot)).name
         taken = ((run.plan.get("brain") or {}).get("snapshot") or {}).get("taken_at", "?")
         swapped = next((step.started_at for step in run.steps if step.name == "swap_brain"), None)
         lines.append(f"Data-loss window: {taken} (snapshot) → {swapped or '?'} (brain swapped), UTC")
         lines.append(f"Data rolled back: the brain was restored from {snapshot}; everything written after it left the "
-                     f"live brain ({facts.get('rows_rolled_back')} rows, per table below) and is kept in the forensic copy")
+                     f"live brain ({facts.rows_rolled_back} rows, per table below) and is kept in the forensic copy")
         undone = _loss(run)
         if undone:
             lines.append(f"Rows the restore undid (counted when the plan was made): {sum(t.rows for t in undone)} added, "
@@ -81,20 +82,20 @@ def _timeline(run: RunView) -> list[tuple[datetime, str]]:
 
 
 def _describe_event(kind: str, actor: str, outcome: str | None, details: dict[str, Any], at: datetime) -> list[tuple[datetime, str]]:
-    if kind in ("run.planned", "run.refused"):
-        return [(at, "plan made" + (f", refused: {details.get('refusal')}" if kind == "run.refused" else ""))]
-    if kind == "run.confirmed":
+    if kind in (EventKind.RUN_PLANNED, EventKind.RUN_REFUSED):
+        return [(at, "plan made" + (f", refused: {details.get('refusal')}" if kind == EventKind.RUN_REFUSED else ""))]
+    if kind == EventKind.RUN_CONFIRMED:
         return [(at, f"approved by {details.get('by', actor)}")]
-    if kind == "run.started":
+    if kind == EventKind.RUN_STARTED:
         return [(at, f"rollback started (approved by {details.get('approver') or actor})")]
-    if kind == "step.started":
+    if kind == EventKind.STEP_STARTED:
         return [(at, f"step {details.get('step')} started")]
-    if kind == "step.finished":
+    if kind == EventKind.STEP_FINISHED:
         error = f": {details.get('error')}" if details.get("error") else ""
         return [(at, f"step {details.get('step')} {outcome}{error}")]
-    if kind == "run.finished":
+    if kind == EventKind.RUN_FINISHED:
         return [(at, "all-clear: healthy" if outcome == RunStatus.SUCCEEDED else f"run {outcome}")]
-    if kind == "run.interrupted":
+    if kind == EventKind.RUN_INTERRUPTED:
         return [(at, f"run found interrupted during step {details.get('step')}")]
     return []
 
@@ -131,9 +132,10 @@ def _supporting(run: RunView, attachments: list[Path]) -> list[str]:
     permalink = run.context.get("permalink")
     if permalink:
         lines.append(f"Slack thread: {permalink}")
-    if run.summary.get("forensic_copy"):
-        lines.append(f"Forensic brain copy: {run.summary['forensic_copy']} "
-                     f"(holds the {run.summary.get('rows_rolled_back')} rolled-back rows and everything before them)")
+    summary = RunSummary.from_dict(run.summary)
+    if summary.forensic_copy:
+        lines.append(f"Forensic brain copy: {summary.forensic_copy} "
+                     f"(holds the {summary.rows_rolled_back} rolled-back rows and everything before them)")
     lines += [f"Attached: {path.name}" for path in attachments]
     return lines
 

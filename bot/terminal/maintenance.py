@@ -17,7 +17,7 @@ from bot.core.drill import describe_report
 from bot.ports import Ticket
 from bot.terminal.render import console, history_table, snapshot_table, ticket_table
 from bot.terminal.session import EXIT_FAILED, EXIT_OK, rollbot_for
-from storage import EventView, RunStatus, RunView
+from storage import EventKind, EventView, RunStatus, RunView
 from storage.tickets import TicketStatus
 
 
@@ -44,7 +44,7 @@ def drill(
               highlight=False)
 
     def phase(event: EventView) -> None:
-        if event.kind == "step.finished":
+        if event.kind == EventKind.STEP_FINISHED:
             out.print(Text(f"  {event.outcome}: {event.details.get('step')}"
                            + (f" — {event.details['error']}" if event.details.get("error") else "")), highlight=False)
 

@@ -15,7 +15,7 @@ from rich.text import Text
 from bot.planning.plan import Plan
 from bot.brain.snapshots import Snapshot
 from bot.text import CHECK_MARKS, STEP_MARKS, Mark, duration, versions
-from storage import EventView, RunStatus, RunView, StepStatus
+from storage import EventKind, EventView, RunStatus, RunView, StepStatus
 from storage.tickets import TicketView
 
 # How the terminal draws each mark (bot/text.py decides which mark a check or a step gets).
@@ -115,9 +115,9 @@ class StepProgress:
 
     def __call__(self, event: EventView) -> None:
         position = event.details.get("position")
-        if event.kind == "step.started" and isinstance(position, int):
+        if event.kind == EventKind.STEP_STARTED and isinstance(position, int):
             self._started(position)
-        elif event.kind == "step.finished" and isinstance(position, int):
+        elif event.kind == EventKind.STEP_FINISHED and isinstance(position, int):
             self._finished(position, StepStatus(event.outcome or "failed"), event.details)
 
     def _started(self, position: int) -> None:
