@@ -27,7 +27,8 @@ from storage import Journal, RunStatus, RunView, StepStatus
 from storage.repository import NewRun
 
 if TYPE_CHECKING:
-    from bot.core.rollbot import PlannedRun, Rollbot
+    from bot.core.outcomes import PlannedRun
+    from bot.core.rollbot import Rollbot
     from bot.running.runner import ProgressSink
 
 DRILL = "drill"

@@ -23,7 +23,8 @@ from sqlalchemy.exc import OperationalError
 
 from bot import redaction
 from bot.config import config_path, load_settings
-from bot.core.rollbot import PlannedRun, Recovery, Rollbot
+from bot.core.outcomes import PlannedRun, Recovery
+from bot.core.rollbot import Rollbot
 from bot.errors import RollbotError, report_unexpected
 from bot.planning.brain_plan import BrainChoice
 from bot.planning.plan import RollbackRequest
