@@ -121,9 +121,10 @@ class Rollbacks:
         if isinstance(found, Outcome):
             return found
         run, target = found
-        if decision is Decision.CONFIRM and _asks(run):
+        journaled = _journaled_plan(run)
+        if decision is Decision.CONFIRM and _asks(journaled):
             return Outcome(refusal="this plan asks whether to restore the brain first: answer it with its buttons")
-        restores = bool((run.plan.get("brain") or {}).get("restore"))
+        restores = journaled is not None and journaled.restores_brain
         if decision is Decision.CONFIRM and confirms_brain_restore is not None and confirms_brain_restore != restores:
             return Outcome(refusal="this plan restores the brain: only its brain-restore approval starts it" if restores
                            else "this plan does not restore the brain; confirm it with its rollback button")
@@ -143,7 +144,7 @@ class Rollbacks:
     def _confirm(self, run: RunView, user: str, sink_for: Callable[[RunView], ProgressSink | None]) -> Outcome:
         """Run the plan a person confirmed, unless the facts it was made from changed since:
         then it is superseded by a fresh plan, which needs its own confirmation."""
-        request = _request_of(run)
+        request = _request_of(run, _journaled_plan(run))
         fresh = self._make_plan(request)
         changed = changed_facts(plan_facts(run.plan), plan_facts(fresh))
         if fresh.refusal or changed:
@@ -174,7 +175,8 @@ class Rollbacks:
         if isinstance(found, Outcome):
             return found
         run, target = found
-        if not _asks(run):
+        journaled = _journaled_plan(run)
+        if not _asks(journaled):
             return Outcome(refusal="this plan asks no question; confirm or cancel it with its buttons")
         if user != run.requester and not is_one_of(user, target.approvers, members_of):
             return Outcome(refusal=f"only the requester or an approver of {target.name} can answer this plan")
@@ -183,7 +185,7 @@ class Rollbacks:
             return Outcome(refusal=self._expired())
         if not self._journal.cancel(run_id, user, f"answered by {user}: {choice.value} the brain"):
             return Outcome(refusal=_not_open(self._journal.run(run_id)))  # another click won meanwhile
-        return Outcome(replanned=self.plan(replace(_request_of(run), brain=choice)))
+        return Outcome(replanned=self.plan(replace(_request_of(run, journaled), brain=choice)))
 
     def _expired(self) -> str:
         return f"this plan expired after {self._config.plan_ttl_minutes:g} minutes; ask again with a fresh plan"
@@ -196,16 +198,21 @@ class Rollbacks:
         return found
 
 
-def _request_of(run: RunView) -> RollbackRequest:
-    asked = run.plan.get("request") or {}
-    return RollbackRequest(
-        run.target, run.to_version, run.requester, run.reason, BrainChoice(asked.get("brain", BrainChoice.AUTO))
-    )
+def _journaled_plan(run: RunView) -> Plan | None:
+    """The plan as it was journaled; None for a run recorded without one (every plan rollbot
+    makes carries its request, so a plan without it was not made by `plan`)."""
+    return Plan.from_dict(run.plan) if run.plan.get("request") else None
 
 
-def _asks(run: RunView) -> bool:
+def _request_of(run: RunView, journaled: Plan | None) -> RollbackRequest:
+    """The request again, for a re-plan: as the run records it, with the brain choice its plan was made with."""
+    brain = journaled.request.brain if journaled is not None else BrainChoice.AUTO
+    return RollbackRequest(run.target, run.to_version, run.requester, run.reason, brain)
+
+
+def _asks(plan: Plan | None) -> bool:
     """The journaled plan stops at a question for a person."""
-    return any(check.get("result") == CheckResult.ASK for check in run.plan.get("checks", []))
+    return plan is not None and any(check.result is CheckResult.ASK for check in plan.checks)
 
 
 def _not_open(run: RunView) -> str:
