@@ -9,7 +9,7 @@ from slack_bolt import Ack, App, BoltContext
 
 from bot.planning.approvals import Decision
 from bot.planning.brain_plan import BrainChoice
-from bot.core.rollbot import Outcome, Recovery
+from bot.core.outcomes import Outcome, Recovery
 from handlers.blocks import closed_plan_message, esc, plan_message
 from handlers.ids import ActionId, AnswerActionId, RecoveryActionId
 from handlers.services import Services

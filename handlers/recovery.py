@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from bot.core.rollbot import ServiceState
+from bot.core.outcomes import ServiceState
 from handlers.blocks import interruption_message, status_message
 from handlers.services import Services
 from storage import RunView

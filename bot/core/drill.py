@@ -15,21 +15,21 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from bot.brain.snapshots import Snapshot
+from bot.config import Config
+from bot.core.outcomes import PlannedRun, ServiceState
 from bot.planning.brain_plan import BrainChoice
 from bot.errors import InvalidRequest, RollbotError
 from bot.planning.plan import Rehearsal, RollbackRequest
 from bot.logs import about_run
 from bot.running.liveness import heartbeat, process_owner
 from bot.running.summary import RunSummary
+from bot.running.state import ProgressSink
 from bot.tags import describe_invalid_tag, is_valid_tag
 from storage import EventKind, Journal, RunStatus, RunView, StepStatus
 from storage.repository import NewRun
-
-if TYPE_CHECKING:
-    from bot.core.rollbot import PlannedRun, Rollbot
-    from bot.running.runner import ProgressSink
 
 DRILL = "drill"
 STALE_DRILL = timedelta(days=90)
@@ -59,6 +59,27 @@ class DrillFailed(RollbotError):
     """A phase did not go as the drill needs; the message says what and what state it left."""
 
 
+class DrillCore(Protocol):
+    """The few things a drill asks of the core (bot/core/rollbot.py, which starts drills): a drill
+    plans and runs rollbacks as a person would, so it goes through the same front door."""
+
+    @property
+    def config(self) -> Config: ...
+
+    def service_state_of(self, target_name: str) -> ServiceState: ...
+
+    def take_snapshot(self, target_name: str, actor: str) -> Snapshot: ...
+
+    def plan(self, request: RollbackRequest) -> PlannedRun: ...
+
+    def execute(self, planned: PlannedRun, actor: str, sink: ProgressSink | None = None, approver: str | None = None,
+                postmortem: bool = True) -> RunView: ...
+
+    def cancel(self, run_id: str, actor: str, why: str) -> None: ...
+
+    def remember(self, run_id: str, **context: object) -> None: ...
+
+
 def rehearsal(journal: Journal, target: str, rehearsed_by: list[str], now: datetime | None = None) -> Rehearsal | None:
     """From the drills of `target` and of the targets that rehearse it, newest first; None without any."""
     drills = sorted((run for name in [target, *rehearsed_by] for run in journal.runs(name, limit=10, kind=DRILL)
@@ -82,7 +103,7 @@ def rehearsal(journal: Journal, target: str, rehearsed_by: list[str], now: datet
 class Drill:
     """One drill of one target, phase by phase, each journaled like a runner's step."""
 
-    def __init__(self, rollbot: Rollbot, journal: Journal, target: str, broken: str, actor: str,
+    def __init__(self, rollbot: DrillCore, journal: Journal, target: str, broken: str, actor: str,
                  sink: ProgressSink | None = None, rollback_sink: Callable[[RunView], ProgressSink | None] | None = None
                  ) -> None:
         self._rollbot = rollbot

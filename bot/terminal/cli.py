@@ -13,7 +13,8 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from bot.core.rollbot import PlannedRun, Recovery, Rollbot
+from bot.core.outcomes import PlannedRun, Recovery
+from bot.core.rollbot import Rollbot
 from bot.planning.brain_plan import BrainChoice
 from bot.planning.plan import RollbackRequest
 from bot.terminal.render import StepProgress, console, render_plan

@@ -28,7 +28,7 @@ from handlers.blocks import (
     status_message,
 )
 from handlers.ids import ActionId, AnswerActionId
-from bot.core.rollbot import ServiceState
+from bot.core.outcomes import ServiceState
 from storage import EventView, Journal, RunStatus, RunView, StepStatus, StepView
 
 from .fakes import REPO, FakeHealth, World, brain_config, make_brain, make_world, upgrade_brain

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from bot.brain.swap import forensic_dir
-from bot.core.rollbot import Recovery, Rollbot
+from bot.core.outcomes import Recovery
+from bot.core.rollbot import Rollbot
 from bot.planning.plan import Plan, StepKind
 from bot.running.runner import Runner
 from storage import EventView, Journal, RunStatus, StepStatus

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from bot.core.rollbot import Recovery, Rollbot
+from bot.core.outcomes import Recovery
+from bot.core.rollbot import Rollbot
 from bot.planning.plan import RollbackRequest, StepKind
 from bot.running.runner import Runner, StepFailed
 from storage import Journal, Lease, LostRun, NotStartable, RunStatus, StepStatus, connect
