@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from functools import partial
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -144,8 +145,9 @@ class Runner:
             if self._stopping.is_set():
                 return self._shut_down(state, step.kind, notify)
             failpoint(f"step:before:{step.kind}")
-            self._writes.boundary(state, notify, lambda: self._journal.step_started(
-                run_id, position, self._actor, owner=state.lease))
+            # Bound now: a write kept for later (the journal down after the stop) names this step.
+            self._writes.boundary(state, notify, partial(self._journal.step_started,
+                                                         run_id, position, self._actor, owner=state.lease))
             if step.skip_reason:
                 self._writes.boundary(state, notify, self._writes.step_end(state, position, StepStatus.SKIPPED,
                                                                            {"skipped": step.skip_reason}))

@@ -132,6 +132,9 @@ def test_a_journal_that_heals_after_the_engine_is_up_gets_the_whole_story(
     assert run.status is RunStatus.SUCCEEDED
     assert [s.status for s in run.steps] == [StepStatus.SUCCEEDED] * len(ALL_STEPS)
     assert world.compose.running_image() == f"{REPO}:2.3.1"
+    started = [e.details.get("step") for e in Journal(engine).run(run_id).events
+               if e.kind == "step.started"]
+    assert started == ALL_STEPS, "each write kept for later names its own step, not the last one"
 
 
 def test_a_write_that_fails_twice_is_retried_at_the_stop_boundary(world: World, faulty: tuple[Engine, Fault]) -> None:
