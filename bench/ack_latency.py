@@ -45,11 +45,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from handlers.ids import ActionId  # noqa: E402
-from tests.integration.demo import BROKEN, DEMO_VERSIONS, HEALTHY, build_demo_images, deployment, require_docker  # noqa: E402
-from tests.integration.slack_harness import COMMAND_CHANNEL, SIGNING_SECRET, Bot, button, serving, wait_for  # noqa: E402
-from tests.slackapi.fake_slack import FakeSlack  # noqa: E402
-from tests.slackapi.signing import signed_headers, slash_command  # noqa: E402
+from handlers.ids import ActionId
+from tests.integration.demo import BROKEN, DEMO_VERSIONS, HEALTHY, build_demo_images, deployment, require_docker
+from tests.integration.slack_harness import COMMAND_CHANNEL, SIGNING_SECRET, Bot, button, serving, wait_for
+from tests.slackapi.fake_slack import FakeSlack
+from tests.slackapi.signing import signed_headers, slash_command
 
 GOAL_P99_MS = 100.0
 
@@ -92,7 +92,7 @@ def send_all(port: int, requests: list[bytes], concurrency: int) -> list[Ack]:
 async def _send_all(port: int, requests: list[bytes], concurrency: int) -> list[Ack]:
     connections = [await asyncio.open_connection("127.0.0.1", port) for _ in range(concurrency)]
     shares = [requests[worker::concurrency] for worker in range(concurrency)]
-    answers = await asyncio.gather(*(_send(*connection, share) for connection, share in zip(connections, shares)))
+    answers = await asyncio.gather(*(_send(*connection, share) for connection, share in zip(connections, shares, strict=True)))
     for _, writer in connections:
         writer.close()
     return [ack for share in answers for ack in share]
@@ -117,7 +117,7 @@ async def _send(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, requ
 
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def report(label: str, values: list[float]) -> tuple[float, float]:
@@ -136,7 +136,7 @@ class CpuWatch:
 
     def others_cores(self, seconds: float) -> float:
         """Cores' worth of CPU that processes other than `pids` used since the start."""
-        machine, ours = (now - then for now, then in zip(self._read(), self._start))
+        machine, ours = (now - then for now, then in zip(self._read(), self._start, strict=True))
         return (machine - ours) / seconds
 
     def _read(self) -> tuple[float, float]:

@@ -20,8 +20,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from bot.brain.facts import readonly, sha256
-from bot.brain.swap import discard_staged, stage
 from bot.brain.snapshots import Snapshot
+from bot.brain.swap import discard_staged, stage
 from bot.files import fsync_file
 
 MEMORY_TABLES = ("episodes", "knowledge", "social_graph", "conversations", "feedback")

@@ -70,7 +70,7 @@ def rule(title: str) -> None:
 
 
 def row(*cells: object, widths: tuple[int, ...]) -> None:
-    print("  ".join(str(cell).ljust(width) for cell, width in zip(cells, widths)).rstrip())
+    print("  ".join(str(cell).ljust(width) for cell, width in zip(cells, widths, strict=False)).rstrip())
 
 
 def load_average() -> str:

@@ -58,6 +58,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -248,7 +249,7 @@ def bench_copies(result: SizeResult, work: Path) -> None:
         for name in names[round_ % 3:] + names[: round_ % 3]:
             total = 0.0
             for copy_number in range(batch):
-                total += timed(lambda: methods[name](f"bench{round_}-{copy_number}"))
+                total += timed(partial(methods[name], f"bench{round_}-{copy_number}"))
                 copy.unlink(missing_ok=True)
             result.copies.setdefault(name, []).append(total / batch)
         progress(f"{result.size.label}: copy round {round_ + 1}/{COPY_ROUNDS} done")

@@ -69,7 +69,7 @@ class TargetConfig(_Frozen):
     def _compose_file_from_list(cls, data: Any) -> Any:
         """`compose_files` alone is enough: its first file is the compose file (the project's folder)."""
         if isinstance(data, dict) and not data.get("compose_file") and data.get("compose_files"):
-            return {**data, "compose_file": list(data["compose_files"])[0]}
+            return {**data, "compose_file": next(iter(data["compose_files"]))}
         return data
 
     @property
@@ -99,7 +99,7 @@ class TicketsConfig(_Frozen):
     fields: dict[str, Any] = Field(default_factory=dict)  # extra Jira fields, e.g. {"priority": {"name": "High"}}
 
     @model_validator(mode="after")
-    def _jira_needs_a_project(self) -> "TicketsConfig":
+    def _jira_needs_a_project(self) -> TicketsConfig:
         if self.kind == "jira" and not self.project:
             raise ValueError("tickets.kind jira needs tickets.project (the Jira project key)")
         return self
@@ -230,7 +230,7 @@ def _describe(path: Path, error: ValidationError) -> str:
             message = "required key is missing"
         else:
             message = message.replace("Value error, ", "expected ").replace("Input should be", "expected")
-            if "input" in problem and not isinstance(problem["input"], (dict, list)):
+            if not isinstance(problem["input"], (dict, list)):
                 message += f", got {str(problem['input'])[:60]!r}"
         lines.append(f"{path}: {key}: {message}")
     return "\n".join(lines)

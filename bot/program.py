@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from sqlalchemy.exc import OperationalError
@@ -52,7 +52,7 @@ def build_command_line() -> typer.Typer:
 def _options(
     ctx: typer.Context,
     config: Annotated[
-        Optional[Path], typer.Option("--config", "-c", help="YAML config (default: $ROLLBOT_CONFIG or ./rollbot.yaml)")
+        Path | None, typer.Option("--config", "-c", help="YAML config (default: $ROLLBOT_CONFIG or ./rollbot.yaml)")
     ] = None,
 ) -> None:
     ctx.obj = config_path(config)
@@ -106,7 +106,7 @@ def _stop_serving(_signum: int, _frame: object) -> None:
     raise SystemExit(0)
 
 
-def _stop_gracefully(rollbot: Rollbot, outbox: "Outbox") -> None:
+def _stop_gracefully(rollbot: Rollbot, outbox: Outbox) -> None:
     timeout = rollbot.config.shutdown_timeout_seconds
     log.warning("rollbot is stopping: no new runs; runs in flight end at their next step boundary (at most %.0fs)", timeout)
     cut_short = rollbot.stop_gracefully(timeout)
@@ -129,7 +129,7 @@ def _file_tickets_in_background(rollbot: Rollbot, every_seconds: float = 10.0) -
         while True:
             try:
                 desk.process()
-            except Exception:  # noqa: BLE001 - the loop must outlive a bad attempt
+            except Exception:
                 log.exception("the postmortem ticket loop failed once; it goes on")
             time.sleep(every_seconds)
 

@@ -77,5 +77,5 @@ def duration(seconds: object) -> str:
     an older rollbot, a step that never ended) is `?` rather than an error."""
     if not isinstance(seconds, (int, float)):
         return "?"
-    minutes, rest = divmod(int(round(seconds)), 60)
+    minutes, rest = divmod(round(seconds), 60)
     return f"{minutes}m{rest:02d}s" if minutes else f"{seconds:.1f}s"

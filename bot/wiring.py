@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-
 from typing import Any
 
 from bot.adapters.compose import ComposeCli
-from bot.config import Config, Settings, TargetConfig, load_config, load_settings
-from bot.errors import ConfigError
-from bot.reporting.tickets import FileTickets, JiraTickets, TicketDesk
-from bot.core.rollbot import Rollbot
 from bot.adapters.docker_host import DockerHost
 from bot.adapters.health import HealthProbe
+from bot.config import Config, Settings, TargetConfig, load_config, load_settings
+from bot.core.rollbot import Rollbot
+from bot.errors import ConfigError
 from bot.planning.plan import Systems
 from bot.ports import TicketSink
+from bot.reporting.tickets import FileTickets, JiraTickets, TicketDesk
 from storage import Journal, connect
 from storage.tickets import TicketOutbox
 

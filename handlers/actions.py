@@ -7,9 +7,9 @@ from typing import Any
 
 from slack_bolt import Ack, App, BoltContext
 
+from bot.core.outcomes import Outcome, Recovery
 from bot.planning.approvals import Decision
 from bot.planning.brain_plan import BrainChoice
-from bot.core.outcomes import Outcome, Recovery
 from handlers.blocks import closed_plan_message, esc, plan_message
 from handlers.ids import ActionId, AnswerActionId, RecoveryActionId
 from handlers.services import Services
@@ -56,7 +56,7 @@ def on_answer_click(ack: Ack, body: dict[str, Any], action: dict[str, Any], cont
         services.guarded(channel, user, _answer, run_id, user, channel, choice, _seen_on(body, channel))
 
 
-def _click(body: dict[str, Any], action: dict[str, Any]) -> tuple[str, str, str | None]:
+def _click(body: dict[str, Any], action: object) -> tuple[str, str, str | None]:
     """Who clicked, where, and the run id the button carries (None when any is missing)."""
     user = str((body.get("user") or {}).get("id") or "")
     channel = str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or "")

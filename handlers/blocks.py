@@ -21,8 +21,8 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.core.outcomes import ServiceState, TargetStatus
 from bot.core.drill import describe_report
+from bot.core.outcomes import ServiceState, TargetStatus
 from bot.planning.plan import Plan
 from bot.text import CHECK_MARKS, STEP_MARKS, Mark, summary_line, versions
 from handlers.ids import ActionId, AnswerActionId, BlockId, RecoveryActionId

@@ -16,6 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from handlers.poster import retry_after, retryable
@@ -112,6 +113,6 @@ class Outbox:
         )
         try:
             return retrying(call)
-        except Exception:  # noqa: BLE001 - a message that cannot be delivered must not stop the others
+        except Exception:
             log.exception("a Slack call failed for good and was dropped")
             return None

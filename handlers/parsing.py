@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from bot.planning.brain_plan import BrainChoice
 from bot.errors import InvalidRequest
+from bot.planning.brain_plan import BrainChoice
 from bot.tags import describe_invalid_tag, is_valid_tag
 
 MAX_TEXT = 2000

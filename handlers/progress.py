@@ -13,9 +13,9 @@ which is told why, so no progress message is lost.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import replace
-import logging
 from typing import Any
 
 from slack_sdk import WebClient

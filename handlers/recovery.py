@@ -71,7 +71,7 @@ def watch_interruptions(services: Services, every_seconds: float = 10.0) -> thre
         while not stop.is_set():
             try:
                 report_interruptions(services)
-            except Exception:  # noqa: BLE001 - the watch must outlive a bad round
+            except Exception:
                 log.exception("looking for interrupted runs failed once; it goes on")
             stop.wait(every_seconds)
 

@@ -45,8 +45,8 @@ from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_sdk.socket_mode.builtin import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 
-from bot.errors import ConfigError, report_unexpected
 from bot.core.foreground import Foreground
+from bot.errors import ConfigError, report_unexpected
 from bot.reporting.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from handlers.inbound import Checked, Refusal, read
 

@@ -86,7 +86,7 @@ class Services:
         """An ephemeral message: refusals and errors go only to the person who clicked or typed."""
         self.outbox.send(lambda: self.poster.ephemeral(channel, user, text))
 
-    def guarded(self, channel: str, user: str, work: Callable[[Services, Unpack[Args]], None], *args: Unpack[Args],
+    def guarded(self, channel: str, user: str, work: Callable[[Services, Unpack[Args]], None], *args: *Args,
                 runs: bool = False) -> None:
         """Run `work(self, *args)` after the ack; a failure reaches the person as one line, never a
         traceback. Typed by its arguments, so a listener that hands `work` the wrong ones fails

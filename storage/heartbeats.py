@@ -12,6 +12,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from storage.database import rows_changed
 from storage.models import RunRow
 from storage.runstate import EventKind, IllegalMove, Lease, LostRun, Move, target_of
 from storage.transitions import JournalTransitions, db_now
@@ -66,7 +67,7 @@ class JournalHeartbeats(JournalTransitions):
 
     def _interrupt(self, session: Session, run: RunRow, actor: str, stale: bool) -> bool:
         beat = RunRow.heartbeat_at.is_(None) if run.heartbeat_at is None else RunRow.heartbeat_at == run.heartbeat_at
-        claimed = session.execute(
+        claimed = rows_changed(session.execute(
             update(RunRow)
             .where(RunRow.id == run.id, RunRow.status == RunStatus.RUNNING, RunRow.epoch == run.epoch,
                    RunRow.owner == run.owner if run.owner is not None else RunRow.owner.is_(None), beat)
@@ -79,7 +80,7 @@ class JournalHeartbeats(JournalTransitions):
                             "the journal shows which steps finished. Resume or abort the run.",
             )
             .execution_options(synchronize_session=False)
-        ).rowcount
+        ))
         if claimed == 1:
             self._event(
                 session, run.id, actor, EventKind.RUN_INTERRUPTED, RunStatus.INTERRUPTED,
@@ -96,8 +97,8 @@ class JournalHeartbeats(JournalTransitions):
     def claim_report(self, run_id: str) -> bool:
         """True for exactly one caller per interruption: the one that reports it."""
         with self._sessions.begin() as session:
-            return session.execute(
+            return rows_changed(session.execute(
                 update(RunRow)
                 .where(RunRow.id == run_id, RunRow.status == RunStatus.INTERRUPTED, RunRow.reported_at.is_(None))
                 .values(reported_at=self._now())
-            ).rowcount == 1
+            )) == 1

@@ -21,8 +21,19 @@ from storage.schemas import SchemaSighting
 from storage.transitions import Fence, db_now, lock_run
 from storage.views import EventView, NewRun, RunStatus, RunView, StepStatus, StepView
 
-__all__ = ["Journal", "NotStartable", "LostRun", "IllegalMove", "Lease", "NewRun", "RunStatus", "StepStatus",
-           "RunView", "StepView", "EventView"]
+__all__ = [
+    "EventView",
+    "IllegalMove",
+    "Journal",
+    "Lease",
+    "LostRun",
+    "NewRun",
+    "NotStartable",
+    "RunStatus",
+    "RunView",
+    "StepStatus",
+    "StepView",
+]
 
 
 class NotStartable(IllegalMove):

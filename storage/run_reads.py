@@ -58,7 +58,8 @@ class JournalReads:
                      .where(RunRow.id.in_(select(newest.c.id)), StepRow.finished_at.is_not(None),
                             StepRow.started_at.is_not(None)))
             return [(target, name, status, (finished - started).total_seconds())
-                    for target, name, status, started, finished in session.execute(query)]
+                    for target, name, status, started, finished in session.execute(query)
+                    if started is not None and finished is not None]
 
     def run(self, run_id: str) -> RunView:
         with self._sessions() as session:

@@ -16,11 +16,15 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import sessionmaker
 
+from storage.database import rows_changed
 from storage.models import TicketRow
 
 LEASE = timedelta(minutes=2)
 # INSERT … ON CONFLICT DO NOTHING, which both backends have and SQLAlchemy spells per dialect.
-_INSERT_IF_ABSENT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+# Both dialects' INSERT can skip a row that exists; the generic one cannot.
+_INSERT_IF_ABSENT: dict[str, Callable[[type[TicketRow]], sqlite.Insert | postgresql.Insert]] = {
+    "sqlite": sqlite.insert, "postgresql": postgresql.insert,
+}
 
 
 class TicketStatus(StrEnum):
@@ -72,9 +76,9 @@ class TicketOutbox:
                 condition = [TicketRow.run_id == run_id, TicketRow.status == TicketStatus.PENDING]
                 if not force:
                     condition.append(TicketRow.next_attempt_at <= now)
-                taken = session.execute(
+                taken = rows_changed(session.execute(
                     update(TicketRow).where(*condition).values(next_attempt_at=now + LEASE, updated_at=now)
-                ).rowcount
+                ))
             if taken == 1:
                 claimed.append(run_id)
         return claimed

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
+from storage.database import rows_changed
 from storage.models import EventRow, RunRow, StepRow
 from storage.run_reads import JournalReads
 from storage.runstate import TAKE_OVERS, EventKind, IllegalMove, Lease, LostRun, Move, sources, target_of
@@ -39,9 +40,9 @@ class JournalTransitions(JournalReads):
         if move in TAKE_OVERS:
             values["epoch"] = RunRow.epoch + 1
         values["status"] = target_of(move, allowed[0])
-        moved = session.execute(
+        moved = rows_changed(session.execute(
             update(RunRow).where(*where).values(**values).execution_options(synchronize_session=False)
-        ).rowcount
+        ))
         if moved != 1:
             raise self._refusal(session, run_id, move, fence)
         session.expire_all()
@@ -83,9 +84,9 @@ def db_now(session: Session) -> datetime:
     """Now by the database's clock (UTC): what heartbeats are stamped and judged with, so a
     replica's own clock, however far off, never decides whether a run is alive."""
     if session.get_bind().dialect.name == "postgresql":
-        value = session.execute(text("SELECT clock_timestamp()")).scalar_one()
+        value: datetime = session.execute(text("SELECT clock_timestamp()")).scalar_one()
         return value.astimezone(UTC)
-    stamp = session.execute(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")).scalar_one()
+    stamp: str = session.execute(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")).scalar_one()
     return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC)
 
 

@@ -42,7 +42,7 @@ DEFAULT_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-c
 FindContainers = Callable[[str, str], list[str]]
 
 # Compose's answers, per (folder, --file arguments, service): see `ComposeCli._cached`.
-_ANSWERS: dict[tuple[Path, tuple[Path, ...], str], tuple[str, tuple[Any, ...], ServiceConfig]] = {}
+_ANSWERS: dict[tuple[Path, tuple[Path, ...], str], tuple[tuple[Any, ...], tuple[Any, ...], ServiceConfig]] = {}
 _ANSWERS_LOCK = threading.Lock()
 
 
@@ -266,7 +266,7 @@ def _override_of(compose_file: Path) -> tuple[Path, ...]:
 
 def _stamps(paths: Sequence[Path]) -> tuple[Any, ...]:
     """(path, inode, size, mtime) of each file; a missing file stamps as absent."""
-    stamped = []
+    stamped: list[tuple[Any, ...]] = []
     for path in paths:
         try:
             stat = path.stat()

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 
 from bot.config import without_secrets
@@ -206,7 +207,7 @@ def _env_tag_edit(path: Path, variable: str, tag: str) -> ComposeEdit:
     assert match is not None
     lines[number] = f"{match['lead']}{match['quote']}{tag}{match['quote']}{match['rest']}{match['end']}"
     after = "".join(lines)
-    changed = [n for n, (a, b) in enumerate(zip(before.splitlines(True), after.splitlines(True))) if a != b]
+    changed = [n for n, (a, b) in enumerate(zip(before.splitlines(True), after.splitlines(True), strict=False)) if a != b]
     if len(after.splitlines(True)) != len(lines) or changed not in ([number], []) or _env_value(path, after, variable)[1] != tag:
         raise ComposeFileError(f"{path}: editing {variable} in place would change more than its value; edit it by hand")
     return ComposeEdit(path, before, after, f"{variable}={old}", f"{variable}={tag}")
@@ -246,7 +247,7 @@ def _locate_image(path: Path, text: str | None, service: str) -> tuple[Any, str,
     if not isinstance(services, dict):
         raise ComposeFileError(f"{path}: no 'services:' mapping; is this a compose file?")
     body = services.get(service)
-    if not isinstance(body, dict):
+    if not isinstance(body, CommentedMap):  # the round-trip loader makes every mapping one
         known = ", ".join(sorted(str(name) for name in services)) or "none"
         raise ComposeFileError(f"{path}: no service '{service}' (services: {known})")
     image = body.get("image")

@@ -231,8 +231,9 @@ def _first_name(container: dict[str, Any]) -> str:
 
 def _parse_docker_time(value: str | None) -> datetime | None:
     """Docker writes RFC 3339 with nanoseconds; Python reads at most microseconds."""
-    match = DOCKER_TIME.fullmatch(value or "")
-    if match is None or value.startswith("0001-"):
+    text = value or ""
+    match = DOCKER_TIME.fullmatch(text)
+    if match is None or text.startswith("0001-"):
         return None
     seconds, fraction, zone = match.groups()
     zone = "+00:00" if zone == "Z" else zone

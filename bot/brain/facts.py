@@ -203,7 +203,7 @@ def _key_columns(brain: sqlite3.Connection, table: str) -> list[str]:
 
 
 def _time_column(brain: sqlite3.Connection, table: str) -> str | None:
-    columns = [(row[1], (row[2] or "").upper()) for row in brain.execute(f"PRAGMA main.table_info({_quote(table)})")]
+    columns: list[tuple[str, str]] = [(str(row[1]), str(row[2] or "").upper()) for row in brain.execute(f"PRAGMA main.table_info({_quote(table)})")]
     by_name = {name.lower(): name for name, _ in columns}
     for candidate in TIME_COLUMN_NAMES:
         if candidate in by_name:

@@ -44,8 +44,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.brain.facts import BrainError, check_integrity, readonly, schema_version, sha256
-from bot.files import fsync_directory, fsync_file
 from bot.config import BrainConfig
+from bot.files import fsync_directory, fsync_file
 
 RUNBOOK_NAME = "brain-pre-upgrade.db"
 SNAPSHOT_SUFFIXES = (".sqlite", ".db", ".sqlite3")

@@ -37,9 +37,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.brain.facts import BrainError, check_integrity, sha256
+from bot.brain.snapshots import Snapshot, brain_lock
 from bot.files import fsync_directory, fsync_file
 from bot.running.failpoints import failpoint
-from bot.brain.snapshots import Snapshot, brain_lock
 
 SIDECARS = ("-wal", "-shm", "-journal")
 FORENSIC_FOLDER = "rollbot-forensic"

@@ -20,13 +20,13 @@ from typing import Any, Protocol
 from bot.brain.snapshots import Snapshot
 from bot.config import Config
 from bot.core.outcomes import PlannedRun, ServiceState
-from bot.planning.brain_plan import BrainChoice
 from bot.errors import InvalidRequest, RollbotError
-from bot.planning.plan import Rehearsal, RollbackRequest
 from bot.logs import about_run
+from bot.planning.brain_plan import BrainChoice
+from bot.planning.plan import Rehearsal, RollbackRequest
 from bot.running.liveness import heartbeat, process_owner
-from bot.running.summary import RunSummary
 from bot.running.state import ProgressSink
+from bot.running.summary import RunSummary
 from bot.tags import describe_invalid_tag, is_valid_tag
 from storage import EventKind, Journal, RunStatus, RunView, StepStatus
 from storage.repository import NewRun

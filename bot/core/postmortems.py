@@ -19,7 +19,7 @@ class Postmortems:
         """An interrupted run is not over: it is resumed or aborted, and then it is owed one."""
         try:
             status = self._journal.run(run_id).status
-        except Exception:  # noqa: BLE001 - the run's own last message said where the service is
+        except Exception:
             log.exception("cannot read run %s back from the journal; its postmortem waits", run_id)
             return
         if status.is_final and status is not RunStatus.INTERRUPTED:
@@ -32,5 +32,5 @@ class Postmortems:
         try:
             self._tickets.owe(run_id)
             self._tickets.process()
-        except Exception:  # noqa: BLE001 - a ticket never fails a rollback
+        except Exception:
             log.exception("filing the postmortem of run %s failed; it stays in the outbox", run_id)

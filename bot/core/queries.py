@@ -10,7 +10,6 @@ import logging
 
 from sqlalchemy.exc import NoResultFound
 
-from bot.ports import Health
 from bot.brain.snapshots import list_snapshots
 from bot.config import Config, TargetConfig
 from bot.core.drill import rehearsal
@@ -19,6 +18,7 @@ from bot.core.sightings import saw_healthy
 from bot.errors import RollbotError
 from bot.planning.kept_images import KeptVersions, kept_versions
 from bot.planning.plan import Rehearsal, Systems
+from bot.ports import Health
 from bot.reporting.metrics import render as render_metrics
 from bot.reporting.tickets import TicketDesk
 from storage import Journal, RunKind, RunView

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 
-from bot.ports import Health
 from bot.brain.snapshots import Snapshot
 from bot.config import Config
 from bot.core.drill import Drill
@@ -28,6 +27,7 @@ from bot.errors import InvalidRequest
 from bot.planning.approvals import Decision, MembersOf, Verdict
 from bot.planning.brain_plan import BrainChoice
 from bot.planning.plan import Rehearsal, RollbackRequest, Systems
+from bot.ports import Health
 from bot.reporting.tickets import TicketDesk
 from bot.running.runner import ProgressSink
 from storage import Journal, RunView

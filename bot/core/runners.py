@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import threading
 
-from bot.ports import Health
 from bot.config import Config, TargetConfig
 from bot.core.sightings import saw_healthy
 from bot.planning.plan import Systems
+from bot.ports import Health
 from bot.running.liveness import process_owner
 from bot.running.runner import Runner
 from storage import Journal

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from bot.ports import Health
 from bot.brain.snapshots import Snapshot, brain_lock, described_snapshots, take_snapshot, verify
 from bot.config import BrainConfig, Config, TargetConfig
 from bot.core.queries import Queries
@@ -10,6 +9,7 @@ from bot.core.sightings import saw_healthy
 from bot.errors import InvalidRequest
 from bot.planning.approvals import MembersOf, may_request
 from bot.planning.plan import Systems
+from bot.ports import Health
 from storage import EventKind, Journal
 
 
@@ -43,9 +43,9 @@ class Snapshotting:
             running = container if container is not None and container.running else None
             snapshot = take_snapshot(brain, running.tag if running else None)
         self._journal.note(None, actor, EventKind.SNAPSHOT_TAKEN, {"target": target.name, **snapshot.to_dict()})
-        if running is not None and snapshot.schema_version is not None:
-            if self._health.wait_until_healthy(target.health_url, timeout=2).ok:
-                saw_healthy(self._journal, target, running.tag, "snapshot", snapshot.schema_version)
+        if (running is not None and snapshot.schema_version is not None
+                and self._health.wait_until_healthy(target.health_url, timeout=2).ok):
+            saw_healthy(self._journal, target, running.tag, "snapshot", snapshot.schema_version)
         return snapshot
 
     def snapshots(self, target_name: str) -> list[tuple[Snapshot, str | None]]:

@@ -28,11 +28,11 @@ from typing import Any
 
 from bot.brain.facts import BrainError, LossReport, TableLoss, loss_report, schema_version
 from bot.brain.holders import describe_holders, holders_before_stop
+from bot.brain.snapshots import RUNBOOK_NAME, Snapshot, list_snapshots, verify
 from bot.brain.swap import hard_links_work, ownership_problem
 from bot.config import BrainConfig
-from bot.ports import DockerFacts
 from bot.planning.preflight import CheckResult, Preflight
-from bot.brain.snapshots import RUNBOOK_NAME, Snapshot, list_snapshots, verify
+from bot.ports import DockerFacts
 from storage.schemas import SchemaSighting
 
 SCHEMA_LABEL = "io.rollbot.brain-schema"
@@ -121,7 +121,7 @@ def preflight_brain(
     plan = BrainPlan(brain.path, live, evidence.reads, evidence.source, restore=False)
     if evidence.reads is None and choice is BrainChoice.AUTO:
         return _ask(plan, version, snapshots, running, preflight)
-    if not _decide(plan, version, choice, snapshots, preflight):
+    if not _decide(plan, live, version, choice, snapshots, preflight):
         preflight.not_applicable(BRAIN_CHECKS[1:])
         return plan
     snapshot = _check_snapshot(brain, snapshots, version, evidence.reads, live, preflight)
@@ -218,10 +218,10 @@ def _restore_option(snapshots: list[Snapshot], live: int | None) -> Snapshot | N
 
 
 def _decide(
-    plan: BrainPlan, version: str, choice: BrainChoice, snapshots: list[Snapshot], preflight: Preflight
+    plan: BrainPlan, live: int, version: str, choice: BrainChoice, snapshots: list[Snapshot], preflight: Preflight
 ) -> bool:
     """Whether to restore, once the facts or the person's choice tell."""
-    name, live, reads = BRAIN_CHECKS[0], plan.live_schema, plan.target_reads
+    name, reads = BRAIN_CHECKS[0], plan.target_reads
     if reads is None:
         facts = f"the brain is at schema {live}; {_newest(snapshots)}"
         preflight.warn(name, f"the schema {version} reads is unknown; {facts}; {choice.value} as asked")

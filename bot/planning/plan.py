@@ -8,21 +8,21 @@ that depend on it are reported as not run rather than guessed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from bot.planning.brain_plan import BRAIN_CHECKS, BrainChoice, BrainPlan, RunningFacts, preflight_brain
 from bot.adapters.compose_file import ImageSite, check_tag_edit, image_site
 from bot.config import Config, TargetConfig
-from bot.ports import Compose, ContainerFacts, DockerFacts, ImageSource, ServiceConfig
 from bot.errors import RollbotError
+from bot.planning.brain_plan import BRAIN_CHECKS, BrainChoice, BrainPlan, RunningFacts, preflight_brain
 from bot.planning.kept_images import KeptVersions
 from bot.planning.preflight import Check, CheckResult, Preflight, Refused
+from bot.ports import Compose, ContainerFacts, DockerFacts, ImageSource, ServiceConfig
 from bot.tags import ImageRef, describe_invalid_tag, is_valid_tag
 from storage.schemas import SchemaSighting
 
@@ -117,7 +117,8 @@ class Plan:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe, for the journal: paths, times and enums become strings."""
-        return json.loads(json.dumps(asdict(self), default=str))
+        as_json: dict[str, Any] = json.loads(json.dumps(asdict(self), default=str))
+        return as_json
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Plan:

@@ -152,7 +152,7 @@ class TicketDesk:
         for listener in self._listeners:
             try:
                 listener(run, ticket)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("a ticket listener failed for run %s", run_id)
         return ticket
 

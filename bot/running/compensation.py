@@ -12,10 +12,10 @@ import logging
 from pathlib import Path
 
 from bot.adapters.compose import compose_command
-from bot.files import write_atomically
-from bot.ports import DockerFacts
 from bot.brain.swap import discard_staged, put_back
+from bot.files import write_atomically
 from bot.planning.plan import StepKind
+from bot.ports import DockerFacts
 from bot.running.journal_writes import JournalWrites
 from bot.running.outcome import BrainBack, Recovery, Started, describe_failure, describe_recovery
 from bot.running.state import BEFORE_STOP, ProgressSink, RunState, backup_path, image_site
@@ -63,7 +63,7 @@ class Compensation:
             if kind is not StepKind.SWAP_BRAIN:
                 state.compose.stop(state.target.service, state.target.drain_timeout)
             put_back(brain.path, state.swapped)
-        except Exception as error:  # noqa: BLE001 - said loudly in the journal and the summary
+        except Exception as error:
             log.exception("putting the original brain back failed in run %s", state.run_id)
             self._writes.note(state, notify, EventKind.BRAIN_PUT_BACK_FAILED, {
                 "brain": str(brain.path), "original": str(state.swapped.forensic_brain), "error": str(error)})

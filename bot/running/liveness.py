@@ -53,7 +53,7 @@ def heartbeat(journal: Journal, run_id: str, owner: Lease | str, every_seconds: 
             try:
                 if not journal.heartbeat(run_id, owner):
                     return
-            except Exception:  # noqa: BLE001 - a missed beat is retried; the run goes on
+            except Exception:
                 log.exception("heartbeat of run %s failed", run_id)
 
     thread = threading.Thread(target=beat, name=f"rollbot-heartbeat-{run_id}", daemon=True)

@@ -15,17 +15,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from functools import partial
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from tenacity import Retrying
 
-from bot.ports import Health
 from bot.config import Config, TargetConfig
 from bot.logs import about_run
 from bot.planning.plan import Plan, StepKind, Systems
+from bot.ports import Health
 from bot.running.compensation import Compensation
 from bot.running.failpoints import failpoint
 from bot.running.journal_writes import JournalDown, JournalWrites, journal_next_action, journal_retry
@@ -158,7 +158,7 @@ class Runner:
             except KeyboardInterrupt:
                 self._interrupted(state, position, step.kind, notify)
                 raise
-            except Exception as error:  # noqa: BLE001 - every failure is journaled, none escapes
+            except Exception as error:
                 message = str(error) if str(error) else type(error).__name__
                 if not isinstance(error, StepFailed):
                     log.exception("step %s of run %s failed unexpectedly", step.kind, run_id)
@@ -245,7 +245,7 @@ def _safe(sink: ProgressSink | None) -> ProgressSink:
             return
         try:
             sink(event)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("progress sink failed on event %s", event.kind)
 
     return notify

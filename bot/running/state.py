@@ -11,13 +11,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from bot.ports import Compose
 from bot.adapters.compose_file import ComposeEdit, ImageSite
-from bot.ports import HealthResult
 from bot.brain.swap import Staged, Swapped, brain_in_place
 from bot.config import TargetConfig
 from bot.errors import RollbotError
 from bot.planning.plan import Plan, StepKind
+from bot.ports import Compose, HealthResult
 from storage import EventView, Lease, StepStatus
 
 ProgressSink = Callable[[EventView], None]

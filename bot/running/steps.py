@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from bot.adapters.compose_file import image_in, set_tag
-from bot.files import write_atomically
-from bot.ports import DockerFacts
-from bot.ports import Health
 from bot.brain.holders import describe_holders, holders_after_stop
 from bot.brain.swap import brain_in_place, forensic_dir, prepare_swap, stage, swap
 from bot.config import TargetConfig
+from bot.files import write_atomically
 from bot.planning.plan import StepKind
+from bot.ports import DockerFacts, Health
 from bot.reporting.evidence import redacted_inspect, run_folder
 from bot.running.journal_writes import JournalWrites
 from bot.running.state import RunState, StepFailed, backup_path, image_site

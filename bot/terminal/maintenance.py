@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import getpass
 import json
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.text import Text
@@ -56,7 +56,7 @@ def drill(
 
 def history(
     ctx: typer.Context,
-    target: Annotated[Optional[str], typer.Argument(help="only this target")] = None,
+    target: Annotated[str | None, typer.Argument(help="only this target")] = None,
     limit: Annotated[int, typer.Option(help="how many runs, newest first")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable, with steps")] = False,
 ) -> None:

@@ -7,13 +7,13 @@ steps animate with rich; in a pipe or a CI log each journal event becomes one pl
 from __future__ import annotations
 
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.markup import escape
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from bot.planning.plan import Plan
 from bot.brain.snapshots import Snapshot
+from bot.planning.plan import Plan
 from bot.text import CHECK_MARKS, STEP_MARKS, Mark, duration, versions
 from storage import EventKind, EventView, RunStatus, RunView, StepStatus
 from storage.tickets import TicketView

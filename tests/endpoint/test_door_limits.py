@@ -10,7 +10,6 @@ signing secret that is unset, short or a placeholder: exit 2, one line, the secr
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess

@@ -248,7 +248,7 @@ def changed_lines(before: str, after: str) -> list[tuple[str, str]]:
     """Pairs of (old, new) lines that differ; the files must have the same number of lines."""
     old, new = before.splitlines(keepends=True), after.splitlines(keepends=True)
     assert len(old) == len(new), "the edit added or removed lines"
-    return [(a, b) for a, b in zip(old, new) if a != b]
+    return [(a, b) for a, b in zip(old, new, strict=True) if a != b]
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.1, what: str = "condition") -> None:  # type: ignore[no-untyped-def]

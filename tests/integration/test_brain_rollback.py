@@ -57,7 +57,7 @@ def test_brain_is_restored_exactly_and_the_bad_window_is_kept(upgraded: Deployme
     assert run.status is RunStatus.SUCCEEDED
     assert [step.name for step in run.steps] == RESTORE_STEPS
     counted = {t["table"]: t["rows"] for t in run.plan["brain"]["loss"]["tables"]}
-    assert counted == {**{table: 2 for table in MEMORY_TABLES}, "tool_calls": 2}
+    assert counted == {**dict.fromkeys(MEMORY_TABLES, 2), "tool_calls": 2}
 
     forensic = Path(run.summary["forensic_copy"])
     assert digests(forensic) == bad_brain, "the forensic copy is the whole bad brain, exactly"

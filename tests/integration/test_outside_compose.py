@@ -14,10 +14,10 @@ from pathlib import Path
 import docker
 import pytest
 
-from bot.planning.brain_plan import BrainChoice
 from bot.adapters.compose import ComposeCli
-from bot.config import load_config
 from bot.adapters.docker_host import DockerHost
+from bot.config import load_config
+from bot.planning.brain_plan import BrainChoice
 from bot.planning.plan import RollbackRequest, Systems, make_plan
 from bot.planning.preflight import CheckResult
 from storage import RunStatus
@@ -187,7 +187,7 @@ def test_logs_keep_the_lines_from_before_the_restarts(tmp_path: Path, crash_loop
     DockerHost().save_logs([crash_looping], destination, 20 * 1024 * 1024)
     starts = [line for line in destination.read_text().splitlines() if " start-" in line]
     assert len(starts) == 5, starts  # the first start and four restarts
-    assert len(set(line.split("start-")[1] for line in starts)) == 5
+    assert len({line.split("start-")[1] for line in starts}) == 5
 
 
 def test_logs_are_capped_with_both_ends_kept(tmp_path: Path) -> None:

@@ -24,7 +24,14 @@ from storage import RunStatus
 from tests.integration.brains import digests
 from tests.integration.demo import changed_lines, non_empty_lines, wait_until
 from tests.integration.outside import BROKEN, HEALTHY, ONEOFF_MARKER, REPOSITORY, Outside, outside_deployment
-from tests.integration.slack_harness import COMMAND_CHANNEL, assert_blocks_valid, button, serving, slack_web_api, wait_for
+from tests.integration.slack_harness import (
+    COMMAND_CHANNEL,
+    assert_blocks_valid,
+    button,
+    serving,
+    slack_web_api,
+    wait_for,
+)
 from tests.slackapi.fake_slack import FakeSlack
 from tests.slackapi.prism import Prism
 

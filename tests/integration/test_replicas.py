@@ -10,6 +10,7 @@ other click must be told why it did nothing.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import Counter, defaultdict
@@ -110,7 +111,7 @@ def assert_one_run_per_plan(journal: Journal, runs: list[RunView]) -> None:
     for run in runs:
         assert [e.kind for e in journal.run(run.id).events].count("run.started") == 1, run.id
     spans = sorted((run.started_at, run.finished_at) for run in runs)
-    for (_, finished), (started, _) in zip(spans, spans[1:]):
+    for (_, finished), (started, _) in itertools.pairwise(spans):
         assert finished is not None and started is not None and finished <= started, "two runs overlapped"
 
 

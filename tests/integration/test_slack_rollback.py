@@ -75,7 +75,7 @@ def test_image_rollback_by_command_and_click(tmp_path: Path, web_api: tuple[Fake
         closed = slack.messages(COMMAND_CHANNEL)[-1]
         assert button(closed, ActionId.APPROVE) is None, "the plan's buttons are gone once decided"
         assert_blocks_valid(slack.messages(COMMAND_CHANNEL) + slack.messages(INCIDENT_CHANNEL, replies=True))
-        assert [v for v in prism.violations(since=mark)] == []
+        assert list(prism.violations(since=mark)) == []
         assert "Traceback" not in bot.log()
         assert_metrics_show_the_run(bot, deployed.journal().run(approve["value"]))
 

@@ -216,7 +216,7 @@ class Jira820:
                                                 stderr=subprocess.STDOUT, env=self._env(),
                                                 start_new_session=True)
             except OSError as error:
-                raise Jira820Error(f"cannot run {self.command}: {error}. Install it with `{INSTALL_HINT}`.")
+                raise Jira820Error(f"cannot run {self.command}: {error}. Install it with `{INSTALL_HINT}`.") from error
         deadline = began + self.startup_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

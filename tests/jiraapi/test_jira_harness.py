@@ -18,8 +18,7 @@ from types import SimpleNamespace
 
 import pytest
 import requests
-from jira import JIRA, JIRAError
-from jira import resilientsession
+from jira import JIRA, JIRAError, resilientsession
 
 from tests.jiraapi.jira_prism import JiraPrism, Received
 from tests.jiraapi.jira_server import ISSUE_TYPES, PROJECT_KEY, SERVER_VERSION, Jira820, Jira820Error
@@ -275,7 +274,7 @@ def test_default_retries_wait_a_minute_or_two_on_connection_errors(monkeypatch: 
     with pytest.raises(requests.ConnectionError):
         new_issue(client(nowhere, get_server_info=False), label())
     assert len(delays) == 3
-    for delay, (low, high) in zip(delays, [(10, 20), (20, 40), (30, 60)]):
+    for delay, (low, high) in zip(delays, [(10, 20), (20, 40), (30, 60)], strict=True):
         assert low <= delay <= high
     delays.clear()
     with pytest.raises(requests.ConnectionError):

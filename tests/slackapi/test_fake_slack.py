@@ -426,7 +426,7 @@ def bolt_endpoint(fake: FakeSlack) -> Iterator[tuple[str, dict]]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers["Content-Length"])).decode()
-            answer = app.dispatch(BoltRequest(body=raw, headers={k: v for k, v in self.headers.items()}))
+            answer = app.dispatch(BoltRequest(body=raw, headers=dict(self.headers.items())))
             data = answer.body.encode()
             self.send_response(answer.status)
             self.send_header("Content-Length", str(len(data)))

@@ -22,8 +22,8 @@ from urllib.parse import quote
 
 from ruamel.yaml import YAML
 
-from bot.config import BrainConfig, Config, TargetConfig
 from bot.adapters.log_capture import Section, write_capped
+from bot.config import BrainConfig, Config, TargetConfig
 from bot.errors import ComposeError, DockerError
 from bot.planning.plan import Systems
 from bot.ports import ContainerFacts, HealthResult, ImageLocation, ImageSource, MountFacts, RunningMounts, ServiceConfig

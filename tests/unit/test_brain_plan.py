@@ -16,13 +16,13 @@ import pytest
 from rich.console import Console
 
 import bot.planning.brain_plan
-from bot.planning.brain_plan import BRAIN_CHECKS, SCHEMA_LABEL, BrainChoice
+from bot.brain.snapshots import RUNBOOK_NAME, Snapshot, take_snapshot
 from bot.config import BrainConfig
 from bot.core.rollbot import Rollbot
+from bot.planning.brain_plan import BRAIN_CHECKS, SCHEMA_LABEL, BrainChoice
 from bot.planning.plan import CHECKS, Check, CheckResult, Plan, RollbackRequest, StepKind, make_plan
-from bot.reporting.postmortem import build, to_jira_wiki, to_markdown
 from bot.planning.preflight import Preflight, Refused
-from bot.brain.snapshots import RUNBOOK_NAME, Snapshot, take_snapshot
+from bot.reporting.postmortem import build, to_jira_wiki, to_markdown
 from bot.terminal.render import render_plan
 from handlers.blocks import plan_message
 from storage import Journal, SchemaSighting

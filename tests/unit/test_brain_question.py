@@ -11,13 +11,14 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from bot.brain.snapshots import take_snapshot
+from bot.core.outcomes import ServiceState
+from bot.core.rollbot import Rollbot
 from bot.planning.approvals import Decision
 from bot.planning.brain_plan import BrainChoice
-from bot.core.rollbot import Rollbot
-from bot.planning.plan import PlannedStep, Plan, RollbackRequest, StepKind
-from bot.reporting.postmortem import build, to_markdown
+from bot.planning.plan import Plan, PlannedStep, RollbackRequest, StepKind
 from bot.planning.preflight import Check, CheckResult
-from bot.brain.snapshots import take_snapshot
+from bot.reporting.postmortem import build, to_markdown
 from bot.terminal.render import StepProgress, history_table, render_plan
 from bot.text import summary_line
 from handlers.blocks import (
@@ -28,7 +29,6 @@ from handlers.blocks import (
     status_message,
 )
 from handlers.ids import ActionId, AnswerActionId
-from bot.core.outcomes import ServiceState
 from storage import EventView, Journal, RunStatus, RunView, StepStatus, StepView
 
 from .fakes import REPO, FakeHealth, World, brain_config, make_brain, make_world, upgrade_brain

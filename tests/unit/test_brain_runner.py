@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 
 from bot.brain.facts import sha256
-from bot.planning.brain_plan import SCHEMA_LABEL
+from bot.brain.snapshots import Snapshot, take_snapshot
 from bot.brain.swap import FORENSIC_FOLDER, forensic_dir, prepare_swap, stage, swap
 from bot.config import BrainConfig
 from bot.core.rollbot import Rollbot
+from bot.planning.brain_plan import SCHEMA_LABEL
 from bot.planning.plan import Plan, RollbackRequest, make_plan
 from bot.running.runner import ProgressSink, Runner
-from bot.brain.snapshots import Snapshot, take_snapshot
 from storage import EventView, Journal, RunStatus, RunView, StepStatus
 from storage.repository import NewRun
 
@@ -106,7 +106,7 @@ def test_restore_replaces_the_brain_and_keeps_the_original_as_forensic_copy(tmp_
     run = scene.run(journal, run_id, plan)
 
     assert run.status is RunStatus.SUCCEEDED, run.error
-    assert statuses(run) == {name: StepStatus.SUCCEEDED for name in RESTORE_STEPS}
+    assert statuses(run) == dict.fromkeys(RESTORE_STEPS, StepStatus.SUCCEEDED)
     assert brain_contents(scene.brain.path) == brain_contents(scene.snapshot.path)
     assert scene.world.compose.running_image() == TARGET_IMAGE
     forensic = Path(run.summary["forensic_copy"])
@@ -324,7 +324,7 @@ def core(scene: Restore, journal: Journal) -> Rollbot:
 
 def died_during_swap(scene: Restore, journal: Journal, swapped: bool) -> str:
     """A run journaled exactly as the runner does up to the swap, whose process then died."""
-    run_id, plan = scene.plan(journal)
+    run_id, _plan = scene.plan(journal)
     journal.start(run_id, ACTOR, DEAD_OWNER)
     for position in range(RESTORE_STEPS.index("swap_brain") + 1):
         journal.step_started(run_id, position, ACTOR)

@@ -12,8 +12,8 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from datetime import UTC, datetime
@@ -22,24 +22,24 @@ from pathlib import Path
 import pytest
 
 import bot.brain.swap
+from bot.brain.facts import BrainError, sha256
+from bot.brain.snapshots import Snapshot, take_snapshot
 from bot.brain.swap import (
-    ownership_problem,
     FORENSIC_FOLDER,
     Swapped,
     brain_in_place,
     discard_staged,
     forensic_dir,
     hard_links_work,
+    ownership_problem,
     prepare_swap,
     put_back,
     stage,
     staged_path,
     swap,
 )
-from bot.brain.facts import BrainError, sha256
 from bot.config import BrainConfig
 from bot.running.failpoints import ENV_VAR
-from bot.brain.snapshots import Snapshot, take_snapshot
 
 from .fakes import brain_config, brain_contents, leave_wal, make_brain, upgrade_brain
 

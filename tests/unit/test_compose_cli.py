@@ -6,7 +6,6 @@ The `docker` here is a small stand-in program that records its arguments and fol
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 

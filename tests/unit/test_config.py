@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from bot.config import Settings, config_path, load_config, load_settings
-from bot.brain.swap import forensic_dir, prepare_swap, stage, swap
-from bot.errors import ConfigError
 from bot.brain.snapshots import Snapshot
+from bot.brain.swap import forensic_dir, prepare_swap, stage, swap
+from bot.config import Settings, config_path, load_config, load_settings
+from bot.errors import ConfigError
 
 from .fakes import brain_contents, make_brain
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.planning.approvals import Decision
 from bot.core.rollbot import Rollbot
+from bot.planning.approvals import Decision
 from bot.planning.plan import RollbackRequest
 from storage import Journal, RunStatus
 

@@ -15,9 +15,9 @@ import pytest
 from pydantic import SecretStr
 
 from bot.config import Settings
-from bot.errors import ConfigError
-from bot.core.rollbot import Rollbot
 from bot.core.foreground import Foreground
+from bot.core.rollbot import Rollbot
+from bot.errors import ConfigError
 from handlers.app import build_app
 from handlers.ids import ActionId
 from handlers.server import MAX_BODY_BYTES, Answer, Door, wsgi_app

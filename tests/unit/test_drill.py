@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.core.rollbot import Rollbot
 from bot.core.drill import DRILL, rehearsal
+from bot.core.rollbot import Rollbot
 from bot.errors import InvalidRequest
 from storage import Journal, RunStatus
 from storage.repository import NewRun

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from bot.adapters.compose_file import ImageSite, check_tag_edit, image_in, image_site, set_tag
-from bot.ports import ServiceConfig
 from bot.errors import ComposeFileError
+from bot.ports import ServiceConfig
 
 REPO = "reg:5000/engine"
 BASE = f"# base\nservices:\n  engine:\n    image: {REPO}:2.4.0   # live\n    environment:\n      A: '1'\n"

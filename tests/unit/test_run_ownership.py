@@ -28,8 +28,8 @@ from storage.repository import IllegalMove
 from storage.runstate import MOVES
 
 from .fakes import COMPOSE_TEXT, REPO, FakeHealth, World
-from .test_resume import die, runner
 from .test_brain_runner import Restore
+from .test_resume import die, runner
 from .test_runner import ACTOR, Ticks, planned
 from .test_storage import age_heartbeat, new_run
 
@@ -244,8 +244,8 @@ def test_two_owners_never_both_act_and_no_move_leaves_the_table(tmp_path: Path) 
             after = _row(engine, run_id)
             if action != "take_over":
                 assert succeeded == holds, (action, who, before, leases)
-            assert after[0] == before[0] or (before[0], after[0]) in allowed or (
-                before[0], RunStatus.INTERRUPTED) in allowed and (RunStatus.INTERRUPTED, after[0]) in allowed
+            assert after[0] == before[0] or (before[0], after[0]) in allowed or ((
+                before[0], RunStatus.INTERRUPTED) in allowed and (RunStatus.INTERRUPTED, after[0]) in allowed)
             valid = [lease for lease in leases
                      if after[0] is RunStatus.RUNNING and (lease.owner, lease.epoch) == (after[1], after[2])]
             assert len(valid) <= 1 and (after[0] is not RunStatus.RUNNING or len(valid) == 1)

@@ -27,10 +27,10 @@ from sqlalchemy.exc import OperationalError
 
 from bot.adapters.compose import ComposeCli
 from bot.config import Config, Settings, TicketsConfig
-from bot.reporting.evidence import redacted_inspect
 from bot.logs import JsonFormatter
 from bot.ports import Postmortem
 from bot.redaction import REDACTED, install
+from bot.reporting.evidence import redacted_inspect
 from bot.wiring import ticket_sink
 from storage import connect
 from tests.databases import fresh_postgres_database
@@ -49,11 +49,11 @@ EVERY_FORM = (BOT_TOKEN, SIGNING_SECRET, APP_TOKEN, JIRA_USER, JIRA_TOKEN, DB_PA
 
 
 def settings(**overrides: Any) -> Settings:
-    values: dict[str, Any] = dict(
-        slack_bot_token=SecretStr(BOT_TOKEN), slack_signing_secret=SecretStr(SIGNING_SECRET),
-        slack_app_token=SecretStr(APP_TOKEN), jira_user=SecretStr(JIRA_USER), jira_token=SecretStr(JIRA_TOKEN),
-        database_url=SecretStr(DATABASE_URL),
-    )
+    values: dict[str, Any] = {
+        "slack_bot_token": SecretStr(BOT_TOKEN), "slack_signing_secret": SecretStr(SIGNING_SECRET),
+        "slack_app_token": SecretStr(APP_TOKEN), "jira_user": SecretStr(JIRA_USER), "jira_token": SecretStr(JIRA_TOKEN),
+        "database_url": SecretStr(DATABASE_URL),
+    }
     return Settings(**{**values, **overrides})
 
 

@@ -9,8 +9,8 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web import SlackResponse
 
-from bot.planning.brain_plan import BrainChoice
 from bot.core.rollbot import Rollbot
+from bot.planning.brain_plan import BrainChoice
 from bot.planning.plan import RollbackRequest
 from handlers.blocks import esc, history_message, plan_message, status_message
 from handlers.ids import ActionId

@@ -18,8 +18,16 @@ from pathlib import Path
 import pytest
 
 from bot.brain.facts import BrainError, check_integrity
+from bot.brain.snapshots import (
+    RUNBOOK_NAME,
+    Snapshot,
+    described_snapshots,
+    facts_digest,
+    list_snapshots,
+    take_snapshot,
+    verify,
+)
 from bot.config import BrainConfig
-from bot.brain.snapshots import RUNBOOK_NAME, Snapshot, described_snapshots, facts_digest, list_snapshots, take_snapshot, verify
 
 from .fakes import ENGINE_TABLES, brain_config, brain_contents, make_brain, upgrade_brain
 
@@ -316,7 +324,7 @@ def test_a_sidecar_moved_beside_another_file_is_not_believed(tmp_path: Path) -> 
     second = take_snapshot(brain, "2.4.0", now=NOW)
     shutil.copyfile(f"{first.path}.json", f"{second.path}.json")
 
-    found = dict((s.path, why) for s, why in described_snapshots(brain))
+    found = {s.path: why for s, why in described_snapshots(brain)}
 
     assert found[first.path] is None
     assert found[second.path] is not None and "digest" in found[second.path]

@@ -17,7 +17,6 @@ import pytest
 from sqlalchemy import Engine, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import NoResultFound, StatementError
-
 from sqlalchemy.orm import Session
 
 from storage import Journal, LostRun, NotStartable, RunStatus, StepStatus, connect
@@ -371,7 +370,8 @@ def test_racing_starts_claim_exactly_one_run(database_url: str) -> None:
         together = threading.Barrier(4)
         outcomes: list[str] = []
 
-        def click(journal: Journal, run_id: str, owner: str) -> None:
+        def click(journal: Journal, run_id: str, owner: str,
+                  together: threading.Barrier = together, outcomes: list[str] = outcomes) -> None:
             together.wait(timeout=30)
             try:
                 journal.start(run_id, "a", owner)
@@ -525,7 +525,7 @@ def test_processes_starting_together_on_a_fresh_database_all_succeed(new_databas
     """
     context = multiprocessing.get_context("fork")
     outcomes: list[str] = []
-    for round_ in range(3):
+    for _ in range(3):
         barrier = context.Barrier(4)
         answers = context.Queue()
         database_url = new_database()

@@ -13,8 +13,8 @@ import pytest
 
 from bot.core.rollbot import Rollbot
 from bot.planning.plan import RollbackRequest
-from bot.reporting.evidence import gather
 from bot.ports import Postmortem, Ticket
+from bot.reporting.evidence import gather
 from bot.reporting.postmortem import build, to_jira_wiki
 from bot.reporting.tickets import FileTickets, TicketDesk
 from storage import Journal, RunStatus, connect

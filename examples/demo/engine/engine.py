@@ -15,7 +15,7 @@ import sqlite3
 import sys
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 VERSION = os.environ.get("ENGINE_VERSION", "dev")
@@ -67,7 +67,7 @@ def open_brain() -> None:
 
 def remember(text: str) -> int:
     """One turn's worth of memory: a row in every memory table (and tool_calls from schema 2)."""
-    now = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    now = datetime.now(UTC).isoformat(timespec="microseconds")
     with brain_lock:
         brain.execute("BEGIN")
         for table in MEMORY_TABLES:
