@@ -32,7 +32,8 @@ PILOT_ROWS = 4000
 def _fill(connection: sqlite3.Connection, rows_per_table: int) -> None:
     for table in MEMORY_TABLES:
         connection.execute(
-            f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, created_at TEXT NOT NULL, content TEXT NOT NULL)")
+            f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, created_at TEXT NOT NULL, content TEXT NOT NULL)"
+        )
         connection.execute(
             f"""INSERT INTO {table} (created_at, content)
                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
@@ -100,8 +101,14 @@ def copy_with_cp(source: Path, destination: Path) -> None:
 
 def snapshot_of(path: Path) -> Snapshot:
     """A Snapshot as rollbot's sidecar describes it (checksum known), so stage() hashes only the copy."""
-    return Snapshot(path=path, taken_at=datetime.now(UTC), schema_version=user_version(path),
-                    size=path.stat().st_size, checksum=sha256(path), image_tag=None)
+    return Snapshot(
+        path=path,
+        taken_at=datetime.now(UTC),
+        schema_version=user_version(path),
+        size=path.stat().st_size,
+        checksum=sha256(path),
+        image_tag=None,
+    )
 
 
 def run_stage(snapshot: Snapshot, brain: Path, run_id: str) -> None:

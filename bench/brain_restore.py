@@ -152,8 +152,9 @@ def restore_by_hand(project: Project, poller: HealthPoller) -> tuple[dict[str, f
     steps = {
         "edit compose tag": timed(lambda: project.set_tag(OLD)),
         "docker compose stop": timed(lambda: project.compose("stop", "engine")),
-        "compose run sqlite3 .restore": timed(lambda: project.compose(
-            "run", "--rm", "--entrypoint", "/bin/sh", "engine", "-c", RESTORE_COMMAND)),
+        "compose run sqlite3 .restore": timed(
+            lambda: project.compose("run", "--rm", "--entrypoint", "/bin/sh", "engine", "-c", RESTORE_COMMAND)
+        ),
         "docker compose up -d": timed(lambda: project.compose("up", "--detach", "engine")),
         "until /health ok": timed(poller.wait_recovered),
     }
@@ -206,8 +207,7 @@ def bench_downtime(result: SizeResult, work: Path, seed: Path, repeats: int) -> 
                 keep_snapshot(result, project, work)
                 outage = measure(project, procedure, result.size)
             result.outages.append(outage)
-            progress(f"{result.size.label}: {procedure} downtime {outage.seconds:.2f}s "
-                     f"(procedure {outage.wall:.1f}s)")
+            progress(f"{result.size.label}: {procedure} downtime {outage.seconds:.2f}s (procedure {outage.wall:.1f}s)")
 
 
 def keep_snapshot(result: SizeResult, project: Project, work: Path) -> None:
@@ -246,7 +246,7 @@ def bench_copies(result: SizeResult, work: Path) -> None:
     names, batch = list(methods), copies_per_timing(result.snapshot_bytes)
     result.copies_per_timing = batch
     for round_ in range(COPY_ROUNDS):
-        for name in names[round_ % 3:] + names[: round_ % 3]:
+        for name in names[round_ % 3 :] + names[: round_ % 3]:
             total = 0.0
             for copy_number in range(batch):
                 total += timed(partial(methods[name], f"bench{round_}-{copy_number}"))
@@ -309,10 +309,13 @@ def _utc(text: str) -> datetime:
 
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=parse_sizes, default=parse_sizes("20MB,1GB"),
-                        help="brain sizes, comma-separated (default 20MB,1GB); ratios compare the smallest and largest")
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="measurements of each procedure per size (default 3)")
+    parser.add_argument(
+        "--sizes",
+        type=parse_sizes,
+        default=parse_sizes("20MB,1GB"),
+        help="brain sizes, comma-separated (default 20MB,1GB); ratios compare the smallest and largest",
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="measurements of each procedure per size (default 3)")
     return parser.parse_args()
 
 

@@ -108,7 +108,9 @@ def _stop_serving(_signum: int, _frame: object) -> None:
 
 def _stop_gracefully(rollbot: Rollbot, outbox: Outbox) -> None:
     timeout = rollbot.config.shutdown_timeout_seconds
-    log.warning("rollbot is stopping: no new runs; runs in flight end at their next step boundary (at most %.0fs)", timeout)
+    log.warning(
+        "rollbot is stopping: no new runs; runs in flight end at their next step boundary (at most %.0fs)", timeout
+    )
     cut_short = rollbot.stop_gracefully(timeout)
     delivered = outbox.drain(timeout=15)
     if cut_short:

@@ -54,11 +54,15 @@ def summary_line(run: RunView) -> str:
         down = f", downtime {duration(downtime)}" if downtime is not None else ""
         brain = ""
         if summary.forensic_copy:
-            brain = (f"; brain {summary.brain}, the replaced brain with the {summary.rows_rolled_back} "
-                     f"rolled-back row(s) is kept at {summary.forensic_copy}")
+            brain = (
+                f"; brain {summary.brain}, the replaced brain with the {summary.rows_rolled_back} "
+                f"rolled-back row(s) is kept at {summary.forensic_copy}"
+            )
         journal = f"; {summary.journal}" if summary.journal else ""
-        return (f"{run.target} is healthy on {run.to_version} — took {took}{down}; logs of {run.from_version}: "
-                f"{logs}{brain}{journal} (run {run.id})")
+        return (
+            f"{run.target} is healthy on {run.to_version} — took {took}{down}; logs of {run.from_version}: "
+            f"{logs}{brain}{journal} (run {run.id})"
+        )
     state = summary.service_state or run.error
     if summary.journal:
         state = f"{state}; {summary.journal}"

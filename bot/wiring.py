@@ -46,8 +46,13 @@ def ticket_sink(config: Config, settings: Settings) -> TicketSink:
         from jira import JIRA
 
         # No retries inside the library: the ticket desk retries across runs and restarts.
-        return JIRA(server=server, basic_auth=(user.get_secret_value(), token.get_secret_value()), get_server_info=False,
-                    max_retries=0, timeout=20)
+        return JIRA(
+            server=server,
+            basic_auth=(user.get_secret_value(), token.get_secret_value()),
+            get_server_info=False,
+            max_retries=0,
+            timeout=20,
+        )
 
     assert tickets.project is not None
     return JiraTickets(connect_jira, server, tickets.project, tickets.issue_type, tickets.labels, tickets.fields)

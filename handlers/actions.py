@@ -32,8 +32,17 @@ def on_click(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: Bo
     services: Services = context["services"]
     user, channel, run_id = _click(body, action)
     if run_id is not None:
-        services.guarded(channel, user, _decide, run_id, user, channel, ActionId(action["action_id"]),
-                         _seen_on(body, channel), runs=True)
+        services.guarded(
+            channel,
+            user,
+            _decide,
+            run_id,
+            user,
+            channel,
+            ActionId(action["action_id"]),
+            _seen_on(body, channel),
+            runs=True,
+        )
 
 
 def on_recovery_click(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext) -> None:
@@ -72,26 +81,35 @@ def _seen_on(body: dict[str, Any], channel: str) -> dict[str, str]:
     return {"channel": channel, "ts": str((body.get("container") or {}).get("message_ts") or "")}
 
 
-def _decide(services: Services, run_id: str, user: str, channel: str, action_id: ActionId,
-            seen_on: dict[str, str]) -> None:
+def _decide(
+    services: Services, run_id: str, user: str, channel: str, action_id: ActionId, seen_on: dict[str, str]
+) -> None:
     decision = Decision.CANCEL if action_id is ActionId.CANCEL else Decision.CONFIRM
     outcome = services.rollbot.decide(
-        run_id, user, decision, services.directory.members_of, services.progress_for(channel),
-        confirms_brain_restore=action_id is ActionId.BRAIN_RESTORE_APPROVE, seen_on=seen_on,
+        run_id,
+        user,
+        decision,
+        services.directory.members_of,
+        services.progress_for(channel),
+        confirms_brain_restore=action_id is ActionId.BRAIN_RESTORE_APPROVE,
+        seen_on=seen_on,
     )
     _report(services, outcome, run_id, user, channel)
 
 
-def _take_up(services: Services, run_id: str, user: str, channel: str, recovery: Recovery,
-             seen_on: dict[str, str]) -> None:
-    outcome = services.rollbot.take_up(run_id, user, recovery, services.directory.members_of,
-                                       services.progress_for(channel), seen_on=seen_on)
+def _take_up(
+    services: Services, run_id: str, user: str, channel: str, recovery: Recovery, seen_on: dict[str, str]
+) -> None:
+    outcome = services.rollbot.take_up(
+        run_id, user, recovery, services.directory.members_of, services.progress_for(channel), seen_on=seen_on
+    )
     if outcome.refusal:
         services.tell(channel, user, f":no_entry: {esc(outcome.refusal)}")
 
 
-def _answer(services: Services, run_id: str, user: str, channel: str, choice: BrainChoice,
-            seen_on: dict[str, str]) -> None:
+def _answer(
+    services: Services, run_id: str, user: str, channel: str, choice: BrainChoice, seen_on: dict[str, str]
+) -> None:
     outcome = services.rollbot.answer(run_id, user, choice, services.directory.members_of, seen_on=seen_on)
     if outcome.refusal or outcome.replanned is None:
         services.tell(channel, user, f":no_entry: {esc(outcome.refusal or 'nothing was done')}")

@@ -51,4 +51,3 @@ def build_app(settings: Settings, rollbot: Rollbot, client: WebClient | None = N
     commands.register(app)
     actions.register(app)
     return app, services
-

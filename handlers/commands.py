@@ -82,8 +82,11 @@ def _drill(ack: Ack, services: Services, parsed: Command, user: str, channel: st
     assert parsed.target is not None and parsed.version is not None
     if _refused(ack, services, parsed.target, user):
         return
-    ack(response_type="in_channel", text=f":fire_drill: <@{user}> started a rollback drill of {esc(parsed.target)} with the "
-                                         f"broken tag {parsed.version}; the report follows here.")
+    ack(
+        response_type="in_channel",
+        text=f":fire_drill: <@{user}> started a rollback drill of {esc(parsed.target)} with the "
+        f"broken tag {parsed.version}; the report follows here.",
+    )
     services.guarded(channel, user, _run_drill, parsed.target, parsed.version, user, channel, runs=True)
 
 
@@ -108,5 +111,5 @@ def _snapshot(services: Services, target: str, user: str, respond: Respond) -> N
     respond(
         response_type="in_channel",
         text=f":camera_with_flash: <@{user}> took a snapshot of {target}'s brain: `{taken.path.name}` "
-             f"(schema {taken.schema_version}, {taken.size} bytes, while {taken.image_tag or 'no container'} ran).",
+        f"(schema {taken.schema_version}, {taken.size} bytes, while {taken.image_tag or 'no container'} ran).",
     )

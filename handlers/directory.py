@@ -93,9 +93,12 @@ class SlackDirectory:
         except SlackApiError as error:
             problem = str(error.response.get("error") or "an error")
             log.warning("cannot list Slack channels to find #%s: %s", name, problem)
-            return ChannelLookup(entry, None, f"Slack answered `{problem}` to conversations.list"
-                                 + (" (the app needs the channels:read and groups:read scopes)"
-                                    if problem == "missing_scope" else ""))
+            return ChannelLookup(
+                entry,
+                None,
+                f"Slack answered `{problem}` to conversations.list"
+                + (" (the app needs the channels:read and groups:read scopes)" if problem == "missing_scope" else ""),
+            )
         with self._lock:
             self._channels.update(channels)
             self._listed_at = time.monotonic()
@@ -104,5 +107,7 @@ class SlackDirectory:
 
     @staticmethod
     def _not_found(name: str) -> str:
-        return (f"no channel #{name} is visible to rollbot (a private channel must have rollbot invited; "
-                "an archived one does not count)")
+        return (
+            f"no channel #{name} is visible to rollbot (a private channel must have rollbot invited; "
+            "an archived one does not count)"
+        )

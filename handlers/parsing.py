@@ -1,11 +1,11 @@
 """The text after `/rollback`, parsed into one command or refused with what was wrong.
 
-    /rollback TARGET VERSION [reason…] [--brain restore|keep]
-    /rollback status
-    /rollback history [TARGET]
-    /rollback snapshot TARGET
-    /rollback drill TARGET BROKEN_TAG
-    /rollback help
+/rollback TARGET VERSION [reason…] [--brain restore|keep]
+/rollback status
+/rollback history [TARGET]
+/rollback snapshot TARGET
+/rollback drill TARGET BROKEN_TAG
+/rollback help
 """
 
 from __future__ import annotations

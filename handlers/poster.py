@@ -17,8 +17,7 @@ from slack_sdk.errors import SlackApiError
 from handlers.blocks import Message
 
 # What is worth another try: Slack's own transient errors (besides 429 and 5xx).
-RETRYABLE_ERRORS = frozenset({"ratelimited", "service_unavailable", "internal_error", "fatal_error",
-                              "request_timeout"})
+RETRYABLE_ERRORS = frozenset({"ratelimited", "service_unavailable", "internal_error", "fatal_error", "request_timeout"})
 LIST_LIMIT = 1000  # conversations.list's own maximum page
 LISTED_TYPES = "public_channel,private_channel"
 
@@ -61,8 +60,9 @@ class SlackPoster:
         found: dict[str, str] = {}
         cursor: str | None = None
         while True:
-            page = self._client.conversations_list(types=LISTED_TYPES, exclude_archived=True, limit=LIST_LIMIT,
-                                                   cursor=cursor)
+            page = self._client.conversations_list(
+                types=LISTED_TYPES, exclude_archived=True, limit=LIST_LIMIT, cursor=cursor
+            )
             for channel in page.get("channels") or []:
                 if channel.get("name") and channel.get("id"):
                     found[str(channel["name"])] = str(channel["id"])

@@ -113,8 +113,9 @@ class SlackProgress:
         if self._interruption:
             where = self._interruption
             message = closed_interruption_message(run, note)
-            self._outbox.send(lambda: self._slack.update(where["channel"], where["ts"], message),
-                              key=f"interruption:{run.id}")
+            self._outbox.send(
+                lambda: self._slack.update(where["channel"], where["ts"], message), key=f"interruption:{run.id}"
+            )
 
     def _post_announcement(self, run: RunView) -> None:
         self._post_notice(run)
@@ -124,9 +125,11 @@ class SlackProgress:
             problem = error.response.get("error")
             if problem not in UNUSABLE_CHANNEL or not self._fallback or self._fallback == self._channel:
                 raise
-            self._notice = (f":warning: The incident channel <#{self._channel}> could not be used "
-                            f"(Slack answered `{problem}`). Progress is posted here instead; invite rollbot to it "
-                            "or fix `incident_channel` in rollbot's YAML.")
+            self._notice = (
+                f":warning: The incident channel <#{self._channel}> could not be used "
+                f"(Slack answered `{problem}`). Progress is posted here instead; invite rollbot to it "
+                "or fix `incident_channel` in rollbot's YAML."
+            )
             self._channel = self._fallback
             self._post_notice(run)
             posted = self._slack.post(self._channel, announcement(run))
@@ -190,8 +193,13 @@ class SlackProgress:
         if run.status.is_final and run.status is not RunStatus.RUNNING and event.id != 0:
             return run
         details = dict(event.details)
-        return replace(run, status=RunStatus(event.outcome or run.status), error=details.pop("error", run.error),
-                       next_action=details.pop("next_action", run.next_action), summary=details)
+        return replace(
+            run,
+            status=RunStatus(event.outcome or run.status),
+            error=details.pop("error", run.error),
+            next_action=details.pop("next_action", run.next_action),
+            summary=details,
+        )
 
     def _reply(self, text: str) -> None:
         self._slack.post(self._channel, text, thread_ts=self._thread_ts)

@@ -58,8 +58,9 @@ def _report(services: Services, run: RunView, state: ServiceState, channel: str,
     where = run.context.get("status_message")
     if where:
         status = status_message(run)
-        services.outbox.send(lambda: services.poster.update(where["channel"], where["ts"], status),
-                             key=f"status:{run.id}")
+        services.outbox.send(
+            lambda: services.poster.update(where["channel"], where["ts"], status), key=f"status:{run.id}"
+        )
 
 
 def watch_interruptions(services: Services, every_seconds: float = 10.0) -> threading.Event:

@@ -23,9 +23,11 @@ Args = TypeVarTuple("Args")
 
 def unresolved_notice(target: str, entry: str, problem: str) -> str:
     """What the channel reading progress in the wrong place is told, and how to fix it."""
-    return (f":warning: The incident channel of *{esc(target)}* (`incident_channel: {esc(entry)}`) could not be used: "
-            f"{esc(problem)}. Progress is posted here instead. Fix `incident_channel` in rollbot's YAML "
-            "(an id like `C0123ABCD`, or `#name` of a channel rollbot is in).")
+    return (
+        f":warning: The incident channel of *{esc(target)}* (`incident_channel: {esc(entry)}`) could not be used: "
+        f"{esc(problem)}. Progress is posted here instead. Fix `incident_channel` in rollbot's YAML "
+        "(an id like `C0123ABCD`, or `#name` of a channel rollbot is in)."
+    )
 
 
 @dataclass(frozen=True)
@@ -49,8 +51,11 @@ class Services:
             thread = context.get("announcement")
             if not thread or context.get("final_linked_ticket"):
                 return
-            self.poster.post(thread["channel"], f":memo: Postmortem ticket: {ticket_link(ticket.key, ticket.url)}",
-                             thread_ts=thread["ts"])
+            self.poster.post(
+                thread["channel"],
+                f":memo: Postmortem ticket: {ticket_link(ticket.key, ticket.url)}",
+                thread_ts=thread["ts"],
+            )
 
         self.outbox.send(reply)
 
@@ -62,9 +67,17 @@ class Services:
 
         def progress(run: RunView) -> SlackProgress:
             incident, notice = self.incident_channel(run.target, channel)
-            return SlackProgress(self.poster, self.outbox, rollbot.run, run, incident,
-                                 ticket_link=self.ticket_link, remember=rollbot.remember,
-                                 fallback=channel, notice=notice)
+            return SlackProgress(
+                self.poster,
+                self.outbox,
+                rollbot.run,
+                run,
+                incident,
+                ticket_link=self.ticket_link,
+                remember=rollbot.remember,
+                fallback=channel,
+                notice=notice,
+            )
 
         return progress
 
@@ -86,8 +99,9 @@ class Services:
         """An ephemeral message: refusals and errors go only to the person who clicked or typed."""
         self.outbox.send(lambda: self.poster.ephemeral(channel, user, text))
 
-    def guarded(self, channel: str, user: str, work: Callable[[Services, Unpack[Args]], None], *args: *Args,
-                runs: bool = False) -> None:
+    def guarded(
+        self, channel: str, user: str, work: Callable[[Services, Unpack[Args]], None], *args: *Args, runs: bool = False
+    ) -> None:
         """Run `work(self, *args)` after the ack; a failure reaches the person as one line, never a
         traceback. Typed by its arguments, so a listener that hands `work` the wrong ones fails
         mypy rather than a click in an incident."""

@@ -67,23 +67,34 @@ class JournalHeartbeats(JournalTransitions):
 
     def _interrupt(self, session: Session, run: RunRow, actor: str, stale: bool) -> bool:
         beat = RunRow.heartbeat_at.is_(None) if run.heartbeat_at is None else RunRow.heartbeat_at == run.heartbeat_at
-        claimed = rows_changed(session.execute(
-            update(RunRow)
-            .where(RunRow.id == run.id, RunRow.status == RunStatus.RUNNING, RunRow.epoch == run.epoch,
-                   RunRow.owner == run.owner if run.owner is not None else RunRow.owner.is_(None), beat)
-            .values(
-                status=target_of(Move.INTERRUPT, RunStatus.RUNNING),
-                epoch=RunRow.epoch + 1,
-                finished_at=self._now(),
-                error=f"rollbot stopped during step '{run.current_step or 'start'}'",
-                next_action="Check the service's state (container image, health) before acting; "
-                            "the journal shows which steps finished. Resume or abort the run.",
+        claimed = rows_changed(
+            session.execute(
+                update(RunRow)
+                .where(
+                    RunRow.id == run.id,
+                    RunRow.status == RunStatus.RUNNING,
+                    RunRow.epoch == run.epoch,
+                    RunRow.owner == run.owner if run.owner is not None else RunRow.owner.is_(None),
+                    beat,
+                )
+                .values(
+                    status=target_of(Move.INTERRUPT, RunStatus.RUNNING),
+                    epoch=RunRow.epoch + 1,
+                    finished_at=self._now(),
+                    error=f"rollbot stopped during step '{run.current_step or 'start'}'",
+                    next_action="Check the service's state (container image, health) before acting; "
+                    "the journal shows which steps finished. Resume or abort the run.",
+                )
+                .execution_options(synchronize_session=False)
             )
-            .execution_options(synchronize_session=False)
-        ))
+        )
         if claimed == 1:
             self._event(
-                session, run.id, actor, EventKind.RUN_INTERRUPTED, RunStatus.INTERRUPTED,
+                session,
+                run.id,
+                actor,
+                EventKind.RUN_INTERRUPTED,
+                RunStatus.INTERRUPTED,
                 {"step": run.current_step, "owner": run.owner, **({"heartbeat": "stale"} if stale else {})},
             )
         return claimed == 1
@@ -97,8 +108,15 @@ class JournalHeartbeats(JournalTransitions):
     def claim_report(self, run_id: str) -> bool:
         """True for exactly one caller per interruption: the one that reports it."""
         with self._sessions.begin() as session:
-            return rows_changed(session.execute(
-                update(RunRow)
-                .where(RunRow.id == run_id, RunRow.status == RunStatus.INTERRUPTED, RunRow.reported_at.is_(None))
-                .values(reported_at=self._now())
-            )) == 1
+            return (
+                rows_changed(
+                    session.execute(
+                        update(RunRow)
+                        .where(
+                            RunRow.id == run_id, RunRow.status == RunStatus.INTERRUPTED, RunRow.reported_at.is_(None)
+                        )
+                        .values(reported_at=self._now())
+                    )
+                )
+                == 1
+            )

@@ -71,7 +71,9 @@ class RunRow(Base):
     __tablename__ = "runs"
     __table_args__ = (
         Index(
-            "ux_runs_one_running_per_target", "target", unique=True,
+            "ux_runs_one_running_per_target",
+            "target",
+            unique=True,
             sqlite_where=text(ONE_HOLDER),
             postgresql_where=text(ONE_HOLDER),
         ),

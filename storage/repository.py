@@ -99,18 +99,37 @@ class Journal(JournalHeartbeats):
         threads or two replicas exactly one wins; the database's partial unique index refuses
         a run of a target another run holds. Raises `NotStartable` with the reason. The event's
         details carry the lease (`Lease.of(event.details)`) every later write must name."""
-        return self._claim(run_id, Move.START, actor, owner, EventKind.RUN_STARTED, {"approver": approver},
-                           started_at=self._now(), approver=approver)
+        return self._claim(
+            run_id,
+            Move.START,
+            actor,
+            owner,
+            EventKind.RUN_STARTED,
+            {"approver": approver},
+            started_at=self._now(),
+            approver=approver,
+        )
 
     def reclaim(self, run_id: str, actor: str, owner: str, kind: EventKind, details: dict[str, Any]) -> EventView:
         """Take an interrupted run back into `running` to resume or abort it: as `start`, one
         conditional UPDATE, so of two clicks or two replicas exactly one wins, and a new epoch
         that voids the lease of whoever ran it before."""
-        return self._claim(run_id, Move.RECLAIM, actor, owner, kind, details,
-                           reported_at=None, finished_at=None, error=None, next_action=None)
+        return self._claim(
+            run_id,
+            Move.RECLAIM,
+            actor,
+            owner,
+            kind,
+            details,
+            reported_at=None,
+            finished_at=None,
+            error=None,
+            next_action=None,
+        )
 
-    def _claim(self, run_id: str, move: Move, actor: str, owner: str, kind: EventKind, details: dict[str, Any],
-               **values: Any) -> EventView:
+    def _claim(
+        self, run_id: str, move: Move, actor: str, owner: str, kind: EventKind, details: dict[str, Any], **values: Any
+    ) -> EventView:
         try:
             with self._sessions.begin() as session:
                 self._move(session, run_id, move, None, owner=owner, heartbeat_at=db_now(session), **values)
@@ -118,8 +137,10 @@ class Journal(JournalHeartbeats):
                 return self._event(session, run_id, actor, kind, None, {**lease.as_details(), **details})
         except IntegrityError:
             held = self._holder(run_id)
-            raise NotStartable(f"another run of this target is in progress: {held}; run {run_id} was not "
-                               f"{'started' if move is Move.START else 'taken up'}") from None
+            raise NotStartable(
+                f"another run of this target is in progress: {held}; run {run_id} was not "
+                f"{'started' if move is Move.START else 'taken up'}"
+            ) from None
         except NotStartable:
             raise
         except IllegalMove as refused:
@@ -129,9 +150,14 @@ class Journal(JournalHeartbeats):
         """The run that holds `run_id`'s target (running or interrupted), named in a refusal."""
         with self._sessions() as session:
             target = session.scalars(select(RunRow.target).where(RunRow.id == run_id)).one()
-            holders = session.scalars(select(RunRow).where(
-                RunRow.target == target, RunRow.id != run_id, RunRow.kind == "rollback",
-                RunRow.status.in_([RunStatus.RUNNING, RunStatus.INTERRUPTED])))
+            holders = session.scalars(
+                select(RunRow).where(
+                    RunRow.target == target,
+                    RunRow.id != run_id,
+                    RunRow.kind == "rollback",
+                    RunRow.status.in_([RunStatus.RUNNING, RunStatus.INTERRUPTED]),
+                )
+            )
             named = [f"{row.id} ({row.status})" for row in holders]
         return ", ".join(named) or "another run"
 
@@ -154,8 +180,9 @@ class Journal(JournalHeartbeats):
             self._move(session, run_id, Move.ACT, owner, current_step=step.name)
             step.status = StepStatus.RUNNING
             step.started_at = self._now()
-            return self._event(session, run_id, actor, EventKind.STEP_STARTED, None,
-                               {"step": step.name, "position": position})
+            return self._event(
+                session, run_id, actor, EventKind.STEP_STARTED, None, {"step": step.name, "position": position}
+            )
 
     def step_finished(
         self,
@@ -204,12 +231,22 @@ class Journal(JournalHeartbeats):
         if status not in FINISHING:
             raise IllegalMove(f"a run is not finished as {status}")
         with self._sessions.begin() as session:
-            self._move(session, run_id, FINISHING[status], owner, finished_at=self._now(), error=error,
-                       next_action=next_action, summary=summary)
+            self._move(
+                session,
+                run_id,
+                FINISHING[status],
+                owner,
+                finished_at=self._now(),
+                error=error,
+                next_action=next_action,
+                summary=summary,
+            )
             details = {"error": error, "next_action": next_action, **summary}
             return self._event(session, run_id, actor, EventKind.RUN_FINISHED, status, details)
 
-    def note(self, run_id: str | None, actor: str, kind: EventKind, details: dict[str, Any], owner: Fence = None) -> EventView:
+    def note(
+        self, run_id: str | None, actor: str, kind: EventKind, details: dict[str, Any], owner: Fence = None
+    ) -> EventView:
         """Append a fact to the journal that is not a step boundary (e.g. what a swap is about to
         do). With a runner's lease it is written only while the runner holds the run."""
         with self._sessions.begin() as session:

@@ -45,21 +45,34 @@ class JournalReads:
         """(target, kind, status, runs) over the whole journal: what /metrics counts."""
         with self._sessions() as session:
             query = select(RunRow.target, RunRow.kind, RunRow.status, func.count()).group_by(
-                RunRow.target, RunRow.kind, RunRow.status)
+                RunRow.target, RunRow.kind, RunRow.status
+            )
             return [(target, kind, status, count) for target, kind, status, count in session.execute(query)]
 
     def step_durations(self, last_runs: int = 500) -> list[tuple[str, str, str, float]]:
         """(target, step, status, seconds) of the finished steps of the newest runs."""
         with self._sessions() as session:
-            newest = select(RunRow.id).where(RunRow.started_at.is_not(None)).order_by(
-                RunRow.started_at.desc()).limit(last_runs).subquery()
-            query = (select(RunRow.target, StepRow.name, StepRow.status, StepRow.started_at, StepRow.finished_at)
-                     .join(StepRow, StepRow.run_id == RunRow.id)
-                     .where(RunRow.id.in_(select(newest.c.id)), StepRow.finished_at.is_not(None),
-                            StepRow.started_at.is_not(None)))
-            return [(target, name, status, (finished - started).total_seconds())
-                    for target, name, status, started, finished in session.execute(query)
-                    if started is not None and finished is not None]
+            newest = (
+                select(RunRow.id)
+                .where(RunRow.started_at.is_not(None))
+                .order_by(RunRow.started_at.desc())
+                .limit(last_runs)
+                .subquery()
+            )
+            query = (
+                select(RunRow.target, StepRow.name, StepRow.status, StepRow.started_at, StepRow.finished_at)
+                .join(StepRow, StepRow.run_id == RunRow.id)
+                .where(
+                    RunRow.id.in_(select(newest.c.id)),
+                    StepRow.finished_at.is_not(None),
+                    StepRow.started_at.is_not(None),
+                )
+            )
+            return [
+                (target, name, status, (finished - started).total_seconds())
+                for target, name, status, started, finished in session.execute(query)
+                if started is not None and finished is not None
+            ]
 
     def run(self, run_id: str) -> RunView:
         with self._sessions() as session:
@@ -70,9 +83,7 @@ class JournalReads:
         events: tuple[EventView, ...] = ()
         if with_events:
             rows = session.scalars(select(EventRow).where(EventRow.run_id == row.id).order_by(EventRow.id))
-            events = tuple(
-                EventView(e.id, e.run_id, e.at, e.actor, e.kind, e.outcome, dict(e.details)) for e in rows
-            )
+            events = tuple(EventView(e.id, e.run_id, e.at, e.actor, e.kind, e.outcome, dict(e.details)) for e in rows)
         return RunView(
             id=row.id,
             kind=row.kind,
@@ -94,8 +105,14 @@ class JournalReads:
             summary=dict(row.summary or {}),
             steps=tuple(
                 StepView(
-                    s.position, s.name, s.description, StepStatus(s.status), s.started_at,
-                    s.finished_at, dict(s.detail or {}), s.error,
+                    s.position,
+                    s.name,
+                    s.description,
+                    StepStatus(s.status),
+                    s.started_at,
+                    s.finished_at,
+                    dict(s.detail or {}),
+                    s.error,
                 )
                 for s in steps
             ),

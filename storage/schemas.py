@@ -20,7 +20,8 @@ from storage.models import SchemaSightingRow
 
 # Both dialects' INSERT can say what happens on a conflict; the generic one cannot.
 _INSERT: dict[str, Callable[[type[SchemaSightingRow]], sqlite.Insert | postgresql.Insert]] = {
-    "sqlite": sqlite.insert, "postgresql": postgresql.insert,
+    "sqlite": sqlite.insert,
+    "postgresql": postgresql.insert,
 }
 
 

@@ -23,7 +23,8 @@ LEASE = timedelta(minutes=2)
 # INSERT … ON CONFLICT DO NOTHING, which both backends have and SQLAlchemy spells per dialect.
 # Both dialects' INSERT can skip a row that exists; the generic one cannot.
 _INSERT_IF_ABSENT: dict[str, Callable[[type[TicketRow]], sqlite.Insert | postgresql.Insert]] = {
-    "sqlite": sqlite.insert, "postgresql": postgresql.insert,
+    "sqlite": sqlite.insert,
+    "postgresql": postgresql.insert,
 }
 
 
@@ -57,8 +58,14 @@ class TicketOutbox:
         with self._sessions.begin() as session:
             session.execute(
                 self._insert(TicketRow)
-                .values(run_id=run_id, status=TicketStatus.PENDING, attempts=0,
-                        next_attempt_at=now, created_at=now, updated_at=now)
+                .values(
+                    run_id=run_id,
+                    status=TicketStatus.PENDING,
+                    attempts=0,
+                    next_attempt_at=now,
+                    created_at=now,
+                    updated_at=now,
+                )
                 .on_conflict_do_nothing(index_elements=[TicketRow.run_id])
             )
 
@@ -76,9 +83,11 @@ class TicketOutbox:
                 condition = [TicketRow.run_id == run_id, TicketRow.status == TicketStatus.PENDING]
                 if not force:
                     condition.append(TicketRow.next_attempt_at <= now)
-                taken = rows_changed(session.execute(
-                    update(TicketRow).where(*condition).values(next_attempt_at=now + LEASE, updated_at=now)
-                ))
+                taken = rows_changed(
+                    session.execute(
+                        update(TicketRow).where(*condition).values(next_attempt_at=now + LEASE, updated_at=now)
+                    )
+                )
             if taken == 1:
                 claimed.append(run_id)
         return claimed
@@ -112,12 +121,14 @@ class TicketOutbox:
                 query = query.where(TicketRow.status == status)
             return [_view(row) for row in session.scalars(query)]
 
-
     def count(self, status: TicketStatus) -> int:
         with self._sessions() as session:
-            return int(session.scalar(select(func.count()).select_from(TicketRow).where(TicketRow.status == status)) or 0)
+            return int(
+                session.scalar(select(func.count()).select_from(TicketRow).where(TicketRow.status == status)) or 0
+            )
 
 
 def _view(row: TicketRow) -> TicketView:
-    return TicketView(row.run_id, TicketStatus(row.status), row.attempts, row.next_attempt_at, row.last_error,
-                      row.key, row.url)
+    return TicketView(
+        row.run_id, TicketStatus(row.status), row.attempts, row.next_attempt_at, row.last_error, row.key, row.url
+    )

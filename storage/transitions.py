@@ -40,9 +40,9 @@ class JournalTransitions(JournalReads):
         if move in TAKE_OVERS:
             values["epoch"] = RunRow.epoch + 1
         values["status"] = target_of(move, allowed[0])
-        moved = rows_changed(session.execute(
-            update(RunRow).where(*where).values(**values).execution_options(synchronize_session=False)
-        ))
+        moved = rows_changed(
+            session.execute(update(RunRow).where(*where).values(**values).execution_options(synchronize_session=False))
+        )
         if moved != 1:
             raise self._refusal(session, run_id, move, fence)
         session.expire_all()
@@ -61,9 +61,7 @@ class JournalTransitions(JournalReads):
         return IllegalMove(f"run {run_id} is {status}")
 
     def _step(self, session: Session, run_id: str, position: int) -> StepRow:
-        return session.scalars(
-            select(StepRow).where(StepRow.run_id == run_id, StepRow.position == position)
-        ).one()
+        return session.scalars(select(StepRow).where(StepRow.run_id == run_id, StepRow.position == position)).one()
 
     def _event(
         self,

@@ -32,7 +32,9 @@ from bot.ports import ServiceConfig
 from bot.tags import ImageRef
 
 # `repo:${TAG}`, `repo:$TAG`, `repo:${TAG:-default}`: only the tag interpolated.
-TAG_VARIABLE = re.compile(r"(?P<repository>[^$]+):\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?::?-[^}]*)?\}|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))")
+TAG_VARIABLE = re.compile(
+    r"(?P<repository>[^$]+):\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?::?-[^}]*)?\}|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))"
+)
 
 
 @dataclass(frozen=True)
@@ -91,8 +93,10 @@ def _service_tag_edit(path: Path, service: str, tag: str) -> ComposeEdit:
     line = lines[line_no]
     start = line.find(old_image, column)
     if start >= 0 and line[column:start].lstrip().startswith("&"):
-        raise ComposeFileError(f"{path}: the image of service '{service}' carries a YAML anchor that other places "
-                               "may use; edit the tag by hand")
+        raise ComposeFileError(
+            f"{path}: the image of service '{service}' carries a YAML anchor that other places "
+            "may use; edit the tag by hand"
+        )
     if start < 0 or line[column:start].strip("'\" ") != "":
         raise ComposeFileError(
             f"{path}: the image of service '{service}' is not written on one line as a plain "
@@ -125,18 +129,23 @@ def image_site(config: ServiceConfig, service: str) -> ImageSite:
         if body is None or "image" not in body:
             continue
         if "image" not in getattr(body, "_ok", body):  # a key the `<<:` merge brought in
-            raise ComposeFileError(f"{path}: the image of service '{service}' comes from a YAML merge key (<<); "
-                                   "rollbot edits only an image written on the service itself: edit the tag by hand")
+            raise ComposeFileError(
+                f"{path}: the image of service '{service}' comes from a YAML merge key (<<); "
+                "rollbot edits only an image written on the service itself: edit the tag by hand"
+            )
         written = str(body["image"])
         if "$" in written:
             return _variable_site(config, path, written)
         if written != config.image:
-            raise ComposeFileError(f"{path}: service '{service}' is written as {written} but Compose runs "
-                                   f"{config.image}; rollbot cannot tell where to switch it: edit the tag by hand")
+            raise ComposeFileError(
+                f"{path}: service '{service}' is written as {written} but Compose runs "
+                f"{config.image}; rollbot cannot tell where to switch it: edit the tag by hand"
+            )
         return ImageSite(path)
     names = ", ".join(path.name for path in config.files)
-    raise ComposeFileError(f"none of {names} sets the image of service '{service}' on the service itself "
-                           "(extends?); edit the tag by hand")
+    raise ComposeFileError(
+        f"none of {names} sets the image of service '{service}' on the service itself (extends?); edit the tag by hand"
+    )
 
 
 def check_tag_edit(site: ImageSite, service: str, tag: str) -> ComposeEdit:
@@ -164,19 +173,27 @@ def image_in(site: ImageSite, text: str, service: str) -> str:
 def _variable_site(config: ServiceConfig, path: Path, written: str) -> ImageSite:
     match = TAG_VARIABLE.fullmatch(written)
     if match is None:
-        raise ComposeFileError(f"{path}: the image {written} uses ${{...}} interpolation beyond its tag; "
-                               "rollbot switches only a literal tag or one `:${TAG}` variable: edit the tag by hand")
+        raise ComposeFileError(
+            f"{path}: the image {written} uses ${{...}} interpolation beyond its tag; "
+            "rollbot switches only a literal tag or one `:${TAG}` variable: edit the tag by hand"
+        )
     variable = match["braced"] or match["bare"]
     if variable in without_secrets(os.environ):
-        raise ComposeFileError(f"{path}: the image's tag comes from ${variable}, which rollbot's own environment "
-                               "sets (it overrides .env): unset it for rollbot or edit the tag by hand")
+        raise ComposeFileError(
+            f"{path}: the image's tag comes from ${variable}, which rollbot's own environment "
+            "sets (it overrides .env): unset it for rollbot or edit the tag by hand"
+        )
     if not config.env_file.is_file():
-        raise ComposeFileError(f"{path}: the image's tag comes from ${variable}, and there is no {config.env_file} "
-                               "setting it; edit the tag by hand")
+        raise ComposeFileError(
+            f"{path}: the image's tag comes from ${variable}, and there is no {config.env_file} "
+            "setting it; edit the tag by hand"
+        )
     _, value = _env_value(config.env_file, _read(config.env_file), variable)
     if ImageRef.parse(config.image).tag != value:
-        raise ComposeFileError(f"{config.env_file}: {variable}={value}, but Compose runs {config.image}; "
-                               "rollbot cannot tell where the tag is set: edit the tag by hand")
+        raise ComposeFileError(
+            f"{config.env_file}: {variable}={value}, but Compose runs {config.image}; "
+            "rollbot cannot tell where the tag is set: edit the tag by hand"
+        )
     return ImageSite(config.env_file, variable)
 
 
@@ -207,8 +224,14 @@ def _env_tag_edit(path: Path, variable: str, tag: str) -> ComposeEdit:
     assert match is not None
     lines[number] = f"{match['lead']}{match['quote']}{tag}{match['quote']}{match['rest']}{match['end']}"
     after = "".join(lines)
-    changed = [n for n, (a, b) in enumerate(zip(before.splitlines(True), after.splitlines(True), strict=False)) if a != b]
-    if len(after.splitlines(True)) != len(lines) or changed not in ([number], []) or _env_value(path, after, variable)[1] != tag:
+    changed = [
+        n for n, (a, b) in enumerate(zip(before.splitlines(True), after.splitlines(True), strict=False)) if a != b
+    ]
+    if (
+        len(after.splitlines(True)) != len(lines)
+        or changed not in ([number], [])
+        or _env_value(path, after, variable)[1] != tag
+    ):
         raise ComposeFileError(f"{path}: editing {variable} in place would change more than its value; edit it by hand")
     return ComposeEdit(path, before, after, f"{variable}={old}", f"{variable}={tag}")
 

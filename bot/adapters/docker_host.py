@@ -30,8 +30,13 @@ from bot.ports import ContainerFacts, ImageLocation, ImageSource, MountFacts, Ru
 
 # The SDK reads multiplexed log streams from the raw socket: a stall there is the built-in
 # TimeoutError (socket.timeout), a dropped daemon the built-in ConnectionError.
-DOCKER_FAILURES = (DockerException, requests.exceptions.RequestException, urllib3.exceptions.HTTPError,
-                   TimeoutError, ConnectionError)
+DOCKER_FAILURES = (
+    DockerException,
+    requests.exceptions.RequestException,
+    urllib3.exceptions.HTTPError,
+    TimeoutError,
+    ConnectionError,
+)
 TIMEOUTS = (requests.exceptions.Timeout, urllib3.exceptions.TimeoutError, TimeoutError)
 DOCKER_TIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)")
 
@@ -56,8 +61,11 @@ class DockerHost:
 
         Found by Compose's own labels. `oneoff=False` leaves out `docker compose run` containers:
         a one-off of the service (a shell, a migration) is not the service."""
-        labels = [f"com.docker.compose.project={project}", f"com.docker.compose.service={service}",
-                  "com.docker.compose.oneoff=False"]
+        labels = [
+            f"com.docker.compose.project={project}",
+            f"com.docker.compose.service={service}",
+            "com.docker.compose.oneoff=False",
+        ]
         try:
             found = self.client.api.containers(all=True, filters={"label": labels})
         except DOCKER_FAILURES as error:
@@ -88,8 +96,10 @@ class DockerHost:
         """Every running container with its mounts, a named volume by its mountpoint on the host."""
         try:
             found = self.client.api.containers(filters={"status": "running"})
-            return [RunningMounts(c["Id"], _first_name(c), tuple(self._mount(m) for m in c.get("Mounts") or ()))
-                    for c in found]
+            return [
+                RunningMounts(c["Id"], _first_name(c), tuple(self._mount(m) for m in c.get("Mounts") or ()))
+                for c in found
+            ]
         except DockerException as error:
             raise DockerError(f"cannot list the running containers and their mounts: {_reason(error)}") from None
 
@@ -123,7 +133,9 @@ class DockerHost:
             return ImageLocation(
                 ImageSource.HOST, f"{reference} is on this host (registry: {registry_answer}); nothing to pull"
             )
-        return ImageLocation(ImageSource.NOWHERE, f"{reference} is not in its registry ({registry_answer}) nor on this host")
+        return ImageLocation(
+            ImageSource.NOWHERE, f"{reference} is not in its registry ({registry_answer}) nor on this host"
+        )
 
     def inspect(self, container_id: str) -> dict[str, Any]:
         """`docker inspect` of a container: evidence of how the bad version was running."""
@@ -163,8 +175,10 @@ class DockerHost:
         header = None
         if headed:
             attrs = container.attrs
-            header = (f"===== {container.name} ({container.id[:12]}), made {attrs.get('Created', '?')}, "
-                      f"restarted {attrs.get('RestartCount', 0)} time(s) =====\n").encode()
+            header = (
+                f"===== {container.name} ({container.id[:12]}), made {attrs.get('Created', '?')}, "
+                f"restarted {attrs.get('RestartCount', 0)} time(s) =====\n"
+            ).encode()
         return Section(header, self._log_chunks(container))
 
     @staticmethod
@@ -180,8 +194,12 @@ class DockerHost:
         """The tags of `repository` on this host and, when it answers without credentials, in its
         registry (Docker's API has no tag listing; the registry's own v2 API does)."""
         try:
-            host = {tag.rsplit(":", 1)[1] for image in self.client.images.list(name=repository)
-                    for tag in image.tags if tag.rsplit(":", 1)[0] == repository}
+            host = {
+                tag.rsplit(":", 1)[1]
+                for image in self.client.images.list(name=repository)
+                for tag in image.tags
+                if tag.rsplit(":", 1)[0] == repository
+            }
         except DOCKER_FAILURES as error:
             raise DockerError(f"cannot list images on this host: {_reason(error)}") from None
         registry = _registry_tags(repository)

@@ -113,8 +113,10 @@ def ownership_problem(brain: Path) -> str | None:
     groups = {os.getegid(), *os.getgroups()}
     if os.geteuid() == 0 or (os.geteuid() == facts.st_uid and facts.st_gid in groups):
         return None
-    return (f"{brain} is owned by uid {facts.st_uid} gid {facts.st_gid} and rollbot runs as uid {os.geteuid()}: "
-            "a restored brain could not be given that owner; run rollbot as root or as the brain's owner")
+    return (
+        f"{brain} is owned by uid {facts.st_uid} gid {facts.st_gid} and rollbot runs as uid {os.geteuid()}: "
+        "a restored brain could not be given that owner; run rollbot as root or as the brain's owner"
+    )
 
 
 def _owned_like(path: Path, brain: Path) -> None:
@@ -256,7 +258,9 @@ def _checkpoint(brain: Path) -> None:
             if mode == "wal":
                 busy, _, _ = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
                 if busy:
-                    raise BrainError(f"{brain} is still in use: its WAL could not be checkpointed (is the Engine stopped?)")
+                    raise BrainError(
+                        f"{brain} is still in use: its WAL could not be checkpointed (is the Engine stopped?)"
+                    )
     except sqlite3.Error as error:
         raise BrainError(f"{brain}: cannot checkpoint before the swap: {error}") from None
     wal = Path(f"{brain}-wal")

@@ -111,5 +111,8 @@ class Queries:
     def runs_in_progress(self, target: str) -> list[str]:
         """The rollbacks that hold `target`: running ones, and interrupted ones, which left the
         service half-way and hold it until they are resumed or aborted."""
-        return [run.id for status in HOLDING
-                for run in self._journal.runs(target, limit=10, status=status, kind=RunKind.ROLLBACK)]
+        return [
+            run.id
+            for status in HOLDING
+            for run in self._journal.runs(target, limit=10, status=status, kind=RunKind.ROLLBACK)
+        ]

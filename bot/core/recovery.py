@@ -76,8 +76,14 @@ class InterruptedRuns:
         given and only an approver of the target may do it; at the terminal, whoever can run
         rollbot on the host may. `seen_on`, as for `decide`: a click on a message that is not
         the run's interruption report is refused."""
-        found = clicked_run(self._journal, self._config, run_id, "interruption_message",
-                            "the interrupted run reported on this message", seen_on)
+        found = clicked_run(
+            self._journal,
+            self._config,
+            run_id,
+            "interruption_message",
+            "the interrupted run reported on this message",
+            seen_on,
+        )
         if isinstance(found, Outcome):
             return found
         run, target = found
@@ -129,4 +135,3 @@ def _not_interrupted(run: RunView) -> str:
     if run.status is RunStatus.PLANNED:
         return f"run {run.id} has not started; confirm or cancel its plan instead"
     return f"run {run.id} is {run.status.value}, not interrupted; nothing was done"
-

@@ -43,7 +43,12 @@ log = logging.getLogger(__name__)
 
 class Rollbacks:
     def __init__(
-        self, config: Config, journal: Journal, systems: Systems, queries: Queries, runners: Runners,
+        self,
+        config: Config,
+        journal: Journal,
+        systems: Systems,
+        queries: Queries,
+        runners: Runners,
         postmortems: Postmortems,
     ) -> None:
         self._config = config
@@ -58,8 +63,11 @@ class Rollbacks:
         plan = self._make_plan(request)
         if plan.approvable or plan.question:
             target = self._config.targets[request.target]
-            plan = replace(plan, rehearsal=self._queries.rehearsal(request.target),
-                           kept=self._queries.kept(plan.current_image, target.keep_images))
+            plan = replace(
+                plan,
+                rehearsal=self._queries.rehearsal(request.target),
+                kept=self._queries.kept(plan.current_image, target.keep_images),
+            )
         record = NewRun(
             target=request.target,
             to_version=request.version,
@@ -76,10 +84,16 @@ class Rollbacks:
         return PlannedRun(run, plan)
 
     def _make_plan(self, request: RollbackRequest) -> Plan:
-        return make_plan(request, self._config, self._systems, self._queries.runs_in_progress, self._journal.schema_seen)
+        return make_plan(
+            request, self._config, self._systems, self._queries.runs_in_progress, self._journal.schema_seen
+        )
 
     def execute(
-        self, planned: PlannedRun, actor: str, sink: ProgressSink | None = None, approver: str | None = None,
+        self,
+        planned: PlannedRun,
+        actor: str,
+        sink: ProgressSink | None = None,
+        approver: str | None = None,
         postmortem: bool = True,
     ) -> RunView:
         """Run an approved plan on the calling thread. A drill's own runs are practice: its report
@@ -126,8 +140,11 @@ class Rollbacks:
             return Outcome(refusal="this plan asks whether to restore the brain first: answer it with its buttons")
         restores = journaled is not None and journaled.restores_brain
         if decision is Decision.CONFIRM and confirms_brain_restore is not None and confirms_brain_restore != restores:
-            return Outcome(refusal="this plan restores the brain: only its brain-restore approval starts it" if restores
-                           else "this plan does not restore the brain; confirm it with its rollback button")
+            return Outcome(
+                refusal="this plan restores the brain: only its brain-restore approval starts it"
+                if restores
+                else "this plan does not restore the brain; confirm it with its rollback button"
+            )
         verdict = may_decide(user, decision, run.requester, restores, target, members_of)
         if not verdict.allowed:
             return Outcome(refusal=verdict.reason)

@@ -84,7 +84,11 @@ class Rollbot:
         return self._queries.rehearsal(target_name)
 
     def execute(
-        self, planned: PlannedRun, actor: str, sink: ProgressSink | None = None, approver: str | None = None,
+        self,
+        planned: PlannedRun,
+        actor: str,
+        sink: ProgressSink | None = None,
+        approver: str | None = None,
         postmortem: bool = True,
     ) -> RunView:
         """Run an approved plan on the calling thread; a drill's own runs file no postmortem."""
@@ -123,7 +127,11 @@ class Rollbot:
     # --- drills and postmortems ----------------------------------------------------------------
 
     def drill(
-        self, target: str, broken: str, actor: str, sink: ProgressSink | None = None,
+        self,
+        target: str,
+        broken: str,
+        actor: str,
+        sink: ProgressSink | None = None,
         rollback_sink: Callable[[RunView], ProgressSink | None] | None = None,
     ) -> RunView:
         """The runbook's drill of `target` with the deliberately broken tag `broken` (see bot/core/drill.py)."""

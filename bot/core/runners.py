@@ -31,8 +31,16 @@ class Runners:
         return self._stop_signal.is_set()
 
     def runner(self, actor: str) -> Runner:
-        return Runner(self._config, self._journal, self._systems, self._health, actor, process_owner(),
-                      stopping=self._stop_signal, on_healthy=self._saw_healthy)
+        return Runner(
+            self._config,
+            self._journal,
+            self._systems,
+            self._health,
+            actor,
+            process_owner(),
+            stopping=self._stop_signal,
+            on_healthy=self._saw_healthy,
+        )
 
     def _saw_healthy(self, target: TargetConfig, version: str | None) -> None:
         saw_healthy(self._journal, target, version, "run")

@@ -15,7 +15,9 @@ from storage import Journal
 log = logging.getLogger(__name__)
 
 
-def saw_healthy(journal: Journal, target: TargetConfig, version: str | None, source: str, schema: int | None = None) -> None:
+def saw_healthy(
+    journal: Journal, target: TargetConfig, version: str | None, source: str, schema: int | None = None
+) -> None:
     """Journal that `version` answered healthy on the brain's schema (read now, or `schema` of a
     copy taken at that moment): the next rollback to it knows whether the brain must go back.
     Best effort: a record never fails what a person asked for."""

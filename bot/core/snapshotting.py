@@ -43,8 +43,11 @@ class Snapshotting:
             running = container if container is not None and container.running else None
             snapshot = take_snapshot(brain, running.tag if running else None)
         self._journal.note(None, actor, EventKind.SNAPSHOT_TAKEN, {"target": target.name, **snapshot.to_dict()})
-        if (running is not None and snapshot.schema_version is not None
-                and self._health.wait_until_healthy(target.health_url, timeout=2).ok):
+        if (
+            running is not None
+            and snapshot.schema_version is not None
+            and self._health.wait_until_healthy(target.health_url, timeout=2).ok
+        ):
             saw_healthy(self._journal, target, running.tag, "snapshot", snapshot.schema_version)
         return snapshot
 
@@ -58,7 +61,9 @@ class Snapshotting:
         """The target and its brain, or a refusal that says which configuration is missing."""
         target = self._config.target(name)
         if target is None:
-            raise InvalidRequest(f"unknown target {name!r}; configured targets: {', '.join(sorted(self._config.targets))}")
+            raise InvalidRequest(
+                f"unknown target {name!r}; configured targets: {', '.join(sorted(self._config.targets))}"
+            )
         if target.brain is None:
             raise InvalidRequest(f"target {name} has no brain configured (targets.{name}.brain)")
         return target, target.brain

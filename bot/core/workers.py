@@ -71,7 +71,9 @@ class Workers:
         left = [run for run in self._journal.runs(limit=50, status=RunStatus.RUNNING) if run.owner == owner]
         actor = f"rollbot@{owner}"
         for run in self._journal.mark_interrupted(lambda who: who != owner, actor=actor):
-            log.warning("run %s was still in step %s at shutdown; it is journaled as interrupted", run.id, run.current_step)
+            log.warning(
+                "run %s was still in step %s at shutdown; it is journaled as interrupted", run.id, run.current_step
+            )
         self._work.shutdown(wait=False, cancel_futures=True)
         return [run.id for run in left]
 

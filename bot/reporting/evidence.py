@@ -18,8 +18,26 @@ from storage import RunView
 COMPRESS_ABOVE_BYTES = 1024 * 1024
 
 
-SECRET_NAME_PARTS = {"PASSWORD", "PASSWD", "PASS", "PWD", "SECRET", "SECRETS", "TOKEN", "TOKENS", "KEY", "APIKEY",
-                     "CREDENTIAL", "CREDENTIALS", "AUTH", "PRIVATE", "DSN", "SALT", "COOKIE", "SESSION"}
+SECRET_NAME_PARTS = {
+    "PASSWORD",
+    "PASSWD",
+    "PASS",
+    "PWD",
+    "SECRET",
+    "SECRETS",
+    "TOKEN",
+    "TOKENS",
+    "KEY",
+    "APIKEY",
+    "CREDENTIAL",
+    "CREDENTIALS",
+    "AUTH",
+    "PRIVATE",
+    "DSN",
+    "SALT",
+    "COOKIE",
+    "SESSION",
+}
 URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:)[^@\s/]+@")
 
 
@@ -66,9 +84,28 @@ def gather(run: RunView, evidence_dir: Path) -> list[Path]:
 def _journal(run: RunView, folder: Path) -> Path:
     path = folder / "journal.json"
     data = {
-        "run": {key: getattr(run, key) for key in (
-            "id", "kind", "target", "environment", "from_version", "to_version", "reason", "requester", "approver",
-            "status", "created_at", "started_at", "finished_at", "current_step", "error", "next_action", "summary")},
+        "run": {
+            key: getattr(run, key)
+            for key in (
+                "id",
+                "kind",
+                "target",
+                "environment",
+                "from_version",
+                "to_version",
+                "reason",
+                "requester",
+                "approver",
+                "status",
+                "created_at",
+                "started_at",
+                "finished_at",
+                "current_step",
+                "error",
+                "next_action",
+                "summary",
+            )
+        },
         "steps": [vars(step) for step in run.steps],
         "events": [vars(event) for event in run.events],
     }
@@ -78,10 +115,18 @@ def _journal(run: RunView, folder: Path) -> Path:
 
 def _health(run: RunView, folder: Path) -> Path:
     path = folder / "health.json"
-    checks = [{"step": step.name, "status": step.status.value, "detail": step.detail, "error": step.error}
-              for step in run.steps if step.name == "verify_health"]
-    path.write_text(json.dumps({"health_url_results": checks, "summary": RunSummary.from_dict(run.summary).health}, indent=2,
-                               default=str) + "\n", encoding="utf-8")
+    checks = [
+        {"step": step.name, "status": step.status.value, "detail": step.detail, "error": step.error}
+        for step in run.steps
+        if step.name == "verify_health"
+    ]
+    path.write_text(
+        json.dumps(
+            {"health_url_results": checks, "summary": RunSummary.from_dict(run.summary).health}, indent=2, default=str
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     return path
 
 

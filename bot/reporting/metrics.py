@@ -41,8 +41,9 @@ class JournalCollector(Collector):
             yield pending
 
     def _runs(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
-        runs = CounterMetricFamily("rollbot_runs", "Runs recorded in the journal, by outcome",
-                                   labels=["target", "kind", "status"])
+        runs = CounterMetricFamily(
+            "rollbot_runs", "Runs recorded in the journal, by outcome", labels=["target", "kind", "status"]
+        )
         running = GaugeMetricFamily("rollbot_runs_in_progress", "Rollbacks running now", labels=["target"])
         in_progress: dict[str, int] = dict.fromkeys(self._config.targets, 0)
         for target, kind, status, count in self._journal.run_counts():
@@ -55,8 +56,9 @@ class JournalCollector(Collector):
         yield running
 
     def _steps(self) -> HistogramMetricFamily:
-        histogram = HistogramMetricFamily("rollbot_step_duration_seconds", "How long each step of a run took",
-                                          labels=["target", "step", "status"])
+        histogram = HistogramMetricFamily(
+            "rollbot_step_duration_seconds", "How long each step of a run took", labels=["target", "step", "status"]
+        )
         seconds_by: dict[tuple[str, str, str], list[float]] = defaultdict(list)
         for target, step, status, seconds in self._journal.step_durations():
             seconds_by[(target, step, status)].append(seconds)

@@ -27,7 +27,7 @@ def build(run: RunView, attachments: list[Path]) -> Postmortem:
     return Postmortem(
         run_id=run.id,
         title=f"Postmortem: {run.target} ({run.environment or '?'}) rolled back {run.from_version or '?'} → "
-              f"{run.to_version} [{run.status.value}]",
+        f"{run.to_version} [{run.status.value}]",
         summary=[
             f"Target: {run.target} ({run.environment or '?'})",
             f"Versions: {run.from_version or '?'} → {run.to_version}",
@@ -48,20 +48,27 @@ def build(run: RunView, attachments: list[Path]) -> Postmortem:
 def _impact(run: RunView, facts: RunSummary) -> list[str]:
     lines = []
     downtime = facts.downtime_seconds
-    lines.append(f"Downtime during the rollback (drain-stop to healthy): {downtime:.1f}s" if isinstance(downtime, (int, float))
-                 else "Downtime during the rollback: not measured (the run did not reach a healthy state)")
+    lines.append(
+        f"Downtime during the rollback (drain-stop to healthy): {downtime:.1f}s"
+        if isinstance(downtime, (int, float))
+        else "Downtime during the rollback: not measured (the run did not reach a healthy state)"
+    )
     if facts.forensic_copy:
         snapshot = Path(str(facts.snapshot)).name
         taken = ((run.plan.get("brain") or {}).get("snapshot") or {}).get("taken_at", "?")
         swapped = next((step.started_at for step in run.steps if step.name == "swap_brain"), None)
         lines.append(f"Data-loss window: {taken} (snapshot) → {swapped or '?'} (brain swapped), UTC")
-        lines.append(f"Data rolled back: the brain was restored from {snapshot}; everything written after it left the "
-                     f"live brain ({facts.rows_rolled_back} rows, per table below) and is kept in the forensic copy")
+        lines.append(
+            f"Data rolled back: the brain was restored from {snapshot}; everything written after it left the "
+            f"live brain ({facts.rows_rolled_back} rows, per table below) and is kept in the forensic copy"
+        )
         undone = _loss(run)
         if undone:
-            lines.append(f"Rows the restore undid (counted when the plan was made): {sum(t.rows for t in undone)} added, "
-                         f"{sum(t.changed for t in undone)} changed (back to the snapshot's values), "
-                         f"{sum(t.deleted for t in undone)} deleted (back in the brain)")
+            lines.append(
+                f"Rows the restore undid (counted when the plan was made): {sum(t.rows for t in undone)} added, "
+                f"{sum(t.changed for t in undone)} changed (back to the snapshot's values), "
+                f"{sum(t.deleted for t in undone)} deleted (back in the brain)"
+            )
     else:
         lines.append("Data rolled back: no data rolled back (image only)")
     return lines
@@ -81,7 +88,9 @@ def _timeline(run: RunView) -> list[tuple[datetime, str]]:
     return sorted(entries, key=lambda entry: entry[0])
 
 
-def _describe_event(kind: str, actor: str, outcome: str | None, details: dict[str, Any], at: datetime) -> list[tuple[datetime, str]]:
+def _describe_event(
+    kind: str, actor: str, outcome: str | None, details: dict[str, Any], at: datetime
+) -> list[tuple[datetime, str]]:
     if kind in (EventKind.RUN_PLANNED, EventKind.RUN_REFUSED):
         return [(at, "plan made" + (f", refused: {details.get('refusal')}" if kind == EventKind.RUN_REFUSED else ""))]
     if kind == EventKind.RUN_CONFIRMED:
@@ -104,7 +113,9 @@ def _detection(run: RunView) -> list[str]:
     lines = [f"Reported symptom: {run.reason or '(none given)'}"]
     for check in run.plan.get("checks", []):
         if check.get("result") in ("warning", "failed", "needs a decision") or check.get("name") in (
-            "running container", "brain schema", "data the restore removes"
+            "running container",
+            "brain schema",
+            "data the restore removes",
         ):
             lines.append(f"Preflight, {check.get('name')} ({check.get('result')}): {check.get('detail')}")
     return lines
@@ -123,7 +134,9 @@ def _action_items(run: RunView) -> list[str]:
         f"Add a regression eval for this exact failure ({run.reason or 'the reported symptom'})",
         "Review snapshot freshness: take a snapshot before every upgrade",
     ]
-    items += [f"Fix the failed step {step.name}: {step.error}" for step in run.steps if step.status is StepStatus.FAILED]
+    items += [
+        f"Fix the failed step {step.name}: {step.error}" for step in run.steps if step.status is StepStatus.FAILED
+    ]
     return items
 
 
@@ -134,8 +147,10 @@ def _supporting(run: RunView, attachments: list[Path]) -> list[str]:
         lines.append(f"Slack thread: {permalink}")
     summary = RunSummary.from_dict(run.summary)
     if summary.forensic_copy:
-        lines.append(f"Forensic brain copy: {summary.forensic_copy} "
-                     f"(holds the {summary.rows_rolled_back} rolled-back rows and everything before them)")
+        lines.append(
+            f"Forensic brain copy: {summary.forensic_copy} "
+            f"(holds the {summary.rows_rolled_back} rolled-back rows and everything before them)"
+        )
     lines += [f"Attached: {path.name}" for path in attachments]
     return lines
 
@@ -143,13 +158,23 @@ def _supporting(run: RunView, attachments: list[Path]) -> list[str]:
 def to_markdown(pm: Postmortem) -> str:
     out = [f"# {pm.title}", "", "## Summary", *_bullets(pm.summary), "", "## Impact", *_bullets(pm.impact)]
     if pm.loss:
-        out += ["", "| table | rows added | rows changed | rows deleted | time range of the added rows |",
-                "|---|---|---|---|---|"]
+        out += [
+            "",
+            "| table | rows added | rows changed | rows deleted | time range of the added rows |",
+            "|---|---|---|---|---|",
+        ]
         out += [f"| {t.table} | {t.rows} | {t.changed} | {t.deleted} | {_span(t)} |" for t in pm.loss]
     out += ["", "## Timeline (UTC)", *[f"- {at:%Y-%m-%d %H:%M:%S} {what}" for at, what in pm.timeline]]
     out += ["", "## Detection", *_bullets(pm.detection), "", "## Resolution", *_bullets(pm.resolution)]
     out += ["", "## Action items", *[f"- [ ] {item}" for item in pm.action_items]]
-    out += ["", "## Root cause", "_To be written by the people who fix it._", "", "## Lessons learned", "_To be written._"]
+    out += [
+        "",
+        "## Root cause",
+        "_To be written by the people who fix it._",
+        "",
+        "## Lessons learned",
+        "_To be written._",
+    ]
     out += ["", "## Supporting information", *_bullets(pm.supporting), ""]
     return "\n".join(out)
 
@@ -162,7 +187,14 @@ def to_jira_wiki(pm: Postmortem) -> str:
     out += ["", "h2. Timeline (UTC)", *[f"* {at:%Y-%m-%d %H:%M:%S} {_wiki(what)}" for at, what in pm.timeline]]
     out += ["", "h2. Detection", *_stars(pm.detection), "", "h2. Resolution", *_stars(pm.resolution)]
     out += ["", "h2. Action items", *[f"* (x) {_wiki(item)}" for item in pm.action_items]]
-    out += ["", "h2. Root cause", "_To be written by the people who fix it._", "", "h2. Lessons learned", "_To be written._"]
+    out += [
+        "",
+        "h2. Root cause",
+        "_To be written by the people who fix it._",
+        "",
+        "h2. Lessons learned",
+        "_To be written._",
+    ]
     out += ["", "h2. Supporting information", *_stars(pm.supporting)]
     return "\n".join(out)
 

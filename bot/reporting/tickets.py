@@ -80,14 +80,16 @@ class JiraTickets:
         return self._ticket(found[0].key) if found else None
 
     def create(self, postmortem: Postmortem) -> Ticket:
-        issue = self._connect().create_issue(fields={
-            "project": {"key": self._project},
-            "issuetype": {"name": self._issue_type},
-            "summary": postmortem.title[:250],
-            "description": to_jira_wiki(postmortem),
-            "labels": [postmortem.label, *self._labels],
-            **self._fields,
-        })
+        issue = self._connect().create_issue(
+            fields={
+                "project": {"key": self._project},
+                "issuetype": {"name": self._issue_type},
+                "summary": postmortem.title[:250],
+                "description": to_jira_wiki(postmortem),
+                "labels": [postmortem.label, *self._labels],
+                **self._fields,
+            }
+        )
         return self._ticket(issue.key)
 
     def complete(self, ticket: Ticket, postmortem: Postmortem) -> None:

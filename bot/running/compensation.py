@@ -65,19 +65,32 @@ class Compensation:
             put_back(brain.path, state.swapped)
         except Exception as error:
             log.exception("putting the original brain back failed in run %s", state.run_id)
-            self._writes.note(state, notify, EventKind.BRAIN_PUT_BACK_FAILED, {
-                "brain": str(brain.path), "original": str(state.swapped.forensic_brain), "error": str(error)})
-            return BrainBack(False, f"the original brain could NOT be put back ({error}); it is at "
-                                    f"{state.swapped.forensic_brain}: stop {state.target.service} and move it to "
-                                    f"{brain.path} by hand")
+            self._writes.note(
+                state,
+                notify,
+                EventKind.BRAIN_PUT_BACK_FAILED,
+                {"brain": str(brain.path), "original": str(state.swapped.forensic_brain), "error": str(error)},
+            )
+            return BrainBack(
+                False,
+                f"the original brain could NOT be put back ({error}); it is at "
+                f"{state.swapped.forensic_brain}: stop {state.target.service} and move it to "
+                f"{brain.path} by hand",
+            )
         discard_staged(brain.path, state.run_id)
-        self._writes.note(state, notify, EventKind.BRAIN_PUT_BACK, {
-            "brain": str(brain.path), "forensic_dir": str(state.swapped.forensic_dir)})
-        return BrainBack(True, f"the original brain is back at {brain.path}; the forensic folder is "
-                               f"{state.swapped.forensic_dir}")
+        self._writes.note(
+            state,
+            notify,
+            EventKind.BRAIN_PUT_BACK,
+            {"brain": str(brain.path), "forensic_dir": str(state.swapped.forensic_dir)},
+        )
+        return BrainBack(
+            True, f"the original brain is back at {brain.path}; the forensic folder is {state.swapped.forensic_dir}"
+        )
 
-    def back_to_previous(self, state: RunState, kind: StepKind, brain: BrainBack | None,
-                         notify: ProgressSink) -> Recovery | None:
+    def back_to_previous(
+        self, state: RunState, kind: StepKind, brain: BrainBack | None, notify: ProgressSink
+    ) -> Recovery | None:
         """After a failure past the drain-stop, leave the Engine running if it ran before.
 
         The version that ran before the rollback (degraded, but serving) is started again when
@@ -101,19 +114,29 @@ class Compensation:
         path, service = state.plan.brain.path if state.plan.brain else None, state.target.service
         self._writes.note(state, notify, EventKind.RECOVERY_NOT_STARTED, {"reason": f"{path} is missing"})
         where, _ = describe_failure(state.plan, state.target, kind, undone=False)
-        where = (f"{where}; {path} is missing, so {state.plan.running_version} was not started again "
-                 "(it would run on an empty brain)")
+        where = (
+            f"{where}; {path} is missing, so {state.plan.running_version} was not started again "
+            "(it would run on an empty brain)"
+        )
         compose = compose_command(state.target.compose_file, state.target.compose_files)
-        return Recovery(where, f"find the brain and put it at {path}, then start {service} "
-                               f"with `{compose}up -d {service}`",
-                        "not started: the brain is missing")
+        return Recovery(
+            where,
+            f"find the brain and put it at {path}, then start {service} with `{compose}up -d {service}`",
+            "not started: the brain is missing",
+        )
 
     def _leave_running(self, state: RunState, notify: ProgressSink) -> Recovery:
         service, old, new = state.target.service, state.plan.running_version, state.plan.request.version
-        self._writes.note(state, notify, EventKind.RECOVERY_LEFT_RUNNING, {
-            "version": new, "reason": f"{old} was unhealthy too; stopping {new} would only add downtime"})
-        where = (f"{service} is now on {new} but unhealthy; it was left running: {old} was unhealthy too (the reason "
-                 f"for the rollback), and going back to it would stop {service} again for no better service")
+        self._writes.note(
+            state,
+            notify,
+            EventKind.RECOVERY_LEFT_RUNNING,
+            {"version": new, "reason": f"{old} was unhealthy too; stopping {new} would only add downtime"},
+        )
+        where = (
+            f"{service} is now on {new} but unhealthy; it was left running: {old} was unhealthy too (the reason "
+            f"for the rollback), and going back to it would stop {service} again for no better service"
+        )
         _, next_action = describe_failure(state.plan, state.target, StepKind.VERIFY_HEALTH, undone=False)
         return Recovery(where, next_action, f"left {new} running")
 
@@ -130,20 +153,25 @@ class Compensation:
             write_atomically(edited, before)
         except OSError as error:
             self._writes.note(state, notify, EventKind.RECOVERY_COMPOSE_PUT_BACK_FAILED, {"error": str(error)})
-            return Started(False, False, f"the compose file could not be put back to {old} ({error}); "
-                                         f"its copy from before the run is {backup_path(self._evidence_dir, state)}")
-        self._writes.note(state, notify, EventKind.RECOVERY_COMPOSE_PUT_BACK, {
-            "compose_file": str(edited), "version": old})
+            return Started(
+                False,
+                False,
+                f"the compose file could not be put back to {old} ({error}); "
+                f"its copy from before the run is {backup_path(self._evidence_dir, state)}",
+            )
+        self._writes.note(
+            state, notify, EventKind.RECOVERY_COMPOSE_PUT_BACK, {"compose_file": str(edited), "version": old}
+        )
         try:
             state.compose.up(service)
         except Exception as error:  # noqa: BLE001 - journaled and said in the failure message
             log.warning("starting %s %s again after run %s failed: %s", service, old, run_id, error)
-            self._writes.note(state, notify, EventKind.RECOVERY_PREVIOUS_START_FAILED, {
-                "version": old, "error": str(error)})
+            self._writes.note(
+                state, notify, EventKind.RECOVERY_PREVIOUS_START_FAILED, {"version": old, "error": str(error)}
+            )
             return Started(True, False, str(error))
         running = self._service_running(state)
-        self._writes.note(state, notify, EventKind.RECOVERY_PREVIOUS_STARTED, {
-            "version": old, "running": running})
+        self._writes.note(state, notify, EventKind.RECOVERY_PREVIOUS_STARTED, {"version": old, "running": running})
         return Started(True, running, None if running else f"`up -d` returned but no {service} container is running")
 
     def _text_before(self, state: RunState) -> str | None:

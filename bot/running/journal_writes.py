@@ -40,8 +40,12 @@ def _transient(error: BaseException) -> bool:
 def journal_retry(attempts: int = 5, first_wait: float = 0.2, max_wait: float = 3.0) -> Retrying:
     """How the runner retries a journal write: a few attempts over some seconds, enough for a
     busy or restarting database, short enough not to hold a stopped Engine down for long."""
-    return Retrying(stop=stop_after_attempt(attempts), wait=wait_exponential(multiplier=first_wait, max=max_wait),
-                    retry=retry_if_exception(_transient), reraise=True)
+    return Retrying(
+        stop=stop_after_attempt(attempts),
+        wait=wait_exponential(multiplier=first_wait, max=max_wait),
+        retry=retry_if_exception(_transient),
+        reraise=True,
+    )
 
 
 def first_line(error: BaseException) -> str:
@@ -50,8 +54,10 @@ def first_line(error: BaseException) -> str:
 
 
 def journal_next_action(state: RunState, error: object) -> str:
-    return (f"fix rollbot's database ({error}); the journal may still show run {state.run_id} as running: "
-            f"once it is marked interrupted, check the service and abort it (`rollbot abort {state.run_id}`)")
+    return (
+        f"fix rollbot's database ({error}); the journal may still show run {state.run_id} as running: "
+        f"once it is marked interrupted, check the service and abort it (`rollbot abort {state.run_id}`)"
+    )
 
 
 class JournalWrites:
@@ -85,8 +91,9 @@ class JournalWrites:
 
     def note(self, state: RunState, notify: ProgressSink, kind: EventKind, details: dict[str, Any]) -> None:
         """A fact of the run (a put-back, a recovery), written only while the runner holds the run."""
-        self.boundary(state, notify, lambda: self._journal.note(state.run_id, self._actor, kind, details,
-                                                               owner=state.lease))
+        self.boundary(
+            state, notify, lambda: self._journal.note(state.run_id, self._actor, kind, details, owner=state.lease)
+        )
 
     def note_now(self, state: RunState, kind: EventKind, details: dict[str, Any]) -> None:
         """A fact that must be in the journal before the next side effect (where the original brain
@@ -115,16 +122,26 @@ class JournalWrites:
         brain = state.plan.brain.path if state.plan.brain is not None else None
         quiet = state.past_stop and state.reached in (StepKind.STOP, StepKind.SWAP_BRAIN)  # the Engine is stopped
         left = left_by(image_site(state).path, brain, quiet)
-        return lambda: self._journal.step_finished(state.run_id, position, self._actor, status, detail, error,
-                                                  owner=state.lease, left=left)
+        return lambda: self._journal.step_finished(
+            state.run_id, position, self._actor, status, detail, error, owner=state.lease, left=left
+        )
 
-    def finish(self, state: RunState, status: RunStatus, error: str | None, next_action: str | None,
-               summary: RunSummary) -> Callable[[], EventView]:
-        return lambda: self._journal.finish(state.run_id, self._actor, status, error, next_action, summary.to_dict(),
-                                           owner=state.lease)
+    def finish(
+        self, state: RunState, status: RunStatus, error: str | None, next_action: str | None, summary: RunSummary
+    ) -> Callable[[], EventView]:
+        return lambda: self._journal.finish(
+            state.run_id, self._actor, status, error, next_action, summary.to_dict(), owner=state.lease
+        )
 
-    def end(self, state: RunState, status: RunStatus, error: str | None, next_action: str | None,
-            summary: RunSummary, notify: ProgressSink) -> RunView:
+    def end(
+        self,
+        state: RunState,
+        status: RunStatus,
+        error: str | None,
+        next_action: str | None,
+        summary: RunSummary,
+        notify: ProgressSink,
+    ) -> RunView:
         """The run's last write: first whatever the journal owes (writes kept while it failed),
         then the outcome. A journal still unusable gets the outcome in the returned view and the
         last message all the same, with where the service is: never only "the journal failed"."""
@@ -137,24 +154,56 @@ class JournalWrites:
         except SQLAlchemyError as failure:
             log.error("run %s ended %s but the journal cannot be written: %s", state.run_id, status, failure)
             problem = state.journal_down or first_line(failure)
-            summary = summary.with_journal_problem(f"the journal could not be written ({problem}); "
-                                                   "this outcome is not in it yet")
-            view = self._unjournaled(state, status, error, next_action or journal_next_action(state, problem),
-                                     summary)
-            notify(EventView(0, state.run_id, datetime.now(UTC), self._actor, EventKind.RUN_FINISHED, status,
-                             {"error": error, "next_action": view.next_action, **summary.to_dict()}))
+            summary = summary.with_journal_problem(
+                f"the journal could not be written ({problem}); this outcome is not in it yet"
+            )
+            view = self._unjournaled(state, status, error, next_action or journal_next_action(state, problem), summary)
+            notify(
+                EventView(
+                    0,
+                    state.run_id,
+                    datetime.now(UTC),
+                    self._actor,
+                    EventKind.RUN_FINISHED,
+                    status,
+                    {"error": error, "next_action": view.next_action, **summary.to_dict()},
+                )
+            )
             return view
 
-    def _unjournaled(self, state: RunState, status: RunStatus, error: str | None, next_action: str,
-                     summary: RunSummary) -> RunView:
+    def _unjournaled(
+        self, state: RunState, status: RunStatus, error: str | None, next_action: str, summary: RunSummary
+    ) -> RunView:
         """The run as it ended, for the caller to show when the journal cannot take it."""
         try:
             known = self._journal.run(state.run_id)
         except SQLAlchemyError:
             plan = state.plan
-            known = RunView(state.run_id, RunKind.ROLLBACK, state.target.name, state.target.environment,
-                            plan.running_version, plan.request.version, plan.request.reason, plan.request.requester,
-                            status, datetime.now(UTC), state.began_at, None, state.reached, None, None,
-                            state.lease.owner if state.lease else None, {}, {})
-        return replace(known, status=status, error=error, next_action=next_action, summary=summary.to_dict(),
-                       finished_at=datetime.now(UTC))
+            known = RunView(
+                state.run_id,
+                RunKind.ROLLBACK,
+                state.target.name,
+                state.target.environment,
+                plan.running_version,
+                plan.request.version,
+                plan.request.reason,
+                plan.request.requester,
+                status,
+                datetime.now(UTC),
+                state.began_at,
+                None,
+                state.reached,
+                None,
+                None,
+                state.lease.owner if state.lease else None,
+                {},
+                {},
+            )
+        return replace(
+            known,
+            status=status,
+            error=error,
+            next_action=next_action,
+            summary=summary.to_dict(),
+            finished_at=datetime.now(UTC),
+        )

@@ -42,7 +42,9 @@ def owner_alive(owner: str) -> bool:
 
 
 @contextmanager
-def heartbeat(journal: Journal, run_id: str, owner: Lease | str, every_seconds: float = HEARTBEAT_SECONDS) -> Iterator[None]:
+def heartbeat(
+    journal: Journal, run_id: str, owner: Lease | str, every_seconds: float = HEARTBEAT_SECONDS
+) -> Iterator[None]:
     """While a run executes, its row says so every few seconds, stamped by the database's clock:
     how other processes (other replicas, the next start) tell a live run from one whose process
     died. The beat names the runner's lease, so it stops once the run was taken over."""

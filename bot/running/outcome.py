@@ -41,8 +41,14 @@ class Recovery:
     done: str
 
 
-def summarise(state: RunState, seconds: float, healthy: bool, service_state: str | None = None,
-              failed_step: StepKind | None = None, after_failure: str | None = None) -> RunSummary:
+def summarise(
+    state: RunState,
+    seconds: float,
+    healthy: bool,
+    service_state: str | None = None,
+    failed_step: StepKind | None = None,
+    after_failure: str | None = None,
+) -> RunSummary:
     return replace(
         _brain_facts(state),
         new_version=state.plan.request.version,
@@ -85,8 +91,10 @@ def with_brain(state: RunState, where: str) -> str:
     if brain is None or state.swapped is None:
         return where
     which = brain_in_place(brain.path, state.swapped.original_inode, state.swapped.staged_inode)
-    return (where + f"; the {'restored snapshot' if which == 'snapshot' else which + ' brain'} is at {brain.path} "
-            f"and the original brain is kept in {state.swapped.forensic_dir}")
+    return (
+        where + f"; the {'restored snapshot' if which == 'snapshot' else which + ' brain'} is at {brain.path} "
+        f"and the original brain is kept in {state.swapped.forensic_dir}"
+    )
 
 
 def describe_recovery(state: RunState, kind: StepKind, brain: BrainBack | None, started: Started) -> Recovery:
@@ -96,27 +104,35 @@ def describe_recovery(state: RunState, kind: StepKind, brain: BrainBack | None, 
     compose = compose_command(target.compose_file, target.compose_files)
     retry = f"rollbot rollback {target.name} {new}"
     why = {StepKind.START: f"{new} did not start", StepKind.SWAP_BRAIN: "the brain swap failed"}.get(
-        kind, f"{new} did not become healthy")
+        kind, f"{new} did not become healthy"
+    )
     brain_text = f"; {brain.text}" if brain is not None else ""
     if brain is None and kind is StepKind.SWAP_BRAIN:
         brain_text = "; the brain was not touched"
     if started.running:
         if brain is not None:
-            where = (f"{why}, so {service} is running {old} again (degraded, as before the rollback){brain_text}; "
-                     f"the compose file names {old}")
+            where = (
+                f"{why}, so {service} is running {old} again (degraded, as before the rollback){brain_text}; "
+                f"the compose file names {old}"
+            )
         else:
             where = f"{why}, so {service} is running {old} again (as before the rollback){brain_text}; the compose file names {old}"
         next_action = f"read why in `{compose}logs {service}` and the error above, fix it, then run `{retry}` again"
         return Recovery(where, next_action, f"started {old} again")
     file_says = f"the compose file names {old}" if started.compose_put_back else f"the compose file names {new}"
-    where = (f"{service} is stopped: {why}, and starting {old} again failed too ({started.problem}); "
-             f"{file_says}{brain_text}")
+    where = (
+        f"{service} is stopped: {why}, and starting {old} again failed too ({started.problem}); {file_says}{brain_text}"
+    )
     if started.compose_put_back:
-        next_action = (f"read `{compose}logs {service}`, fix the cause, then start {old} with `{compose}up -d {service}`"
-                       f" (or run `{retry}` again once {new} is fixed)")
+        next_action = (
+            f"read `{compose}logs {service}`, fix the cause, then start {old} with `{compose}up -d {service}`"
+            f" (or run `{retry}` again once {new} is fixed)"
+        )
     else:
-        next_action = (f"put {plan.image_file or target.compose_file} back as it was before the run (the copy named above), "
-                       f"then start {old} with `{compose}up -d {service}`")
+        next_action = (
+            f"put {plan.image_file or target.compose_file} back as it was before the run (the copy named above), "
+            f"then start {old} with `{compose}up -d {service}`"
+        )
     return Recovery(where, next_action, f"starting {old} again failed: {started.problem}")
 
 
@@ -130,7 +146,10 @@ def describe_failure(plan: Plan, target: TargetConfig, kind: StepKind, undone: b
             where = f"nothing was changed: {service} still runs {old} and the compose file names {old}"
             return where, f"fix the cause above, then run `{retry}` again"
         where = f"{service} still runs {old}, but the compose file may name {new}"
-        return where, f"check the image line of {plan.image_file or target.compose_file}, fix the cause above, then run `{retry}` again"
+        return (
+            where,
+            f"check the image line of {plan.image_file or target.compose_file}, fix the cause above, then run `{retry}` again",
+        )
     if kind is StepKind.STOP:
         where = f"the compose file names {new}; the drain-stop of {service} failed, so {old} may still be running"
         return where, f"check `{compose}ps {service}`, then `{compose}up -d {service}` to finish on {new}"

@@ -17,16 +17,26 @@ from bot.running.state import DONE, ProgressSink, RunState, backup_path, image_s
 from storage import EventKind, Journal, Lease, NotStartable, RunView, StepStatus
 
 
-def take_up(journal: Journal, state: RunState, run: RunView, kind: EventKind, actor: str, owner: str, by: str,
-            notify: ProgressSink) -> None:
+def take_up(
+    journal: Journal,
+    state: RunState,
+    run: RunView,
+    kind: EventKind,
+    actor: str,
+    owner: str,
+    by: str,
+    notify: ProgressSink,
+) -> None:
     """Reclaim an interrupted run, but only while the files it left are as it left them: a
     resume or abort acting on a compose file or brain someone changed since would overwrite
     their work (a later run's version, a brain restored by hand). `NotStartable` names what changed."""
     changed = changes_since(run)
     if changed:
-        raise NotStartable(f"run {run.id} is not {'resumed' if kind is EventKind.RUN_RESUMED else 'aborted'}: "
-                           f"{'; '.join(changed)} since it was interrupted. Check the service, then put them "
-                           "back or close the run by hand; nothing was done")
+        raise NotStartable(
+            f"run {run.id} is not {'resumed' if kind is EventKind.RUN_RESUMED else 'aborted'}: "
+            f"{'; '.join(changed)} since it was interrupted. Check the service, then put them "
+            "back or close the run by hand; nothing was done"
+        )
     claimed = journal.reclaim(run.id, actor, owner, kind, {"by": by, "step": run.current_step})
     state.lease = Lease.of(claimed.details)
     notify(claimed)

@@ -113,8 +113,13 @@ class Runner:
             where, next_action = describe_failure(state.plan, state.target, kind, undone)
             where = with_brain(state, where)
             summary = self._summary(state, self._clock(), healthy=False, service_state=where, failed_step=kind)
-            notify(self._writes.write(self._writes.finish(
-                state, RunStatus.ABORTED, f"aborted by {by} at step {kind}", next_action, summary)))
+            notify(
+                self._writes.write(
+                    self._writes.finish(
+                        state, RunStatus.ABORTED, f"aborted by {by} at step {kind}", next_action, summary
+                    )
+                )
+            )
         except LostRun as lost:
             return self._lost(state, lost)
         return self._journal.run(run.id)
@@ -146,11 +151,15 @@ class Runner:
                 return self._shut_down(state, step.kind, notify)
             failpoint(f"step:before:{step.kind}")
             # Bound now: a write kept for later (the journal down after the stop) names this step.
-            self._writes.boundary(state, notify, partial(self._journal.step_started,
-                                                         run_id, position, self._actor, owner=state.lease))
+            self._writes.boundary(
+                state, notify, partial(self._journal.step_started, run_id, position, self._actor, owner=state.lease)
+            )
             if step.skip_reason:
-                self._writes.boundary(state, notify, self._writes.step_end(state, position, StepStatus.SKIPPED,
-                                                                           {"skipped": step.skip_reason}))
+                self._writes.boundary(
+                    state,
+                    notify,
+                    self._writes.step_end(state, position, StepStatus.SKIPPED, {"skipped": step.skip_reason}),
+                )
                 continue
             state.reached = step.kind
             try:
@@ -162,8 +171,9 @@ class Runner:
                 message = str(error) if str(error) else type(error).__name__
                 if not isinstance(error, StepFailed):
                     log.exception("step %s of run %s failed unexpectedly", step.kind, run_id)
-                self._writes.boundary(state, notify, self._writes.step_end(state, position, StepStatus.FAILED, {},
-                                                                           message))
+                self._writes.boundary(
+                    state, notify, self._writes.step_end(state, position, StepStatus.FAILED, {}, message)
+                )
                 return self._fail(state, step.kind, message, started, notify)
             self._writes.boundary(state, notify, self._writes.step_end(state, position, StepStatus.SUCCEEDED, detail))
             failpoint(f"step:after:{step.kind}")
@@ -177,18 +187,34 @@ class Runner:
         """rollbot is stopping (SIGTERM): end at this step boundary, journaled, for the next start to resume."""
         where, _ = describe_failure(state.plan, state.target, kind, undone=False)
         summary = RunSummary(service_state=with_brain(state, where), failed_step=str(kind))
-        notify(self._writes.write(self._writes.finish(
-            state, RunStatus.INTERRUPTED, f"rollbot was shut down before step {kind}",
-            f"resume the run (its Resume button, or `rollbot resume {state.run_id}`) or abort it", summary)))
+        notify(
+            self._writes.write(
+                self._writes.finish(
+                    state,
+                    RunStatus.INTERRUPTED,
+                    f"rollbot was shut down before step {kind}",
+                    f"resume the run (its Resume button, or `rollbot resume {state.run_id}`) or abort it",
+                    summary,
+                )
+            )
+        )
         return self._journal.run(state.run_id)
 
     def _interrupted(self, state: RunState, position: int, kind: StepKind, notify: ProgressSink) -> None:
-        notify(self._writes.write(self._writes.step_end(state, position, StepStatus.FAILED, {},
-                                                        "interrupted by the operator")))
+        notify(
+            self._writes.write(
+                self._writes.step_end(state, position, StepStatus.FAILED, {}, "interrupted by the operator")
+            )
+        )
         where, next_action = describe_failure(state.plan, state.target, kind, undone=False)
         summary = RunSummary(service_state=with_brain(state, where), failed_step=str(kind))
-        notify(self._writes.write(self._writes.finish(
-            state, RunStatus.INTERRUPTED, f"interrupted during step {kind}", next_action, summary)))
+        notify(
+            self._writes.write(
+                self._writes.finish(
+                    state, RunStatus.INTERRUPTED, f"interrupted during step {kind}", next_action, summary
+                )
+            )
+        )
 
     def _succeed(self, state: RunState, started: float, notify: ProgressSink) -> RunView:
         summary = self._summary(state, started, healthy=True)
@@ -206,10 +232,10 @@ class Runner:
             back = self._compensation.back_to_previous(state, kind, brain, notify)
             if back is not None:
                 where, next_action, after_failure = back.where, back.next_action, back.done
-        summary = self._summary(state, started, healthy=False, service_state=where, failed_step=kind,
-                                after_failure=after_failure)
-        return self._writes.end(state, RunStatus.FAILED, f"step {kind} failed: {message}", next_action, summary,
-                                notify)
+        summary = self._summary(
+            state, started, healthy=False, service_state=where, failed_step=kind, after_failure=after_failure
+        )
+        return self._writes.end(state, RunStatus.FAILED, f"step {kind} failed: {message}", next_action, summary, notify)
 
     def _stranded(self, state: RunState, down: JournalDown, started: float, notify: ProgressSink) -> RunView:
         """The journal failed before the drain-stop: nothing is stopped, so the run ends here, its
@@ -219,17 +245,29 @@ class Runner:
         undone = self._compensation.undo_before_stop(state, kind if kind in BEFORE_STOP else StepKind.PULL)
         where, _ = describe_failure(state.plan, state.target, StepKind.PULL, undone)
         summary = self._summary(state, started, healthy=False, service_state=where, failed_step=kind)
-        return self._writes.end(state, RunStatus.FAILED, f"the journal could not be written ({down}); the run "
-                                f"stopped before step {kind}", journal_next_action(state, down), summary, notify)
+        return self._writes.end(
+            state,
+            RunStatus.FAILED,
+            f"the journal could not be written ({down}); the run stopped before step {kind}",
+            journal_next_action(state, down),
+            summary,
+            notify,
+        )
 
     def _lost(self, state: RunState, lost: LostRun) -> RunView:
         log.error("run %s was taken over by another process; this one stops: %s", state.run_id, lost)
         return self._journal.run(state.run_id)
 
-    def _summary(self, state: RunState, started: float, healthy: bool, service_state: str | None = None,
-                 failed_step: StepKind | None = None, after_failure: str | None = None) -> RunSummary:
-        return summarise(state, self._seconds_since(state, started), healthy, service_state, failed_step,
-                         after_failure)
+    def _summary(
+        self,
+        state: RunState,
+        started: float,
+        healthy: bool,
+        service_state: str | None = None,
+        failed_step: StepKind | None = None,
+        after_failure: str | None = None,
+    ) -> RunSummary:
+        return summarise(state, self._seconds_since(state, started), healthy, service_state, failed_step, after_failure)
 
     def _seconds_since(self, state: RunState, started: float) -> float:
         if state.began_at is not None:  # resumed: the run took all the time since it first started

@@ -31,8 +31,15 @@ StepBody = Callable[[RunState], dict[str, Any]]
 class StepBodies:
     """One method per `StepKind`; the runner around them journals, times and compensates."""
 
-    def __init__(self, writes: JournalWrites, docker: DockerFacts, health: Health, evidence_dir: Path,
-                 clock: Callable[[], float], on_healthy: Callable[[TargetConfig, str], None]) -> None:
+    def __init__(
+        self,
+        writes: JournalWrites,
+        docker: DockerFacts,
+        health: Health,
+        evidence_dir: Path,
+        clock: Callable[[], float],
+        on_healthy: Callable[[TargetConfig, str], None],
+    ) -> None:
         self._writes = writes
         self._docker = docker
         self._health = health
@@ -63,17 +70,26 @@ class StepBodies:
         inspected = destination.with_name(f"{state.target.service}-{version}.inspect.json")
         attrs = redacted_inspect(self._docker.inspect(state.plan.container_id))
         inspected.write_text(json.dumps(attrs, indent=2, default=str))
-        return {"log_file": str(destination), "bytes": size, "inspect_file": str(inspected),
-                "containers": len(containers), "cap_bytes": state.target.log_cap_bytes}
+        return {
+            "log_file": str(destination),
+            "bytes": size,
+            "inspect_file": str(inspected),
+            "containers": len(containers),
+            "cap_bytes": state.target.log_cap_bytes,
+        }
 
     def _stage_snapshot(self, state: RunState) -> dict[str, Any]:
         brain = state.plan.brain
         assert brain is not None and brain.snapshot is not None
         began = self._clock()
         state.staged = stage(brain.snapshot, brain.path, state.run_id)
-        return {"snapshot": str(brain.snapshot.path), "staged": str(state.staged.path),
-                "bytes": brain.snapshot.size, "checksum": state.staged.checksum,
-                "seconds": round(self._clock() - began, 2)}
+        return {
+            "snapshot": str(brain.snapshot.path),
+            "staged": str(state.staged.path),
+            "bytes": brain.snapshot.size,
+            "checksum": state.staged.checksum,
+            "seconds": round(self._clock() - began, 2),
+        }
 
     def _swap_brain(self, state: RunState) -> dict[str, Any]:
         brain = state.plan.brain
@@ -83,18 +99,29 @@ class StepBodies:
             self._refuse_held_brain(brain.path, state.target.service)
             state.swapped = prepare_swap(brain.path, state.staged, forensic_dir(brain.path, state.run_id))
             swapped = state.swapped
-            self._writes.note_now(state, EventKind.BRAIN_SWAP, {
-                "brain": str(brain.path), "forensic_dir": str(swapped.forensic_dir),
-                "original_inode": swapped.original_inode, "staged_inode": swapped.staged_inode,
-            })
+            self._writes.note_now(
+                state,
+                EventKind.BRAIN_SWAP,
+                {
+                    "brain": str(brain.path),
+                    "forensic_dir": str(swapped.forensic_dir),
+                    "original_inode": swapped.original_inode,
+                    "staged_inode": swapped.staged_inode,
+                },
+            )
         assert state.swapped is not None
         found = brain_in_place(brain.path, state.swapped.original_inode, state.swapped.staged_inode)
         if found in ("missing", "other"):
-            raise StepFailed(f"{brain.path} is {'missing' if found == 'missing' else 'neither the original nor the snapshot'}"
-                             f"; the original brain is in {state.swapped.forensic_dir}")
+            raise StepFailed(
+                f"{brain.path} is {'missing' if found == 'missing' else 'neither the original nor the snapshot'}"
+                f"; the original brain is in {state.swapped.forensic_dir}"
+            )
         state.swapped = swap(brain.path, state.staged, state.swapped)
-        return {"forensic_dir": str(state.swapped.forensic_dir), "moved_aside": list(state.swapped.moved_aside),
-                "forensic_holds": brain.loss.describe() if brain.loss else None}
+        return {
+            "forensic_dir": str(state.swapped.forensic_dir),
+            "moved_aside": list(state.swapped.moved_aside),
+            "forensic_holds": brain.loss.describe() if brain.loss else None,
+        }
 
     def _refuse_held_brain(self, brain: Path, service: str) -> None:
         """The last look before the brain is moved: with the Engine stopped, nothing may hold it.
@@ -102,8 +129,10 @@ class StepBodies:
         previous version again on the untouched brain, and the holder's writes stay in it."""
         holders = holders_after_stop(brain, self._docker)
         if holders:
-            raise StepFailed(f"the brain is still held with {service} stopped: {describe_holders(holders)}; "
-                             "it was not swapped, so no write of it is lost. Stop it, then run the rollback again")
+            raise StepFailed(
+                f"the brain is still held with {service} stopped: {describe_holders(holders)}; "
+                "it was not swapped, so no write of it is lost. Stop it, then run the rollback again"
+            )
 
     def _set_image_tag(self, state: RunState) -> dict[str, Any]:
         """The file that decides the image (the compose file or override preflight named, or the
@@ -139,8 +168,14 @@ class StepBodies:
     def _verify_health(self, state: RunState) -> dict[str, Any]:
         result = self._health.wait_until_healthy(state.target.health_url, state.target.health_timeout)
         state.health = result
-        detail = {"ok": result.ok, "status_code": result.status_code, "attempts": result.attempts,
-                  "seconds": round(result.seconds, 2), "body": result.body, "error": result.error}
+        detail = {
+            "ok": result.ok,
+            "status_code": result.status_code,
+            "attempts": result.attempts,
+            "seconds": round(result.seconds, 2),
+            "body": result.body,
+            "error": result.error,
+        }
         if not result.ok:
             raise StepFailed(f"{state.target.health_url} {result.describe()}")
         self._on_healthy(state.target, state.plan.request.version)

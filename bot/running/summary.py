@@ -43,15 +43,26 @@ class RunSummary:
         runner had that fact to give, even when its value is null (`forensic_copy` before a swap)."""
         data: dict[str, Any] = {}
         if self.healthy is not None:
-            data.update(new_version=self.new_version, previous_version=self.previous_version, healthy=self.healthy,
-                        seconds=self.seconds, downtime_seconds=self.downtime_seconds, log_file=self.log_file,
-                        health=self.health, brain=self.brain)
+            data.update(
+                new_version=self.new_version,
+                previous_version=self.previous_version,
+                healthy=self.healthy,
+                seconds=self.seconds,
+                downtime_seconds=self.downtime_seconds,
+                log_file=self.log_file,
+                health=self.health,
+                brain=self.brain,
+            )
         if self.snapshot is not None:
             data.update(snapshot=self.snapshot, forensic_copy=self.forensic_copy)
         if self.forensic_holds is not None:
             data.update(forensic_holds=self.forensic_holds, rows_rolled_back=self.rows_rolled_back)
-        optional = {"service_state": self.service_state, "failed_step": self.failed_step,
-                    "after_failure": self.after_failure, "journal": self.journal}
+        optional = {
+            "service_state": self.service_state,
+            "failed_step": self.failed_step,
+            "after_failure": self.after_failure,
+            "journal": self.journal,
+        }
         data.update({key: value for key, value in optional.items() if value is not None})
         return data
 

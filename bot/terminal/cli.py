@@ -131,9 +131,13 @@ def _print_ticket(rollbot: Rollbot, run_id: str) -> None:
     if owed.key:
         console().print(Text(f"postmortem: {owed.url or owed.key}"), highlight=False)
     else:
-        console(stderr=True).print(Text(
-            f"postmortem ticket pending ({owed.last_error}); it is retried automatically — `rollbot tickets`",
-            style="yellow"), highlight=False)
+        console(stderr=True).print(
+            Text(
+                f"postmortem ticket pending ({owed.last_error}); it is retried automatically — `rollbot tickets`",
+                style="yellow",
+            ),
+            highlight=False,
+        )
 
 
 def _confirmed(request: RollbackRequest) -> bool:

@@ -26,7 +26,9 @@ def register(app: typer.Typer) -> None:
     app.command()(drill)
     app.command()(history)
     app.command()(snapshot)
-    tickets_app = typer.Typer(help="Postmortem tickets: the pending ones, and retrying them now.", no_args_is_help=False)
+    tickets_app = typer.Typer(
+        help="Postmortem tickets: the pending ones, and retrying them now.", no_args_is_help=False
+    )
     tickets_app.callback(invoke_without_command=True)(tickets)
     tickets_app.command("retry")(tickets_retry)
     app.add_typer(tickets_app, name="tickets")
@@ -34,19 +36,28 @@ def register(app: typer.Typer) -> None:
 
 def drill(
     ctx: typer.Context,
-    target: Annotated[str, typer.Argument(help="target name from the config (not a production one, unless it allows drills)")],
+    target: Annotated[
+        str, typer.Argument(help="target name from the config (not a production one, unless it allows drills)")
+    ],
     broken: Annotated[str, typer.Option("--broken", help="a deliberately broken tag to upgrade to, e.g. 2.4.0")],
 ) -> None:
     """The runbook's drill: snapshot, upgrade to BROKEN, wait until broken, roll back, verify, report."""
     rollbot = rollbot_for(ctx)
     out = console()
-    out.print(Text(f"drill of {target} with the broken tag {broken}: this breaks {target} on purpose, then rolls it back"),
-              highlight=False)
+    out.print(
+        Text(f"drill of {target} with the broken tag {broken}: this breaks {target} on purpose, then rolls it back"),
+        highlight=False,
+    )
 
     def phase(event: EventView) -> None:
         if event.kind == EventKind.STEP_FINISHED:
-            out.print(Text(f"  {event.outcome}: {event.details.get('step')}"
-                           + (f" — {event.details['error']}" if event.details.get("error") else "")), highlight=False)
+            out.print(
+                Text(
+                    f"  {event.outcome}: {event.details.get('step')}"
+                    + (f" — {event.details['error']}" if event.details.get("error") else "")
+                ),
+                highlight=False,
+            )
 
     done = rollbot.drill(target, broken, f"cli:{getpass.getuser()}", sink=phase)
     for line in describe_report(done):
@@ -73,7 +84,9 @@ def history(
 def snapshot(
     ctx: typer.Context,
     target: Annotated[str, typer.Argument(help="target name from the config")],
-    list_them: Annotated[bool, typer.Option("--list", help="list the snapshots, their age and whether they verify")] = False,
+    list_them: Annotated[
+        bool, typer.Option("--list", help="list the snapshots, their age and whether they verify")
+    ] = False,
 ) -> None:
     """Snapshot TARGET's brain while the Engine runs (SQLite online backup), or --list them."""
     rollbot = rollbot_for(ctx)
@@ -85,10 +98,12 @@ def snapshot(
             console().print(snapshot_table(found))
         return
     taken = rollbot.take_snapshot(target, f"cli:{getpass.getuser()}")
-    console().print(Text(
-        f"snapshot {taken.path} — schema {taken.schema_version}, {taken.size} bytes, "
-        f"taken while {taken.image_tag or 'no container'} ran, sha256 {taken.checksum}"
-    ))
+    console().print(
+        Text(
+            f"snapshot {taken.path} — schema {taken.schema_version}, {taken.size} bytes, "
+            f"taken while {taken.image_tag or 'no container'} ran, sha256 {taken.checksum}"
+        )
+    )
 
 
 def tickets(
@@ -115,22 +130,43 @@ def tickets_retry(ctx: typer.Context) -> None:
     if not results:
         typer.echo("no pending postmortem tickets")
     for run_id, result in results.items():
-        typer.echo(f"{run_id}: " + (f"created {result.key} {result.url or ''}".rstrip() if isinstance(result, Ticket)
-                                    else f"still pending: {result}"))
+        typer.echo(
+            f"{run_id}: "
+            + (
+                f"created {result.key} {result.url or ''}".rstrip()
+                if isinstance(result, Ticket)
+                else f"still pending: {result}"
+            )
+        )
     if any(not isinstance(result, Ticket) for result in results.values()):
         raise typer.Exit(EXIT_FAILED)
 
 
 def _run_json(run: RunView) -> dict[str, object]:
     return {
-        "id": run.id, "target": run.target, "status": run.status.value, "from_version": run.from_version,
-        "to_version": run.to_version, "requester": run.requester, "reason": run.reason,
-        "created_at": run.created_at, "started_at": run.started_at, "finished_at": run.finished_at,
-        "current_step": run.current_step, "error": run.error, "next_action": run.next_action,
+        "id": run.id,
+        "target": run.target,
+        "status": run.status.value,
+        "from_version": run.from_version,
+        "to_version": run.to_version,
+        "requester": run.requester,
+        "reason": run.reason,
+        "created_at": run.created_at,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "current_step": run.current_step,
+        "error": run.error,
+        "next_action": run.next_action,
         "summary": run.summary,
         "steps": [
-            {"name": s.name, "status": s.status.value, "started_at": s.started_at, "finished_at": s.finished_at,
-             "detail": s.detail, "error": s.error}
+            {
+                "name": s.name,
+                "status": s.status.value,
+                "started_at": s.started_at,
+                "finished_at": s.finished_at,
+                "detail": s.detail,
+                "error": s.error,
+            }
             for s in run.steps
         ],
     }

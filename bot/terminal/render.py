@@ -53,7 +53,9 @@ def render_plan(out: Console, plan: Plan) -> None:
         out.print(Text(f"Earlier versions: {plan.kept.warning}", style="yellow"), highlight=False)
     if plan.rehearsal is not None:
         warning = plan.rehearsal.warning
-        text = plan.rehearsal.describe() + (f" — {warning}" if warning and plan.rehearsal.expected_seconds is not None else "")
+        text = plan.rehearsal.describe() + (
+            f" — {warning}" if warning and plan.rehearsal.expected_seconds is not None else ""
+        )
         out.print(Text(f"Drills: {text}", style="yellow" if warning else ""), highlight=False)
     if plan.approvable:
         out.print("[bold]Steps[/]")
@@ -67,10 +69,18 @@ def _render_brain(out: Console, plan: Plan) -> None:
     assert brain is not None
     out.print("[bold]Brain restore[/]" + (" [yellow](if you answer restore)[/]" if brain.asking else ""))
     if brain.snapshot is not None:
-        out.print(Text(f"  from {brain.snapshot.path} (schema {brain.snapshot.schema_version}, taken {brain.snapshot.taken_at:%Y-%m-%d %H:%M:%S} UTC)"))
+        out.print(
+            Text(
+                f"  from {brain.snapshot.path} (schema {brain.snapshot.schema_version}, taken {brain.snapshot.taken_at:%Y-%m-%d %H:%M:%S} UTC)"
+            )
+        )
     if brain.loss is not None:
-        out.print(Text(f"  what the restore undoes ({brain.loss.counts()}; the live brain is moved aside whole into "
-                       "the forensic copy, never deleted):"))
+        out.print(
+            Text(
+                f"  what the restore undoes ({brain.loss.counts()}; the live brain is moved aside whole into "
+                "the forensic copy, never deleted):"
+            )
+        )
         for table in brain.loss.tables:
             out.print(Text(f"    {table.describe()}"))
 
@@ -79,15 +89,20 @@ def snapshot_table(found: list[tuple[Snapshot, str | None]]) -> Table:
     table = Table("snapshot", "taken (UTC)", "age", "while", "schema", "size", "verifies")
     for snapshot, problem in found:
         age = snapshot.age_seconds()
-        table.add_row(*(Text(cell) for cell in (
-            str(snapshot.path),
-            f"{snapshot.taken_at:%Y-%m-%d %H:%M:%S}",
-            duration(age),
-            snapshot.image_tag or ("by hand" if snapshot.by_hand else "?"),
-            str(snapshot.schema_version),
-            f"{snapshot.size}",
-            "yes" if problem is None else f"NO: {problem}",
-        )))
+        table.add_row(
+            *(
+                Text(cell)
+                for cell in (
+                    str(snapshot.path),
+                    f"{snapshot.taken_at:%Y-%m-%d %H:%M:%S}",
+                    duration(age),
+                    snapshot.image_tag or ("by hand" if snapshot.by_hand else "?"),
+                    str(snapshot.schema_version),
+                    f"{snapshot.size}",
+                    "yes" if problem is None else f"NO: {problem}",
+                )
+            )
+        )
     return table
 
 
@@ -99,8 +114,11 @@ class StepProgress:
         self._names = {step.position: step.description for step in run.steps}
         self._live = out.is_terminal
         self._progress = Progress(
-            SpinnerColumn(finished_text=" "), TextColumn("{task.description}"), TimeElapsedColumn(),
-            console=out, transient=False,
+            SpinnerColumn(finished_text=" "),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=out,
+            transient=False,
         )
         self._tasks: dict[int, TaskID] = {}
 
@@ -179,9 +197,17 @@ def _step_column(run: RunView) -> str:
 def ticket_table(rows: list[TicketView]) -> Table:
     table = Table("run", "status", "attempts", "next attempt (UTC)", "ticket", "last error")
     for row in rows:
-        table.add_row(*(Text(cell) for cell in (
-            row.run_id, row.status.value, str(row.attempts),
-            f"{row.next_attempt_at:%Y-%m-%d %H:%M:%S}" if row.status.value == "pending" else "",
-            row.url or row.key or "", row.last_error or "",
-        )))
+        table.add_row(
+            *(
+                Text(cell)
+                for cell in (
+                    row.run_id,
+                    row.status.value,
+                    str(row.attempts),
+                    f"{row.next_attempt_at:%Y-%m-%d %H:%M:%S}" if row.status.value == "pending" else "",
+                    row.url or row.key or "",
+                    row.last_error or "",
+                )
+            )
+        )
     return table

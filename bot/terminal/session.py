@@ -36,7 +36,8 @@ def rollbot_for(ctx: Invocation) -> Rollbot:
         console(stderr=True).print(
             Text(
                 f"run {run.id} of {run.target} ({run.from_version} → {run.to_version}) was interrupted "
-                f"during step '{run.current_step}'" + (f"; {brain}" if brain else "")
+                f"during step '{run.current_step}'"
+                + (f"; {brain}" if brain else "")
                 + f"; go on with `rollbot resume {run.id}` or close it with `rollbot abort {run.id}`",
                 style="yellow",
             ),

@@ -30,8 +30,12 @@ def _error_classes() -> dict[str, type[BaseException]]:
                 continue
             module = importlib.import_module(module_info.name)
             for name, value in vars(module).items():
-                if (inspect.isclass(value) and issubclass(value, BaseException) and value.__module__ == module.__name__
-                        and not name.startswith("_")):
+                if (
+                    inspect.isclass(value)
+                    and issubclass(value, BaseException)
+                    and value.__module__ == module.__name__
+                    and not name.startswith("_")
+                ):
                     found[f"{module.__name__}.{name}"] = value
     return found
 

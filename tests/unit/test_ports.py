@@ -10,19 +10,34 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-CORE_MODULES = ("bot.ports", "bot.files", "bot.planning.plan", "bot.planning.brain_plan", "bot.running.runner",
-                "bot.core.rollbot")
+CORE_MODULES = (
+    "bot.ports",
+    "bot.files",
+    "bot.planning.plan",
+    "bot.planning.brain_plan",
+    "bot.running.runner",
+    "bot.core.rollbot",
+)
 OUTSIDE_LIBRARIES = ("docker", "httpx", "jira", "slack_sdk", "slack_bolt", "rich")
 OUTSIDE_LIBRARY_FREE = ("bot.ports", "bot.files")
 
 
 def test_the_core_imports_no_adapter_library() -> None:
     """A fresh interpreter: what an import loads shows only there, not in pytest's own process."""
-    program = (f"import sys\nimport {', '.join(CORE_MODULES)}\n"
-               f"print(' '.join(name for name in {OUTSIDE_LIBRARIES!r} if name in sys.modules))")
+    program = (
+        f"import sys\nimport {', '.join(CORE_MODULES)}\n"
+        f"print(' '.join(name for name in {OUTSIDE_LIBRARIES!r} if name in sys.modules))"
+    )
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))}
-    done = subprocess.run([sys.executable, "-c", program], cwd=ROOT, env=environment, capture_output=True, text=True,
-                          timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", program],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == []
 
@@ -30,8 +45,11 @@ def test_the_core_imports_no_adapter_library() -> None:
 def test_ports_and_files_import_only_the_standard_library_and_bot() -> None:
     """Every import anywhere in the module (function-local and TYPE_CHECKING ones too), followed
     through the bot modules it reaches."""
-    outside = {f"{module} imports {imported}" for module, imported in _imports_reached(OUTSIDE_LIBRARY_FREE)
-               if imported.split(".")[0] not in (*sys.stdlib_module_names, "bot")}
+    outside = {
+        f"{module} imports {imported}"
+        for module, imported in _imports_reached(OUTSIDE_LIBRARY_FREE)
+        if imported.split(".")[0] not in (*sys.stdlib_module_names, "bot")
+    }
     assert outside == set()
 
 

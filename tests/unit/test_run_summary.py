@@ -9,21 +9,51 @@ import pytest
 from bot.running.summary import RunSummary
 
 CORE: dict[str, Any] = {
-    "new_version": "2.3.1", "previous_version": "2.4.0", "healthy": True, "seconds": 12.5,
-    "downtime_seconds": 3.25, "log_file": "/evidence/r/engine-2.4.0.log", "health": "ok after 2 attempts",
+    "new_version": "2.3.1",
+    "previous_version": "2.4.0",
+    "healthy": True,
+    "seconds": 12.5,
+    "downtime_seconds": 3.25,
+    "log_file": "/evidence/r/engine-2.4.0.log",
+    "health": "ok after 2 attempts",
     "brain": "not restored",
 }
 
 STORED: list[dict[str, Any]] = [
     CORE,
-    {**CORE, "brain": "restored from brain-pre-upgrade.db", "snapshot": "/snaps/brain-pre-upgrade.db",
-     "forensic_copy": "/data/forensic/brain.sqlite", "forensic_holds": "episodes: 2 row(s)", "rows_rolled_back": 2},
-    {**CORE, "healthy": False, "downtime_seconds": None, "health": None, "snapshot": "/snaps/s.db",
-     "forensic_copy": None, "service_state": "nothing was changed", "failed_step": "pull"},
-    {**CORE, "healthy": False, "service_state": "engine is running 2.4.0 again", "failed_step": "start",
-     "after_failure": "started 2.4.0 again", "journal": "the journal could not be written (locked)"},
-    {**CORE, "snapshot": "/snaps/s.db", "forensic_copy": "/f/brain.sqlite",
-     "forensic_holds": "could not be counted: gone", "rows_rolled_back": None},
+    {
+        **CORE,
+        "brain": "restored from brain-pre-upgrade.db",
+        "snapshot": "/snaps/brain-pre-upgrade.db",
+        "forensic_copy": "/data/forensic/brain.sqlite",
+        "forensic_holds": "episodes: 2 row(s)",
+        "rows_rolled_back": 2,
+    },
+    {
+        **CORE,
+        "healthy": False,
+        "downtime_seconds": None,
+        "health": None,
+        "snapshot": "/snaps/s.db",
+        "forensic_copy": None,
+        "service_state": "nothing was changed",
+        "failed_step": "pull",
+    },
+    {
+        **CORE,
+        "healthy": False,
+        "service_state": "engine is running 2.4.0 again",
+        "failed_step": "start",
+        "after_failure": "started 2.4.0 again",
+        "journal": "the journal could not be written (locked)",
+    },
+    {
+        **CORE,
+        "snapshot": "/snaps/s.db",
+        "forensic_copy": "/f/brain.sqlite",
+        "forensic_holds": "could not be counted: gone",
+        "rows_rolled_back": None,
+    },
     {"service_state": "the compose file names 2.3.1 and engine is stopped", "failed_step": "stop"},
     {},
 ]

@@ -53,8 +53,13 @@ def held_by_another_process(brain: Path) -> Iterator[None]:
         "    print('held', flush=True)\n"
         "    sys.stdin.read()\n"
     )
-    child = subprocess.Popen([sys.executable, "-c", script, str(brain)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             text=True, cwd=str(Path(__file__).resolve().parents[2]))
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, str(brain)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=str(Path(__file__).resolve().parents[2]),
+    )
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "held"
         yield

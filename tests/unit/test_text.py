@@ -36,20 +36,44 @@ def test_both_front_ends_draw_every_mark_there_is() -> None:
 def test_the_marks_keep_their_glyphs_and_emoji() -> None:
     """The meanings moved to one table; what a person sees did not change."""
     assert [GLYPHS[CHECK_MARKS[result]] for result in CheckResult] == [
-        "[green]✓[/]", "[yellow]![/]", "[red]✗[/]", "[yellow]?[/]", "[dim]·[/]"]
+        "[green]✓[/]",
+        "[yellow]![/]",
+        "[red]✗[/]",
+        "[yellow]?[/]",
+        "[dim]·[/]",
+    ]
     assert [EMOJI[CHECK_MARKS[result]] for result in CheckResult] == [
-        ":white_check_mark:", ":warning:", ":x:", ":question:", ":white_circle:"]
+        ":white_check_mark:",
+        ":warning:",
+        ":x:",
+        ":question:",
+        ":white_circle:",
+    ]
     assert {status: EMOJI[STEP_MARKS[status]] for status in StepStatus} == {
-        StepStatus.PENDING: ":white_circle:", StepStatus.RUNNING: ":hourglass_flowing_sand:",
-        StepStatus.SUCCEEDED: ":white_check_mark:", StepStatus.FAILED: ":x:", StepStatus.SKIPPED: ":heavy_minus_sign:"}
+        StepStatus.PENDING: ":white_circle:",
+        StepStatus.RUNNING: ":hourglass_flowing_sand:",
+        StepStatus.SUCCEEDED: ":white_check_mark:",
+        StepStatus.FAILED: ":x:",
+        StepStatus.SKIPPED: ":heavy_minus_sign:",
+    }
     assert {status: GLYPHS[STEP_MARKS[status]] for status in StepStatus} == {
-        StepStatus.PENDING: "[dim]·[/]", StepStatus.RUNNING: "[yellow]…[/]", StepStatus.SUCCEEDED: "[green]✓[/]",
-        StepStatus.FAILED: "[red]✗[/]", StepStatus.SKIPPED: "[dim]–[/]"}
+        StepStatus.PENDING: "[dim]·[/]",
+        StepStatus.RUNNING: "[yellow]…[/]",
+        StepStatus.SUCCEEDED: "[green]✓[/]",
+        StepStatus.FAILED: "[red]✗[/]",
+        StepStatus.SKIPPED: "[dim]–[/]",
+    }
 
 
 def test_durations_read_as_seconds_then_minutes() -> None:
     assert [duration(value) for value in (4.25, 59.4, 61, 3600, None, "soon")] == [
-        "4.2s", "59.4s", "1m01s", "60m00s", "?", "?"]
+        "4.2s",
+        "59.4s",
+        "1m01s",
+        "60m00s",
+        "?",
+        "?",
+    ]
 
 
 def test_the_shared_text_depends_on_no_front_end() -> None:
@@ -57,5 +81,8 @@ def test_the_shared_text_depends_on_no_front_end() -> None:
     tree = ast.parse((ROOT / "bot/text.py").read_text())
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert not {name for name in imported if name.split(".")[0] in {"rich", "slack_sdk", "slack_bolt", "handlers"}
-                or name.startswith("bot.terminal")}
+    assert not {
+        name
+        for name in imported
+        if name.split(".")[0] in {"rich", "slack_sdk", "slack_bolt", "handlers"} or name.startswith("bot.terminal")
+    }

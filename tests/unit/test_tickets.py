@@ -96,7 +96,9 @@ def test_file_ticket_holds_the_postmortem_and_the_evidence(world: World, journal
     text = (folder / "postmortem.md").read_text()
     assert "## Timeline (UTC)" in text and "step verify_health succeeded" in text
     assert "Reason given: 5xx since deploy" in text
-    assert {"journal.json", "health.json", "engine-2.4.0.log", "engine-2.4.0.inspect.json"} <= {p.name for p in folder.iterdir()}
+    assert {"journal.json", "health.json", "engine-2.4.0.log", "engine-2.4.0.inspect.json"} <= {
+        p.name for p in folder.iterdir()
+    }
     assert desk.outbox.get(run_id).status is TicketStatus.CREATED
 
 
@@ -153,7 +155,9 @@ def test_two_desks_never_attempt_the_same_ticket_at_once(world: World, journal: 
     assert (first.outbox.count(TicketStatus.PENDING), first.outbox.count(TicketStatus.CREATED)) == (1, 0)
 
 
-def test_desks_claiming_at_the_same_moment_lease_a_ticket_once(world: World, journal: Journal, database_url: str) -> None:
+def test_desks_claiming_at_the_same_moment_lease_a_ticket_once(
+    world: World, journal: Journal, database_url: str
+) -> None:
     """Replicas' ticket loops wake together: of eight claims at once, on engines of their own,
     exactly one gets the ticket, and it is owed once however many of them said it was owed."""
     run_id = finished_run(world, journal)

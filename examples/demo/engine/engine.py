@@ -27,10 +27,14 @@ BRAIN_SCHEMA = int(os.environ.get("ENGINE_BRAIN_SCHEMA", "1"))
 
 MEMORY_TABLES = ("episodes", "knowledge", "social_graph", "conversations", "feedback")
 MIGRATIONS = {
-    1: [f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, created_at TEXT NOT NULL, content TEXT NOT NULL)"
-        for table in MEMORY_TABLES],
-    2: ["ALTER TABLE episodes ADD COLUMN embedding_model TEXT",
-        "CREATE TABLE tool_calls (id INTEGER PRIMARY KEY, created_at TEXT NOT NULL, tool TEXT NOT NULL)"],
+    1: [
+        f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, created_at TEXT NOT NULL, content TEXT NOT NULL)"
+        for table in MEMORY_TABLES
+    ],
+    2: [
+        "ALTER TABLE episodes ADD COLUMN embedding_model TEXT",
+        "CREATE TABLE tool_calls (id INTEGER PRIMARY KEY, created_at TEXT NOT NULL, tool TEXT NOT NULL)",
+    ],
 }
 
 brain_lock = threading.Lock()
