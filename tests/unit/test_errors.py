@@ -53,6 +53,16 @@ def test_the_tree_in_the_docstring_draws_every_error_class() -> None:
     assert names - drawn == set(), f"missing from the drawing in bot/errors.py: {sorted(names - drawn)}"
 
 
+def test_the_drawing_says_where_each_marked_class_lives() -> None:
+    """A class marked `(bot/brain/facts)` is defined in that module: the tree is a map, and moves
+    must not leave it pointing at the old place."""
+    marked = re.findall(r"([A-Z][A-Za-z]+)\s+\(([a-z_/]+)\)", bot.errors.__doc__ or "")
+    where = {cls.__name__: module for module, cls in ((n.rpartition(".")[0], c) for n, c in _error_classes().items())}
+    assert len(marked) >= 8
+    wrong = {name: (path, where.get(name)) for name, path in marked if path.replace("/", ".") != where.get(name)}
+    assert wrong == {}
+
+
 def test_the_reporter_logs_the_trace_under_the_id_it_shows(caplog: pytest.LogCaptureFixture) -> None:
     error = KeyError("secret detail of the bug")
     try:
