@@ -29,7 +29,7 @@ from bot.adapters.compose import ComposeCli
 from bot.config import Config, Settings, TicketsConfig
 from bot.logs import JsonFormatter
 from bot.ports import Postmortem
-from bot.redaction import REDACTED, install
+from bot.redaction import REDACTED, Redactor, install
 from bot.reporting.evidence import redacted_inspect
 from bot.wiring import ticket_sink
 from storage import connect
@@ -137,11 +137,15 @@ def test_json_log_lines_carry_the_redacted_trace(log_stream: tuple[logging.Logge
 
 
 def test_installing_the_redactor_twice_keeps_one(log_stream: tuple[logging.Logger, io.StringIO]) -> None:
+    """Each handler ends with exactly the newest redactor, whatever other handlers (pytest's log
+    capture, say) the logger carries besides the test's own."""
     logger, _ = log_stream
     install(settings(), logger)
-    install(settings(), logger)
-    [handler] = logger.handlers
-    assert len(handler.filters) == 1 and APP_TOKEN not in repr(handler.filters[0])
+    second = install(settings(), logger)
+    assert logger.handlers
+    for handler in logger.handlers:
+        assert [f for f in handler.filters if isinstance(f, Redactor)] == [second]
+    assert APP_TOKEN not in repr(second)
 
 
 # --- the Slack and Jira clients, and the database, when they fail ------------------------------
