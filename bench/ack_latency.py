@@ -45,11 +45,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from handlers.ids import ActionId  # noqa: E402
-from tests.integration.demo import BROKEN, DEMO_VERSIONS, HEALTHY, build_demo_images, deployment, require_docker  # noqa: E402
-from tests.integration.slack_harness import COMMAND_CHANNEL, SIGNING_SECRET, Bot, button, serving, wait_for  # noqa: E402
-from tests.slackapi.fake_slack import FakeSlack  # noqa: E402
-from tests.slackapi.signing import signed_headers, slash_command  # noqa: E402
+from handlers.ids import ActionId
+from tests.integration.demo import BROKEN, DEMO_VERSIONS, HEALTHY, build_demo_images, deployment, require_docker
+from tests.integration.slack_harness import COMMAND_CHANNEL, SIGNING_SECRET, Bot, button, serving, wait_for
+from tests.slackapi.fake_slack import FakeSlack
+from tests.slackapi.signing import signed_headers, slash_command
 
 GOAL_P99_MS = 100.0
 
@@ -66,22 +66,31 @@ class Ack:
     app_ms: float  # inside rollbot, from its Server-Timing header (request received → answer)
 
 
-def ack_times(pool: ProcessPoolExecutor, bot: Bot, requests: int, concurrency: int, label: str,
-              command: str = "rollback") -> list[Ack]:
+def ack_times(
+    pool: ProcessPoolExecutor, bot: Bot, requests: int, concurrency: int, label: str, command: str = "rollback"
+) -> list[Ack]:
     """Build and sign every request first, then have the client process send them."""
     raw = []
     for index in range(requests):
-        body = slash_command(COMMANDS[command].format(label=label, index=index), "U0REQUEST1", COMMAND_CHANNEL,
-                             bot.slack.response_url())
+        body = slash_command(
+            COMMANDS[command].format(label=label, index=index), "U0REQUEST1", COMMAND_CHANNEL, bot.slack.response_url()
+        )
         raw.append(http_request(bot.port, body, signed_headers(body, SIGNING_SECRET)))
     return pool.submit(send_all, bot.port, raw, concurrency).result()
 
 
 def http_request(port: int, body: str, headers: dict[str, str]) -> bytes:
     data = body.encode()
-    head = {"Host": f"127.0.0.1:{port}", "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)",
-            "Accept": "*/*", **headers, "Content-Length": str(len(data))}
-    return ("POST /slack/events HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in head.items()) + "\r\n").encode() + data
+    head = {
+        "Host": f"127.0.0.1:{port}",
+        "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)",
+        "Accept": "*/*",
+        **headers,
+        "Content-Length": str(len(data)),
+    }
+    return (
+        "POST /slack/events HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in head.items()) + "\r\n"
+    ).encode() + data
 
 
 def send_all(port: int, requests: list[bytes], concurrency: int) -> list[Ack]:
@@ -92,7 +101,9 @@ def send_all(port: int, requests: list[bytes], concurrency: int) -> list[Ack]:
 async def _send_all(port: int, requests: list[bytes], concurrency: int) -> list[Ack]:
     connections = [await asyncio.open_connection("127.0.0.1", port) for _ in range(concurrency)]
     shares = [requests[worker::concurrency] for worker in range(concurrency)]
-    answers = await asyncio.gather(*(_send(*connection, share) for connection, share in zip(connections, shares)))
+    answers = await asyncio.gather(
+        *(_send(*connection, share) for connection, share in zip(connections, shares, strict=True))
+    )
     for _, writer in connections:
         writer.close()
     return [ack for share in answers for ack in share]
@@ -117,13 +128,15 @@ async def _send(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, requ
 
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def report(label: str, values: list[float]) -> tuple[float, float]:
     p50, p99 = percentile(values, 0.50), percentile(values, 0.99)
-    print(f"{label:<9} n={len(values):<4} p50 {p50:7.1f} ms   p99 {p99:7.1f} ms   max {max(values):7.1f} ms   "
-          f"mean {statistics.mean(values):7.1f} ms")
+    print(
+        f"{label:<9} n={len(values):<4} p50 {p50:7.1f} ms   p99 {p99:7.1f} ms   max {max(values):7.1f} ms   "
+        f"mean {statistics.mean(values):7.1f} ms"
+    )
     return p50, p99
 
 
@@ -136,7 +149,7 @@ class CpuWatch:
 
     def others_cores(self, seconds: float) -> float:
         """Cores' worth of CPU that processes other than `pids` used since the start."""
-        machine, ours = (now - then for now, then in zip(self._read(), self._start))
+        machine, ours = (now - then for now, then in zip(self._read(), self._start, strict=True))
         return (machine - ours) / seconds
 
     def _read(self) -> tuple[float, float]:
@@ -162,15 +175,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=20)
-    parser.add_argument("--command", choices=sorted(COMMANDS), default="rollback",
-                        help="which /rollback command to send (rollback requests are the heaviest)")
+    parser.add_argument(
+        "--command",
+        choices=sorted(COMMANDS),
+        default="rollback",
+        help="which /rollback command to send (rollback requests are the heaviest)",
+    )
     args = parser.parse_args()
     require_docker()
     build_demo_images(DEMO_VERSIONS)
     load_at_start = load()
-    with tempfile.TemporaryDirectory() as folder, FakeSlack() as slack, \
-            deployment(Path(folder), running=BROKEN, drain_seconds=25) as deployed, \
-            serving(deployed, slack, None) as bot, ProcessPoolExecutor(max_workers=1) as pool:
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        FakeSlack() as slack,
+        deployment(Path(folder), running=BROKEN, drain_seconds=25) as deployed,
+        serving(deployed, slack, None) as bot,
+        ProcessPoolExecutor(max_workers=1) as pool,
+    ):
         ack_times(pool, bot, args.concurrency * 2, args.concurrency, "warm-up", "help")
         time.sleep(2)
         baseline = ack_times(pool, bot, args.requests, args.concurrency, "idle", args.command)
@@ -188,21 +209,29 @@ def main() -> None:
         others = cpu.others_cores(busy_seconds)
         still_running = deployed.journal().run(run_id).status.value == "running"
 
-    print(f"\nack latency of signed `/rollback {COMMANDS[args.command].format(label='LABEL', index='N')}` commands, concurrency {args.concurrency}, "
-          f"one client process")
+    print(
+        f"\nack latency of signed `/rollback {COMMANDS[args.command].format(label='LABEL', index='N')}` commands, concurrency {args.concurrency}, "
+        f"one client process"
+    )
     print(f"load average (1/5/15 min) at the start {load_at_start}, at the end {load()}; {os.cpu_count()} CPUs")
     base_p50, base_p99 = report("baseline", [ack.client_ms for ack in baseline])
     busy_p50, busy_p99 = report("busy", [ack.client_ms for ack in busy])
-    print("inside rollbot (Server-Timing: request received → answer; the rest is the socket, the\n"
-          "WSGI server's queue and the client's own scheduling on this machine):")
+    print(
+        "inside rollbot (Server-Timing: request received → answer; the rest is the socket, the\n"
+        "WSGI server's queue and the client's own scheduling on this machine):"
+    )
     report("baseline", [ack.app_ms for ack in baseline])
     _, busy_app_p99 = report("busy", [ack.app_ms for ack in busy])
     print(f"\nbusy/baseline: p50 x{busy_p50 / base_p50:.2f}, p99 x{busy_p99 / base_p99:.2f}")
-    print(f"busy batch took {busy_seconds:.2f}s; the rollback was still running at its end: {still_running}; "
-          f"processes other than rollbot serve and this benchmark used {others:.2f} of the CPUs meanwhile")
+    print(
+        f"busy batch took {busy_seconds:.2f}s; the rollback was still running at its end: {still_running}; "
+        f"processes other than rollbot serve and this benchmark used {others:.2f} of the CPUs meanwhile"
+    )
     verdict = "PASS" if busy_p99 < GOAL_P99_MS else "MISS"
-    print(f"goal: p99 under {GOAL_P99_MS:.0f} ms while a rollback runs (Slack allows 3000 ms): {verdict} "
-          f"as the client sees it; {'PASS' if busy_app_p99 < GOAL_P99_MS else 'MISS'} inside rollbot")
+    print(
+        f"goal: p99 under {GOAL_P99_MS:.0f} ms while a rollback runs (Slack allows 3000 ms): {verdict} "
+        f"as the client sees it; {'PASS' if busy_app_p99 < GOAL_P99_MS else 'MISS'} inside rollbot"
+    )
 
 
 if __name__ == "__main__":

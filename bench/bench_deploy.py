@@ -56,13 +56,25 @@ def build_images() -> None:
     for tag, schema in SCHEMAS.items():
         image = f"{REPOSITORY}:{tag}"
         subprocess.run(
-            ["docker", "build", "--quiet",
-             "--build-arg", f"BASE_IMAGE={BASE_IMAGE}",
-             "--build-arg", f"ENGINE_VERSION={tag}",
-             "--build-arg", "ENGINE_BROKEN=0",
-             "--build-arg", f"ENGINE_BRAIN_SCHEMA={schema}",
-             "--tag", image, str(EXAMPLE / "engine")],
-            check=True, capture_output=True, env={**os.environ, "DOCKER_BUILDKIT": "0"},
+            [
+                "docker",
+                "build",
+                "--quiet",
+                "--build-arg",
+                f"BASE_IMAGE={BASE_IMAGE}",
+                "--build-arg",
+                f"ENGINE_VERSION={tag}",
+                "--build-arg",
+                "ENGINE_BROKEN=0",
+                "--build-arg",
+                f"ENGINE_BRAIN_SCHEMA={schema}",
+                "--tag",
+                image,
+                str(EXAMPLE / "engine"),
+            ],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "DOCKER_BUILDKIT": "0"},
         )
         subprocess.run(["docker", "push", "--quiet", image], check=True, capture_output=True)
 
@@ -93,15 +105,19 @@ class Project:
         project = cls(parent / f"project-{secrets.token_hex(3)}", f"rbbench-{secrets.token_hex(4)}", free_port())
         project.data.mkdir(parents=True)
         compose = (EXAMPLE / "docker-compose.yml").read_text()
-        for old, new in [("name: rollbot-demo", f"name: {project.name}"),
-                         (EXAMPLE_IMAGE, f"{REPOSITORY}:{running}"),
-                         ("127.0.0.1:8080:8080", f"127.0.0.1:{project.port}:8080"),
-                         ('ENGINE_DRAIN_SECONDS: "2"', f'ENGINE_DRAIN_SECONDS: "{drain_seconds}"')]:
+        for old, new in [
+            ("name: rollbot-demo", f"name: {project.name}"),
+            (EXAMPLE_IMAGE, f"{REPOSITORY}:{running}"),
+            ("127.0.0.1:8080:8080", f"127.0.0.1:{project.port}:8080"),
+            ('ENGINE_DRAIN_SECONDS: "2"', f'ENGINE_DRAIN_SECONDS: "{drain_seconds}"'),
+        ]:
             compose = _replace(compose, old, new, "examples/demo/docker-compose.yml")
         project.compose_file.write_text(compose)
         config = (EXAMPLE / "rollbot.yaml").read_text()
-        for old, new in [("http://127.0.0.1:8080/health", project.health_url),
-                         ("health_timeout: 60", f"health_timeout: {HEALTH_TIMEOUT}")]:
+        for old, new in [
+            ("http://127.0.0.1:8080/health", project.health_url),
+            ("health_timeout: 60", f"health_timeout: {HEALTH_TIMEOUT}"),
+        ]:
             config = _replace(config, old, new, "examples/demo/rollbot.yaml")
         (project.folder / "rollbot.yaml").write_text(config)
         return project
@@ -131,8 +147,12 @@ class Project:
         return f"http://127.0.0.1:{self.port}/health"
 
     def compose(self, *arguments: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(["docker", "compose", "-f", str(self.compose_file), *arguments],
-                              cwd=self.folder, capture_output=True, text=True)
+        done = subprocess.run(
+            ["docker", "compose", "-f", str(self.compose_file), *arguments],
+            cwd=self.folder,
+            capture_output=True,
+            text=True,
+        )
         if check and done.returncode:
             raise RuntimeError(f"docker compose {' '.join(arguments)} exited {done.returncode}: {done.stderr[-800:]}")
         return done
@@ -170,8 +190,11 @@ class Project:
     def rollbot(self, *arguments: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
         """The `rollbot` CLI of this working tree (not an installed copy), journal in the project folder."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ROLLBOT_", "SLACK_", "JIRA_"))}
-        env.update(DATABASE_URL=f"sqlite:///{self.folder / 'rollbot.db'}", NO_COLOR="1",
-                   PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])))
+        env.update(
+            DATABASE_URL=f"sqlite:///{self.folder / 'rollbot.db'}",
+            NO_COLOR="1",
+            PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
+        )
         command = [sys.executable, "-m", "bot", "--config", str(self.folder / "rollbot.yaml"), *arguments]
         return subprocess.run(command, cwd=self.folder, env=env, capture_output=True, text=True, timeout=timeout)
 

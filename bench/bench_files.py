@@ -9,7 +9,6 @@ so every copy is measured to the same point: its bytes on disk.
 
 from __future__ import annotations
 
-import os
 import shutil
 import sqlite3
 import subprocess
@@ -21,26 +20,20 @@ from pathlib import Path
 from urllib.parse import quote
 
 from bot.brain.facts import readonly, sha256
-from bot.brain.swap import discard_staged, stage
 from bot.brain.snapshots import Snapshot
+from bot.brain.swap import discard_staged, stage
+from bot.files import fsync_file
 
 MEMORY_TABLES = ("episodes", "knowledge", "social_graph", "conversations", "feedback")
 CONTENT_BYTES = 240  # randomblob size; the row's text is twice that in hex
 PILOT_ROWS = 4000
 
 
-def fsync_file(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
 def _fill(connection: sqlite3.Connection, rows_per_table: int) -> None:
     for table in MEMORY_TABLES:
         connection.execute(
-            f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, created_at TEXT NOT NULL, content TEXT NOT NULL)")
+            f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, created_at TEXT NOT NULL, content TEXT NOT NULL)"
+        )
         connection.execute(
             f"""INSERT INTO {table} (created_at, content)
                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
@@ -97,8 +90,7 @@ def timed(action: Callable[[], object]) -> float:
 def copy_like_stage(source: Path, destination: Path) -> None:
     """The copy part of bot.brain.swap.stage, exactly: shutil.copyfile, then fsync the copy."""
     shutil.copyfile(source, destination)
-    with destination.open("rb") as handle:
-        os.fsync(handle.fileno())
+    fsync_file(destination)
 
 
 def copy_with_cp(source: Path, destination: Path) -> None:
@@ -109,8 +101,14 @@ def copy_with_cp(source: Path, destination: Path) -> None:
 
 def snapshot_of(path: Path) -> Snapshot:
     """A Snapshot as rollbot's sidecar describes it (checksum known), so stage() hashes only the copy."""
-    return Snapshot(path=path, taken_at=datetime.now(UTC), schema_version=user_version(path),
-                    size=path.stat().st_size, checksum=sha256(path), image_tag=None)
+    return Snapshot(
+        path=path,
+        taken_at=datetime.now(UTC),
+        schema_version=user_version(path),
+        size=path.stat().st_size,
+        checksum=sha256(path),
+        image_tag=None,
+    )
 
 
 def run_stage(snapshot: Snapshot, brain: Path, run_id: str) -> None:

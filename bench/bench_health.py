@@ -87,8 +87,10 @@ class HealthPoller:
 
     def wait_recovered(self, count: int = 5, timeout: float = 300) -> None:
         """Block until a not-ok answer has been seen and the last `count` answers are ok again."""
+
         def recovered(s: list[Sample]) -> bool:
             return any(not x.ok for x in s) and len(s) >= count and all(x.ok for x in s[-count:])
+
         self._wait(recovered, timeout, "/health ok again after the outage")
 
     def gaps(self) -> list[Gap]:

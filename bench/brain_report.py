@@ -28,6 +28,7 @@ RESTORE_COMMAND = 'sqlite3 /data/brain.sqlite ".restore /data/brain-pre-upgrade.
 OUTAGE_STEPS = ("stop", "swap_brain", "start", "verify_health")
 UNITS = {"KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
 
+
 @dataclass(frozen=True)
 class Size:
     label: str
@@ -70,7 +71,7 @@ def rule(title: str) -> None:
 
 
 def row(*cells: object, widths: tuple[int, ...]) -> None:
-    print("  ".join(str(cell).ljust(width) for cell, width in zip(cells, widths)).rstrip())
+    print("  ".join(str(cell).ljust(width) for cell, width in zip(cells, widths, strict=False)).rstrip())
 
 
 def load_average() -> str:
@@ -81,18 +82,25 @@ LOAD_AT_START = load_average()
 
 
 def report_header(results: list[SizeResult], wall: float) -> None:
-    docker = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"],
-                            capture_output=True, text=True).stdout.strip()
-    print(f"rollbot brain restore benchmark — {datetime.now():%Y-%m-%d %H:%M}, {platform.node()}, "
-          f"{os.cpu_count()} cores, Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
-          f"Docker {docker}")
-    print(f"images {REPOSITORY}:{OLD} (schema 1) and :{NEW} (schema 2), both healthy; "
-          f"ENGINE_DRAIN_SECONDS={DRAIN_SECONDS} for both procedures; /health polled every "
-          f"{POLL_INTERVAL * 1000:.0f} ms; whole run {wall / 60:.1f} min; load average (1/5/15 min) "
-          f"{LOAD_AT_START} at the start, {load_average()} at the end")
+    docker = subprocess.run(
+        ["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True, text=True
+    ).stdout.strip()
+    print(
+        f"rollbot brain restore benchmark — {datetime.now():%Y-%m-%d %H:%M}, {platform.node()}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
+        f"Docker {docker}"
+    )
+    print(
+        f"images {REPOSITORY}:{OLD} (schema 1) and :{NEW} (schema 2), both healthy; "
+        f"ENGINE_DRAIN_SECONDS={DRAIN_SECONDS} for both procedures; /health polled every "
+        f"{POLL_INTERVAL * 1000:.0f} ms; whole run {wall / 60:.1f} min; load average (1/5/15 min) "
+        f"{LOAD_AT_START} at the start, {load_average()} at the end"
+    )
     for result in results:
-        print(f"  {result.size.label}: brain {result.brain_bytes / MB:.1f} MB ({result.rows_per_table} rows in each "
-              f"of 5 tables), snapshot {result.snapshot_bytes / MB:.1f} MB")
+        print(
+            f"  {result.size.label}: brain {result.brain_bytes / MB:.1f} MB ({result.rows_per_table} rows in each "
+            f"of 5 tables), snapshot {result.snapshot_bytes / MB:.1f} MB"
+        )
 
 
 def report_downtime(results: list[SizeResult]) -> None:
@@ -103,16 +111,24 @@ def report_downtime(results: list[SizeResult]) -> None:
         for procedure in (ROLLBOT, MANUAL):
             runs = [o for o in result.outages if o.procedure == procedure]
             if runs:
-                row(result.size.label, procedure, ", ".join(f"{o.seconds:.2f}" for o in runs),
-                    f"{median([o.seconds for o in runs]):.2f}", f"{median([o.wall for o in runs]):.1f}s",
-                    ",".join(str(len(o.other_gaps)) for o in runs), widths=widths)
+                row(
+                    result.size.label,
+                    procedure,
+                    ", ".join(f"{o.seconds:.2f}" for o in runs),
+                    f"{median([o.seconds for o in runs]):.2f}",
+                    f"{median([o.wall for o in runs]):.1f}s",
+                    ",".join(str(len(o.other_gaps)) for o in runs),
+                    widths=widths,
+                )
     print("  'procedure' is from the command's start to /health ok again (rollbot's includes its preflight and the")
     print("  staged copy, done while the Engine still serves). The downtime is the longest gap in ok answers;")
     print("  'other gaps' counts shorter ones in each run, listed below with what /health answered:")
     for result in results:
         for outage in result.outages:
-            print(f"    {result.size.label} {outage.procedure}: downtime {outage.seconds:.2f}s ({outage.answers})"
-                  + "".join(f"; other gap at {gap}" for gap in outage.other_gaps))
+            print(
+                f"    {result.size.label} {outage.procedure}: downtime {outage.seconds:.2f}s ({outage.answers})"
+                + "".join(f"; other gap at {gap}" for gap in outage.other_gaps)
+            )
 
 
 def report_steps(results: list[SizeResult]) -> None:
@@ -127,36 +143,73 @@ def report_steps(results: list[SizeResult]) -> None:
             print(f"  {result.size.label} {procedure}: " + "; ".join(parts))
             if procedure == ROLLBOT:
                 inside = sum(median([o.steps.get(name, 0.0) for o in runs]) for name in OUTAGE_STEPS)
-                print(f"      steps spanning the outage ({', '.join(OUTAGE_STEPS)}) add up to {inside:.2f}; "
-                      f"first run: {runs[0].note}")
+                print(
+                    f"      steps spanning the outage ({', '.join(OUTAGE_STEPS)}) add up to {inside:.2f}; "
+                    f"first run: {runs[0].note}"
+                )
     print(f"  rollbot's stop step and its own downtime figure include the {DRAIN_SECONDS}s drain, during which")
     print("  /health still answers ok; its verify_health polls once a second. The poller's figure is the outage.")
 
 
 def report_copies(results: list[SizeResult]) -> None:
-    rule(f"(b) Copy of the snapshot beside the brain (median of {COPY_ROUNDS} rounds, rotating order; "
-         "MB/s = size / time)")
+    rule(
+        f"(b) Copy of the snapshot beside the brain (median of {COPY_ROUNDS} rounds, rotating order; "
+        "MB/s = size / time)"
+    )
     widths = (6, 34, 22, 8, 8)
     row("size", "method", "each round (s)", "median", "MB/s", widths=widths)
     for result in results:
         for name, runs in result.copies.items():
-            row(result.size.label, name, ", ".join(f"{s:.3f}" for s in runs), f"{median(runs):.3f}",
-                f"{result.snapshot_bytes / MB / median(runs):.0f}", widths=widths)
+            row(
+                result.size.label,
+                name,
+                ", ".join(f"{s:.3f}" for s in runs),
+                f"{median(runs):.3f}",
+                f"{result.snapshot_bytes / MB / median(runs):.0f}",
+                widths=widths,
+            )
     for result in results:
         if result.copies_per_timing > 1:
-            print(f"  {result.size.label}: each round is the mean of {result.copies_per_timing} copies in a row, "
-                  "each with its own fsync (one copy alone is within the noise)")
-    rule(f"Integrity checks (median of {CHECK_ROUNDS}; bot/brain/facts.py uses quick_check above "
-         f"{QUICK_CHECK_ABOVE_BYTES / MB:.0f} MB)")
+            print(
+                f"  {result.size.label}: each round is the mean of {result.copies_per_timing} copies in a row, "
+                "each with its own fsync (one copy alone is within the noise)"
+            )
+    rule(
+        f"Integrity checks (median of {CHECK_ROUNDS}; bot/brain/facts.py uses quick_check above "
+        f"{QUICK_CHECK_ABOVE_BYTES / MB:.0f} MB)"
+    )
     widths = (6, 11, 9, 18, 6, 15, 6, 14, 20)
-    row("size", "file", "MB", "integrity_check s", "MB/s", "quick_check s", "MB/s", "integrity/quick",
-        "check_integrity uses", widths=widths)
+    row(
+        "size",
+        "file",
+        "MB",
+        "integrity_check s",
+        "MB/s",
+        "quick_check s",
+        "MB/s",
+        "integrity/quick",
+        "check_integrity uses",
+        widths=widths,
+    )
     for result in results:
         for variant, size in ((DEMO_SCHEMA, result.snapshot_bytes), (INDEXED, result.indexed_bytes)):
-            full, quick = median(result.checks[variant, "integrity_check"]), median(result.checks[variant, "quick_check"])
+            full, quick = (
+                median(result.checks[variant, "integrity_check"]),
+                median(result.checks[variant, "quick_check"]),
+            )
             uses = "quick_check" if size > QUICK_CHECK_ABOVE_BYTES else "integrity_check"
-            row(result.size.label, variant, f"{size / MB:.1f}", f"{full:.3f}", f"{size / MB / full:.0f}",
-                f"{quick:.3f}", f"{size / MB / quick:.0f}", f"{full / quick:.2f}x", uses, widths=widths)
+            row(
+                result.size.label,
+                variant,
+                f"{size / MB:.1f}",
+                f"{full:.3f}",
+                f"{size / MB / full:.0f}",
+                f"{quick:.3f}",
+                f"{size / MB / quick:.0f}",
+                f"{full / quick:.2f}x",
+                uses,
+                widths=widths,
+            )
     print("  'snapshot' is the demo schema (no secondary index); '+ indexes' is a copy of it with an index on")
     print("  created_at in each memory table — the index cross-checks are what quick_check leaves out")
 
@@ -189,22 +242,45 @@ def report_ratios(results: list[SizeResult]) -> None:
     small, large = results[0], results[-1]
     goals: list[tuple[str, float | None, str]] = []
     if len(results) > 1:
-        goals.append((f"rollbot downtime {large.size.label} / rollbot downtime {small.size.label}",
-                      ratio(downtime_median(large, ROLLBOT), downtime_median(small, ROLLBOT)), "<= 1.2"))
-    goals.append((f"rollbot downtime {large.size.label} / manual downtime {large.size.label}",
-                  ratio(downtime_median(large, ROLLBOT), downtime_median(large, MANUAL)), "<= 0.5"))
+        goals.append(
+            (
+                f"rollbot downtime {large.size.label} / rollbot downtime {small.size.label}",
+                ratio(downtime_median(large, ROLLBOT), downtime_median(small, ROLLBOT)),
+                "<= 1.2",
+            )
+        )
+    goals.append(
+        (
+            f"rollbot downtime {large.size.label} / manual downtime {large.size.label}",
+            ratio(downtime_median(large, ROLLBOT), downtime_median(large, MANUAL)),
+            "<= 0.5",
+        )
+    )
     for result in reversed(results):
-        goals.append((f"staged copy MB/s / cp MB/s, {result.size.label} (copyfile + fsync)",
-                      copy_ratio(result, "copyfile + fsync (stage's copy)"), ">= 0.8"))
+        goals.append(
+            (
+                f"staged copy MB/s / cp MB/s, {result.size.label} (copyfile + fsync)",
+                copy_ratio(result, "copyfile + fsync (stage's copy)"),
+                ">= 0.8",
+            )
+        )
     for name, value, goal in goals:
         row(name, "n/a" if value is None else f"{value:.2f}", goal, verdict(value, goal), widths=widths)
     for result in reversed(results):
-        row(f"  for reference: full stage() MB/s / cp MB/s, {result.size.label}",
-            f"{copy_ratio(result, 'stage() (copy + sha256 + check)'):.2f}", "-", widths=widths)
+        row(
+            f"  for reference: full stage() MB/s / cp MB/s, {result.size.label}",
+            f"{copy_ratio(result, 'stage() (copy + sha256 + check)'):.2f}",
+            "-",
+            widths=widths,
+        )
     manual = ratio(downtime_median(large, MANUAL), downtime_median(small, MANUAL))
     if len(results) > 1 and manual is not None:
-        row(f"  for reference: manual downtime {large.size.label} / {small.size.label}", f"{manual:.2f}", "-",
-            widths=widths)
+        row(
+            f"  for reference: manual downtime {large.size.label} / {small.size.label}",
+            f"{manual:.2f}",
+            "-",
+            widths=widths,
+        )
 
 
 def report(results: list[SizeResult], wall: float) -> None:

@@ -58,6 +58,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,8 +152,9 @@ def restore_by_hand(project: Project, poller: HealthPoller) -> tuple[dict[str, f
     steps = {
         "edit compose tag": timed(lambda: project.set_tag(OLD)),
         "docker compose stop": timed(lambda: project.compose("stop", "engine")),
-        "compose run sqlite3 .restore": timed(lambda: project.compose(
-            "run", "--rm", "--entrypoint", "/bin/sh", "engine", "-c", RESTORE_COMMAND)),
+        "compose run sqlite3 .restore": timed(
+            lambda: project.compose("run", "--rm", "--entrypoint", "/bin/sh", "engine", "-c", RESTORE_COMMAND)
+        ),
         "docker compose up -d": timed(lambda: project.compose("up", "--detach", "engine")),
         "until /health ok": timed(poller.wait_recovered),
     }
@@ -205,8 +207,7 @@ def bench_downtime(result: SizeResult, work: Path, seed: Path, repeats: int) -> 
                 keep_snapshot(result, project, work)
                 outage = measure(project, procedure, result.size)
             result.outages.append(outage)
-            progress(f"{result.size.label}: {procedure} downtime {outage.seconds:.2f}s "
-                     f"(procedure {outage.wall:.1f}s)")
+            progress(f"{result.size.label}: {procedure} downtime {outage.seconds:.2f}s (procedure {outage.wall:.1f}s)")
 
 
 def keep_snapshot(result: SizeResult, project: Project, work: Path) -> None:
@@ -245,10 +246,10 @@ def bench_copies(result: SizeResult, work: Path) -> None:
     names, batch = list(methods), copies_per_timing(result.snapshot_bytes)
     result.copies_per_timing = batch
     for round_ in range(COPY_ROUNDS):
-        for name in names[round_ % 3:] + names[: round_ % 3]:
+        for name in names[round_ % 3 :] + names[: round_ % 3]:
             total = 0.0
             for copy_number in range(batch):
-                total += timed(lambda: methods[name](f"bench{round_}-{copy_number}"))
+                total += timed(partial(methods[name], f"bench{round_}-{copy_number}"))
                 copy.unlink(missing_ok=True)
             result.copies.setdefault(name, []).append(total / batch)
         progress(f"{result.size.label}: copy round {round_ + 1}/{COPY_ROUNDS} done")
@@ -308,10 +309,13 @@ def _utc(text: str) -> datetime:
 
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=parse_sizes, default=parse_sizes("20MB,1GB"),
-                        help="brain sizes, comma-separated (default 20MB,1GB); ratios compare the smallest and largest")
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="measurements of each procedure per size (default 3)")
+    parser.add_argument(
+        "--sizes",
+        type=parse_sizes,
+        default=parse_sizes("20MB,1GB"),
+        help="brain sizes, comma-separated (default 20MB,1GB); ratios compare the smallest and largest",
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="measurements of each procedure per size (default 3)")
     return parser.parse_args()
 
 

@@ -107,8 +107,11 @@ def add_facts(path: Path, rows: int) -> None:
     with closing(sqlite3.connect(path, isolation_level=None)) as brain:
         brain.execute("PRAGMA synchronous=OFF")
         brain.execute("CREATE TABLE facts (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID")
-        brain.execute("""INSERT INTO facts WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
-                         SELECT printf('fact-%09d', i), hex(randomblob(200)) FROM n""", (rows,))
+        brain.execute(
+            """INSERT INTO facts WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+                         SELECT printf('fact-%09d', i), hex(randomblob(200)) FROM n""",
+            (rows,),
+        )
 
 
 def bad_window(path: Path) -> None:
@@ -130,8 +133,9 @@ def bad_window(path: Path) -> None:
 
 
 def measure(kind: str, live: Path, snapshot: Path) -> dict[str, object]:
-    done = subprocess.run([sys.executable, "-c", PROBE, kind, str(live), str(snapshot), str(ROOT)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, kind, str(live), str(snapshot), str(ROOT)], capture_output=True, text=True
+    )
     if done.returncode:
         raise SystemExit(f"measuring {kind} failed:\n{done.stderr}")
     return json.loads(done.stdout)
@@ -156,15 +160,20 @@ def main() -> None:
         kinds = [LOSS_REPORT, NEW_KEYS, SHA256, PYTHON]
         results: dict[str, list[dict[str, object]]] = {kind: [] for kind in kinds}
         for repeat in range(args.repeats):
-            order = kinds[repeat % len(kinds):] + kinds[:repeat % len(kinds)]
+            order = kinds[repeat % len(kinds) :] + kinds[: repeat % len(kinds)]
             for kind in order:
                 progress(f"repeat {repeat + 1}/{args.repeats}: {kind}")
                 results[kind].append(measure(kind, live, snapshot))
         report(results, live.stat().st_size, snapshot.stat().st_size, rows, load_before)
 
 
-def report(results: dict[str, list[dict[str, object]]], live_bytes: int, snapshot_bytes: int, rows: int,
-           load_before: tuple[float, float, float]) -> None:
+def report(
+    results: dict[str, list[dict[str, object]]],
+    live_bytes: int,
+    snapshot_bytes: int,
+    rows: int,
+    load_before: tuple[float, float, float],
+) -> None:
     def seconds(kind: str) -> float:
         return statistics.median(float(r["seconds"]) for r in results[kind])  # type: ignore[arg-type]
 
@@ -172,23 +181,36 @@ def report(results: dict[str, list[dict[str, object]]], live_bytes: int, snapsho
         return max(int(r["rss_kb"]) for r in results[kind]) / 1024  # type: ignore[call-overload]
 
     load = "/".join(f"{value:.1f}" for value in load_before)
-    print(f"rollbot loss report benchmark — {datetime.now():%Y-%m-%d %H:%M}, {platform.node()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}; load average {load} at the start, "
-          + "/".join(f"{value:.1f}" for value in os.getloadavg()) + " at the end")
-    print(f"live brain {live_bytes / MB:.0f} MB ({rows} rows in each of 5 memory tables, plus facts WITHOUT ROWID), "
-          f"snapshot {snapshot_bytes / MB:.0f} MB")
-    print(f"\n{'measurement':<16}{'each run (s)':<28}{'median s':>9}{'MB/s':>8}{'peak RSS MB':>13}{'over python':>13}  result")
+    print(
+        f"rollbot loss report benchmark — {datetime.now():%Y-%m-%d %H:%M}, {platform.node()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}; load average {load} at the start, "
+        + "/".join(f"{value:.1f}" for value in os.getloadavg())
+        + " at the end"
+    )
+    print(
+        f"live brain {live_bytes / MB:.0f} MB ({rows} rows in each of 5 memory tables, plus facts WITHOUT ROWID), "
+        f"snapshot {snapshot_bytes / MB:.0f} MB"
+    )
+    print(
+        f"\n{'measurement':<16}{'each run (s)':<28}{'median s':>9}{'MB/s':>8}{'peak RSS MB':>13}{'over python':>13}  result"
+    )
     base = rss_mb(PYTHON)
     for kind, runs in results.items():
         each = ", ".join(f"{float(r['seconds']):.2f}" for r in runs)  # type: ignore[arg-type]
         rate = (live_bytes + snapshot_bytes) / MB / seconds(kind) if kind != PYTHON and seconds(kind) else 0
-        print(f"{kind:<16}{each:<28}{seconds(kind):>9.2f}{rate:>8.0f}{rss_mb(kind):>13.1f}"
-              f"{rss_mb(kind) - base:>13.1f}  {runs[-1]['result']}")
-    print(f"\nratios (medians): loss_report / new keys only = {seconds(LOSS_REPORT) / seconds(NEW_KEYS):.2f} (time), "
-          f"loss_report / sha256 x2 = {seconds(LOSS_REPORT) / seconds(SHA256):.2f} (time), "
-          f"loss_report peak RSS / python baseline = {rss_mb(LOSS_REPORT) / base:.2f}")
-    print("MB/s counts both files. Peak RSS is the process's ru_maxrss; 'over python' subtracts the interpreter "
-          "with bot.brain.facts imported and both files opened.")
+        print(
+            f"{kind:<16}{each:<28}{seconds(kind):>9.2f}{rate:>8.0f}{rss_mb(kind):>13.1f}"
+            f"{rss_mb(kind) - base:>13.1f}  {runs[-1]['result']}"
+        )
+    print(
+        f"\nratios (medians): loss_report / new keys only = {seconds(LOSS_REPORT) / seconds(NEW_KEYS):.2f} (time), "
+        f"loss_report / sha256 x2 = {seconds(LOSS_REPORT) / seconds(SHA256):.2f} (time), "
+        f"loss_report peak RSS / python baseline = {rss_mb(LOSS_REPORT) / base:.2f}"
+    )
+    print(
+        "MB/s counts both files. Peak RSS is the process's ru_maxrss; 'over python' subtracts the interpreter "
+        "with bot.brain.facts imported and both files opened."
+    )
 
 
 if __name__ == "__main__":

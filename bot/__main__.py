@@ -1,3 +1,3 @@
-from bot.terminal.cli import main
+from bot.program import main
 
 main()

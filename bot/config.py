@@ -163,8 +163,11 @@ class Settings(BaseSettings):
         return values + ([str(password)] if password else [])
 
 
-_SECRET_FIELDS = tuple(name for name, field in Settings.model_fields.items() if SecretStr in get_args(field.annotation)
-                       or field.annotation is SecretStr)
+_SECRET_FIELDS = tuple(
+    name
+    for name, field in Settings.model_fields.items()
+    if SecretStr in get_args(field.annotation) or field.annotation is SecretStr
+)
 SECRET_VARIABLES = tuple(name.upper() for name in _SECRET_FIELDS)
 
 
@@ -209,9 +212,7 @@ def _read_yaml(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(
-            f"{path}: configuration file not found (pass --config or set {CONFIG_ENV_VAR})"
-        ) from None
+        raise ConfigError(f"{path}: configuration file not found (pass --config or set {CONFIG_ENV_VAR})") from None
     except OSError as error:
         raise ConfigError(f"{path}: cannot read the configuration file: {error.strerror}") from None
     try:
@@ -247,7 +248,7 @@ def _describe(path: Path, error: ValidationError) -> str:
             message = "required key is missing"
         else:
             message = message.replace("Value error, ", "expected ").replace("Input should be", "expected")
-            if "input" in problem and not isinstance(problem["input"], (dict, list)):
+            if not isinstance(problem["input"], (dict, list)):
                 message += f", got {str(problem['input'])[:60]!r}"
         lines.append(f"{path}: {key}: {message}")
     return "\n".join(lines)
@@ -263,13 +264,18 @@ def _resolve_paths(config: Config, base: Path) -> Config:
     for name, target in config.targets.items():
         brain = target.brain
         if brain is not None:
-            brain = brain.model_copy(update={
-                "path": _real_brain_path(config.source, name, resolve(brain.path)),
-                "snapshots_dir": resolve(brain.snapshots_dir),
-            })
+            brain = brain.model_copy(
+                update={
+                    "path": _real_brain_path(config.source, name, resolve(brain.path)),
+                    "snapshots_dir": resolve(brain.snapshots_dir),
+                }
+            )
         targets[name] = target.model_copy(
-            update={"compose_file": resolve(target.compose_file), "brain": brain,
-                    "compose_files": tuple(resolve(path) for path in target.compose_files)}
+            update={
+                "compose_file": resolve(target.compose_file),
+                "brain": brain,
+                "compose_files": tuple(resolve(path) for path in target.compose_files),
+            }
         )
     tickets = config.tickets.model_copy(update={"directory": resolve(config.tickets.directory)})
     return config.model_copy(
@@ -291,7 +297,9 @@ def _real_brain_path(source: Path, target: str, path: Path) -> Path:
     try:
         return path.resolve(strict=True)
     except FileNotFoundError:
-        raise ConfigError(f"{source}: targets.{target}.brain.path: {path} is a symbolic link to "
-                          f"{os.readlink(path) if path.is_symlink() else '?'}, which does not exist") from None
+        raise ConfigError(
+            f"{source}: targets.{target}.brain.path: {path} is a symbolic link to "
+            f"{os.readlink(path) if path.is_symlink() else '?'}, which does not exist"
+        ) from None
     except (OSError, RuntimeError) as error:
         raise ConfigError(f"{source}: targets.{target}.brain.path: {path} cannot be followed: {error}") from None

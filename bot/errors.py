@@ -9,16 +9,16 @@
     │   ├── DockerError          the Docker daemon refused, could not be reached or did not answer
     │   └── AttachmentsMissing   (bot/reporting/jira_tickets) a ticket exists; some attachments did not land
     ├── ComposeFileError         the compose file cannot be read or edited safely
-    ├── BrainError               (bot/brain) the brain or a snapshot cannot be read, staged or swapped
-    │   └── BrainBusy            (bot/snapshots) a snapshot or a restore holds the brain's lock
-    ├── Refused                  (bot/preflight) a preflight check failed; the plan records which
-    ├── StepFailed               (bot/runner) a step could not do its work; the journal says why
-    ├── DrillFailed              (bot/drill) a drill phase did not go as the drill needs
+    ├── BrainError               (bot/brain/facts) the brain or a snapshot cannot be read, staged or swapped
+    │   └── BrainBusy            (bot/brain/snapshots) a snapshot or a restore holds the brain's lock
+    ├── Refused                  (bot/planning/preflight) a preflight check failed; the plan records which
+    ├── StepFailed               (bot/running/state) a step could not do its work; the journal says why
+    ├── DrillFailed              (bot/core/drill) a drill phase did not go as the drill needs
     └── JournalError             the journal refused a move, or cannot be written
         ├── IllegalMove          (storage/runstate) the table of moves forbids it from the run's status
-        │   └── NotStartable     (storage) a run could not be claimed: not planned, or its target held
+        │   └── NotStartable     (storage/repository) a run could not be claimed: not planned, or target held
         ├── LostRun              (storage/runstate) another process took the run over; this one must stop
-        └── JournalDown          (bot/runner) the journal cannot take a write the runner must make
+        └── JournalDown          (bot/running/journal_writes) the journal cannot take a write the run needs
 
 The classes marked with a module live there, beside the code that raises them; they subclass
 these roots. Callers catch at the level they care about: front ends catch `RollbotError` and

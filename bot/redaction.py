@@ -25,25 +25,39 @@ REDACTED = "[redacted]"
 # Names that say "the value is a secret", matched anywhere in a name (`ENGINE_DBPASSWORD`,
 # `traefik.http.middlewares.x.basicauth.users`, `splunk-token`): over-withholding a harmless
 # value costs a postmortem little; leaking one costs a rotation.
-SECRET_NAME = re.compile(r"pass(?:word|wd)?|pwd|token|secret|key|auth|credential|private|dsn|cookie|session|salt"
-                         r"|signature|cert", re.IGNORECASE)
+SECRET_NAME = re.compile(
+    r"pass(?:word|wd)?|pwd|token|secret|key|auth|credential|private|dsn|cookie|session|salt"
+    r"|signature|cert",
+    re.IGNORECASE,
+)
 _SECRET_SHAPES: tuple[tuple[re.Pattern[str], str], ...] = (
     # PEM private keys, whole blocks
-    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)", re.DOTALL),
-     REDACTED),
+    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)", re.DOTALL), REDACTED),
     # Authorization: Bearer/Basic/Token <credentials>, and a bare "Bearer <token>"
-    (re.compile(r"(?P<keep>\b(?:Bearer|Basic|Token|Digest)\s+)[A-Za-z0-9._~+/=:-]{6,}", re.IGNORECASE),
-     rf"\g<keep>{REDACTED}"),
+    (
+        re.compile(r"(?P<keep>\b(?:Bearer|Basic|Token|Digest)\s+)[A-Za-z0-9._~+/=:-]{6,}", re.IGNORECASE),
+        rf"\g<keep>{REDACTED}",
+    ),
     # scheme://user:password@host, the password may hold "/" (only "@" ends it, as in a URL)
     (re.compile(r"(?P<keep>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*:)[^\s@]+@"), rf"\g<keep>{REDACTED}@"),
     # Slack incoming webhooks and tokens, GitHub and AWS keys: known shapes without a name beside them
     (re.compile(r"(?P<keep>https://hooks\.slack\.com/)[^\s\"'<>]+"), rf"\g<keep>{REDACTED}"),
-    (re.compile(r"\bxox[abposre]-[A-Za-z0-9-]{6,}|\bxapp-[A-Za-z0-9-]{6,}|\bgh[pousr]_[A-Za-z0-9]{16,}"
-                r"|\bAKIA[0-9A-Z]{16}\b"), REDACTED),
+    (
+        re.compile(
+            r"\bxox[abposre]-[A-Za-z0-9-]{6,}|\bxapp-[A-Za-z0-9-]{6,}|\bgh[pousr]_[A-Za-z0-9]{16,}"
+            r"|\bAKIA[0-9A-Z]{16}\b"
+        ),
+        REDACTED,
+    ),
     # name=value, name: value, "name": "value", --name=value where the name says secret
-    (re.compile(r"(?P<keep>[\w.-]*(?:" + SECRET_NAME.pattern + r")[\w.-]*[\"']?\s*[=:]\s*)"
-                r"(?P<value>\"[^\"\n]*\"|'[^'\n]*'|[^\s,;&\"'}\]]+)", re.IGNORECASE),
-     rf"\g<keep>{REDACTED}"),
+    (
+        re.compile(
+            r"(?P<keep>[\w.-]*(?:" + SECRET_NAME.pattern + r")[\w.-]*[\"']?\s*[=:]\s*)"
+            r"(?P<value>\"[^\"\n]*\"|'[^'\n]*'|[^\s,;&\"'}\]]+)",
+            re.IGNORECASE,
+        ),
+        rf"\g<keep>{REDACTED}",
+    ),
 )
 
 

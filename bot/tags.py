@@ -25,8 +25,7 @@ def describe_invalid_tag(version: str) -> str:
     if len(version) > 128:
         return f"the version {shown!r} is {len(version)} characters; a Docker tag has at most 128"
     return (
-        f"the version {shown!r} is not a Docker tag "
-        "(letters, digits, '_', '.' and '-', not starting with '.' or '-')"
+        f"the version {shown!r} is not a Docker tag (letters, digits, '_', '.' and '-', not starting with '.' or '-')"
     )
 
 

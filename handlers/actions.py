@@ -7,9 +7,9 @@ from typing import Any
 
 from slack_bolt import Ack, App, BoltContext
 
+from bot.core.outcomes import Outcome, Recovery
 from bot.planning.approvals import Decision
 from bot.planning.brain_plan import BrainChoice
-from bot.core.rollbot import Outcome, Recovery
 from handlers.blocks import closed_plan_message, esc, plan_message
 from handlers.ids import ActionId, AnswerActionId, RecoveryActionId
 from handlers.services import Services
@@ -32,8 +32,17 @@ def on_click(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: Bo
     services: Services = context["services"]
     user, channel, run_id = _click(body, action)
     if run_id is not None:
-        services.guarded(channel, user, _decide, run_id, user, channel, ActionId(action["action_id"]),
-                         _seen_on(body, channel), runs=True)
+        services.guarded(
+            channel,
+            user,
+            _decide,
+            run_id,
+            user,
+            channel,
+            ActionId(action["action_id"]),
+            _seen_on(body, channel),
+            runs=True,
+        )
 
 
 def on_recovery_click(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext) -> None:
@@ -56,7 +65,7 @@ def on_answer_click(ack: Ack, body: dict[str, Any], action: dict[str, Any], cont
         services.guarded(channel, user, _answer, run_id, user, channel, choice, _seen_on(body, channel))
 
 
-def _click(body: dict[str, Any], action: dict[str, Any]) -> tuple[str, str, str | None]:
+def _click(body: dict[str, Any], action: object) -> tuple[str, str, str | None]:
     """Who clicked, where, and the run id the button carries (None when any is missing)."""
     user = str((body.get("user") or {}).get("id") or "")
     channel = str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or "")
@@ -72,26 +81,35 @@ def _seen_on(body: dict[str, Any], channel: str) -> dict[str, str]:
     return {"channel": channel, "ts": str((body.get("container") or {}).get("message_ts") or "")}
 
 
-def _decide(services: Services, run_id: str, user: str, channel: str, action_id: ActionId,
-            seen_on: dict[str, str]) -> None:
+def _decide(
+    services: Services, run_id: str, user: str, channel: str, action_id: ActionId, seen_on: dict[str, str]
+) -> None:
     decision = Decision.CANCEL if action_id is ActionId.CANCEL else Decision.CONFIRM
     outcome = services.rollbot.decide(
-        run_id, user, decision, services.directory.members_of, services.progress_for(channel),
-        confirms_brain_restore=action_id is ActionId.BRAIN_RESTORE_APPROVE, seen_on=seen_on,
+        run_id,
+        user,
+        decision,
+        services.directory.members_of,
+        services.progress_for(channel),
+        confirms_brain_restore=action_id is ActionId.BRAIN_RESTORE_APPROVE,
+        seen_on=seen_on,
     )
     _report(services, outcome, run_id, user, channel)
 
 
-def _take_up(services: Services, run_id: str, user: str, channel: str, recovery: Recovery,
-             seen_on: dict[str, str]) -> None:
-    outcome = services.rollbot.take_up(run_id, user, recovery, services.directory.members_of,
-                                       services.progress_for(channel), seen_on=seen_on)
+def _take_up(
+    services: Services, run_id: str, user: str, channel: str, recovery: Recovery, seen_on: dict[str, str]
+) -> None:
+    outcome = services.rollbot.take_up(
+        run_id, user, recovery, services.directory.members_of, services.progress_for(channel), seen_on=seen_on
+    )
     if outcome.refusal:
         services.tell(channel, user, f":no_entry: {esc(outcome.refusal)}")
 
 
-def _answer(services: Services, run_id: str, user: str, channel: str, choice: BrainChoice,
-            seen_on: dict[str, str]) -> None:
+def _answer(
+    services: Services, run_id: str, user: str, channel: str, choice: BrainChoice, seen_on: dict[str, str]
+) -> None:
     outcome = services.rollbot.answer(run_id, user, choice, services.directory.members_of, seen_on=seen_on)
     if outcome.refusal or outcome.replanned is None:
         services.tell(channel, user, f":no_entry: {esc(outcome.refusal or 'nothing was done')}")
@@ -101,7 +119,7 @@ def _answer(services: Services, run_id: str, user: str, channel: str, choice: Br
     where = {"channel": seen_on["channel"], "ts": seen_on["ts"]}
 
     def replace_in_place() -> None:
-        services.client.chat_update(channel=where["channel"], ts=where["ts"], text=message.text, blocks=message.blocks)
+        services.poster.update(where["channel"], where["ts"], message)
         services.rollbot.remember(fresh.run.id, plan_message=where)
 
     services.outbox.send(replace_in_place, key=f"plan:{run_id}")
@@ -120,8 +138,8 @@ def _report(services: Services, outcome: Outcome, run_id: str, user: str, channe
         new_id = outcome.replanned.run.id
 
         def post() -> None:
-            answer = services.client.chat_postMessage(channel=channel, text=message.text, blocks=message.blocks)
-            services.rollbot.remember(new_id, plan_message={"channel": channel, "ts": answer["ts"]})
+            posted = services.poster.post(channel, message)
+            services.rollbot.remember(new_id, plan_message={"channel": channel, "ts": posted.ts})
 
         services.outbox.send(post)
 
@@ -131,7 +149,4 @@ def _close_plan(services: Services, run: RunView, note: str) -> None:
     if not where:
         return
     message = closed_plan_message(run, note)
-    services.outbox.send(
-        lambda: services.client.chat_update(channel=where["channel"], ts=where["ts"], text=message.text, blocks=message.blocks),
-        key=f"plan:{run.id}",
-    )
+    services.outbox.send(lambda: services.poster.update(where["channel"], where["ts"], message), key=f"plan:{run.id}")

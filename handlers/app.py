@@ -14,6 +14,7 @@ from bot.errors import ConfigError
 from handlers import actions, commands, fallback
 from handlers.directory import SlackDirectory
 from handlers.outbox import Outbox
+from handlers.poster import SlackPoster
 from handlers.services import Services
 
 
@@ -21,7 +22,8 @@ def build_app(settings: Settings, rollbot: Rollbot, client: WebClient | None = N
     if settings.slack_bot_token is None:
         raise ConfigError("environment: SLACK_BOT_TOKEN is required to serve Slack")
     client = client or WebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url)
-    services = Services(rollbot=rollbot, client=client, outbox=Outbox(), directory=SlackDirectory(client))
+    poster = SlackPoster(client)
+    services = Services(rollbot=rollbot, poster=poster, outbox=Outbox(), directory=SlackDirectory(poster))
     app = App(
         client=client,
         # Bolt never verifies: the door in handlers/server.py checks the signature over the bytes
@@ -49,4 +51,3 @@ def build_app(settings: Settings, rollbot: Rollbot, client: WebClient | None = N
     commands.register(app)
     actions.register(app)
     return app, services
-

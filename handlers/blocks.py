@@ -21,27 +21,23 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.core.rollbot import ServiceState, TargetStatus
 from bot.core.drill import describe_report
-from bot.planning.plan import CheckResult, Plan
-from bot.terminal.render import summary_line, versions
+from bot.core.outcomes import ServiceState, TargetStatus
+from bot.planning.plan import Plan
+from bot.text import CHECK_MARKS, STEP_MARKS, Mark, summary_line, versions
 from handlers.ids import ActionId, AnswerActionId, BlockId, RecoveryActionId
 from storage import RunStatus, RunView, StepStatus
 
 SECTION_LIMIT = 3000
-CHECK_ICONS = {
-    CheckResult.PASSED: ":white_check_mark:",
-    CheckResult.WARNING: ":warning:",
-    CheckResult.FAILED: ":x:",
-    CheckResult.ASK: ":question:",
-    CheckResult.NOT_RUN: ":white_circle:",
-}
-STEP_ICONS = {
-    StepStatus.PENDING: ":white_circle:",
-    StepStatus.RUNNING: ":hourglass_flowing_sand:",
-    StepStatus.SUCCEEDED: ":white_check_mark:",
-    StepStatus.FAILED: ":x:",
-    StepStatus.SKIPPED: ":heavy_minus_sign:",
+# How Slack draws each mark (bot/text.py decides which mark a check or a step gets).
+EMOJI: dict[Mark, str] = {
+    Mark.DONE: ":white_check_mark:",
+    Mark.WARNING: ":warning:",
+    Mark.FAILED: ":x:",
+    Mark.QUESTION: ":question:",
+    Mark.WAITING: ":white_circle:",
+    Mark.RUNNING: ":hourglass_flowing_sand:",
+    Mark.SKIPPED: ":heavy_minus_sign:",
 }
 
 
@@ -73,9 +69,12 @@ def plan_message(plan: Plan, run: RunView) -> Message:
     blocks: list[Block] = [
         HeaderBlock(text=_clip(title, 150)),
         _section("\n".join(lines)),
-        _section("*Preflight*\n" + "\n".join(
-            f"{CHECK_ICONS[check.result]} *{esc(check.name)}*: {esc(check.detail)}" for check in plan.checks
-        )),
+        _section(
+            "*Preflight*\n"
+            + "\n".join(
+                f"{EMOJI[CHECK_MARKS[check.result]]} *{esc(check.name)}*: {esc(check.detail)}" for check in plan.checks
+            )
+        ),
     ]
     if plan.brain is not None and plan.brain.snapshot is not None and (plan.restores_brain or plan.brain.asking):
         blocks.append(_section(_brain_text(plan)))
@@ -83,21 +82,41 @@ def plan_message(plan: Plan, run: RunView) -> Message:
         blocks.append(_section(f":warning: *Earlier versions:* {esc(plan.kept.warning)}"))
     if plan.rehearsal is not None:
         icon = ":warning:" if plan.rehearsal.warning else ":stopwatch:"
-        text = plan.rehearsal.describe() + (f" — {plan.rehearsal.warning}" if plan.rehearsal.warning and
-                                            plan.rehearsal.expected_seconds is not None else "")
+        text = plan.rehearsal.describe() + (
+            f" — {plan.rehearsal.warning}"
+            if plan.rehearsal.warning and plan.rehearsal.expected_seconds is not None
+            else ""
+        )
         blocks.append(_section(f"{icon} *Drills:* {esc(text)}"))
     if plan.approvable:
-        blocks.append(_section("*Steps*\n" + "\n".join(
-            f"{number}. {esc(step.description)}" + (f" _(skipped: {esc(step.skip_reason)})_" if step.skip_reason else "")
-            for number, step in enumerate(plan.steps, 1)
-        )))
+        blocks.append(
+            _section(
+                "*Steps*\n"
+                + "\n".join(
+                    f"{number}. {esc(step.description)}"
+                    + (f" _(skipped: {esc(step.skip_reason)})_" if step.skip_reason else "")
+                    for number, step in enumerate(plan.steps, 1)
+                )
+            )
+        )
         blocks.append(_buttons(plan, run))
-        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"run `{run.id}` · the plan expires if not confirmed in time")]))
+        blocks.append(
+            ContextBlock(
+                elements=[MarkdownTextObject(text=f"run `{run.id}` · the plan expires if not confirmed in time")]
+            )
+        )
     elif plan.question:
         blocks.append(_section(f":question: *Restore the brain or keep it?* {esc(plan.question)}"))
         blocks.append(_answer_buttons(plan, run))
-        blocks.append(ContextBlock(elements=[MarkdownTextObject(
-            text=f"run `{run.id}` · the answer makes a fresh plan here; a restore still needs a second approver")]))
+        blocks.append(
+            ContextBlock(
+                elements=[
+                    MarkdownTextObject(
+                        text=f"run `{run.id}` · the answer makes a fresh plan here; a restore still needs a second approver"
+                    )
+                ]
+            )
+        )
     else:
         blocks.append(_section(f":no_entry: *Refused:* {esc(plan.refusal)}\nNothing was changed."))
     return _message(title, blocks)
@@ -108,8 +127,10 @@ def closed_plan_message(run: RunView, note: str) -> Message:
     title = f"Rollback plan: {run.target} → {run.to_version}"
     blocks: list[Block] = [
         HeaderBlock(text=_clip(title, 150)),
-        _section(f"*{esc(run.target)}*: `{esc(run.from_version or '?')}` → `{esc(run.to_version)}` — requested by "
-                 f"{user(run.requester)}" + (f" — due to {esc(run.reason)}" if run.reason else "")),
+        _section(
+            f"*{esc(run.target)}*: `{esc(run.from_version or '?')}` → `{esc(run.to_version)}` — requested by "
+            f"{user(run.requester)}" + (f" — due to {esc(run.reason)}" if run.reason else "")
+        ),
         _section(note),
         ContextBlock(elements=[MarkdownTextObject(text=f"run `{run.id}`")]),
     ]
@@ -119,14 +140,16 @@ def closed_plan_message(run: RunView, note: str) -> Message:
 def announcement(run: RunView) -> str:
     reason = f" due to {esc(run.reason)}" if run.reason else ""
     approved = f", approved by {user(run.approver)}" if run.approver else ""
-    return (f":rotating_light: Rolling back *{esc(run.target)}* ({esc(run.environment or '?')}) from "
-            f"`{esc(run.from_version or '?')}` to `{esc(run.to_version)}`{reason} — requested by "
-            f"{user(run.requester)}{approved}")
+    return (
+        f":rotating_light: Rolling back *{esc(run.target)}* ({esc(run.environment or '?')}) from "
+        f"`{esc(run.from_version or '?')}` to `{esc(run.to_version)}`{reason} — requested by "
+        f"{user(run.requester)}{approved}"
+    )
 
 
 def status_message(run: RunView) -> Message:
     """The live checklist, rendered from the journal."""
-    lines = [f"{STEP_ICONS[step.status]} {esc(step.description)}{_took(step.seconds)}" for step in run.steps]
+    lines = [f"{EMOJI[STEP_MARKS[step.status]]} {esc(step.description)}{_took(step.seconds)}" for step in run.steps]
     head = {
         RunStatus.RUNNING: ":hourglass_flowing_sand: in progress",
         RunStatus.SUCCEEDED: ":white_check_mark: done",
@@ -162,22 +185,42 @@ def interruption_message(run: RunView, state: ServiceState) -> Message:
         "An approver can resume it from that step (each step checks what is already done) or abort it "
         "(what changed before the drain-stop is undone; the service is otherwise left as it is).",
     ]
-    buttons = ActionsBlock(block_id=BlockId.RECOVERY_ACTIONS, elements=[
-        ButtonElement(text="Resume", action_id=RecoveryActionId.RESUME, value=run.id, style="primary"),
-        ButtonElement(text="Abort", action_id=RecoveryActionId.ABORT, value=run.id, style="danger",
-                      confirm=ConfirmObject(title="Abort this rollback?", text="The run ends here; the service "
-                                            "stays as described above.", confirm="Abort", deny="Back")),
-    ])
-    blocks: list[Block] = [_section("\n".join(lines)), buttons,
-                           ContextBlock(elements=[MarkdownTextObject(text=f"run `{run.id}`")])]
+    buttons = ActionsBlock(
+        block_id=BlockId.RECOVERY_ACTIONS,
+        elements=[
+            ButtonElement(text="Resume", action_id=RecoveryActionId.RESUME, value=run.id, style="primary"),
+            ButtonElement(
+                text="Abort",
+                action_id=RecoveryActionId.ABORT,
+                value=run.id,
+                style="danger",
+                confirm=ConfirmObject(
+                    title="Abort this rollback?",
+                    text="The run ends here; the service stays as described above.",
+                    confirm="Abort",
+                    deny="Back",
+                ),
+            ),
+        ],
+    )
+    blocks: list[Block] = [
+        _section("\n".join(lines)),
+        buttons,
+        ContextBlock(elements=[MarkdownTextObject(text=f"run `{run.id}`")]),
+    ]
     return _message(f"{title} during step {run.current_step}: {state.describe()}", blocks)
 
 
 def closed_interruption_message(run: RunView, note: str) -> Message:
     """The report once someone resumed or aborted the run: no buttons left to click."""
     title = f"Rollback of {run.target} to {run.to_version} was interrupted during step {run.current_step or 'start'}"
-    return _message(f"{title}: {note}", [_section(f":warning: *{esc(title)}*\n{note}"),
-                                         ContextBlock(elements=[MarkdownTextObject(text=f"run `{run.id}`")])])
+    return _message(
+        f"{title}: {note}",
+        [
+            _section(f":warning: *{esc(title)}*\n{note}"),
+            ContextBlock(elements=[MarkdownTextObject(text=f"run `{run.id}`")]),
+        ],
+    )
 
 
 def drill_report_message(drill: RunView) -> Message:
@@ -215,16 +258,22 @@ def status_command_message(statuses: list[TargetStatus]) -> Message:
         health = ":white_check_mark: healthy" if status.healthy else f":x: {esc(status.health)}"
         snapshot = "no snapshot"
         if status.newest_snapshot is not None:
-            snapshot = (f"newest snapshot `{esc(status.newest_snapshot.path.name)}`, "
-                        f"{int(status.newest_snapshot.age_seconds() // 60)} min old")
-        busy = f"\n:hourglass_flowing_sand: run `{status.run_in_progress}` in progress" if status.run_in_progress else ""
+            snapshot = (
+                f"newest snapshot `{esc(status.newest_snapshot.path.name)}`, "
+                f"{int(status.newest_snapshot.age_seconds() // 60)} min old"
+            )
+        busy = (
+            f"\n:hourglass_flowing_sand: run `{status.run_in_progress}` in progress" if status.run_in_progress else ""
+        )
         kept = ""
         if status.kept is not None:
             kept = f"\n{':warning: ' if status.kept.warning else ''}{esc(status.kept.describe())}"
-        blocks.append(_section(
-            f"*{esc(status.name)}* ({esc(status.environment)}): `{esc(status.running_version or '?')}` "
-            f"({esc(status.container_state)}) — {health}\n{snapshot}{busy}{kept}"
-        ))
+        blocks.append(
+            _section(
+                f"*{esc(status.name)}* ({esc(status.environment)}): `{esc(status.running_version or '?')}` "
+                f"({esc(status.container_state)}) — {health}\n{snapshot}{busy}{kept}"
+            )
+        )
     return _message("rollbot status", blocks[:50] or [_section("no targets are configured")])
 
 
@@ -233,8 +282,9 @@ def history_message(runs: list[RunView]) -> Message:
         return _message("no runs yet", [_section("No runs yet.")])
     lines = [
         f"`{run.id}` {run.created_at:%Y-%m-%d %H:%M} UTC · *{esc(run.target)}* {esc(versions(run))}"
-        f" · {esc(run.status.value)}" + (f" at `{esc(run.current_step)}`" if run.status in (
-            RunStatus.FAILED, RunStatus.INTERRUPTED) else "") + f" · {user(run.requester)}"
+        f" · {esc(run.status.value)}"
+        + (f" at `{esc(run.current_step)}`" if run.status in (RunStatus.FAILED, RunStatus.INTERRUPTED) else "")
+        + f" · {user(run.requester)}"
         for run in runs
     ]
     return _message("rollbot history", [_section("*History*\n" + "\n".join(lines))])
@@ -244,11 +294,15 @@ def _brain_text(plan: Plan) -> str:
     brain = plan.brain
     assert brain is not None and brain.snapshot is not None
     heading = "*If restored:*" if brain.asking else "*Brain restore*"
-    lines = [f"{heading} from `{esc(brain.snapshot.path.name)}` (schema {brain.snapshot.schema_version}, "
-             f"taken {brain.snapshot.taken_at:%Y-%m-%d %H:%M} UTC)"]
+    lines = [
+        f"{heading} from `{esc(brain.snapshot.path.name)}` (schema {brain.snapshot.schema_version}, "
+        f"taken {brain.snapshot.taken_at:%Y-%m-%d %H:%M} UTC)"
+    ]
     if brain.loss is not None:
-        lines.append(f"What the restore undoes ({brain.loss.counts()}; the live brain is kept whole in a forensic copy, "
-                     "never deleted):")
+        lines.append(
+            f"What the restore undoes ({brain.loss.counts()}; the live brain is kept whole in a forensic copy, "
+            "never deleted):"
+        )
         lines += [f"• {esc(table.describe())}" for table in brain.loss.tables if table.undone]
     return "\n".join(lines)
 
@@ -256,9 +310,16 @@ def _brain_text(plan: Plan) -> str:
 def _buttons(plan: Plan, run: RunView) -> ActionsBlock:
     if plan.restores_brain:
         approve = ButtonElement(
-            text="Approve brain restore", action_id=ActionId.BRAIN_RESTORE_APPROVE, value=run.id, style="danger",
-            confirm=ConfirmObject(title="Restore the brain?", text="Rows written since the snapshot leave the live "
-                                  "brain (they are kept in a forensic copy).", confirm="Restore", deny="Back"),
+            text="Approve brain restore",
+            action_id=ActionId.BRAIN_RESTORE_APPROVE,
+            value=run.id,
+            style="danger",
+            confirm=ConfirmObject(
+                title="Restore the brain?",
+                text="Rows written since the snapshot leave the live brain (they are kept in a forensic copy).",
+                confirm="Restore",
+                deny="Back",
+            ),
         )
     else:
         approve = ButtonElement(text="Roll back", action_id=ActionId.APPROVE, value=run.id, style="primary")
@@ -272,10 +333,14 @@ def _answer_buttons(plan: Plan, run: RunView) -> ActionsBlock:
     elements = []
     if brain is not None and brain.snapshot is not None:
         rows = f", {brain.loss.total_rows} row(s) leave the live brain" if brain.loss is not None else ""
-        elements.append(ButtonElement(
-            text=_clip(f"Restore from {brain.snapshot.path.name}{rows}", 75), action_id=AnswerActionId.RESTORE,
-            value=run.id, style="danger",
-        ))
+        elements.append(
+            ButtonElement(
+                text=_clip(f"Restore from {brain.snapshot.path.name}{rows}", 75),
+                action_id=AnswerActionId.RESTORE,
+                value=run.id,
+                style="danger",
+            )
+        )
     elements.append(ButtonElement(text="Keep the brain", action_id=AnswerActionId.KEEP, value=run.id))
     elements.append(ButtonElement(text="Cancel", action_id=ActionId.CANCEL, value=run.id))
     return ActionsBlock(block_id=BlockId.PLAN_ACTIONS, elements=elements)

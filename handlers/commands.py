@@ -38,6 +38,7 @@ def on_rollback(ack: Ack, command: dict[str, Any], context: BoltContext, respond
         ack(response_type="ephemeral", text="Reading the journal…")
         services.guarded(channel, user, _history, parsed.target, respond)
     else:
+        assert parsed.target is not None, "the parser gives a snapshot its target"
         ack(response_type="ephemeral", text=f"Taking a snapshot of {parsed.target}'s brain…")
         services.guarded(channel, user, _snapshot, parsed.target, user, respond)
 
@@ -71,8 +72,8 @@ def post_plan(services: Services, request: RollbackRequest, channel: str) -> Non
     message = plan_message(planned.plan, planned.run)
 
     def post() -> None:
-        answer = services.client.chat_postMessage(channel=channel, text=message.text, blocks=message.blocks)
-        services.rollbot.remember(planned.run.id, plan_message={"channel": channel, "ts": answer["ts"]})
+        posted = services.poster.post(channel, message)
+        services.rollbot.remember(planned.run.id, plan_message={"channel": channel, "ts": posted.ts})
 
     services.outbox.send(post)
 
@@ -81,16 +82,18 @@ def _drill(ack: Ack, services: Services, parsed: Command, user: str, channel: st
     assert parsed.target is not None and parsed.version is not None
     if _refused(ack, services, parsed.target, user):
         return
-    ack(response_type="in_channel", text=f":fire_drill: <@{user}> started a rollback drill of {esc(parsed.target)} with the "
-                                         f"broken tag {parsed.version}; the report follows here.")
+    ack(
+        response_type="in_channel",
+        text=f":fire_drill: <@{user}> started a rollback drill of {esc(parsed.target)} with the "
+        f"broken tag {parsed.version}; the report follows here.",
+    )
     services.guarded(channel, user, _run_drill, parsed.target, parsed.version, user, channel, runs=True)
 
 
 def _run_drill(services: Services, target: str, broken: str, user: str, channel: str) -> None:
     drill = services.rollbot.drill(target, broken, user, rollback_sink=services.progress_for(channel))
     message = drill_report_message(drill)
-    services.outbox.send(lambda: services.client.chat_postMessage(channel=channel, text=message.text,
-                                                                   blocks=message.blocks))
+    services.outbox.send(lambda: services.poster.post(channel, message))
 
 
 def _status(services: Services, respond: Respond) -> None:
@@ -108,5 +111,5 @@ def _snapshot(services: Services, target: str, user: str, respond: Respond) -> N
     respond(
         response_type="in_channel",
         text=f":camera_with_flash: <@{user}> took a snapshot of {target}'s brain: `{taken.path.name}` "
-             f"(schema {taken.schema_version}, {taken.size} bytes, while {taken.image_tag or 'no container'} ran).",
+        f"(schema {taken.schema_version}, {taken.size} bytes, while {taken.image_tag or 'no container'} ran).",
     )

@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from handlers.poster import SlackPoster, poster_for
+
 log = logging.getLogger(__name__)
 CACHE_SECONDS = 60.0
 CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{6,}$")  # Slack's ids; names are always lower case
 PASTED = re.compile(r"^<#([CG][A-Z0-9]{6,})(\|[^>]*)?>$")
-LIST_LIMIT = 1000  # conversations.list's own maximum page
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,8 @@ class SlackDirectory:
     channel's id never changes); a name not found is looked up again after the same minute, so
     a channel created or a bot invited mid-incident is found without a restart."""
 
-    def __init__(self, client: WebClient, ttl: float = CACHE_SECONDS) -> None:
-        self._client = client
+    def __init__(self, slack: SlackPoster | WebClient, ttl: float = CACHE_SECONDS) -> None:
+        self._slack = poster_for(slack)
         self._ttl = ttl
         self._cache: dict[str, tuple[float, set[str]]] = {}
         self._channels: dict[str, str] = {}  # name -> id, from conversations.list
@@ -65,7 +66,7 @@ class SlackDirectory:
             if cached and cached[0] > now:
                 return cached[1]
         try:
-            users = set(self._client.usergroups_users_list(usergroup=entry).get("users") or [])
+            users = self._slack.usergroup_members(entry)
         except SlackApiError as error:
             log.warning("cannot list the members of usergroup %s: %s", entry, error.response.get("error"))
             return set()
@@ -88,13 +89,16 @@ class SlackDirectory:
         if known or fresh:
             return ChannelLookup(entry, known, None if known else self._not_found(name))
         try:
-            channels = self._list_channels()
+            channels = self._slack.visible_channels()
         except SlackApiError as error:
             problem = str(error.response.get("error") or "an error")
             log.warning("cannot list Slack channels to find #%s: %s", name, problem)
-            return ChannelLookup(entry, None, f"Slack answered `{problem}` to conversations.list"
-                                 + (" (the app needs the channels:read and groups:read scopes)"
-                                    if problem == "missing_scope" else ""))
+            return ChannelLookup(
+                entry,
+                None,
+                f"Slack answered `{problem}` to conversations.list"
+                + (" (the app needs the channels:read and groups:read scopes)" if problem == "missing_scope" else ""),
+            )
         with self._lock:
             self._channels.update(channels)
             self._listed_at = time.monotonic()
@@ -103,19 +107,7 @@ class SlackDirectory:
 
     @staticmethod
     def _not_found(name: str) -> str:
-        return (f"no channel #{name} is visible to rollbot (a private channel must have rollbot invited; "
-                "an archived one does not count)")
-
-    def _list_channels(self) -> dict[str, str]:
-        """Every public channel and every private one the bot is in, page by page."""
-        found: dict[str, str] = {}
-        cursor: str | None = None
-        while True:
-            page = self._client.conversations_list(types="public_channel,private_channel", exclude_archived=True,
-                                                   limit=LIST_LIMIT, cursor=cursor)
-            for channel in page.get("channels") or []:
-                if channel.get("name") and channel.get("id"):
-                    found[str(channel["name"])] = str(channel["id"])
-            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
-            if not cursor:
-                return found
+        return (
+            f"no channel #{name} is visible to rollbot (a private channel must have rollbot invited; "
+            "an archived one does not count)"
+        )

@@ -29,8 +29,10 @@ def on_error(error: Exception, body: dict[str, Any], context: BoltContext) -> Bo
 
 def _unhandled(body: dict[str, Any], services: Services | None) -> BoltResponse:
     if "command" in body:
-        text = (f"rollbot refused this command: {shown(str(body['command']))} is not a rollbot command; "
-                "rollbot answers `/rollback` (try `/rollback help`).")
+        text = (
+            f"rollbot refused this command: {shown(str(body['command']))} is not a rollbot command; "
+            "rollbot answers `/rollback` (try `/rollback help`)."
+        )
     elif body.get("type") == "block_actions":
         action_id = str(body["actions"][0]["action_id"])
         text = f"rollbot refused this click: it has no button {shown(action_id)}; nothing was done."
@@ -38,9 +40,12 @@ def _unhandled(body: dict[str, Any], services: Services | None) -> BoltResponse:
             services.tell(body["channel"]["id"], body["user"]["id"], f":no_entry: {text}")
     else:
         kind = body.get("type")
-        text = (f"rollbot refused this request: it does not handle {shown(str(kind))} requests; it answers "
-                "`/rollback` and the buttons on its own messages." if kind else
-                "rollbot refused this request: it is not a command or a click rollbot handles.")
+        text = (
+            f"rollbot refused this request: it does not handle {shown(str(kind))} requests; it answers "
+            "`/rollback` and the buttons on its own messages."
+            if kind
+            else "rollbot refused this request: it is not a command or a click rollbot handles."
+        )
     log.info("refused an unhandled Slack request: %s", text)
     return _answer(body, text)
 

@@ -69,8 +69,9 @@ def read(raw: bytes, content_type: str) -> Checked | Refusal:
         return _slash_command(fields)
     if fields.get("ssl_check") == "1":
         return Checked({"ssl_check": "1"})
-    return Refusal("rollbot refused this request: the form has neither `command` (a slash command) "
-                   "nor `payload` (a button click)")
+    return Refusal(
+        "rollbot refused this request: the form has neither `command` (a slash command) nor `payload` (a button click)"
+    )
 
 
 def _slash_command(fields: dict[str, str]) -> Checked | Refusal:
@@ -85,8 +86,10 @@ def _slash_command(fields: dict[str, str]) -> Checked | Refusal:
     except _Bad as bad:
         user, channel = fields.get("user_id"), fields.get("channel_id")
         return Refusal(
-            f"rollbot refused this command: {bad}", slash_command=True,
-            user=user if _fits(user, USER_ID) else None, channel=channel if _fits(channel, CHANNEL_ID) else None,
+            f"rollbot refused this command: {bad}",
+            slash_command=True,
+            user=user if _fits(user, USER_ID) else None,
+            channel=channel if _fits(channel, CHANNEL_ID) else None,
         )
     return Checked({**command, **_optional(fields, ("team_id", "trigger_id", "user_name", "channel_name"))})
 

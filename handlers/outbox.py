@@ -4,7 +4,8 @@ Slack being slow or answering 429 must never block or fail a rollback, and no me
 lost. So the core's progress sink only enqueues; one worker thread delivers in order, honouring
 `Retry-After` and backing off on 5xx and connection errors. Edits of one message share a key:
 a newer edit replaces a pending older one (the final state is always the last to land), and
-edits of one key are spaced at least `min_interval` apart (Slack's chat.update tier 3).
+edits of one key are spaced at least `min_interval` apart (Slack's chat.update tier 3). Which
+failures are worth a retry is read from Slack's answer by handlers/poster.py.
 """
 
 from __future__ import annotations
@@ -15,44 +16,29 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-from slack_sdk.errors import SlackApiError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay, wait_exponential
+
+from handlers.poster import retry_after, retryable
 
 log = logging.getLogger(__name__)
 
-RETRYABLE_ERRORS = {"ratelimited", "service_unavailable", "internal_error", "fatal_error", "request_timeout"}
 GIVE_UP_AFTER_SECONDS = 30 * 60
 
 
 @dataclass
 class _Task:
-    call: Callable[[], Any]
+    call: Callable[[], object]
     key: str | None = None
     done: threading.Event = field(default_factory=threading.Event)
-    result: Any = None
-
-
-def _retryable(error: BaseException) -> bool:
-    if isinstance(error, SlackApiError):
-        status = getattr(error.response, "status_code", 200)
-        return status == 429 or status >= 500 or error.response.get("error") in RETRYABLE_ERRORS
-    return isinstance(error, (OSError, TimeoutError)) or type(error).__name__ in {"URLError", "RemoteDisconnected"}
+    result: object = None
 
 
 def _wait(state: RetryCallState) -> float:
     """Slack's Retry-After when it gave one, else exponential backoff up to 30 s."""
     error = state.outcome.exception() if state.outcome else None
-    if isinstance(error, SlackApiError):
-        retry_after = error.response.headers.get("Retry-After") or error.response.headers.get("retry-after")
-        if retry_after:
-            value = retry_after[0] if isinstance(retry_after, list) else retry_after
-            try:
-                return float(value)
-            except ValueError:
-                pass
-    return wait_exponential(multiplier=0.5, max=30)(state)
+    asked = retry_after(error)
+    return asked if asked is not None else wait_exponential(multiplier=0.5, max=30)(state)
 
 
 class Outbox:
@@ -67,7 +53,7 @@ class Outbox:
         self._worker = threading.Thread(target=self._run, name="slack-outbox", daemon=True)
         self._worker.start()
 
-    def send(self, call: Callable[[], Any], key: str | None = None) -> _Task:
+    def send(self, call: Callable[[], object], key: str | None = None) -> _Task:
         """Queue a Web API call. With a key, a pending call of the same key is replaced."""
         with self._condition:
             if key is not None and key in self._pending_by_key:
@@ -118,15 +104,15 @@ class Outbox:
         if delay > 0:
             time.sleep(delay)
 
-    def _deliver(self, call: Callable[[], Any]) -> Any:
+    def _deliver(self, call: Callable[[], object]) -> object:
         retrying = Retrying(
-            retry=retry_if_exception(_retryable),
+            retry=retry_if_exception(retryable),
             wait=_wait,
             stop=stop_after_delay(self._give_up_after),
             reraise=True,
         )
         try:
             return retrying(call)
-        except Exception:  # noqa: BLE001 - a message that cannot be delivered must not stop the others
+        except Exception:
             log.exception("a Slack call failed for good and was dropped")
             return None

@@ -1,11 +1,11 @@
 """The text after `/rollback`, parsed into one command or refused with what was wrong.
 
-    /rollback TARGET VERSION [reason…] [--brain restore|keep]
-    /rollback status
-    /rollback history [TARGET]
-    /rollback snapshot TARGET
-    /rollback drill TARGET BROKEN_TAG
-    /rollback help
+/rollback TARGET VERSION [reason…] [--brain restore|keep]
+/rollback status
+/rollback history [TARGET]
+/rollback snapshot TARGET
+/rollback drill TARGET BROKEN_TAG
+/rollback help
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from bot.planning.brain_plan import BrainChoice
 from bot.errors import InvalidRequest
+from bot.planning.brain_plan import BrainChoice
 from bot.tags import describe_invalid_tag, is_valid_tag
 
 MAX_TEXT = 2000

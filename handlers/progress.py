@@ -32,7 +32,8 @@ from handlers.blocks import (
     user,
 )
 from handlers.outbox import Outbox
-from storage import EventView, RunStatus, RunView
+from handlers.poster import SlackPoster, poster_for
+from storage import EventKind, EventView, RunStatus, RunView
 
 # What chat.postMessage answers when the channel itself cannot take the message.
 UNUSABLE_CHANNEL = frozenset({"channel_not_found", "not_in_channel", "is_archived", "channel_is_archived"})
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 class SlackProgress:
     def __init__(
         self,
-        client: WebClient,
+        slack: SlackPoster | WebClient,
         outbox: Outbox,
         read_run: Callable[[str], RunView],
         run: RunView,
@@ -54,7 +55,7 @@ class SlackProgress:
         fallback: str | None = None,
         notice: str | None = None,
     ) -> None:
-        self._client = client
+        self._slack = poster_for(slack)
         self._outbox = outbox
         self._read = read_run
         self._run_id = run.id
@@ -71,15 +72,15 @@ class SlackProgress:
         self._notice = notice  # why progress is not in the incident channel, told once
 
     def __call__(self, event: EventView) -> None:
-        if event.kind == "run.started":
+        if event.kind == EventKind.RUN_STARTED:
             self._started()
-        elif event.kind in ("run.resumed", "run.aborting"):
+        elif event.kind in (EventKind.RUN_RESUMED, EventKind.RUN_ABORTING):
             self._taken_up(event)
-        elif event.kind in ("step.started", "step.finished"):
+        elif event.kind in (EventKind.STEP_STARTED, EventKind.STEP_FINISHED):
             self._refresh_status()
-            if event.kind == "step.finished":
+            if event.kind == EventKind.STEP_FINISHED:
                 self._detail(event.details, event.outcome)
-        elif event.kind == "run.finished":
+        elif event.kind == EventKind.RUN_FINISHED:
             self._refresh_status()
             self._finished(event)
 
@@ -98,7 +99,7 @@ class SlackProgress:
     def _taken_up(self, event: EventView) -> None:
         run = self._read(self._run_id)
         by, step = event.details.get("by"), event.details.get("step") or "start"
-        if event.kind == "run.resumed":
+        if event.kind == EventKind.RUN_RESUMED:
             note = f":arrow_forward: Resumed by {user(str(by or 'someone'))} from step `{esc(step)}`."
         else:
             note = f":no_entry_sign: Aborted by {user(str(by or 'someone'))} at step `{esc(step)}`."
@@ -113,40 +114,40 @@ class SlackProgress:
             where = self._interruption
             message = closed_interruption_message(run, note)
             self._outbox.send(
-                lambda: self._client.chat_update(channel=where["channel"], ts=where["ts"], text=message.text,
-                                                 blocks=message.blocks),
-                key=f"interruption:{run.id}",
+                lambda: self._slack.update(where["channel"], where["ts"], message), key=f"interruption:{run.id}"
             )
 
     def _post_announcement(self, run: RunView) -> None:
         self._post_notice(run)
         try:
-            answer = self._client.chat_postMessage(channel=self._channel, text=announcement(run))
+            posted = self._slack.post(self._channel, announcement(run))
         except SlackApiError as error:
             problem = error.response.get("error")
             if problem not in UNUSABLE_CHANNEL or not self._fallback or self._fallback == self._channel:
                 raise
-            self._notice = (f":warning: The incident channel <#{self._channel}> could not be used "
-                            f"(Slack answered `{problem}`). Progress is posted here instead; invite rollbot to it "
-                            "or fix `incident_channel` in rollbot's YAML.")
+            self._notice = (
+                f":warning: The incident channel <#{self._channel}> could not be used "
+                f"(Slack answered `{problem}`). Progress is posted here instead; invite rollbot to it "
+                "or fix `incident_channel` in rollbot's YAML."
+            )
             self._channel = self._fallback
             self._post_notice(run)
-            answer = self._client.chat_postMessage(channel=self._channel, text=announcement(run))
-        self._channel = answer.get("channel") or self._channel  # Slack's id, whatever was asked
-        self._thread_ts = answer["ts"]
-        self._remember(self._run_id, announcement={"channel": self._channel, "ts": answer["ts"]})
-        ts = answer["ts"]
+            posted = self._slack.post(self._channel, announcement(run))
+        self._channel = posted.channel  # Slack's id, whatever was asked
+        self._thread_ts = posted.ts
+        self._remember(self._run_id, announcement={"channel": self._channel, "ts": posted.ts})
+        ts = posted.ts
         self._outbox.send(lambda: self._remember_permalink(ts))  # behind what was queued: progress first
 
     def _remember_permalink(self, ts: str) -> None:
         """The announcement's link, for the postmortem ticket (Slack builds it; a workspace's
         domain is not known otherwise). Without it the ticket still names the run."""
         try:
-            link = self._client.chat_getPermalink(channel=self._channel, message_ts=ts).get("permalink")
+            link = self._slack.permalink(self._channel, ts)
         except SlackApiError as error:
             log.warning("no permalink for the announcement of run %s: %s", self._run_id, error.response.get("error"))
             return
-        if isinstance(link, str) and link.startswith("https://"):
+        if link is not None and link.startswith("https://"):
             self._remember(self._run_id, permalink=link)
 
     def _post_notice(self, run: RunView) -> None:
@@ -155,23 +156,21 @@ class SlackProgress:
             return
         who = run.approver or run.requester
         text = f"{self._notice} ({user(who)})" if who else self._notice
-        self._client.chat_postMessage(channel=self._channel, text=text)
+        self._slack.post(self._channel, text)
         self._notice = None
 
     def _post_status(self) -> None:
         message = status_message(self._read(self._run_id))
-        answer = self._client.chat_postMessage(
-            channel=self._channel, text=message.text, blocks=message.blocks, thread_ts=None
-        )
-        self._status_ts = answer["ts"]
-        self._remember(self._run_id, status_message={"channel": self._channel, "ts": answer["ts"]})
+        posted = self._slack.post(self._channel, message)
+        self._status_ts = posted.ts
+        self._remember(self._run_id, status_message={"channel": self._channel, "ts": posted.ts})
 
     def _refresh_status(self) -> None:
         def update() -> None:
             if self._status_ts is None:
                 return
             message = status_message(self._read(self._run_id))
-            self._client.chat_update(channel=self._channel, ts=self._status_ts, text=message.text, blocks=message.blocks)
+            self._slack.update(self._channel, self._status_ts, message)
 
         self._outbox.send(update, key=f"status:{self._run_id}")
 
@@ -186,7 +185,7 @@ class SlackProgress:
         def post_final() -> None:
             link = self._ticket_link(run.id)  # asked at delivery: a ticket filed meanwhile is linked
             message = final_message(run, link)
-            self._client.chat_postMessage(channel=self._channel, text=message.text, blocks=message.blocks)
+            self._slack.post(self._channel, message)
             self._remember(run.id, final_linked_ticket=link is not None)
 
         self._outbox.send(post_final)
@@ -207,19 +206,21 @@ class SlackProgress:
         if run.status.is_final and run.status is not RunStatus.RUNNING and event.id != 0:
             return run
         details = dict(event.details)
-        return replace(run, status=RunStatus(event.outcome or run.status), error=details.pop("error", run.error),
-                       next_action=details.pop("next_action", run.next_action), summary=details)
+        return replace(
+            run,
+            status=RunStatus(event.outcome or run.status),
+            error=details.pop("error", run.error),
+            next_action=details.pop("next_action", run.next_action),
+            summary=details,
+        )
 
     def _reply(self, text: str) -> None:
-        self._client.chat_postMessage(channel=self._channel, text=text, thread_ts=self._thread_ts)
+        self._slack.post(self._channel, text, thread_ts=self._thread_ts)
 
     def _update_plan_message(self, run: RunView, note: str) -> None:
         message = closed_plan_message(run, note)
         channel, ts = self._plan_message["channel"], self._plan_message["ts"]
-        self._outbox.send(
-            lambda: self._client.chat_update(channel=channel, ts=ts, text=message.text, blocks=message.blocks),
-            key=f"plan:{run.id}",
-        )
+        self._outbox.send(lambda: self._slack.update(channel, ts, message), key=f"plan:{run.id}")
 
 
 def _ts_in(where: dict[str, str] | None, channel: str) -> str | None:

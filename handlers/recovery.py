@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from bot.core.rollbot import ServiceState
+from bot.core.outcomes import ServiceState
 from handlers.blocks import interruption_message, status_message
 from handlers.services import Services
 from storage import RunView
@@ -48,18 +48,19 @@ def _report(services: Services, run: RunView, state: ServiceState, channel: str,
     message = interruption_message(run, state)
 
     if notice:  # its own call: a retried report must not repeat it
-        services.outbox.send(lambda: services.client.chat_postMessage(channel=channel, text=notice))
+        services.outbox.send(lambda: services.poster.post(channel, notice))
 
     def post() -> None:
-        answer = services.client.chat_postMessage(channel=channel, text=message.text, blocks=message.blocks)
-        services.rollbot.remember(run.id, interruption_message={"channel": channel, "ts": answer["ts"]})
+        posted = services.poster.post(channel, message)
+        services.rollbot.remember(run.id, interruption_message={"channel": channel, "ts": posted.ts})
 
     services.outbox.send(post)
     where = run.context.get("status_message")
     if where:
         status = status_message(run)
-        services.outbox.send(lambda: services.client.chat_update(
-            channel=where["channel"], ts=where["ts"], text=status.text, blocks=status.blocks), key=f"status:{run.id}")
+        services.outbox.send(
+            lambda: services.poster.update(where["channel"], where["ts"], status), key=f"status:{run.id}"
+        )
 
 
 def watch_interruptions(services: Services, every_seconds: float = 10.0) -> threading.Event:
@@ -71,7 +72,7 @@ def watch_interruptions(services: Services, every_seconds: float = 10.0) -> thre
         while not stop.is_set():
             try:
                 report_interruptions(services)
-            except Exception:  # noqa: BLE001 - the watch must outlive a bad round
+            except Exception:
                 log.exception("looking for interrupted runs failed once; it goes on")
             stop.wait(every_seconds)
 

@@ -45,8 +45,8 @@ from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_sdk.socket_mode.builtin import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 
-from bot.errors import ConfigError, report_unexpected
 from bot.core.foreground import Foreground
+from bot.errors import ConfigError, report_unexpected
 from bot.reporting.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from handlers.inbound import Checked, Refusal, read
 
@@ -61,8 +61,19 @@ SSL_CHECK = re.compile(rb"ssl_check=1(?:&token=[A-Za-z0-9]{0,64})?")
 MIN_SECRET_CHARS = 32  # what Slack issues: 32 hex digits
 MIN_DISTINCT_CHARS = 8
 # Words of hand-written stand-ins, compared with letters and digits only, in lower case.
-PLACEHOLDER_WORDS = ("changeme", "replaceme", "placeholder", "example", "xxx", "yoursecret", "yoursigning",
-                     "secretgoeshere", "fillmein", "insert", "redacted")
+PLACEHOLDER_WORDS = (
+    "changeme",
+    "replaceme",
+    "placeholder",
+    "example",
+    "xxx",
+    "yoursecret",
+    "yoursigning",
+    "secretgoeshere",
+    "fillmein",
+    "insert",
+    "redacted",
+)
 # Secrets printed in public documentation (Slack's own example of request signing).
 PUBLISHED_SECRETS = frozenset({"8f742231b10e8888abcd99yyyzzz85a5"})
 
@@ -80,8 +91,9 @@ class Answer:
 class Door:
     """Signature check, reading and refusals in front of Bolt (see the module docstring)."""
 
-    def __init__(self, app: App, signing_secret: str, tell: Tell | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, app: App, signing_secret: str, tell: Tell | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
         self._app = app
         self._key = signing_key(signing_secret)
         self._tell = tell
@@ -138,8 +150,10 @@ def signing_key(secret: str | None) -> bytes:
     that says why (never what the secret is)."""
     problem = _weakness(secret or "")
     if problem:
-        raise ConfigError(f"environment: SLACK_SIGNING_SECRET {problem}; rollbot serve (HTTP mode) refuses to start. "
-                          "Copy the app's Signing Secret from api.slack.com/apps → Basic Information")
+        raise ConfigError(
+            f"environment: SLACK_SIGNING_SECRET {problem}; rollbot serve (HTTP mode) refuses to start. "
+            "Copy the app's Signing Secret from api.slack.com/apps → Basic Information"
+        )
     return (secret or "").encode("utf-8")
 
 
@@ -182,8 +196,10 @@ def wsgi_app(
         raw = environ["wsgi.input"].read(length) if length > 0 else b""
         with foreground.answering():
             answer = door.answer(
-                raw, environ.get("CONTENT_TYPE") or "",
-                environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP") or "", environ.get("HTTP_X_SLACK_SIGNATURE") or "",
+                raw,
+                environ.get("CONTENT_TYPE") or "",
+                environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP") or "",
+                environ.get("HTTP_X_SLACK_SIGNATURE") or "",
             )
         return _send(respond, answer)
 
@@ -196,8 +212,9 @@ def _send(start_response: StartResponse, answer: Answer) -> list[bytes]:
         reason = HTTPStatus(answer.status).phrase
     except ValueError:
         reason = "Unknown"
-    start_response(f"{answer.status} {reason}",
-                   [("Content-Type", answer.content_type), ("Content-Length", str(len(body)))])
+    start_response(
+        f"{answer.status} {reason}", [("Content-Type", answer.content_type), ("Content-Length", str(len(body)))]
+    )
     return [body]
 
 
@@ -216,14 +233,24 @@ def _timed(start_response: StartResponse) -> StartResponse:
 
 
 def serve_http(
-    door: Door, foreground: Foreground, host: str, port: int, threads: int = 16,
+    door: Door,
+    foreground: Foreground,
+    host: str,
+    port: int,
+    threads: int = 16,
     metrics: Callable[[], bytes] | None = None,
 ) -> None:
     log.info("rollbot serving Slack on http://%s:%d%s", host, port, EVENTS_PATH)
     # waitress's own cap (default 1 GiB) refuses a longer Content-Length with 413 before reading
     # the body, and a chunked body once it grows past it; it refuses lengths >= the cap.
-    waitress.serve(wsgi_app(door, foreground, metrics), host=host, port=port, threads=threads, ident="rollbot",
-                   max_request_body_size=MAX_BODY_BYTES + 1)
+    waitress.serve(
+        wsgi_app(door, foreground, metrics),
+        host=host,
+        port=port,
+        threads=threads,
+        ident="rollbot",
+        max_request_body_size=MAX_BODY_BYTES + 1,
+    )
 
 
 def serve_socket_mode(app: App, foreground: Foreground, app_token: str) -> None:

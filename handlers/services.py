@@ -5,32 +5,35 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-
-from slack_sdk import WebClient
+from typing import TypeVarTuple, Unpack
 
 from bot.core.rollbot import Rollbot
 from bot.errors import RollbotError, report_unexpected
-from bot.reporting.tickets import Ticket
+from bot.ports import Ticket
 from handlers.blocks import esc, ticket_link
 from handlers.directory import SlackDirectory
 from handlers.outbox import Outbox
+from handlers.poster import SlackPoster
 from handlers.progress import SlackProgress
 from storage import RunView
 
 log = logging.getLogger(__name__)
+Args = TypeVarTuple("Args")
 
 
 def unresolved_notice(target: str, entry: str, problem: str) -> str:
     """What the channel reading progress in the wrong place is told, and how to fix it."""
-    return (f":warning: The incident channel of *{esc(target)}* (`incident_channel: {esc(entry)}`) could not be used: "
-            f"{esc(problem)}. Progress is posted here instead. Fix `incident_channel` in rollbot's YAML "
-            "(an id like `C0123ABCD`, or `#name` of a channel rollbot is in).")
+    return (
+        f":warning: The incident channel of *{esc(target)}* (`incident_channel: {esc(entry)}`) could not be used: "
+        f"{esc(problem)}. Progress is posted here instead. Fix `incident_channel` in rollbot's YAML "
+        "(an id like `C0123ABCD`, or `#name` of a channel rollbot is in)."
+    )
 
 
 @dataclass(frozen=True)
 class Services:
     rollbot: Rollbot
-    client: WebClient
+    poster: SlackPoster
     outbox: Outbox
     directory: SlackDirectory
 
@@ -48,8 +51,11 @@ class Services:
             thread = context.get("announcement")
             if not thread or context.get("final_linked_ticket"):
                 return
-            self.client.chat_postMessage(channel=thread["channel"], thread_ts=thread["ts"],
-                                         text=f":memo: Postmortem ticket: {ticket_link(ticket.key, ticket.url)}")
+            self.poster.post(
+                thread["channel"],
+                f":memo: Postmortem ticket: {ticket_link(ticket.key, ticket.url)}",
+                thread_ts=thread["ts"],
+            )
 
         self.outbox.send(reply)
 
@@ -61,9 +67,17 @@ class Services:
 
         def progress(run: RunView) -> SlackProgress:
             incident, notice = self.incident_channel(run.target, channel)
-            return SlackProgress(self.client, self.outbox, rollbot.run, run, incident,
-                                 ticket_link=self.ticket_link, remember=rollbot.remember,
-                                 fallback=channel, notice=notice)
+            return SlackProgress(
+                self.poster,
+                self.outbox,
+                rollbot.run,
+                run,
+                incident,
+                ticket_link=self.ticket_link,
+                remember=rollbot.remember,
+                fallback=channel,
+                notice=notice,
+            )
 
         return progress
 
@@ -83,10 +97,14 @@ class Services:
 
     def tell(self, channel: str, user: str, text: str) -> None:
         """An ephemeral message: refusals and errors go only to the person who clicked or typed."""
-        self.outbox.send(lambda: self.client.chat_postEphemeral(channel=channel, user=user, text=text))
+        self.outbox.send(lambda: self.poster.ephemeral(channel, user, text))
 
-    def guarded(self, channel: str, user: str, work, *args, runs: bool = False) -> None:  # type: ignore[no-untyped-def]
-        """Run `work` after the ack; a failure reaches the person as one line, never a traceback."""
+    def guarded(
+        self, channel: str, user: str, work: Callable[[Services, Unpack[Args]], None], *args: *Args, runs: bool = False
+    ) -> None:
+        """Run `work(self, *args)` after the ack; a failure reaches the person as one line, never a
+        traceback. Typed by its arguments, so a listener that hands `work` the wrong ones fails
+        mypy rather than a click in an incident."""
 
         def run() -> None:
             try:

@@ -16,7 +16,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, CursorResult, Engine, Result, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -101,3 +101,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def rows_changed(result: Result[Any]) -> int:
+    """How many rows an UPDATE or INSERT touched: the conditional moves and claims read it to
+    know whether they won. `Session.execute` is typed as returning any `Result`; a DML
+    statement's is always a `CursorResult`, which has the count."""
+    assert isinstance(result, CursorResult)
+    return result.rowcount

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar, cast
 
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.engine import Dialect
@@ -46,7 +46,7 @@ class BoundedString(TypeDecorator[str]):
         if value is None:
             return None
         value = value.replace("\x00", "\ufffd")
-        limit = self.impl.length  # type: ignore[attr-defined]
+        limit = cast(String, self.impl_instance).length
         return value if limit is None or len(value) <= limit else value[: limit - 1] + "…"
 
 
@@ -58,7 +58,7 @@ class CleanText(BoundedString):
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {datetime: UtcDateTime, dict[str, Any]: JSON, str: BoundedString()}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime, dict[str, Any]: JSON, str: BoundedString()}
 
 
 # A running or interrupted rollback holds its target: the database allows one such run per target.
@@ -71,7 +71,9 @@ class RunRow(Base):
     __tablename__ = "runs"
     __table_args__ = (
         Index(
-            "ux_runs_one_running_per_target", "target", unique=True,
+            "ux_runs_one_running_per_target",
+            "target",
+            unique=True,
             sqlite_where=text(ONE_HOLDER),
             postgresql_where=text(ONE_HOLDER),
         ),

@@ -15,11 +15,11 @@ database itself, not by a check that could race.
 
 from __future__ import annotations
 
-from bot.errors import JournalError
-
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+
+from bot.errors import JournalError
 
 
 class RunStatus(StrEnum):

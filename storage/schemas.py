@@ -18,7 +18,11 @@ from sqlalchemy.orm import sessionmaker
 
 from storage.models import SchemaSightingRow
 
-_INSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+# Both dialects' INSERT can say what happens on a conflict; the generic one cannot.
+_INSERT: dict[str, Callable[[type[SchemaSightingRow]], sqlite.Insert | postgresql.Insert]] = {
+    "sqlite": sqlite.insert,
+    "postgresql": postgresql.insert,
+}
 
 
 @dataclass(frozen=True)

@@ -11,17 +11,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, func, or_, select, update
+from sqlalchemy import Engine, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import sessionmaker
 
+from storage.database import rows_changed
 from storage.models import TicketRow
 
 LEASE = timedelta(minutes=2)
 # INSERT … ON CONFLICT DO NOTHING, which both backends have and SQLAlchemy spells per dialect.
-_INSERT_IF_ABSENT: dict[str, Callable[..., Any]] = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+# Both dialects' INSERT can skip a row that exists; the generic one cannot.
+_INSERT_IF_ABSENT: dict[str, Callable[[type[TicketRow]], sqlite.Insert | postgresql.Insert]] = {
+    "sqlite": sqlite.insert,
+    "postgresql": postgresql.insert,
+}
 
 
 class TicketStatus(StrEnum):
@@ -55,8 +59,14 @@ class TicketOutbox:
         with self._sessions.begin() as session:
             session.execute(
                 self._insert(TicketRow)
-                .values(run_id=run_id, status=TicketStatus.PENDING, attempts=0,
-                        next_attempt_at=now, created_at=now, updated_at=now)
+                .values(
+                    run_id=run_id,
+                    status=TicketStatus.PENDING,
+                    attempts=0,
+                    next_attempt_at=now,
+                    created_at=now,
+                    updated_at=now,
+                )
                 .on_conflict_do_nothing(index_elements=[TicketRow.run_id])
             )
 
@@ -77,10 +87,13 @@ class TicketOutbox:
                 condition = [TicketRow.run_id == run_id, TicketRow.status == TicketStatus.PENDING, free]
                 if not force:
                     condition.append(TicketRow.next_attempt_at <= now)
-                taken = cast("CursorResult[Any]", session.execute(
-                    update(TicketRow).where(*condition).values(next_attempt_at=now + LEASE, leased_until=now + LEASE,
-                                                               updated_at=now)
-                )).rowcount
+                taken = rows_changed(
+                    session.execute(
+                        update(TicketRow)
+                        .where(*condition)
+                        .values(next_attempt_at=now + LEASE, leased_until=now + LEASE, updated_at=now)
+                    )
+                )
             if taken == 1:
                 claimed.append(run_id)
         return claimed
@@ -89,8 +102,13 @@ class TicketOutbox:
         """Pending tickets another worker is attempting right now."""
         now = self._now()
         with self._sessions() as session:
-            return list(session.scalars(select(TicketRow.run_id).where(
-                TicketRow.status == TicketStatus.PENDING, TicketRow.leased_until > now)))
+            return list(
+                session.scalars(
+                    select(TicketRow.run_id).where(
+                        TicketRow.status == TicketStatus.PENDING, TicketRow.leased_until > now
+                    )
+                )
+            )
 
     def failed(self, run_id: str, error: str, retry_in: timedelta) -> None:
         now = self._now()
@@ -145,12 +163,21 @@ class TicketOutbox:
                 query = query.where(TicketRow.status == status)
             return [_view(row) for row in session.scalars(query)]
 
-
     def count(self, status: TicketStatus) -> int:
         with self._sessions() as session:
-            return int(session.scalar(select(func.count()).select_from(TicketRow).where(TicketRow.status == status)) or 0)
+            return int(
+                session.scalar(select(func.count()).select_from(TicketRow).where(TicketRow.status == status)) or 0
+            )
 
 
 def _view(row: TicketRow) -> TicketView:
-    return TicketView(row.run_id, TicketStatus(row.status), row.attempts, row.next_attempt_at, row.last_error,
-                      row.key, row.url, row.create_sent_at)
+    return TicketView(
+        row.run_id,
+        TicketStatus(row.status),
+        row.attempts,
+        row.next_attempt_at,
+        row.last_error,
+        row.key,
+        row.url,
+        row.create_sent_at,
+    )

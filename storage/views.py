@@ -13,7 +13,7 @@ from typing import Any
 
 from storage.runstate import RunKind, RunStatus, StepStatus
 
-__all__ = ["RunStatus", "StepStatus", "NewRun", "StepView", "EventView", "RunView"]
+__all__ = ["EventView", "NewRun", "RunStatus", "RunView", "StepStatus", "StepView"]
 
 
 @dataclass(frozen=True)

@@ -38,8 +38,11 @@ def fresh_postgres_database() -> Iterator[str]:
     except OperationalError as error:
         admin.dispose()
         where = server.render_as_string(hide_password=True)
-        pytest.fail(f"PostgreSQL at {where} does not answer ({error.orig}); run `bash .ci/setup.sh` "
-                    "or set ROLLBOT_TEST_POSTGRES_URL", pytrace=False)
+        pytest.fail(
+            f"PostgreSQL at {where} does not answer ({error.orig}); run `bash .ci/setup.sh` "
+            "or set ROLLBOT_TEST_POSTGRES_URL",
+            pytrace=False,
+        )
     try:
         yield server.set(database=name).render_as_string(hide_password=False)
     finally:

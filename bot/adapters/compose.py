@@ -27,48 +27,22 @@ import signal
 import subprocess
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from bot.config import without_secrets
 from bot.errors import ComposeError
+from bot.ports import ServiceConfig
 
 OUTPUT_TAIL_LINES = 12
 # The names `docker compose` looks for in its folder when it is given no --file.
 DEFAULT_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
 
 
-@dataclass(frozen=True)
-class ServiceConfig:
-    """What Compose itself says about the service, as `docker compose` in its folder sees it."""
-
-    project: str  # the project name Compose uses (its containers carry it as a label)
-    directory: Path  # where Compose runs; its `.env` is read from here
-    files: tuple[Path, ...]  # the compose files Compose merges, in merge order
-    image: str  # the service's image after merging and `${VAR}` interpolation
-    config_hash: str  # `docker compose config --hash SERVICE`: a container made from these files carries it
-
-    @property
-    def env_file(self) -> Path:
-        return self.directory / ".env"
-
-
-class Compose(Protocol):
-    """What the core needs from Compose for one target's project."""
-
-    def service(self, service: str) -> ServiceConfig: ...
-    def container_ids(self, service: str) -> list[str]: ...
-    def container_id(self, service: str) -> str | None: ...
-    def pull(self, service: str) -> str: ...
-    def stop(self, service: str, drain_timeout: int) -> str: ...
-    def up(self, service: str) -> str: ...
-
-
 FindContainers = Callable[[str, str], list[str]]
 
 # Compose's answers, per (folder, --file arguments, service): see `ComposeCli._cached`.
-_ANSWERS: dict[tuple[Path, tuple[Path, ...], str], tuple[str, tuple[Any, ...], ServiceConfig]] = {}
+_ANSWERS: dict[tuple[Path, tuple[Path, ...], str], tuple[tuple[Any, ...], tuple[Any, ...], ServiceConfig]] = {}
 _ANSWERS_LOCK = threading.Lock()
 
 
@@ -144,7 +118,9 @@ class ComposeCli:
             raise ComposeError(f"{self._file}: service '{service}' has no image to switch")
         hashed = self._run(["config", "--hash", service], timeout=60).split()
         files = self._file_args or self._discovered_files(model)
-        return ServiceConfig(str(model["name"]), self._directory, files, str(body["image"]), hashed[-1] if hashed else "")
+        return ServiceConfig(
+            str(model["name"]), self._directory, files, str(body["image"]), hashed[-1] if hashed else ""
+        )
 
     def _model(self, file_args: tuple[Path, ...]) -> dict[str, Any]:
         output = self._run(["config", "--format", "json"], timeout=60, file_args=file_args)
@@ -170,8 +146,10 @@ class ComposeCli:
             files = (self._file, *_override_of(self._file))
         if self._model(files) != model:
             names = ", ".join(path.name for path in files)
-            raise ComposeError(f"Compose in {self._directory} reads other files than {names}; "
-                               "list them in merge order under the target's compose_files")
+            raise ComposeError(
+                f"Compose in {self._directory} reads other files than {names}; "
+                "list them in merge order under the target's compose_files"
+            )
         return files
 
     def _environment(self) -> dict[str, str]:
@@ -205,8 +183,9 @@ class ComposeCli:
             raise ComposeError(f"{shown}: {self._directory} is not a folder") from None
         except subprocess.TimeoutExpired:
             after = self._state_after_timeout(arguments[-1]) if arguments[0] in ACTING_VERBS else ""
-            raise ComposeError(f"{shown}: no answer within {timeout:.0f}s; it was killed with its "
-                               f"process group{after}") from None
+            raise ComposeError(
+                f"{shown}: no answer within {timeout:.0f}s; it was killed with its process group{after}"
+            ) from None
         if returncode != 0:
             raise ComposeError(f"{shown} exited {returncode}: {_tail(stderr or stdout)}")
         if arguments[:1] == ["config"]:
@@ -225,7 +204,8 @@ class ComposeCli:
             return f"; afterwards no container of {service} exists"
         return "; afterwards " + ", ".join(
             f"{c.get('Name', '?')} is {c.get('State', '?')} ({c.get('Status', '?')}, image {c.get('Image', '?')})"
-            for c in containers)
+            for c in containers
+        )
 
 
 ACTING_VERBS = frozenset({"pull", "stop", "up"})
@@ -236,9 +216,16 @@ REAP_TIMEOUT = 10
 def _run_in_own_group(command: list[str], directory: Path, timeout: float) -> tuple[int, str, str]:
     """Run `command` in a new session (its own process group); on a timeout, or if this thread
     is interrupted, kill the whole group, so the Compose plugin dies with the docker CLI."""
-    process = subprocess.Popen(command, cwd=directory, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=without_secrets(os.environ),
-                               start_new_session=True)
+    process = subprocess.Popen(
+        command,
+        cwd=directory,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=without_secrets(os.environ),
+        start_new_session=True,
+    )
     try:
         stdout, stderr = process.communicate(timeout=timeout)
     except BaseException:  # TimeoutExpired, KeyboardInterrupt: nothing of this run may go on
@@ -292,7 +279,7 @@ def _override_of(compose_file: Path) -> tuple[Path, ...]:
 
 def _stamps(paths: Sequence[Path]) -> tuple[Any, ...]:
     """(path, inode, size, mtime) of each file; a missing file stamps as absent."""
-    stamped = []
+    stamped: list[tuple[Any, ...]] = []
     for path in paths:
         try:
             stat = path.stat()

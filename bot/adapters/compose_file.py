@@ -17,21 +17,24 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 
-from bot.adapters.compose import ServiceConfig
 from bot.config import without_secrets
 from bot.errors import ComposeFileError
+from bot.files import write_atomically
+from bot.ports import ServiceConfig
 from bot.tags import ImageRef
 
 # `repo:${TAG}`, `repo:$TAG`, `repo:${TAG:-default}`: only the tag interpolated.
-TAG_VARIABLE = re.compile(r"(?P<repository>[^$]+):\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?::?-[^}]*)?\}|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))")
+TAG_VARIABLE = re.compile(
+    r"(?P<repository>[^$]+):\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?::?-[^}]*)?\}|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))"
+)
 
 
 @dataclass(frozen=True)
@@ -90,8 +93,10 @@ def _service_tag_edit(path: Path, service: str, tag: str) -> ComposeEdit:
     line = lines[line_no]
     start = line.find(old_image, column)
     if start >= 0 and line[column:start].lstrip().startswith("&"):
-        raise ComposeFileError(f"{path}: the image of service '{service}' carries a YAML anchor that other places "
-                               "may use; edit the tag by hand")
+        raise ComposeFileError(
+            f"{path}: the image of service '{service}' carries a YAML anchor that other places "
+            "may use; edit the tag by hand"
+        )
     if start < 0 or line[column:start].strip("'\" ") != "":
         raise ComposeFileError(
             f"{path}: the image of service '{service}' is not written on one line as a plain "
@@ -124,18 +129,23 @@ def image_site(config: ServiceConfig, service: str) -> ImageSite:
         if body is None or "image" not in body:
             continue
         if "image" not in getattr(body, "_ok", body):  # a key the `<<:` merge brought in
-            raise ComposeFileError(f"{path}: the image of service '{service}' comes from a YAML merge key (<<); "
-                                   "rollbot edits only an image written on the service itself: edit the tag by hand")
+            raise ComposeFileError(
+                f"{path}: the image of service '{service}' comes from a YAML merge key (<<); "
+                "rollbot edits only an image written on the service itself: edit the tag by hand"
+            )
         written = str(body["image"])
         if "$" in written:
             return _variable_site(config, path, written)
         if written != config.image:
-            raise ComposeFileError(f"{path}: service '{service}' is written as {written} but Compose runs "
-                                   f"{config.image}; rollbot cannot tell where to switch it: edit the tag by hand")
+            raise ComposeFileError(
+                f"{path}: service '{service}' is written as {written} but Compose runs "
+                f"{config.image}; rollbot cannot tell where to switch it: edit the tag by hand"
+            )
         return ImageSite(path)
     names = ", ".join(path.name for path in config.files)
-    raise ComposeFileError(f"none of {names} sets the image of service '{service}' on the service itself "
-                           "(extends?); edit the tag by hand")
+    raise ComposeFileError(
+        f"none of {names} sets the image of service '{service}' on the service itself (extends?); edit the tag by hand"
+    )
 
 
 def check_tag_edit(site: ImageSite, service: str, tag: str) -> ComposeEdit:
@@ -163,19 +173,27 @@ def image_in(site: ImageSite, text: str, service: str) -> str:
 def _variable_site(config: ServiceConfig, path: Path, written: str) -> ImageSite:
     match = TAG_VARIABLE.fullmatch(written)
     if match is None:
-        raise ComposeFileError(f"{path}: the image {written} uses ${{...}} interpolation beyond its tag; "
-                               "rollbot switches only a literal tag or one `:${TAG}` variable: edit the tag by hand")
+        raise ComposeFileError(
+            f"{path}: the image {written} uses ${{...}} interpolation beyond its tag; "
+            "rollbot switches only a literal tag or one `:${TAG}` variable: edit the tag by hand"
+        )
     variable = match["braced"] or match["bare"]
     if variable in without_secrets(os.environ):
-        raise ComposeFileError(f"{path}: the image's tag comes from ${variable}, which rollbot's own environment "
-                               "sets (it overrides .env): unset it for rollbot or edit the tag by hand")
+        raise ComposeFileError(
+            f"{path}: the image's tag comes from ${variable}, which rollbot's own environment "
+            "sets (it overrides .env): unset it for rollbot or edit the tag by hand"
+        )
     if not config.env_file.is_file():
-        raise ComposeFileError(f"{path}: the image's tag comes from ${variable}, and there is no {config.env_file} "
-                               "setting it; edit the tag by hand")
+        raise ComposeFileError(
+            f"{path}: the image's tag comes from ${variable}, and there is no {config.env_file} "
+            "setting it; edit the tag by hand"
+        )
     _, value = _env_value(config.env_file, _read(config.env_file), variable)
     if ImageRef.parse(config.image).tag != value:
-        raise ComposeFileError(f"{config.env_file}: {variable}={value}, but Compose runs {config.image}; "
-                               "rollbot cannot tell where the tag is set: edit the tag by hand")
+        raise ComposeFileError(
+            f"{config.env_file}: {variable}={value}, but Compose runs {config.image}; "
+            "rollbot cannot tell where the tag is set: edit the tag by hand"
+        )
     return ImageSite(config.env_file, variable)
 
 
@@ -206,8 +224,14 @@ def _env_tag_edit(path: Path, variable: str, tag: str) -> ComposeEdit:
     assert match is not None
     lines[number] = f"{match['lead']}{match['quote']}{tag}{match['quote']}{match['rest']}{match['end']}"
     after = "".join(lines)
-    changed = [n for n, (a, b) in enumerate(zip(before.splitlines(True), after.splitlines(True))) if a != b]
-    if len(after.splitlines(True)) != len(lines) or changed not in ([number], []) or _env_value(path, after, variable)[1] != tag:
+    changed = [
+        n for n, (a, b) in enumerate(zip(before.splitlines(True), after.splitlines(True), strict=False)) if a != b
+    ]
+    if (
+        len(after.splitlines(True)) != len(lines)
+        or changed not in ([number], [])
+        or _env_value(path, after, variable)[1] != tag
+    ):
         raise ComposeFileError(f"{path}: editing {variable} in place would change more than its value; edit it by hand")
     return ComposeEdit(path, before, after, f"{variable}={old}", f"{variable}={tag}")
 
@@ -217,37 +241,6 @@ def _service_body(path: Path, service: str) -> Any:
     services = document.get("services") if isinstance(document, dict) else None
     body = services.get(service) if isinstance(services, dict) else None
     return body if isinstance(body, dict) else None
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Replace `path` with `text` so that a crash leaves the old file or the new, never half.
-
-    The temporary file sits beside the target (same filesystem, so the rename is atomic), takes
-    over the original's permission bits, and both the file and its folder are fsynced. A
-    symlink is followed, so the file it points to is the one replaced.
-    """
-    path = path.resolve()
-    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    fsync_directory(path.parent)
-
-
-def fsync_directory(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _read(path: Path) -> str:
@@ -277,7 +270,7 @@ def _locate_image(path: Path, text: str | None, service: str) -> tuple[Any, str,
     if not isinstance(services, dict):
         raise ComposeFileError(f"{path}: no 'services:' mapping; is this a compose file?")
     body = services.get(service)
-    if not isinstance(body, dict):
+    if not isinstance(body, CommentedMap):  # the round-trip loader makes every mapping one
         known = ", ".join(sorted(str(name) for name in services)) or "none"
         raise ComposeFileError(f"{path}: no service '{service}' (services: {known})")
     image = body.get("image")

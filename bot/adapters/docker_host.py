@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import docker
 import httpx
@@ -26,77 +24,21 @@ import requests
 import urllib3
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
-from bot.errors import DockerError
 from bot.adapters.log_capture import Section, write_capped
-from bot.tags import ImageRef
+from bot.errors import DockerError
+from bot.ports import ContainerFacts, ImageLocation, ImageSource, MountFacts, RunningMounts
 
 # The SDK reads multiplexed log streams from the raw socket: a stall there is the built-in
 # TimeoutError (socket.timeout), a dropped daemon the built-in ConnectionError.
-DOCKER_FAILURES = (DockerException, requests.exceptions.RequestException, urllib3.exceptions.HTTPError,
-                   TimeoutError, ConnectionError)
+DOCKER_FAILURES = (
+    DockerException,
+    requests.exceptions.RequestException,
+    urllib3.exceptions.HTTPError,
+    TimeoutError,
+    ConnectionError,
+)
 TIMEOUTS = (requests.exceptions.Timeout, urllib3.exceptions.TimeoutError, TimeoutError)
 DOCKER_TIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)")
-
-
-class ImageSource(StrEnum):
-    REGISTRY = "registry"
-    HOST = "host"
-    NOWHERE = "nowhere"
-
-
-@dataclass(frozen=True)
-class ImageLocation:
-    """Where an image was found, and what the registry said when it was asked."""
-
-    source: ImageSource
-    detail: str
-
-
-@dataclass(frozen=True)
-class ContainerFacts:
-    id: str
-    name: str
-    image: str
-    running: bool
-    state: str
-    started_at: datetime | None
-    created_at: datetime | None = None  # when Compose made it: for a deploy's container, when the version went live
-    labels: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def tag(self) -> str | None:
-        return ImageRef.parse(self.image).tag
-
-
-@dataclass(frozen=True)
-class MountFacts:
-    """One mount of a container: `source` is the host path (a named volume's mountpoint)."""
-
-    source: str
-    destination: str
-    kind: str = "bind"
-
-
-@dataclass(frozen=True)
-class RunningMounts:
-    """A running container and what it mounts: what can reach the brain's folder."""
-
-    id: str
-    name: str
-    mounts: tuple[MountFacts, ...]
-
-
-class DockerFacts(Protocol):
-    """What the core asks the Docker daemon."""
-
-    def container(self, container_id: str) -> ContainerFacts | None: ...
-    def locate_image(self, reference: str) -> ImageLocation: ...
-    def image_labels(self, reference: str) -> dict[str, str] | None: ...
-    def inspect(self, container_id: str) -> dict[str, Any]: ...
-    def save_logs(self, container_ids: Sequence[str], destination: Path, cap: int) -> int: ...
-    def image_tags(self, repository: str) -> tuple[set[str], str]: ...
-    def running_mounts(self) -> list[RunningMounts]: ...
-    def container_pids(self, container_id: str) -> set[int]: ...
 
 
 class DockerHost:
@@ -119,8 +61,11 @@ class DockerHost:
 
         Found by Compose's own labels. `oneoff=False` leaves out `docker compose run` containers:
         a one-off of the service (a shell, a migration) is not the service."""
-        labels = [f"com.docker.compose.project={project}", f"com.docker.compose.service={service}",
-                  "com.docker.compose.oneoff=False"]
+        labels = [
+            f"com.docker.compose.project={project}",
+            f"com.docker.compose.service={service}",
+            "com.docker.compose.oneoff=False",
+        ]
         try:
             found = self.client.api.containers(all=True, filters={"label": labels})
         except DOCKER_FAILURES as error:
@@ -151,8 +96,10 @@ class DockerHost:
         """Every running container with its mounts, a named volume by its mountpoint on the host."""
         try:
             found = self.client.api.containers(filters={"status": "running"})
-            return [RunningMounts(c["Id"], _first_name(c), tuple(self._mount(m) for m in c.get("Mounts") or ()))
-                    for c in found]
+            return [
+                RunningMounts(c["Id"], _first_name(c), tuple(self._mount(m) for m in c.get("Mounts") or ()))
+                for c in found
+            ]
         except DockerException as error:
             raise DockerError(f"cannot list the running containers and their mounts: {_reason(error)}") from None
 
@@ -186,7 +133,9 @@ class DockerHost:
             return ImageLocation(
                 ImageSource.HOST, f"{reference} is on this host (registry: {registry_answer}); nothing to pull"
             )
-        return ImageLocation(ImageSource.NOWHERE, f"{reference} is not in its registry ({registry_answer}) nor on this host")
+        return ImageLocation(
+            ImageSource.NOWHERE, f"{reference} is not in its registry ({registry_answer}) nor on this host"
+        )
 
     def inspect(self, container_id: str) -> dict[str, Any]:
         """`docker inspect` of a container: evidence of how the bad version was running."""
@@ -226,8 +175,10 @@ class DockerHost:
         header = None
         if headed:
             attrs = container.attrs
-            header = (f"===== {container.name} ({container.id[:12]}), made {attrs.get('Created', '?')}, "
-                      f"restarted {attrs.get('RestartCount', 0)} time(s) =====\n").encode()
+            header = (
+                f"===== {container.name} ({container.id[:12]}), made {attrs.get('Created', '?')}, "
+                f"restarted {attrs.get('RestartCount', 0)} time(s) =====\n"
+            ).encode()
         return Section(header, self._log_chunks(container))
 
     @staticmethod
@@ -243,8 +194,12 @@ class DockerHost:
         """The tags of `repository` on this host and, when it answers without credentials, in its
         registry (Docker's API has no tag listing; the registry's own v2 API does)."""
         try:
-            host = {tag.rsplit(":", 1)[1] for image in self.client.images.list(name=repository)
-                    for tag in image.tags if tag.rsplit(":", 1)[0] == repository}
+            host = {
+                tag.rsplit(":", 1)[1]
+                for image in self.client.images.list(name=repository)
+                for tag in image.tags
+                if tag.rsplit(":", 1)[0] == repository
+            }
         except DOCKER_FAILURES as error:
             raise DockerError(f"cannot list images on this host: {_reason(error)}") from None
         registry = _registry_tags(repository)
@@ -294,8 +249,9 @@ def _first_name(container: dict[str, Any]) -> str:
 
 def _parse_docker_time(value: str | None) -> datetime | None:
     """Docker writes RFC 3339 with nanoseconds; Python reads at most microseconds."""
-    match = DOCKER_TIME.fullmatch(value or "")
-    if match is None or value.startswith("0001-"):
+    text = value or ""
+    match = DOCKER_TIME.fullmatch(text)
+    if match is None or text.startswith("0001-"):
         return None
     seconds, fraction, zone = match.groups()
     zone = "+00:00" if zone == "Z" else zone

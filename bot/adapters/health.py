@@ -11,34 +11,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
 
 import httpx
+
+from bot.ports import HealthResult
 
 HEALTHY_STATUSES = {"ok", "healthy", "pass", "up"}
 POLL_INTERVAL_SECONDS = 0.25
 BODY_EXCERPT_CHARS = 300
-
-
-@dataclass(frozen=True)
-class HealthResult:
-    ok: bool
-    status_code: int | None
-    body: str
-    error: str | None
-    attempts: int
-    seconds: float
-
-    def describe(self) -> str:
-        if self.ok:
-            return f"healthy (HTTP {self.status_code}) after {self.attempts} check(s), {self.seconds:.1f}s"
-        answer = f"HTTP {self.status_code}: {self.body}" if self.status_code else (self.error or "no answer")
-        return f"not healthy after {self.attempts} check(s) in {self.seconds:.1f}s; last answer: {answer}"
-
-
-class Health(Protocol):
-    def wait_until_healthy(self, url: str, timeout: float) -> HealthResult: ...
 
 
 class HealthProbe:

@@ -64,8 +64,10 @@ class CappedWriter:
 
 
 def cut_marker(lines: int, size: int, cap: int) -> bytes:
-    return (f"----- rollbot cut {lines} line(s), {size} bytes, here: the log is longer than its cap of "
-            f"{cap} bytes (log_cap_mb); the first and the last lines are kept -----\n").encode()
+    return (
+        f"----- rollbot cut {lines} line(s), {size} bytes, here: the log is longer than its cap of "
+        f"{cap} bytes (log_cap_mb); the first and the last lines are kept -----\n"
+    ).encode()
 
 
 def write_capped(sections: Iterable[Section], handle: BinaryIO, cap: int) -> int:

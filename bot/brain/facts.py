@@ -156,9 +156,7 @@ def loss_report(live: Path, snapshot: Path) -> LossReport:
         try:
             brain.execute("ATTACH DATABASE ? AS snap", (f"file:{quote(str(snapshot))}?mode=ro&immutable=1",))
             in_snapshot = set(table_names(brain, "snap"))
-            return LossReport(tuple(
-                _table_loss(brain, table, table in in_snapshot) for table in table_names(brain)
-            ))
+            return LossReport(tuple(_table_loss(brain, table, table in in_snapshot) for table in table_names(brain)))
         except sqlite3.Error as error:
             raise BrainError(f"comparing {live} with {snapshot} failed: {error}") from None
 
@@ -203,7 +201,9 @@ def _key_columns(brain: sqlite3.Connection, table: str) -> list[str]:
 
 
 def _time_column(brain: sqlite3.Connection, table: str) -> str | None:
-    columns = [(row[1], (row[2] or "").upper()) for row in brain.execute(f"PRAGMA main.table_info({_quote(table)})")]
+    columns: list[tuple[str, str]] = [
+        (str(row[1]), str(row[2] or "").upper()) for row in brain.execute(f"PRAGMA main.table_info({_quote(table)})")
+    ]
     by_name = {name.lower(): name for name, _ in columns}
     for candidate in TIME_COLUMN_NAMES:
         if candidate in by_name:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from bot.adapters.docker_host import DockerFacts, RunningMounts
+from bot.ports import DockerFacts, RunningMounts
 
 BRAIN_SIDECARS = ("-wal", "-shm", "-journal")
 CONTAINER_ID = re.compile(r"[0-9a-f]{64}")
@@ -72,8 +72,9 @@ def containers_holding(brain: Path, running: Iterable[RunningMounts], own: Colle
             continue
         for mount in container.mounts:
             if mount.source and _reaches(Path(os.path.realpath(mount.source)), files):
-                holders.append(Holder(f"container {container.name}", f"mounts {mount.source} at {mount.destination}",
-                                      container.id))
+                holders.append(
+                    Holder(f"container {container.name}", f"mounts {mount.source} at {mount.destination}", container.id)
+                )
                 break
     return holders
 
@@ -187,8 +188,9 @@ def lock_holder(brain: Path, timeout: float = LOCK_TIMEOUT_SECONDS) -> Holder | 
     if not brain.is_file():
         return None
     try:
-        with closing(sqlite3.connect(f"file:{quote(str(brain))}", uri=True, timeout=timeout,
-                                     isolation_level=None)) as connection:
+        with closing(
+            sqlite3.connect(f"file:{quote(str(brain))}", uri=True, timeout=timeout, isolation_level=None)
+        ) as connection:
             connection.execute("PRAGMA locking_mode=EXCLUSIVE")
             connection.execute("BEGIN EXCLUSIVE")
             connection.execute("ROLLBACK")
@@ -197,7 +199,9 @@ def lock_holder(brain: Path, timeout: float = LOCK_TIMEOUT_SECONDS) -> Holder | 
     return None
 
 
-def holders_before_stop(brain: Path, docker: DockerFacts, service_containers: Collection[str]) -> tuple[list[Holder], int]:
+def holders_before_stop(
+    brain: Path, docker: DockerFacts, service_containers: Collection[str]
+) -> tuple[list[Holder], int]:
     """Holders other than the service's own containers (which the run stops), and how many
     processes could not be read. The Engine's processes are found by Docker too, in case their
     cgroup does not name their container."""

@@ -44,8 +44,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.brain.facts import BrainError, check_integrity, readonly, schema_version, sha256
-from bot.adapters.compose_file import fsync_directory
 from bot.config import BrainConfig
+from bot.files import fsync_directory, fsync_file
 
 RUNBOOK_NAME = "brain-pre-upgrade.db"
 SNAPSHOT_SUFFIXES = (".sqlite", ".db", ".sqlite3")
@@ -74,9 +74,15 @@ class Snapshot:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Snapshot:
         taken_at = datetime.fromisoformat(str(data["taken_at"]))
-        return cls(Path(data["path"]), taken_at if taken_at.tzinfo else taken_at.replace(tzinfo=UTC),
-                   data.get("schema_version"), int(data["size"]), data.get("checksum"), data.get("image_tag"),
-                   bool(data.get("by_hand")))
+        return cls(
+            Path(data["path"]),
+            taken_at if taken_at.tzinfo else taken_at.replace(tzinfo=UTC),
+            data.get("schema_version"),
+            int(data["size"]),
+            data.get("checksum"),
+            data.get("image_tag"),
+            bool(data.get("by_hand")),
+        )
 
 
 class BrainBusy(BrainError):
@@ -104,8 +110,12 @@ def brain_lock(brain: Path, holder: str) -> Iterator[None]:
             held_by = os.pread(descriptor, 500, 0).decode(errors="replace").strip() or "another process"
             raise BrainBusy(f"{brain} is busy: {held_by}; try again when it is done") from None
         os.ftruncate(descriptor, 0)
-        os.pwrite(descriptor, f"{holder} (pid {os.getpid()} on {socket.gethostname()}, since "
-                              f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC)".encode(), 0)
+        os.pwrite(
+            descriptor,
+            f"{holder} (pid {os.getpid()} on {socket.gethostname()}, since "
+            f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC)".encode(),
+            0,
+        )
         yield
     finally:
         os.close(descriptor)  # closing the descriptor releases the lock
@@ -197,8 +207,7 @@ def _backup(source: Path, destination: Path) -> None:
             copy.commit()
         except sqlite3.Error as error:
             raise BrainError(f"snapshot of {source} failed: {error}") from None
-    with destination.open("rb") as handle:
-        os.fsync(handle.fileno())
+    fsync_file(destination)
 
 
 def _write_sidecar(snapshot: Snapshot) -> None:

@@ -37,9 +37,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.brain.facts import BrainError, check_integrity, sha256
-from bot.adapters.compose_file import fsync_directory
-from bot.running.failpoints import failpoint
 from bot.brain.snapshots import Snapshot, brain_lock
+from bot.files import fsync_directory, fsync_file
+from bot.running.failpoints import failpoint
 
 SIDECARS = ("-wal", "-shm", "-journal")
 FORENSIC_FOLDER = "rollbot-forensic"
@@ -86,8 +86,7 @@ def _stage(snapshot: Snapshot, brain: Path, run_id: str) -> Staged:
     destination.unlink(missing_ok=True)  # an earlier attempt's copy: created again, private from the start
     os.close(os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     shutil.copyfile(snapshot.path, destination)
-    with destination.open("rb") as handle:
-        os.fsync(handle.fileno())
+    fsync_file(destination)
     actual = sha256(destination)
     if actual != expected:
         destination.unlink(missing_ok=True)
@@ -114,8 +113,10 @@ def ownership_problem(brain: Path) -> str | None:
     groups = {os.getegid(), *os.getgroups()}
     if os.geteuid() == 0 or (os.geteuid() == facts.st_uid and facts.st_gid in groups):
         return None
-    return (f"{brain} is owned by uid {facts.st_uid} gid {facts.st_gid} and rollbot runs as uid {os.geteuid()}: "
-            "a restored brain could not be given that owner; run rollbot as root or as the brain's owner")
+    return (
+        f"{brain} is owned by uid {facts.st_uid} gid {facts.st_gid} and rollbot runs as uid {os.geteuid()}: "
+        "a restored brain could not be given that owner; run rollbot as root or as the brain's owner"
+    )
 
 
 def _owned_like(path: Path, brain: Path) -> None:
@@ -257,7 +258,9 @@ def _checkpoint(brain: Path) -> None:
             if mode == "wal":
                 busy, _, _ = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
                 if busy:
-                    raise BrainError(f"{brain} is still in use: its WAL could not be checkpointed (is the Engine stopped?)")
+                    raise BrainError(
+                        f"{brain} is still in use: its WAL could not be checkpointed (is the Engine stopped?)"
+                    )
     except sqlite3.Error as error:
         raise BrainError(f"{brain}: cannot checkpoint before the swap: {error}") from None
     wal = Path(f"{brain}-wal")

@@ -28,11 +28,11 @@ from typing import Any
 
 from bot.brain.facts import BrainError, LossReport, TableLoss, loss_report, schema_version
 from bot.brain.holders import describe_holders, holders_before_stop
+from bot.brain.snapshots import RUNBOOK_NAME, Snapshot, list_snapshots, verify
 from bot.brain.swap import hard_links_work, ownership_problem
 from bot.config import BrainConfig
-from bot.adapters.docker_host import DockerFacts
 from bot.planning.preflight import CheckResult, Preflight
-from bot.brain.snapshots import RUNBOOK_NAME, Snapshot, list_snapshots, verify
+from bot.ports import DockerFacts
 from storage.schemas import SchemaSighting
 
 SCHEMA_LABEL = "io.rollbot.brain-schema"
@@ -76,7 +76,9 @@ class BrainPlan:
             target_reads_source=data.get("target_reads_source", ""),
             restore=bool(data.get("restore")),
             snapshot=Snapshot.from_dict(data["snapshot"]) if data.get("snapshot") else None,
-            loss=LossReport(tuple(TableLoss(**table) for table in data["loss"]["tables"])) if data.get("loss") else None,
+            loss=LossReport(tuple(TableLoss(**table) for table in data["loss"]["tables"]))
+            if data.get("loss")
+            else None,
             asking=bool(data.get("asking")),
         )
 
@@ -121,7 +123,7 @@ def preflight_brain(
     plan = BrainPlan(brain.path, live, evidence.reads, evidence.source, restore=False)
     if evidence.reads is None and choice is BrainChoice.AUTO:
         return _ask(plan, version, snapshots, running, preflight)
-    if not _decide(plan, version, choice, snapshots, preflight):
+    if not _decide(plan, live, version, choice, snapshots, preflight):
         preflight.not_applicable(BRAIN_CHECKS[1:])
         return plan
     snapshot = _check_snapshot(brain, snapshots, version, evidence.reads, live, preflight)
@@ -129,10 +131,13 @@ def preflight_brain(
     loss = loss_report(brain.path, snapshot.path)
     if loss.total_undone:
         tables = sum(1 for table in loss.tables if table.undone)
-        preflight.warn(BRAIN_CHECKS[5], f"{loss.total_rows} row(s) leave the live brain, {loss.total_changed} changed "
-                                        f"row(s) go back to the snapshot's values and {loss.total_deleted} deleted "
-                                        f"row(s) come back, in {tables} table(s); the live brain stays whole in the "
-                                        "forensic copy")
+        preflight.warn(
+            BRAIN_CHECKS[5],
+            f"{loss.total_rows} row(s) leave the live brain, {loss.total_changed} changed "
+            f"row(s) go back to the snapshot's values and {loss.total_deleted} deleted "
+            f"row(s) come back, in {tables} table(s); the live brain stays whole in the "
+            "forensic copy",
+        )
     else:
         preflight.passed(BRAIN_CHECKS[5], loss.describe())
     _check_holders(brain.path, docker, running.container_ids, preflight)
@@ -140,7 +145,11 @@ def preflight_brain(
 
 
 def target_reads(
-    version: str, image: str, docker: DockerFacts, snapshots: list[Snapshot], live: int | None = None,
+    version: str,
+    image: str,
+    docker: DockerFacts,
+    snapshots: list[Snapshot],
+    live: int | None = None,
     running: RunningFacts = RunningFacts(),
 ) -> SchemaEvidence:
     """The newest brain schema `version` reads, from the strongest fact there is (see the module)."""
@@ -149,8 +158,11 @@ def target_reads(
         return SchemaEvidence(int(label), f"label {SCHEMA_LABEL} of {image}")
     sighting = running.seen(version)
     if sighting is not None:
-        return SchemaEvidence(sighting.schema, f"rollbot saw {version} healthy on schema {sighting.schema} "
-                                               f"({sighting.source}, {sighting.last_seen:%Y-%m-%d %H:%M} UTC)")
+        return SchemaEvidence(
+            sighting.schema,
+            f"rollbot saw {version} healthy on schema {sighting.schema} "
+            f"({sighting.source}, {sighting.last_seen:%Y-%m-%d %H:%M} UTC)",
+        )
     seen = [s for s in snapshots if s.image_tag == version and s.schema_version is not None]
     if seen:
         newest = max(seen, key=lambda s: s.taken_at)
@@ -171,8 +183,10 @@ def _inferred_from_pre_upgrade(
     if before.schema_version == live:
         return SchemaEvidence(live, f"{when}, at the live brain's schema {live}: the upgrade did not migrate the brain")
     if before.schema_version < live:
-        return SchemaEvidence(before.schema_version, f"{when}, at schema {before.schema_version}: "
-                                                     f"the upgrade migrated the brain to {live}")
+        return SchemaEvidence(
+            before.schema_version,
+            f"{when}, at schema {before.schema_version}: the upgrade migrated the brain to {live}",
+        )
     return SchemaEvidence(None, "unknown")
 
 
@@ -197,15 +211,27 @@ def _ask(
             loss = loss_report(plan.path, option.path)
         except BrainError:
             loss = None  # counted again, with the snapshot verified, once restore is chosen
-    restore = (f"restore from {option.path.name} (schema {option.schema_version}, taken {_age(option.taken_at)} ago"
-               + (f"; {loss.total_rows} row(s) leave the live brain, {loss.total_changed} changed and "
-                  f"{loss.total_deleted} deleted go back" if loss is not None else "") + ")"
-               if option is not None else "no snapshot to restore from")
-    preflight.record(BRAIN_CHECKS[0], CheckResult.ASK, (
-        f"cannot tell which brain schema {version} reads (no {SCHEMA_LABEL} label on its image here, rollbot never "
-        f"saw it run, no snapshot taken before {running.version or 'the running version'} started); "
-        f"the brain is at schema {live}; {_newest(snapshots)}. Restore the brain ({restore}), or keep it?"
-    ))
+    restore = (
+        f"restore from {option.path.name} (schema {option.schema_version}, taken {_age(option.taken_at)} ago"
+        + (
+            f"; {loss.total_rows} row(s) leave the live brain, {loss.total_changed} changed and "
+            f"{loss.total_deleted} deleted go back"
+            if loss is not None
+            else ""
+        )
+        + ")"
+        if option is not None
+        else "no snapshot to restore from"
+    )
+    preflight.record(
+        BRAIN_CHECKS[0],
+        CheckResult.ASK,
+        (
+            f"cannot tell which brain schema {version} reads (no {SCHEMA_LABEL} label on its image here, rollbot never "
+            f"saw it run, no snapshot taken before {running.version or 'the running version'} started); "
+            f"the brain is at schema {live}; {_newest(snapshots)}. Restore the brain ({restore}), or keep it?"
+        ),
+    )
     return replace(plan, snapshot=option, loss=loss, asking=True)
 
 
@@ -218,26 +244,34 @@ def _restore_option(snapshots: list[Snapshot], live: int | None) -> Snapshot | N
 
 
 def _decide(
-    plan: BrainPlan, version: str, choice: BrainChoice, snapshots: list[Snapshot], preflight: Preflight
+    plan: BrainPlan, live: int, version: str, choice: BrainChoice, snapshots: list[Snapshot], preflight: Preflight
 ) -> bool:
     """Whether to restore, once the facts or the person's choice tell."""
-    name, live, reads = BRAIN_CHECKS[0], plan.live_schema, plan.target_reads
+    name, reads = BRAIN_CHECKS[0], plan.target_reads
     if reads is None:
         facts = f"the brain is at schema {live}; {_newest(snapshots)}"
         preflight.warn(name, f"the schema {version} reads is unknown; {facts}; {choice.value} as asked")
         return choice is BrainChoice.RESTORE
     if live > reads:
         if choice is BrainChoice.KEEP:
-            preflight.fail(name, f"the brain is at schema {live} but {version} reads up to {reads} ({plan.target_reads_source}): "
-                                 f"it cannot run on this brain, so it must be restored")
-        preflight.passed(name, f"the brain is at schema {live}; {version} reads up to {reads} "
-                               f"({plan.target_reads_source}): restore from a snapshot")
+            preflight.fail(
+                name,
+                f"the brain is at schema {live} but {version} reads up to {reads} ({plan.target_reads_source}): "
+                f"it cannot run on this brain, so it must be restored",
+            )
+        preflight.passed(
+            name,
+            f"the brain is at schema {live}; {version} reads up to {reads} "
+            f"({plan.target_reads_source}): restore from a snapshot",
+        )
         return True
     if choice is BrainChoice.RESTORE:
         preflight.warn(name, f"the brain is at schema {live}, which {version} reads; restoring anyway, as asked")
         return True
-    preflight.passed(name, f"the brain is at schema {live}; {version} reads up to {reads} "
-                           f"({plan.target_reads_source}): no restore needed")
+    preflight.passed(
+        name,
+        f"the brain is at schema {live}; {version} reads up to {reads} ({plan.target_reads_source}): no restore needed",
+    )
     return False
 
 
@@ -245,14 +279,20 @@ def _check_snapshot(
     brain: BrainConfig, snapshots: list[Snapshot], version: str, reads: int | None, live: int, preflight: Preflight
 ) -> Snapshot:
     if not snapshots:
-        preflight.fail(BRAIN_CHECKS[1], f"no snapshot of the brain in {brain.snapshots_dir} (nor {RUNBOOK_NAME} "
-                                        f"beside it): it cannot be restored; involve whoever owns the brain")
+        preflight.fail(
+            BRAIN_CHECKS[1],
+            f"no snapshot of the brain in {brain.snapshots_dir} (nor {RUNBOOK_NAME} "
+            f"beside it): it cannot be restored; involve whoever owns the brain",
+        )
     limit = reads if reads is not None else live - 1
     usable = [s for s in snapshots if s.schema_version is None or s.schema_version <= limit]
     if not usable:
         newest = snapshots[0]
-        preflight.fail(BRAIN_CHECKS[1], f"no snapshot {version} can read: the newest, {newest.path.name}, is at "
-                                        f"schema {newest.schema_version} and {version} reads up to {limit}")
+        preflight.fail(
+            BRAIN_CHECKS[1],
+            f"no snapshot {version} can read: the newest, {newest.path.name}, is at "
+            f"schema {newest.schema_version} and {version} reads up to {limit}",
+        )
     snapshot = usable[0]
     age = _age(snapshot.taken_at)
     ran = f" while {snapshot.image_tag} ran" if snapshot.image_tag else (" by hand" if snapshot.by_hand else "")
@@ -263,9 +303,13 @@ def _check_snapshot(
         preflight.passed(BRAIN_CHECKS[1], detail)
     problem = verify(snapshot)
     if problem or snapshot.schema_version is None:
-        preflight.fail(BRAIN_CHECKS[2], f"{problem or 'its schema version cannot be read'}; the snapshot is unusable, "
-                                        "nothing was touched")
-    preflight.passed(BRAIN_CHECKS[2], "checksum and integrity check pass" if snapshot.checksum else "integrity check passes")
+        preflight.fail(
+            BRAIN_CHECKS[2],
+            f"{problem or 'its schema version cannot be read'}; the snapshot is unusable, nothing was touched",
+        )
+    preflight.passed(
+        BRAIN_CHECKS[2], "checksum and integrity check pass" if snapshot.checksum else "integrity check passes"
+    )
     return snapshot
 
 
@@ -286,11 +330,16 @@ def _check_holders(brain: Path, docker: DockerFacts, service: tuple[str, ...], p
     would go on writing to the file the swap moves aside. Refused here, before anything is touched."""
     holders, unreadable = holders_before_stop(brain, docker, service)
     if holders:
-        preflight.fail(BRAIN_CHECKS[6], f"the brain is held by more than the Engine: {describe_holders(holders)}; its "
-                                        "writes would be split from the restored brain. Stop it, then try again")
+        preflight.fail(
+            BRAIN_CHECKS[6],
+            f"the brain is held by more than the Engine: {describe_holders(holders)}; its "
+            "writes would be split from the restored brain. Stop it, then try again",
+        )
     unseen = f" ({unreadable} process(es) could not be read)" if unreadable else ""
-    preflight.passed(BRAIN_CHECKS[6], f"no other container mounts {brain.parent} and no other process of this host "
-                                      f"has {brain.name} open{unseen}")
+    preflight.passed(
+        BRAIN_CHECKS[6],
+        f"no other container mounts {brain.parent} and no other process of this host has {brain.name} open{unseen}",
+    )
 
 
 def _newest(snapshots: list[Snapshot]) -> str:

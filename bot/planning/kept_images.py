@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from bot.adapters.docker_host import DockerFacts
+from bot.ports import DockerFacts
 from bot.tags import ImageRef
 
 
@@ -25,8 +25,10 @@ class KeptVersions:
     def warning(self) -> str | None:
         if len(self.earlier) >= self.keep:
             return None
-        return (f"only {len(self.earlier)} earlier version(s) to roll back to ({', '.join(self.earlier) or 'none'}); "
-                f"the runbook says keep the last {self.keep}")
+        return (
+            f"only {len(self.earlier)} earlier version(s) to roll back to ({', '.join(self.earlier) or 'none'}); "
+            f"the runbook says keep the last {self.keep}"
+        )
 
     def describe(self) -> str:
         shown = ", ".join(self.earlier[: self.keep])
@@ -41,8 +43,11 @@ def kept_versions(docker: DockerFacts, running_image: str, keep: int) -> KeptVer
     if running is None:
         return None
     tags, looked_at = docker.image_tags(reference.repository)
-    earlier = sorted((tag for tag in tags if (key := _version_key(tag)) is not None and key < running),
-                     key=lambda tag: _version_key(tag) or (), reverse=True)
+    earlier = sorted(
+        (tag for tag in tags if (key := _version_key(tag)) is not None and key < running),
+        key=lambda tag: _version_key(tag) or (),
+        reverse=True,
+    )
     return KeptVersions(keep, tuple(earlier), looked_at)
 
 

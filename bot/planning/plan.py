@@ -8,22 +8,21 @@ that depend on it are reported as not run rather than guessed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from bot.planning.brain_plan import BRAIN_CHECKS, BrainChoice, BrainPlan, RunningFacts, preflight_brain
-from bot.adapters.compose import Compose, ServiceConfig
 from bot.adapters.compose_file import ImageSite, check_tag_edit, image_site
 from bot.config import Config, TargetConfig
-from bot.adapters.docker_host import ContainerFacts, DockerFacts, ImageSource
 from bot.errors import RollbotError
+from bot.planning.brain_plan import BRAIN_CHECKS, BrainChoice, BrainPlan, RunningFacts, preflight_brain
 from bot.planning.kept_images import KeptVersions
 from bot.planning.preflight import Check, CheckResult, Preflight, Refused
+from bot.ports import Compose, ContainerFacts, DockerFacts, ImageSource, ServiceConfig
 from bot.tags import ImageRef, describe_invalid_tag, is_valid_tag
 from storage.schemas import SchemaSighting
 
@@ -70,8 +69,10 @@ class Rehearsal:
         if self.expected_seconds is None:
             return self.warning or "no successful drill on record"
         downtime = f", downtime ~{self.expected_downtime:.0f}s" if self.expected_downtime is not None else ""
-        return (f"expected duration from the last drills: ~{self.expected_seconds:.0f}s{downtime} "
-                f"({self.drills} drill(s), newest {self.newest_at:%Y-%m-%d})")
+        return (
+            f"expected duration from the last drills: ~{self.expected_seconds:.0f}s{downtime} "
+            f"({self.drills} drill(s), newest {self.newest_at:%Y-%m-%d})"
+        )
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,8 @@ class Plan:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe, for the journal: paths, times and enums become strings."""
-        return json.loads(json.dumps(asdict(self), default=str))
+        as_json: dict[str, Any] = json.loads(json.dumps(asdict(self), default=str))
+        return as_json
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Plan:
@@ -126,11 +128,17 @@ class Plan:
         after a crash the facts have changed (the service may be stopped), so it is never re-made."""
         asked = data["request"]
         return cls(
-            request=RollbackRequest(asked["target"], asked["version"], asked["requester"], asked.get("reason", ""),
-                                    BrainChoice(asked.get("brain", BrainChoice.AUTO))),
+            request=RollbackRequest(
+                asked["target"],
+                asked["version"],
+                asked["requester"],
+                asked.get("reason", ""),
+                BrainChoice(asked.get("brain", BrainChoice.AUTO)),
+            ),
             checks=tuple(Check(c["name"], CheckResult(c["result"]), c["detail"]) for c in data.get("checks", [])),
-            steps=tuple(PlannedStep(StepKind(s["kind"]), s["description"], s.get("skip_reason"))
-                        for s in data.get("steps", [])),
+            steps=tuple(
+                PlannedStep(StepKind(s["kind"]), s["description"], s.get("skip_reason")) for s in data.get("steps", [])
+            ),
             environment=data.get("environment"),
             running_version=data.get("running_version"),
             current_image=data.get("current_image"),
@@ -208,7 +216,9 @@ def _preflight(
     facts["environment"] = target.environment
     if target.brain is not None:
         preflight.remaining.extend(BRAIN_CHECKS)
-    preflight.passed(CHECKS[0], f"{target.name} ({target.environment}): service '{target.service}' in {target.compose_file}")
+    preflight.passed(
+        CHECKS[0], f"{target.name} ({target.environment}): service '{target.service}' in {target.compose_file}"
+    )
 
     if not is_valid_tag(request.version):
         preflight.fail(CHECKS[1], describe_invalid_tag(request.version))
@@ -220,15 +230,25 @@ def _preflight(
     check_tag_edit(site, target.service, request.version)
     configured = ImageRef.parse(service.image)
     target_image = str(configured.with_tag(request.version))
-    facts.update(current_image=str(configured), target_image=target_image, running_version=configured.tag,
-                 image_file=str(site.path), image_variable=site.variable)
-    preflight.passed(CHECKS[2], f"service '{target.service}' of project {service.project} runs image {configured} "
-                                f"(set in {site.describe()})")
+    facts.update(
+        current_image=str(configured),
+        target_image=target_image,
+        running_version=configured.tag,
+        image_file=str(site.path),
+        image_variable=site.variable,
+    )
+    preflight.passed(
+        CHECKS[2],
+        f"service '{target.service}' of project {service.project} runs image {configured} (set in {site.describe()})",
+    )
 
     busy = runs_in_progress(target.name)
     if busy:
-        preflight.fail(CHECKS[3], f"run {busy[0]} of {target.name} is in progress (running, or interrupted and "
-                                  f"holding it until resumed or aborted); see `rollbot history`")
+        preflight.fail(
+            CHECKS[3],
+            f"run {busy[0]} of {target.name} is in progress (running, or interrupted and "
+            f"holding it until resumed or aborted); see `rollbot history`",
+        )
     preflight.passed(CHECKS[3], "no run of this target is in progress")
 
     container = _service_container(target, compose, systems, facts)
@@ -267,13 +287,19 @@ def _check_config_hash(
         return
     label = container.labels.get("com.docker.compose.config-hash")
     if not label:
-        preflight.warn(name, f"{container.name} carries no Compose config-hash label: it was not started by "
-                             f"`docker compose up`, and the rollback will start '{target.service}' from the compose files")
+        preflight.warn(
+            name,
+            f"{container.name} carries no Compose config-hash label: it was not started by "
+            f"`docker compose up`, and the rollback will start '{target.service}' from the compose files",
+        )
     elif label != service.config_hash:
         files = ", ".join(path.name for path in service.files)
-        preflight.warn(name, f"{container.name} was not started from {files} as they are now (its config hash "
-                             f"differs from `docker compose config --hash {target.service}`): they changed since, "
-                             "or it was started another way; the rollback starts it from these files")
+        preflight.warn(
+            name,
+            f"{container.name} was not started from {files} as they are now (its config hash "
+            f"differs from `docker compose config --hash {target.service}`): they changed since, "
+            "or it was started another way; the rollback starts it from these files",
+        )
     else:
         preflight.passed(name, f"{container.name} was started from these compose files")
 
@@ -345,18 +371,26 @@ def _steps(target: TargetConfig, facts: dict[str, Any]) -> tuple[PlannedStep, ..
     ]
     if brain is not None and brain.restore and brain.snapshot is not None:
         name = brain.snapshot.path.name
-        steps.insert(1, PlannedStep(StepKind.STAGE_SNAPSHOT, f"copy snapshot {name} beside the brain and verify the copy"))
-        steps.insert(5, PlannedStep(
-            StepKind.SWAP_BRAIN, f"move {brain.path.name} aside (forensic copy) and put the staged snapshot in its place"
-        ))
+        steps.insert(
+            1, PlannedStep(StepKind.STAGE_SNAPSHOT, f"copy snapshot {name} beside the brain and verify the copy")
+        )
+        steps.insert(
+            5,
+            PlannedStep(
+                StepKind.SWAP_BRAIN,
+                f"move {brain.path.name} aside (forensic copy) and put the staged snapshot in its place",
+            ),
+        )
     return tuple(steps)
 
 
 def _edit_description(facts: dict[str, Any]) -> str:
     edited = Path(facts["image_file"]).name
     if facts.get("image_variable"):
-        return (f"set {facts['image_variable']} in {edited} to {facts['target_image'].rsplit(':', 1)[-1]} "
-                f"(the image becomes {facts['target_image']})")
+        return (
+            f"set {facts['image_variable']} in {edited} to {facts['target_image'].rsplit(':', 1)[-1]} "
+            f"(the image becomes {facts['target_image']})"
+        )
     return f"switch the image in {edited} to {facts['target_image']}"
 
 

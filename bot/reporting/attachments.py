@@ -49,8 +49,12 @@ def attachable(source: Path, folder: Path, redact: Redact, cap_bytes: int) -> Pa
 def redact_json(value: Any, redact: Redact) -> Any:
     """Every string redacted; the value of a key whose name says secret withheld outright."""
     if isinstance(value, dict):
-        return {key: REDACTED if is_secret_name(str(key)) and isinstance(item, (str, int, float)) and item != ""
-                else redact_json(item, redact) for key, item in value.items()}
+        return {
+            key: REDACTED
+            if is_secret_name(str(key)) and isinstance(item, (str, int, float)) and item != ""
+            else redact_json(item, redact)
+            for key, item in value.items()
+        }
     if isinstance(value, list):
         return [redact_json(item, redact) for item in value]
     return redact(value) if isinstance(value, str) else value

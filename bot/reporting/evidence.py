@@ -12,6 +12,7 @@ from typing import Any
 from bot.redaction import redact_shapes
 from bot.reporting.attachments import DEFAULT_ATTACHMENT_CAP_BYTES, Redact, attachable
 from bot.reporting.inspect_view import postmortem_inspect
+from bot.running.summary import RunSummary
 from storage import RunView
 
 
@@ -32,8 +33,9 @@ def run_folder(evidence_dir: Path, run_id: str) -> Path:
     return folder
 
 
-def gather(run: RunView, evidence_dir: Path, redact: Redact = redact_shapes,
-           cap_bytes: int = DEFAULT_ATTACHMENT_CAP_BYTES) -> list[Path]:
+def gather(
+    run: RunView, evidence_dir: Path, redact: Redact = redact_shapes, cap_bytes: int = DEFAULT_ATTACHMENT_CAP_BYTES
+) -> list[Path]:
     """The files a ticket carries: redacted (and capped) copies in the run's `attachments/`
     folder. The originals stay beside it, on rollbot's host, for whoever needs the whole log."""
     folder = run_folder(evidence_dir, run.id)
@@ -51,9 +53,28 @@ def gather(run: RunView, evidence_dir: Path, redact: Redact = redact_shapes,
 def _journal(run: RunView, folder: Path) -> Path:
     path = folder / "journal.json"
     data = {
-        "run": {key: getattr(run, key) for key in (
-            "id", "kind", "target", "environment", "from_version", "to_version", "reason", "requester", "approver",
-            "status", "created_at", "started_at", "finished_at", "current_step", "error", "next_action", "summary")},
+        "run": {
+            key: getattr(run, key)
+            for key in (
+                "id",
+                "kind",
+                "target",
+                "environment",
+                "from_version",
+                "to_version",
+                "reason",
+                "requester",
+                "approver",
+                "status",
+                "created_at",
+                "started_at",
+                "finished_at",
+                "current_step",
+                "error",
+                "next_action",
+                "summary",
+            )
+        },
         "steps": [vars(step) for step in run.steps],
         "events": [vars(event) for event in run.events],
     }
@@ -63,8 +84,16 @@ def _journal(run: RunView, folder: Path) -> Path:
 
 def _health(run: RunView, folder: Path) -> Path:
     path = folder / "health.json"
-    checks = [{"step": step.name, "status": step.status.value, "detail": step.detail, "error": step.error}
-              for step in run.steps if step.name == "verify_health"]
-    path.write_text(json.dumps({"health_url_results": checks, "summary": run.summary.get("health")}, indent=2,
-                               default=str) + "\n", encoding="utf-8")
+    checks = [
+        {"step": step.name, "status": step.status.value, "detail": step.detail, "error": step.error}
+        for step in run.steps
+        if step.name == "verify_health"
+    ]
+    path.write_text(
+        json.dumps(
+            {"health_url_results": checks, "summary": RunSummary.from_dict(run.summary).health}, indent=2, default=str
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     return path

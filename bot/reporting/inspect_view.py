@@ -16,8 +16,18 @@ from typing import Any
 from bot.redaction import REDACTED, is_secret_name, redact_shapes
 
 Redact = Callable[[str], str]
-_STATE_FIELDS = ("Status", "Running", "Paused", "Restarting", "OOMKilled", "Dead", "ExitCode", "Error", "StartedAt",
-                 "FinishedAt")
+_STATE_FIELDS = (
+    "Status",
+    "Running",
+    "Paused",
+    "Restarting",
+    "OOMKilled",
+    "Dead",
+    "ExitCode",
+    "Error",
+    "StartedAt",
+    "FinishedAt",
+)
 _MOUNT_FIELDS = ("Type", "Name", "Source", "Destination", "Mode", "RW")
 
 
@@ -39,24 +49,38 @@ def postmortem_inspect(attrs: dict[str, Any], redact: Redact = redact_shapes) ->
             "Health": {
                 "Status": health.get("Status"),
                 "FailingStreak": health.get("FailingStreak"),
-                "Log": [{"Start": entry.get("Start"), "End": entry.get("End"), "ExitCode": entry.get("ExitCode"),
-                         "Output": redact(str(entry.get("Output", "")))}
-                        for entry in map(_mapping, health.get("Log") or [])],
-            } if health else None,
+                "Log": [
+                    {
+                        "Start": entry.get("Start"),
+                        "End": entry.get("End"),
+                        "ExitCode": entry.get("ExitCode"),
+                        "Output": redact(str(entry.get("Output", ""))),
+                    }
+                    for entry in map(_mapping, health.get("Log") or [])
+                ],
+            }
+            if health
+            else None,
         },
         "Command": scrubbed_argv([*_strings(config.get("Entrypoint")), *_strings(config.get("Cmd"))], redact),
         "Healthcheck": _healthcheck(_mapping(config.get("Healthcheck")), redact),
         "EnvironmentNames": [str(entry).partition("=")[0] for entry in config.get("Env") or []],
-        "Labels": {name: REDACTED if is_secret_name(name) else redact(str(value))
-                   for name, value in sorted(_mapping(config.get("Labels")).items())},
-        "Mounts": [{name: mount.get(name) for name in _MOUNT_FIELDS if name in mount}
-                   for mount in map(_mapping, attrs.get("Mounts") or [])],
+        "Labels": {
+            name: REDACTED if is_secret_name(name) else redact(str(value))
+            for name, value in sorted(_mapping(config.get("Labels")).items())
+        },
+        "Mounts": [
+            {name: mount.get(name) for name in _MOUNT_FIELDS if name in mount}
+            for mount in map(_mapping, attrs.get("Mounts") or [])
+        ],
         "Ports": _mapping(_mapping(attrs.get("NetworkSettings")).get("Ports")),
         "RestartPolicy": _mapping(host.get("RestartPolicy")),
         "LogDriver": {
             "Type": log_config.get("Type"),
-            "Config": {name: REDACTED if is_secret_name(name) else redact(str(value))
-                       for name, value in sorted(_mapping(log_config.get("Config")).items())},
+            "Config": {
+                name: REDACTED if is_secret_name(name) else redact(str(value))
+                for name, value in sorted(_mapping(log_config.get("Config")).items())
+            },
         },
     }
 
@@ -92,8 +116,10 @@ def _healthcheck(check: dict[str, Any], redact: Redact) -> dict[str, Any] | None
         test = [test[0], " ".join(scrubbed_argv(redact(test[1]).split(" "), redact))]
     else:
         test = scrubbed_argv(test, redact)
-    return {"Test": test, **{name: check.get(name) for name in ("Interval", "Timeout", "Retries", "StartPeriod")
-                             if name in check}}
+    return {
+        "Test": test,
+        **{name: check.get(name) for name in ("Interval", "Timeout", "Retries", "StartPeriod") if name in check},
+    }
 
 
 def _scrubbed(value: Any, redact: Redact) -> Any:

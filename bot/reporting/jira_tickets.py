@@ -17,8 +17,8 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from bot.errors import ConfigError, OutsideSystemError
-from bot.reporting.postmortem import Postmortem, to_jira_wiki
-from bot.reporting.tickets import Ticket
+from bot.ports import Postmortem, Ticket
+from bot.reporting.postmortem import to_jira_wiki
 
 Deployment = Literal["cloud", "datacenter"]
 SEARCH_PAGE = 50
@@ -63,8 +63,10 @@ class JiraTickets:
             info = self._get("/rest/api/2/serverInfo")
             self._deployment = "cloud" if str(info.get("deploymentType", "")).lower() == "cloud" else "datacenter"
         if self._deployment == "cloud" and self._bearer:
-            raise ConfigError("environment: JIRA_URL is Jira Cloud, which takes JIRA_USER (the account's email) with "
-                              "JIRA_TOKEN (an API token); a bearer token is for Data Center")
+            raise ConfigError(
+                "environment: JIRA_URL is Jira Cloud, which takes JIRA_USER (the account's email) with "
+                "JIRA_TOKEN (an API token); a bearer token is for Data Center"
+            )
         return self._deployment
 
     def find(self, postmortem: Postmortem) -> Ticket | None:
@@ -72,21 +74,25 @@ class JiraTickets:
         a server that ignores a clause it does not know must not hand back a stranger's issue."""
         jql = f'labels = "{postmortem.label}" ORDER BY created ASC'
         issues = self._search_cloud(jql) if self.deployment() == "cloud" else self._search_datacenter(jql)
-        keys = [issue["key"] for issue in issues
-                if postmortem.label in ((issue.get("fields") or {}).get("labels") or [])]
+        keys = [
+            issue["key"] for issue in issues if postmortem.label in ((issue.get("fields") or {}).get("labels") or [])
+        ]
         return self._ticket(keys[0]) if keys else None
 
     def create(self, postmortem: Postmortem) -> Ticket:
         """One POST; its answer's key is the ticket. No read-back: a failing GET after a successful
         create would hide the key the caller must store at once."""
-        issue = self._connect().create_issue(fields={
-            "project": {"key": self._project},
-            "issuetype": {"name": self._issue_type},
-            "summary": postmortem.title[:250],
-            "description": to_jira_wiki(postmortem),
-            "labels": [postmortem.label, *self._labels],
-            **self._fields,
-        }, prefetch=False)
+        issue = self._connect().create_issue(
+            fields={
+                "project": {"key": self._project},
+                "issuetype": {"name": self._issue_type},
+                "summary": postmortem.title[:250],
+                "description": to_jira_wiki(postmortem),
+                "labels": [postmortem.label, *self._labels],
+                **self._fields,
+            },
+            prefetch=False,
+        )
         return self._ticket(str(issue.key))
 
     def complete(self, ticket: Ticket, postmortem: Postmortem) -> None:
@@ -114,13 +120,21 @@ class JiraTickets:
             fields = self._create_fields()
         except LookupError as missing:
             return [str(missing)]
-        problems = [f"tickets.fields: {name} is not a field of {self._issue_type} issues in {self._project}"
-                    for name in self._fields if name not in fields]
+        problems = [
+            f"tickets.fields: {name} is not a field of {self._issue_type} issues in {self._project}"
+            for name in self._fields
+            if name not in fields
+        ]
         if "labels" not in fields:
-            problems.append(f"Jira: {self._issue_type} issues in {self._project} have no labels field; rollbot "
-                            "labels each ticket with its run id (add Labels to the project's create screen)")
-        problems += [f"tickets.labels: {label!r} is not a Jira label (no spaces)" for label in self._labels
-                     if not label or any(char.isspace() for char in label)]
+            problems.append(
+                f"Jira: {self._issue_type} issues in {self._project} have no labels field; rollbot "
+                "labels each ticket with its run id (add Labels to the project's create screen)"
+            )
+        problems += [
+            f"tickets.labels: {label!r} is not a Jira label (no spaces)"
+            for label in self._labels
+            if not label or any(char.isspace() for char in label)
+        ]
         return problems
 
     def _create_fields(self) -> set[str]:
@@ -140,12 +154,14 @@ class JiraTickets:
                 raise LookupError(self._no_issue_type([kind.get("name") for kind in types]))
             meta = jira._session.get(f"{url}/{chosen['id']}", params={"maxResults": 200}).json()
             return {field.get("fieldId") for field in meta.get("fields", meta.get("values", []))}
-        old = self._get("/rest/api/2/issue/createmeta",
-                        {"projectKeys": self._project, "expand": "projects.issuetypes.fields"})
+        old = self._get(
+            "/rest/api/2/issue/createmeta", {"projectKeys": self._project, "expand": "projects.issuetypes.fields"}
+        )
         project = next((p for p in old.get("projects", []) if p.get("key") == self._project), None)
         if project is None:
-            raise LookupError(f"tickets.project: Jira has no project {self._project} that these credentials may "
-                              "create issues in")
+            raise LookupError(
+                f"tickets.project: Jira has no project {self._project} that these credentials may create issues in"
+            )
         kinds = project.get("issuetypes", [])
         chosen = next((kind for kind in kinds if kind.get("name") == self._issue_type), None)
         if chosen is None:
@@ -153,8 +169,10 @@ class JiraTickets:
         return set(chosen.get("fields", {}))
 
     def _no_issue_type(self, names: list[Any]) -> str:
-        return (f"tickets.issue_type: project {self._project} has no issue type {self._issue_type!r} "
-                f"(it has: {', '.join(map(str, names))})")
+        return (
+            f"tickets.issue_type: project {self._project} has no issue type {self._issue_type!r} "
+            f"(it has: {', '.join(map(str, names))})"
+        )
 
     def _search_cloud(self, jql: str) -> list[dict[str, Any]]:
         issues: list[dict[str, Any]] = []
@@ -182,8 +200,9 @@ class JiraTickets:
         return dict(response.json())
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        response = self._connect()._session.post(f"{self._server}{path}", data=json.dumps(body),
-                                                 headers={"Content-Type": "application/json"})
+        response = self._connect()._session.post(
+            f"{self._server}{path}", data=json.dumps(body), headers={"Content-Type": "application/json"}
+        )
         return dict(response.json())
 
     def _ticket(self, key: str) -> Ticket:

@@ -16,8 +16,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from bot.config import Config
 from bot.brain.snapshots import list_snapshots
+from bot.config import Config
 from storage import Journal, RunStatus
 from storage.tickets import TicketOutbox, TicketStatus
 
@@ -41,10 +41,11 @@ class JournalCollector(Collector):
             yield pending
 
     def _runs(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
-        runs = CounterMetricFamily("rollbot_runs", "Runs recorded in the journal, by outcome",
-                                   labels=["target", "kind", "status"])
+        runs = CounterMetricFamily(
+            "rollbot_runs", "Runs recorded in the journal, by outcome", labels=["target", "kind", "status"]
+        )
         running = GaugeMetricFamily("rollbot_runs_in_progress", "Rollbacks running now", labels=["target"])
-        in_progress: dict[str, int] = {name: 0 for name in self._config.targets}
+        in_progress: dict[str, int] = dict.fromkeys(self._config.targets, 0)
         for target, kind, status, count in self._journal.run_counts():
             runs.add_metric([target, kind, status], count)
             if status == RunStatus.RUNNING and kind == "rollback":
@@ -55,8 +56,9 @@ class JournalCollector(Collector):
         yield running
 
     def _steps(self) -> HistogramMetricFamily:
-        histogram = HistogramMetricFamily("rollbot_step_duration_seconds", "How long each step of a run took",
-                                          labels=["target", "step", "status"])
+        histogram = HistogramMetricFamily(
+            "rollbot_step_duration_seconds", "How long each step of a run took", labels=["target", "step", "status"]
+        )
         seconds_by: dict[tuple[str, str, str], list[float]] = defaultdict(list)
         for target, step, status, seconds in self._journal.step_durations():
             seconds_by[(target, step, status)].append(seconds)

@@ -9,52 +9,36 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from bot.brain.facts import TableLoss
-from storage import RunStatus, RunView, StepStatus
-
-LABEL_PREFIX = "rollbot-run-"
-
-
-@dataclass(frozen=True)
-class Postmortem:
-    run_id: str
-    title: str
-    summary: list[str]
-    impact: list[str]
-    loss: list[TableLoss]
-    timeline: list[tuple[datetime, str]]
-    detection: list[str]
-    resolution: list[str]
-    action_items: list[str]
-    supporting: list[str]
-    attachments: list[Path] = field(default_factory=list)
-    slack_link: str | None = None  # the announcement's permalink (chat.getPermalink), when Slack gave one
-
-    @property
-    def label(self) -> str:
-        """Every ticket carries its run id as a label: how a lost create is found, not repeated."""
-        return f"{LABEL_PREFIX}{self.run_id}"
+from bot.ports import Postmortem
+from bot.running.summary import RunSummary
+from storage import EventKind, RunStatus, RunView, StepStatus
 
 
 def redacted(pm: Postmortem, redact: Callable[[str], str]) -> Postmortem:
     """The same document with every text through the redactor: a reason typed in Slack or an
     error message may carry a token, and the ticket is read by more people than the channel."""
     return replace(
-        pm, title=redact(pm.title), summary=[*map(redact, pm.summary)], impact=[*map(redact, pm.impact)],
-        timeline=[(at, redact(what)) for at, what in pm.timeline], detection=[*map(redact, pm.detection)],
-        resolution=[*map(redact, pm.resolution)], action_items=[*map(redact, pm.action_items)],
+        pm,
+        title=redact(pm.title),
+        summary=[*map(redact, pm.summary)],
+        impact=[*map(redact, pm.impact)],
+        timeline=[(at, redact(what)) for at, what in pm.timeline],
+        detection=[*map(redact, pm.detection)],
+        resolution=[*map(redact, pm.resolution)],
+        action_items=[*map(redact, pm.action_items)],
         supporting=[*map(redact, pm.supporting)],
     )
 
 
 def build(run: RunView, attachments: list[Path]) -> Postmortem:
-    summary_facts = run.summary
+    summary_facts = RunSummary.from_dict(run.summary)
     outcome = {
         RunStatus.SUCCEEDED: f"{run.target} is healthy on {run.to_version}",
         RunStatus.FAILED: f"the rollback failed: {run.error}",
@@ -63,7 +47,7 @@ def build(run: RunView, attachments: list[Path]) -> Postmortem:
     return Postmortem(
         run_id=run.id,
         title=f"Postmortem: {run.target} ({run.environment or '?'}) rolled back {run.from_version or '?'} → "
-              f"{run.to_version} [{run.status.value}]",
+        f"{run.to_version} [{run.status.value}]",
         summary=[
             f"Target: {run.target} ({run.environment or '?'})",
             f"Versions: {run.from_version or '?'} → {run.to_version}",
@@ -87,23 +71,30 @@ def _slack_link(run: RunView) -> str | None:
     return link if isinstance(link, str) and link.startswith("https://") else None
 
 
-def _impact(run: RunView, facts: dict[str, Any]) -> list[str]:
+def _impact(run: RunView, facts: RunSummary) -> list[str]:
     lines = []
-    downtime = facts.get("downtime_seconds")
-    lines.append(f"Downtime during the rollback (drain-stop to healthy): {downtime:.1f}s" if isinstance(downtime, (int, float))
-                 else "Downtime during the rollback: not measured (the run did not reach a healthy state)")
-    if facts.get("forensic_copy"):
-        snapshot = Path(str(facts.get("snapshot"))).name
+    downtime = facts.downtime_seconds
+    lines.append(
+        f"Downtime during the rollback (drain-stop to healthy): {downtime:.1f}s"
+        if isinstance(downtime, (int, float))
+        else "Downtime during the rollback: not measured (the run did not reach a healthy state)"
+    )
+    if facts.forensic_copy:
+        snapshot = Path(str(facts.snapshot)).name
         taken = ((run.plan.get("brain") or {}).get("snapshot") or {}).get("taken_at", "?")
         swapped = next((step.started_at for step in run.steps if step.name == "swap_brain"), None)
         lines.append(f"Data-loss window: {taken} (snapshot) → {swapped or '?'} (brain swapped), UTC")
-        lines.append(f"Data rolled back: the brain was restored from {snapshot}; everything written after it left the "
-                     f"live brain ({facts.get('rows_rolled_back')} rows, per table below) and is kept in the forensic copy")
+        lines.append(
+            f"Data rolled back: the brain was restored from {snapshot}; everything written after it left the "
+            f"live brain ({facts.rows_rolled_back} rows, per table below) and is kept in the forensic copy"
+        )
         undone = _loss(run)
         if undone:
-            lines.append(f"Rows the restore undid (counted when the plan was made): {sum(t.rows for t in undone)} added, "
-                         f"{sum(t.changed for t in undone)} changed (back to the snapshot's values), "
-                         f"{sum(t.deleted for t in undone)} deleted (back in the brain)")
+            lines.append(
+                f"Rows the restore undid (counted when the plan was made): {sum(t.rows for t in undone)} added, "
+                f"{sum(t.changed for t in undone)} changed (back to the snapshot's values), "
+                f"{sum(t.deleted for t in undone)} deleted (back in the brain)"
+            )
     else:
         lines.append("Data rolled back: no data rolled back (image only)")
     return lines
@@ -123,21 +114,23 @@ def _timeline(run: RunView) -> list[tuple[datetime, str]]:
     return sorted(entries, key=lambda entry: entry[0])
 
 
-def _describe_event(kind: str, actor: str, outcome: str | None, details: dict[str, Any], at: datetime) -> list[tuple[datetime, str]]:
-    if kind in ("run.planned", "run.refused"):
-        return [(at, "plan made" + (f", refused: {details.get('refusal')}" if kind == "run.refused" else ""))]
-    if kind == "run.confirmed":
+def _describe_event(
+    kind: str, actor: str, outcome: str | None, details: dict[str, Any], at: datetime
+) -> list[tuple[datetime, str]]:
+    if kind in (EventKind.RUN_PLANNED, EventKind.RUN_REFUSED):
+        return [(at, "plan made" + (f", refused: {details.get('refusal')}" if kind == EventKind.RUN_REFUSED else ""))]
+    if kind == EventKind.RUN_CONFIRMED:
         return [(at, f"approved by {details.get('by', actor)}")]
-    if kind == "run.started":
+    if kind == EventKind.RUN_STARTED:
         return [(at, f"rollback started (approved by {details.get('approver') or actor})")]
-    if kind == "step.started":
+    if kind == EventKind.STEP_STARTED:
         return [(at, f"step {details.get('step')} started")]
-    if kind == "step.finished":
+    if kind == EventKind.STEP_FINISHED:
         error = f": {details.get('error')}" if details.get("error") else ""
         return [(at, f"step {details.get('step')} {outcome}{error}")]
-    if kind == "run.finished":
+    if kind == EventKind.RUN_FINISHED:
         return [(at, "all-clear: healthy" if outcome == RunStatus.SUCCEEDED else f"run {outcome}")]
-    if kind == "run.interrupted":
+    if kind == EventKind.RUN_INTERRUPTED:
         return [(at, f"run found interrupted during step {details.get('step')}")]
     return []
 
@@ -146,7 +139,9 @@ def _detection(run: RunView) -> list[str]:
     lines = [f"Reported symptom: {run.reason or '(none given)'}"]
     for check in run.plan.get("checks", []):
         if check.get("result") in ("warning", "failed", "needs a decision") or check.get("name") in (
-            "running container", "brain schema", "data the restore removes"
+            "running container",
+            "brain schema",
+            "data the restore removes",
         ):
             lines.append(f"Preflight, {check.get('name')} ({check.get('result')}): {check.get('detail')}")
     return lines
@@ -165,7 +160,9 @@ def _action_items(run: RunView) -> list[str]:
         f"Add a regression eval for this exact failure ({run.reason or 'the reported symptom'})",
         "Review snapshot freshness: take a snapshot before every upgrade",
     ]
-    items += [f"Fix the failed step {step.name}: {step.error}" for step in run.steps if step.status is StepStatus.FAILED]
+    items += [
+        f"Fix the failed step {step.name}: {step.error}" for step in run.steps if step.status is StepStatus.FAILED
+    ]
     return items
 
 
@@ -174,9 +171,12 @@ def _supporting(run: RunView, attachments: list[Path]) -> list[str]:
     permalink = _slack_link(run)
     if permalink:
         lines.append(f"Slack thread: {permalink}")
-    if run.summary.get("forensic_copy"):
-        lines.append(f"Forensic brain copy: {run.summary['forensic_copy']} "
-                     f"(holds the {run.summary.get('rows_rolled_back')} rolled-back rows and everything before them)")
+    summary = RunSummary.from_dict(run.summary)
+    if summary.forensic_copy:
+        lines.append(
+            f"Forensic brain copy: {summary.forensic_copy} "
+            f"(holds the {summary.rows_rolled_back} rolled-back rows and everything before them)"
+        )
     lines += [f"Attached: {path.name}" for path in attachments]
     return lines
 
@@ -184,13 +184,23 @@ def _supporting(run: RunView, attachments: list[Path]) -> list[str]:
 def to_markdown(pm: Postmortem) -> str:
     out = [f"# {pm.title}", "", "## Summary", *_bullets(pm.summary), "", "## Impact", *_bullets(pm.impact)]
     if pm.loss:
-        out += ["", "| table | rows added | rows changed | rows deleted | time range of the added rows |",
-                "|---|---|---|---|---|"]
+        out += [
+            "",
+            "| table | rows added | rows changed | rows deleted | time range of the added rows |",
+            "|---|---|---|---|---|",
+        ]
         out += [f"| {t.table} | {t.rows} | {t.changed} | {t.deleted} | {_span(t)} |" for t in pm.loss]
     out += ["", "## Timeline (UTC)", *[f"- {at:%Y-%m-%d %H:%M:%S} {what}" for at, what in pm.timeline]]
     out += ["", "## Detection", *_bullets(pm.detection), "", "## Resolution", *_bullets(pm.resolution)]
     out += ["", "## Action items", *[f"- [ ] {item}" for item in pm.action_items]]
-    out += ["", "## Root cause", "_To be written by the people who fix it._", "", "## Lessons learned", "_To be written._"]
+    out += [
+        "",
+        "## Root cause",
+        "_To be written by the people who fix it._",
+        "",
+        "## Lessons learned",
+        "_To be written._",
+    ]
     out += ["", "## Supporting information", *_bullets(pm.supporting), ""]
     return "\n".join(out)
 
@@ -203,10 +213,21 @@ def to_jira_wiki(pm: Postmortem) -> str:
     out += ["", "h2. Timeline (UTC)", *[f"* {at:%Y-%m-%d %H:%M:%S} {_wiki(what)}" for at, what in pm.timeline]]
     out += ["", "h2. Detection", *_stars(pm.detection), "", "h2. Resolution", *_stars(pm.resolution)]
     out += ["", "h2. Action items", *[f"# {_wiki(item)}" for item in pm.action_items]]
-    out += ["", "h2. Root cause", "_To be written by the people who fix it._", "", "h2. Lessons learned", "_To be written._"]
+    out += [
+        "",
+        "h2. Root cause",
+        "_To be written by the people who fix it._",
+        "",
+        "h2. Lessons learned",
+        "_To be written._",
+    ]
     out += ["", "h2. Supporting information"]
-    out += [f"* Slack thread: [the announcement|{_wiki_url(pm.slack_link)}]" if pm.slack_link
-            and line == f"Slack thread: {pm.slack_link}" else f"* {_wiki(line)}" for line in pm.supporting]
+    out += [
+        f"* Slack thread: [the announcement|{_wiki_url(pm.slack_link)}]"
+        if pm.slack_link and line == f"Slack thread: {pm.slack_link}"
+        else f"* {_wiki(line)}"
+        for line in pm.supporting
+    ]
     return "\n".join(out)
 
 

@@ -15,34 +15,21 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Protocol
 
-from bot.adapters.compose_file import write_atomically
+from bot.files import write_atomically
+from bot.ports import Postmortem, Ticket, TicketSink
 from bot.redaction import redact_shapes
 from bot.reporting.attachments import DEFAULT_ATTACHMENT_CAP_BYTES
 from bot.reporting.evidence import gather
-from bot.reporting.postmortem import Postmortem, build, redacted, to_markdown
+from bot.reporting.postmortem import build, redacted, to_markdown
 from storage import RunView
 from storage.tickets import TicketOutbox
 
 log = logging.getLogger(__name__)
 FIRST_RETRY_SECONDS = 5
 LONGEST_RETRY_SECONDS = 600
-
-
-@dataclass(frozen=True)
-class Ticket:
-    key: str
-    url: str | None
-
-
-class TicketSink(Protocol):
-    def find(self, postmortem: Postmortem) -> Ticket | None: ...
-    def create(self, postmortem: Postmortem) -> Ticket: ...
-    def complete(self, ticket: Ticket, postmortem: Postmortem) -> None: ...
 
 
 class FileTickets:
@@ -165,8 +152,9 @@ class TicketDesk:
             self._sink.complete(ticket, postmortem)
         except Exception as error:  # noqa: BLE001 - a ticket never fails a rollback; it is retried
             view = self._outbox.get(run_id)
-            retry_in = error.retry_in if isinstance(error, _IndexNotReady) else _retry_in(
-                view.attempts if view else 0, error)
+            retry_in = (
+                error.retry_in if isinstance(error, _IndexNotReady) else _retry_in(view.attempts if view else 0, error)
+            )
             message = _describe(error)
             log.warning("postmortem ticket for run %s not created (%s); retrying in %s", run_id, message, retry_in)
             self._outbox.failed(run_id, message, retry_in)
@@ -192,8 +180,16 @@ def _answered_or_never_sent(error: BaseException) -> bool:
     if isinstance(status, int):
         return status < 500
     text = f"{error!r} {error.__cause__!r} {error.__context__!r}"
-    return any(sign in text for sign in ("NewConnectionError", "Connection refused", "ConnectionRefusedError",
-                                         "Name or service not known", "NameResolutionError"))
+    return any(
+        sign in text
+        for sign in (
+            "NewConnectionError",
+            "Connection refused",
+            "ConnectionRefusedError",
+            "Name or service not known",
+            "NameResolutionError",
+        )
+    )
 
 
 def _retry_in(attempts: int, error: Exception) -> timedelta:

@@ -49,8 +49,14 @@ def left_by(edited: Path, brain: Path | None, brain_quiet: bool) -> dict[str, An
 def changes_since(run: RunView) -> list[str]:
     """What differs now from what the run last left, one phrase per file; empty when nothing
     does, or when the run journaled no fingerprints (it predates them)."""
-    last = next((event.details["left"] for event in reversed(run.events)
-                 if event.kind == EventKind.STEP_FINISHED and "left" in event.details), None)
+    last = next(
+        (
+            event.details["left"]
+            for event in reversed(run.events)
+            if event.kind == EventKind.STEP_FINISHED and "left" in event.details
+        ),
+        None,
+    )
     if last is None:
         return []
     in_flight = next((step.name for step in run.steps if step.status is StepStatus.RUNNING), None)

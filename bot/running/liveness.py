@@ -42,7 +42,9 @@ def owner_alive(owner: str) -> bool:
 
 
 @contextmanager
-def heartbeat(journal: Journal, run_id: str, owner: Lease | str, every_seconds: float = HEARTBEAT_SECONDS) -> Iterator[None]:
+def heartbeat(
+    journal: Journal, run_id: str, owner: Lease | str, every_seconds: float = HEARTBEAT_SECONDS
+) -> Iterator[None]:
     """While a run executes, its row says so every few seconds, stamped by the database's clock:
     how other processes (other replicas, the next start) tell a live run from one whose process
     died. The beat names the runner's lease, so it stops once the run was taken over."""
@@ -53,7 +55,7 @@ def heartbeat(journal: Journal, run_id: str, owner: Lease | str, every_seconds: 
             try:
                 if not journal.heartbeat(run_id, owner):
                     return
-            except Exception:  # noqa: BLE001 - a missed beat is retried; the run goes on
+            except Exception:
                 log.exception("heartbeat of run %s failed", run_id)
 
     thread = threading.Thread(target=beat, name=f"rollbot-heartbeat-{run_id}", daemon=True)

@@ -1,4 +1,4 @@
-"""Rendering for the terminal: the plan, live step progress, the summary line, history.
+"""Rendering for the terminal: the plan, live step progress, history, snapshots, tickets.
 
 Pure presentation over the core's data (plans, journal events, run views). On a real terminal
 steps animate with rich; in a pipe or a CI log each journal event becomes one plain line.
@@ -7,29 +7,26 @@ steps animate with rich; in a pipe or a CI log each journal event becomes one pl
 from __future__ import annotations
 
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.markup import escape
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from bot.planning.plan import CheckResult, Plan
 from bot.brain.snapshots import Snapshot
-from storage import EventView, RunStatus, RunView, StepStatus
+from bot.planning.plan import Plan
+from bot.text import CHECK_MARKS, STEP_MARKS, Mark, duration, versions
+from storage import EventKind, EventView, RunStatus, RunView, StepStatus
 from storage.tickets import TicketView
 
-CHECK_MARKS = {
-    CheckResult.PASSED: "[green]✓[/]",
-    CheckResult.WARNING: "[yellow]![/]",
-    CheckResult.FAILED: "[red]✗[/]",
-    CheckResult.ASK: "[yellow]?[/]",
-    CheckResult.NOT_RUN: "[dim]·[/]",
-}
-STEP_MARKS = {
-    StepStatus.SUCCEEDED: "[green]✓[/]",
-    StepStatus.FAILED: "[red]✗[/]",
-    StepStatus.SKIPPED: "[dim]–[/]",
-    StepStatus.RUNNING: "[yellow]…[/]",
-    StepStatus.PENDING: "[dim]·[/]",
+# How the terminal draws each mark (bot/text.py decides which mark a check or a step gets).
+GLYPHS: dict[Mark, str] = {
+    Mark.DONE: "[green]✓[/]",
+    Mark.WARNING: "[yellow]![/]",
+    Mark.FAILED: "[red]✗[/]",
+    Mark.QUESTION: "[yellow]?[/]",
+    Mark.WAITING: "[dim]·[/]",
+    Mark.RUNNING: "[yellow]…[/]",
+    Mark.SKIPPED: "[dim]–[/]",
 }
 
 
@@ -49,14 +46,16 @@ def render_plan(out: Console, plan: Plan) -> None:
     out.print(f"requested by {escape(request.requester)}")
     out.print("[bold]Preflight[/]")
     for check in plan.checks:
-        out.print(f"  {CHECK_MARKS[check.result]} {check.name}: {escape(check.detail)}", highlight=False)
+        out.print(f"  {GLYPHS[CHECK_MARKS[check.result]]} {check.name}: {escape(check.detail)}", highlight=False)
     if plan.brain is not None and plan.brain.snapshot is not None and (plan.brain.restore or plan.brain.asking):
         _render_brain(out, plan)
     if plan.kept is not None and plan.kept.warning:
         out.print(Text(f"Earlier versions: {plan.kept.warning}", style="yellow"), highlight=False)
     if plan.rehearsal is not None:
         warning = plan.rehearsal.warning
-        text = plan.rehearsal.describe() + (f" — {warning}" if warning and plan.rehearsal.expected_seconds is not None else "")
+        text = plan.rehearsal.describe() + (
+            f" — {warning}" if warning and plan.rehearsal.expected_seconds is not None else ""
+        )
         out.print(Text(f"Drills: {text}", style="yellow" if warning else ""), highlight=False)
     if plan.approvable:
         out.print("[bold]Steps[/]")
@@ -70,10 +69,18 @@ def _render_brain(out: Console, plan: Plan) -> None:
     assert brain is not None
     out.print("[bold]Brain restore[/]" + (" [yellow](if you answer restore)[/]" if brain.asking else ""))
     if brain.snapshot is not None:
-        out.print(Text(f"  from {brain.snapshot.path} (schema {brain.snapshot.schema_version}, taken {brain.snapshot.taken_at:%Y-%m-%d %H:%M:%S} UTC)"))
+        out.print(
+            Text(
+                f"  from {brain.snapshot.path} (schema {brain.snapshot.schema_version}, taken {brain.snapshot.taken_at:%Y-%m-%d %H:%M:%S} UTC)"
+            )
+        )
     if brain.loss is not None:
-        out.print(Text(f"  what the restore undoes ({brain.loss.counts()}; the live brain is moved aside whole into "
-                       "the forensic copy, never deleted):"))
+        out.print(
+            Text(
+                f"  what the restore undoes ({brain.loss.counts()}; the live brain is moved aside whole into "
+                "the forensic copy, never deleted):"
+            )
+        )
         for table in brain.loss.tables:
             out.print(Text(f"    {table.describe()}"))
 
@@ -82,15 +89,20 @@ def snapshot_table(found: list[tuple[Snapshot, str | None]]) -> Table:
     table = Table("snapshot", "taken (UTC)", "age", "while", "schema", "size", "verifies")
     for snapshot, problem in found:
         age = snapshot.age_seconds()
-        table.add_row(*(Text(cell) for cell in (
-            str(snapshot.path),
-            f"{snapshot.taken_at:%Y-%m-%d %H:%M:%S}",
-            _duration(age),
-            snapshot.image_tag or ("by hand" if snapshot.by_hand else "?"),
-            str(snapshot.schema_version),
-            f"{snapshot.size}",
-            "yes" if problem is None else f"NO: {problem}",
-        )))
+        table.add_row(
+            *(
+                Text(cell)
+                for cell in (
+                    str(snapshot.path),
+                    f"{snapshot.taken_at:%Y-%m-%d %H:%M:%S}",
+                    duration(age),
+                    snapshot.image_tag or ("by hand" if snapshot.by_hand else "?"),
+                    str(snapshot.schema_version),
+                    f"{snapshot.size}",
+                    "yes" if problem is None else f"NO: {problem}",
+                )
+            )
+        )
     return table
 
 
@@ -102,8 +114,11 @@ class StepProgress:
         self._names = {step.position: step.description for step in run.steps}
         self._live = out.is_terminal
         self._progress = Progress(
-            SpinnerColumn(finished_text=" "), TextColumn("{task.description}"), TimeElapsedColumn(),
-            console=out, transient=False,
+            SpinnerColumn(finished_text=" "),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=out,
+            transient=False,
         )
         self._tasks: dict[int, TaskID] = {}
 
@@ -118,9 +133,9 @@ class StepProgress:
 
     def __call__(self, event: EventView) -> None:
         position = event.details.get("position")
-        if event.kind == "step.started" and isinstance(position, int):
+        if event.kind == EventKind.STEP_STARTED and isinstance(position, int):
             self._started(position)
-        elif event.kind == "step.finished" and isinstance(position, int):
+        elif event.kind == EventKind.STEP_FINISHED and isinstance(position, int):
             self._finished(position, StepStatus(event.outcome or "failed"), event.details)
 
     def _started(self, position: int) -> None:
@@ -133,7 +148,7 @@ class StepProgress:
     def _finished(self, position: int, status: StepStatus, details: dict[str, object]) -> None:
         name = self._names.get(position, f"step {position + 1}")
         note = _step_note(status, details)
-        line = f"{STEP_MARKS[status]} {escape(name)}{note}"
+        line = f"{GLYPHS[STEP_MARKS[status]]} {escape(name)}{note}"
         if self._live and position in self._tasks:
             self._progress.update(self._tasks[position], description=line, completed=1)
             self._progress.stop_task(self._tasks[position])
@@ -154,27 +169,6 @@ def _step_note(status: StepStatus, details: dict[str, object]) -> str:
     return ""
 
 
-def summary_line(run: RunView) -> str:
-    """The one line that ends a run: version, health, total time, downtime, the evidence."""
-    summary = run.summary
-    took = _duration(summary.get("seconds"))
-    downtime = summary.get("downtime_seconds")
-    logs = summary.get("log_file") or "no logs captured"
-    if run.status is RunStatus.SUCCEEDED:
-        down = f", downtime {_duration(downtime)}" if downtime is not None else ""
-        brain = ""
-        if summary.get("forensic_copy"):
-            brain = (f"; brain {summary['brain']}, the replaced brain with the {summary['rows_rolled_back']} "
-                     f"rolled-back row(s) is kept at {summary['forensic_copy']}")
-        journal = f"; {summary['journal']}" if summary.get("journal") else ""
-        return (f"{run.target} is healthy on {run.to_version} — took {took}{down}; logs of {run.from_version}: "
-                f"{logs}{brain}{journal} (run {run.id})")
-    state = summary.get("service_state") or run.error
-    if summary.get("journal"):
-        state = f"{state}; {summary['journal']}"
-    return f"rollback of {run.target} to {run.to_version} {run.status}: {run.error}. State: {state}. Next: {run.next_action} (run {run.id}, logs: {logs})"
-
-
 def history_table(runs: list[RunView]) -> Table:
     table = Table("run", "when (UTC)", "target", "versions", "status", "step", "took", "requested by", "reason")
     for run in runs:
@@ -185,19 +179,12 @@ def history_table(runs: list[RunView]) -> Table:
             versions(run),
             run.status.value,
             _step_column(run),
-            _duration(run.seconds) if run.seconds is not None else "",
+            duration(run.seconds) if run.seconds is not None else "",
             run.requester,
             run.reason or (run.error or "")[:80],
         )
         table.add_row(*(Text(cell) for cell in cells))
     return table
-
-
-def versions(run: RunView) -> str:
-    """`2.4.0 → 2.3.1` for a rollback; a drill names the broken tag it rehearsed with."""
-    if run.kind != "rollback":
-        return f"{run.kind} with broken {run.to_version}"
-    return f"{run.from_version or '?'} → {run.to_version}"
 
 
 def _step_column(run: RunView) -> str:
@@ -207,19 +194,20 @@ def _step_column(run: RunView) -> str:
     return f"{done}/{len(run.steps)}" if run.steps else ""
 
 
-def _duration(seconds: object) -> str:
-    if not isinstance(seconds, (int, float)):
-        return "?"
-    minutes, rest = divmod(int(round(seconds)), 60)
-    return f"{minutes}m{rest:02d}s" if minutes else f"{seconds:.1f}s"
-
-
 def ticket_table(rows: list[TicketView]) -> Table:
     table = Table("run", "status", "attempts", "next attempt (UTC)", "ticket", "last error")
     for row in rows:
-        table.add_row(*(Text(cell) for cell in (
-            row.run_id, row.status.value, str(row.attempts),
-            f"{row.next_attempt_at:%Y-%m-%d %H:%M:%S}" if row.status.value == "pending" else "",
-            row.url or row.key or "", row.last_error or "",
-        )))
+        table.add_row(
+            *(
+                Text(cell)
+                for cell in (
+                    row.run_id,
+                    row.status.value,
+                    str(row.attempts),
+                    f"{row.next_attempt_at:%Y-%m-%d %H:%M:%S}" if row.status.value == "pending" else "",
+                    row.url or row.key or "",
+                    row.last_error or "",
+                )
+            )
+        )
     return table

@@ -10,7 +10,6 @@ signing secret that is unset, short or a placeholder: exit 2, one line, the secr
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -39,7 +38,7 @@ targets:
 """
 NESTED = b"[" * 200_000
 TRACE_MARKS = ("Traceback (most recent call last)", "RecursionError", 'File "/', "unexpected error")
-NEAR_A_GIB = 1024 ** 3 - 1  # waitress's default cap refuses 1 GiB and more, not this
+NEAR_A_GIB = 1024**3 - 1  # waitress's default cap refuses 1 GiB and more, not this
 
 
 @dataclass
@@ -53,8 +52,12 @@ class Served:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/slack/events"
 
-    def post(self, body: bytes, content_type: str = "application/x-www-form-urlencoded",
-             headers: dict[str, str] | None = None) -> httpx.Response:
+    def post(
+        self,
+        body: bytes,
+        content_type: str = "application/x-www-form-urlencoded",
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
         return self.http.post(self.url, content=body, headers={**(headers or {}), "Content-Type": content_type})
 
     def signed(self, body: bytes, content_type: str = "application/x-www-form-urlencoded") -> httpx.Response:
@@ -63,9 +66,14 @@ class Served:
 
 def _environment(folder: Path, secret: str | None, slack_url: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("SLACK_", "JIRA_", "ROLLBOT_"))}
-    env.update(SLACK_BOT_TOKEN="xoxb-door-limits-0000", SLACK_API_URL=slack_url, PYTHONPATH=str(ROOT),
-               DATABASE_URL=f"sqlite:///{folder / 'rollbot.db'}", DOCKER_HOST=f"unix://{folder}/no-docker.sock",
-               NO_COLOR="1")
+    env.update(
+        SLACK_BOT_TOKEN="xoxb-door-limits-0000",
+        SLACK_API_URL=slack_url,
+        PYTHONPATH=str(ROOT),
+        DATABASE_URL=f"sqlite:///{folder / 'rollbot.db'}",
+        DOCKER_HOST=f"unix://{folder}/no-docker.sock",
+        NO_COLOR="1",
+    )
     if secret is not None:
         env["SLACK_SIGNING_SECRET"] = secret
     return env
@@ -83,8 +91,14 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     with FakeSlack() as slack, httpx.Client(timeout=60) as http:
         log = folder / "serve.log"
         with log.open("w") as output:
-            process = subprocess.Popen(_serve_command(folder, port), cwd=folder, env=_environment(folder, SECRET, slack.url),
-                                       stdout=output, stderr=subprocess.STDOUT, text=True)
+            process = subprocess.Popen(
+                _serve_command(folder, port),
+                cwd=folder,
+                env=_environment(folder, SECRET, slack.url),
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
             try:
                 _wait_for_healthz(http, port, process)
                 yield Served(port, log, http, process)
@@ -115,20 +129,30 @@ def assert_clean(served: Served, answer: httpx.Response) -> None:
     log = served.log.read_text()
     for mark in TRACE_MARKS:
         assert mark not in answer.text, answer.text[:300]
-        assert mark not in log, log[max(0, log.find(mark) - 300): log.find(mark) + 1000]
+        assert mark not in log, log[max(0, log.find(mark) - 300) : log.find(mark) + 1000]
     assert served.http.get(f"http://127.0.0.1:{served.port}/healthz").status_code == 200
 
 
-@pytest.mark.parametrize("body, content_type", [
-    (b"payload=" + NESTED, "application/x-www-form-urlencoded"),
-    (NESTED, "application/json"),
-    (b"payload=%7Boops", "application/x-www-form-urlencoded"),
-    (b"command=%2Frollback&text=engine+2.3.1&user_id=U0ALICE01&channel_id=C0PLANS01"
-     b"&response_url=http%3A%2F%2F127.0.0.1%3A9%2Fr", "application/x-www-form-urlencoded"),
-], ids=["nested-payload", "nested-json", "bad-json", "command"])
+@pytest.mark.parametrize(
+    "body, content_type",
+    [
+        (b"payload=" + NESTED, "application/x-www-form-urlencoded"),
+        (NESTED, "application/json"),
+        (b"payload=%7Boops", "application/x-www-form-urlencoded"),
+        (
+            b"command=%2Frollback&text=engine+2.3.1&user_id=U0ALICE01&channel_id=C0PLANS01"
+            b"&response_url=http%3A%2F%2F127.0.0.1%3A9%2Fr",
+            "application/x-www-form-urlencoded",
+        ),
+    ],
+    ids=["nested-payload", "nested-json", "bad-json", "command"],
+)
 def test_an_unsigned_body_is_refused_401_whatever_it_holds(served: Served, body: bytes, content_type: str) -> None:
-    for headers in ({}, {"X-Slack-Request-Timestamp": str(int(time.time())), "X-Slack-Signature": "v0=" + "0" * 64},
-                    {**signed_headers(body, "another-apps-signing-secret-7c2e9b10")}):
+    for headers in (
+        {},
+        {"X-Slack-Request-Timestamp": str(int(time.time())), "X-Slack-Signature": "v0=" + "0" * 64},
+        {**signed_headers(body, "another-apps-signing-secret-7c2e9b10")},
+    ):
         answer = served.post(body, content_type, headers)
         assert answer.status_code == 401 and answer.json() == {"error": "invalid request"}
         assert_clean(served, answer)
@@ -157,9 +181,11 @@ def test_a_body_near_one_gibibyte_is_refused_413_before_it_is_read(served: Serve
     answers, and the read below ends with a timeout instead of a 413."""
     with socket.create_connection(("127.0.0.1", served.port), timeout=30) as connection:
         headers = signed_headers(b"", SECRET)
-        request = (f"POST /slack/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                   f"Content-Length: {NEAR_A_GIB}\r\nX-Slack-Request-Timestamp: {headers['X-Slack-Request-Timestamp']}\r\n"
-                   f"X-Slack-Signature: {headers['X-Slack-Signature']}\r\n\r\n").encode()
+        request = (
+            f"POST /slack/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {NEAR_A_GIB}\r\nX-Slack-Request-Timestamp: {headers['X-Slack-Request-Timestamp']}\r\n"
+            f"X-Slack-Signature: {headers['X-Slack-Signature']}\r\n\r\n"
+        ).encode()
         connection.sendall(request + b"[" * 65536)
         answer = _read_until_closed(connection)
     assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
@@ -209,8 +235,14 @@ PLACEHOLDERS = [
 @pytest.mark.parametrize("secret, says", PLACEHOLDERS, ids=[f"placeholder-{n}" for n in range(len(PLACEHOLDERS))])
 def test_serve_refuses_to_start_with_a_secret_anyone_could_sign_with(tmp_path: Path, secret: str, says: str) -> None:
     (tmp_path / "rollbot.yaml").write_text(CONFIG)
-    done = subprocess.run(_serve_command(tmp_path, free_port()), cwd=tmp_path, capture_output=True, text=True,
-                          env=_environment(tmp_path, secret, "http://127.0.0.1:9/api/"), timeout=120)
+    done = subprocess.run(
+        _serve_command(tmp_path, free_port()),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=_environment(tmp_path, secret, "http://127.0.0.1:9/api/"),
+        timeout=120,
+    )
     assert done.returncode == 2, (done.stdout, done.stderr)
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, done.stderr
@@ -222,7 +254,13 @@ def test_serve_refuses_to_start_with_a_secret_anyone_could_sign_with(tmp_path: P
 
 def test_serve_refuses_to_start_without_a_signing_secret_in_http_mode(tmp_path: Path) -> None:
     (tmp_path / "rollbot.yaml").write_text(CONFIG)
-    done = subprocess.run(_serve_command(tmp_path, free_port()), cwd=tmp_path, capture_output=True, text=True,
-                          env=_environment(tmp_path, None, "http://127.0.0.1:9/api/"), timeout=120)
+    done = subprocess.run(
+        _serve_command(tmp_path, free_port()),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=_environment(tmp_path, None, "http://127.0.0.1:9/api/"),
+        timeout=120,
+    )
     assert done.returncode == 2 and "SLACK_SIGNING_SECRET is not set" in done.stderr, done.stderr
     assert not (tmp_path / "rollbot.db").exists(), "refused before anything was opened"

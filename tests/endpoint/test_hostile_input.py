@@ -50,8 +50,17 @@ ENGINE_PLAN_TS, PAYMENTS_PLAN_TS = "1700000000.000100", "1700000000.000200"
 # Buttons rollbot has: the plan's, and Resume and Abort on an interrupted run's report. Each
 # carries a run id.
 KNOWN_ACTIONS = [action.value for action in (*ActionId, *AnswerActionId, *RecoveryActionId)]
-OTHER_PAYLOAD_TYPES = ["view_submission", "view_closed", "shortcut", "message_action", "block_suggestion",
-                       "interactive_message", "dialog_submission", "workflow_step_edit", "app_home_opened"]
+OTHER_PAYLOAD_TYPES = [
+    "view_submission",
+    "view_closed",
+    "shortcut",
+    "message_action",
+    "block_suggestion",
+    "interactive_message",
+    "dialog_submission",
+    "workflow_step_edit",
+    "app_home_opened",
+]
 TRACEBACK_MARKS = ("Traceback (most recent call last)", 'File "/', "unexpected error")
 EXAMPLES = {"commands": 800, "command_fields": 300, "clicks": 800, "click_fields": 400, "bodies": 400}
 CONFIG = """\
@@ -87,8 +96,9 @@ class Served:
     sent: Counter[str] = field(default_factory=Counter)
     unknown_run_ids: set[str] = field(default_factory=set)
 
-    def post(self, body: bytes, content_type: str = "application/x-www-form-urlencoded",
-             secret: str = SECRET) -> httpx.Response:
+    def post(
+        self, body: bytes, content_type: str = "application/x-www-form-urlencoded", secret: str = SECRET
+    ) -> httpx.Response:
         headers = {**signed_headers(body, secret), "Content-Type": content_type}
         return self.http.post(self.url, content=body, headers=headers)
 
@@ -115,14 +125,24 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith(("SLACK_", "JIRA_", "ROLLBOT_"))}
     with FakeSlack(usergroups={"S0ONCALL00": [STRANGER]}) as slack, httpx.Client(timeout=20) as http:
-        env.update(SLACK_BOT_TOKEN=TOKEN, SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=slack.url,
-                   DATABASE_URL=database, DOCKER_HOST=f"unix://{folder}/no-docker.sock", PYTHONPATH=str(ROOT),
-                   NO_COLOR="1")
+        env.update(
+            SLACK_BOT_TOKEN=TOKEN,
+            SLACK_SIGNING_SECRET=SECRET,
+            SLACK_API_URL=slack.url,
+            DATABASE_URL=database,
+            DOCKER_HOST=f"unix://{folder}/no-docker.sock",
+            PYTHONPATH=str(ROOT),
+            NO_COLOR="1",
+        )
         log = folder / "serve.log"
         with log.open("w") as output:
             process = subprocess.Popen(
                 [sys.executable, "-m", "bot", "--config", str(folder / "rollbot.yaml"), "serve", "--port", str(port)],
-                cwd=folder, env=env, stdout=output, stderr=subprocess.STDOUT, text=True,
+                cwd=folder,
+                env=env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                text=True,
             )
             try:
                 _wait_for_healthz(http, port, process)
@@ -141,8 +161,15 @@ def _seed_plans(database: str) -> dict[str, str]:
     journal = Journal(connect(database))
     runs = {}
     for target, version, ts in (("engine", "2.3.1", ENGINE_PLAN_TS), ("payments", "1.0.0", PAYMENTS_PLAN_TS)):
-        run = journal.record_plan(NewRun(target=target, to_version=version, requester=REQUESTER,
-                                         steps=[("set_image_tag", "switch the image tag")]), actor=REQUESTER)
+        run = journal.record_plan(
+            NewRun(
+                target=target,
+                to_version=version,
+                requester=REQUESTER,
+                steps=[("set_image_tag", "switch the image tag")],
+            ),
+            actor=REQUESTER,
+        )
         journal.set_context(run.id, plan_message={"channel": CHANNEL, "ts": ts})
         runs[target] = run.id
     return runs
@@ -164,31 +191,62 @@ def _wait_for_healthz(http: httpx.Client, port: int, process: subprocess.Popen[s
 # --- generators ---------------------------------------------------------------------------------
 
 HUGE = st.builds(lambda char, size: char * size, st.characters(codec="utf-8"), st.integers(2_001, 60_000))
-NOT_A_STRING = st.one_of(st.integers(), st.floats(allow_nan=False), st.booleans(),
-                         st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=5), st.integers(), max_size=2))
+NOT_A_STRING = st.one_of(
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.booleans(),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+)
 # Never a valid id, timestamp or URL: each contains a space and a '!', which none of those may.
 MALFORMED_TEXT = st.text(max_size=60).map(lambda text: text + " !")
 WORDS = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=30)
-VERSIONS = st.one_of(st.sampled_from(["2.3.1", "1.0.0", "latest", "v2"]), st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}", fullmatch=True),
-                     WORDS, st.integers(129, 400).map(lambda n: "9" * n))
+VERSIONS = st.one_of(
+    st.sampled_from(["2.3.1", "1.0.0", "latest", "v2"]),
+    st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}", fullmatch=True),
+    WORDS,
+    st.integers(129, 400).map(lambda n: "9" * n),
+)
 TARGETS = st.one_of(st.sampled_from(["engine", "payments", "ENGINE", "ghost"]), WORDS)
 REASONS = st.one_of(st.just(""), st.text(max_size=200), st.integers(501, 1500).map(lambda n: "why " * (n // 4 + 1)))
 COMMAND_TEXTS = st.one_of(
     st.tuples(TARGETS, VERSIONS, REASONS).map(lambda parts: " ".join(parts)),
-    st.tuples(TARGETS, VERSIONS, st.sampled_from(["--brain", "--brain=", "--brain maybe", "--brain=restore",
-                                                  "--brain keep", "--brainwash"])).map(lambda parts: " ".join(parts)),
-    st.sampled_from(["", "help", "status", "status now", "history", "history engine", "history a b",
-                     "snapshot", "snapshot payments", "snapshot engine", "snapshot a b",
-                     "drill", "drill engine", "drill engine 2.4.0", "drill ghost 2.4.0", "drill engine ../x"]),
+    st.tuples(
+        TARGETS,
+        VERSIONS,
+        st.sampled_from(["--brain", "--brain=", "--brain maybe", "--brain=restore", "--brain keep", "--brainwash"]),
+    ).map(lambda parts: " ".join(parts)),
+    st.sampled_from(
+        [
+            "",
+            "help",
+            "status",
+            "status now",
+            "history",
+            "history engine",
+            "history a b",
+            "snapshot",
+            "snapshot payments",
+            "snapshot engine",
+            "snapshot a b",
+            "drill",
+            "drill engine",
+            "drill engine 2.4.0",
+            "drill ghost 2.4.0",
+            "drill engine ../x",
+        ]
+    ),
     st.text(max_size=300),
     st.integers(2_001, 20_000).map(lambda n: "engine 2.3.1 " + "x" * n),
 )
 
 
 def _json_values() -> st.SearchStrategy[Any]:
-    return st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=20)),
-                        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
-                        max_leaves=8)
+    return st.recursive(
+        st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=20)),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+        max_leaves=8,
+    )
 
 
 @st.composite
@@ -196,12 +254,24 @@ def clicks(draw: st.DrawFn) -> tuple[dict[str, Any], str]:
     """A block_actions payload as Slack sends it, on one of the two plan messages or another,
     carrying a known or unknown action id and an existing, unknown or absurd run id."""
     action_id = draw(st.one_of(st.sampled_from(KNOWN_ACTIONS), st.text(min_size=1, max_size=80)))
-    value = draw(st.one_of(st.sampled_from(["engine", "payments"]), st.text(min_size=1, max_size=60),
-                           st.from_regex(r"20[0-9]{6}-[0-9]{6}-[0-9a-f]{6}", fullmatch=True)))
+    value = draw(
+        st.one_of(
+            st.sampled_from(["engine", "payments"]),
+            st.text(min_size=1, max_size=60),
+            st.from_regex(r"20[0-9]{6}-[0-9]{6}-[0-9a-f]{6}", fullmatch=True),
+        )
+    )
     message_ts = draw(st.sampled_from([ENGINE_PLAN_TS, PAYMENTS_PLAN_TS, "1700000099.000100"]))
     user = draw(st.sampled_from(USERS))
-    body = block_action(action_id, value, user, CHANNEL, message_ts, "http://127.0.0.1:9/response/unused",
-                        message={"type": "message", "text": draw(st.text(max_size=50))})
+    body = block_action(
+        action_id,
+        value,
+        user,
+        CHANNEL,
+        message_ts,
+        "http://127.0.0.1:9/response/unused",
+        message={"type": "message", "text": draw(st.text(max_size=50))},
+    )
     return json.loads(_form_field(body, "payload")), value
 
 
@@ -216,10 +286,27 @@ CLICK_DEFECTS: list[tuple[tuple[str, ...], st.SearchStrategy[Any], str]] = [
     (("channel",), st.one_of(st.none(), NOT_A_STRING), "`channel.id`"),
     (("channel", "id"), st.one_of(st.none(), st.just(""), NOT_A_STRING, MALFORMED_TEXT, HUGE), "`channel.id`"),
     (("container",), st.one_of(st.none(), NOT_A_STRING, MALFORMED_TEXT), "`container.message_ts`"),
-    (("container", "message_ts"), st.one_of(st.none(), st.just(""), NOT_A_STRING, MALFORMED_TEXT, HUGE),
-     "`container.message_ts`"),
-    (("actions",), st.one_of(st.none(), st.just([]), st.integers(), st.text(max_size=20), st.dictionaries(st.text(max_size=5), st.integers(), max_size=2)), "`actions"),
-    (("actions", "0"), st.one_of(st.none(), st.integers(), st.text(max_size=20), st.lists(st.integers(), max_size=2)), "`actions[0]`"),
+    (
+        ("container", "message_ts"),
+        st.one_of(st.none(), st.just(""), NOT_A_STRING, MALFORMED_TEXT, HUGE),
+        "`container.message_ts`",
+    ),
+    (
+        ("actions",),
+        st.one_of(
+            st.none(),
+            st.just([]),
+            st.integers(),
+            st.text(max_size=20),
+            st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+        ),
+        "`actions",
+    ),
+    (
+        ("actions", "0"),
+        st.one_of(st.none(), st.integers(), st.text(max_size=20), st.lists(st.integers(), max_size=2)),
+        "`actions[0]`",
+    ),
     (("actions", "0", "action_id"), st.one_of(st.none(), st.just(""), NOT_A_STRING, HUGE), "`actions[0].action_id`"),
     (("actions", "0", "value"), st.one_of(st.none(), st.just(""), NOT_A_STRING, HUGE), "`actions[0].value`"),
     (("type",), st.one_of(st.none(), st.just(""), NOT_A_STRING), "`payload.type`"),
@@ -251,6 +338,7 @@ def _put(payload: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
 
 
 # --- oracles ------------------------------------------------------------------------------------
+
 
 def text_of(response: httpx.Response) -> str:
     if response.headers.get("content-type", "").startswith("application/json"):
@@ -298,10 +386,15 @@ def names_something_typed(refusal: str, typed: str) -> bool:
 
 # --- the properties -----------------------------------------------------------------------------
 
+
 def run_examples(test: Callable[..., None], examples: int, *strategies: st.SearchStrategy[Any]) -> None:
-    checked = settings(max_examples=examples, deadline=None, derandomize=True, database=None,
-                       suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                              HealthCheck.large_base_example])(given(*strategies)(test))
+    checked = settings(
+        max_examples=examples,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
+    )(given(*strategies)(test))
     checked()
 
 
@@ -411,10 +504,13 @@ def test_generated_bodies_and_payload_types(served: Served) -> None:
             answer = assert_clean(served.post(raw, content_type))
             assert is_refusal(answer), (raw[:100], answer)
 
-    other_types = st.one_of(st.sampled_from(OTHER_PAYLOAD_TYPES), st.text(min_size=1, max_size=60).filter(
-        lambda kind: kind != "block_actions"))
-    run_examples(send, EXAMPLES["bodies"], kinds, st.text(max_size=200), _json_values(),
-                 st.binary(max_size=400), other_types)
+    other_types = st.one_of(
+        st.sampled_from(OTHER_PAYLOAD_TYPES),
+        st.text(min_size=1, max_size=60).filter(lambda kind: kind != "block_actions"),
+    )
+    run_examples(
+        send, EXAMPLES["bodies"], kinds, st.text(max_size=200), _json_values(), st.binary(max_size=400), other_types
+    )
     served.settle()
     assert_nothing_unclean_reached_slack_or_the_log(served, "bodies")
 
@@ -429,9 +525,8 @@ def assert_nothing_unclean_reached_slack_or_the_log(served: Served, kind: str) -
             assert mark not in json.dumps(shown), (call.method, str(shown)[:500])
     log = served.log.read_text()
     for mark in TRACEBACK_MARKS:
-        assert mark not in log, log[log.find(mark) - 500: log.find(mark) + 1500]
+        assert mark not in log, log[log.find(mark) - 500 : log.find(mark) + 1500]
 
 
 def _form_items(body: str) -> list[tuple[str, str]]:
     return parse_qsl(body, keep_blank_values=True)
-

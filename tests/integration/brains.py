@@ -13,7 +13,9 @@ def open_readonly(path: Path) -> sqlite3.Connection:
 
 
 def tables(connection: sqlite3.Connection, schema: str = "main") -> list[str]:
-    rows = connection.execute(f"SELECT name FROM {schema}.sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")
+    rows = connection.execute(
+        f"SELECT name FROM {schema}.sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
+    )
     return sorted(row[0] for row in rows)
 
 

@@ -62,13 +62,25 @@ def build_demo_images(versions: dict[str, tuple[bool, int]]) -> None:
     for version, (broken, schema) in versions.items():
         tag = f"{REPOSITORY}:{version}"
         subprocess.run(
-            ["docker", "build", "--quiet",
-             "--build-arg", f"BASE_IMAGE={BASE_IMAGE}",
-             "--build-arg", f"ENGINE_VERSION={version}",
-             "--build-arg", f"ENGINE_BROKEN={1 if broken else 0}",
-             "--build-arg", f"ENGINE_BRAIN_SCHEMA={schema}",
-             "--tag", tag, str(EXAMPLE / "engine")],
-            check=True, capture_output=True, env={**os.environ, "DOCKER_BUILDKIT": "0"},
+            [
+                "docker",
+                "build",
+                "--quiet",
+                "--build-arg",
+                f"BASE_IMAGE={BASE_IMAGE}",
+                "--build-arg",
+                f"ENGINE_VERSION={version}",
+                "--build-arg",
+                f"ENGINE_BROKEN={1 if broken else 0}",
+                "--build-arg",
+                f"ENGINE_BRAIN_SCHEMA={schema}",
+                "--tag",
+                tag,
+                str(EXAMPLE / "engine"),
+            ],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "DOCKER_BUILDKIT": "0"},
         )
         subprocess.run(["docker", "push", "--quiet", tag], check=True, capture_output=True)
 
@@ -114,7 +126,10 @@ class Deployment:
     def compose(self, *arguments: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             ["docker", "compose", "-f", str(self.compose_file), *arguments],
-            cwd=self.folder, capture_output=True, text=True, check=check,
+            cwd=self.folder,
+            capture_output=True,
+            text=True,
+            check=check,
         )
 
     def container(self) -> docker.models.containers.Container:
@@ -126,8 +141,12 @@ class Deployment:
         self, *arguments: str, timeout: float = 300, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            self.command(*arguments), cwd=self.folder, env={**self.env(), **(env or {})},
-            capture_output=True, text=True, timeout=timeout,
+            self.command(*arguments),
+            cwd=self.folder,
+            env={**self.env(), **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
 
     def command(self, *arguments: str) -> list[str]:
@@ -210,7 +229,9 @@ def deployment(
     )
     if not brain:
         text = "".join(
-            line for line in text.splitlines(keepends=True) if line.strip() not in ("volumes:",) and "./data:/data" not in line
+            line
+            for line in text.splitlines(keepends=True)
+            if line.strip() not in ("volumes:",) and "./data:/data" not in line
         )
     else:
         (folder / "data").mkdir()
@@ -248,7 +269,7 @@ def changed_lines(before: str, after: str) -> list[tuple[str, str]]:
     """Pairs of (old, new) lines that differ; the files must have the same number of lines."""
     old, new = before.splitlines(keepends=True), after.splitlines(keepends=True)
     assert len(old) == len(new), "the edit added or removed lines"
-    return [(a, b) for a, b in zip(old, new) if a != b]
+    return [(a, b) for a, b in zip(old, new, strict=True) if a != b]
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.1, what: str = "condition") -> None:  # type: ignore[no-untyped-def]

@@ -49,13 +49,27 @@ def build_outside_images(versions: dict[str, tuple[bool, int]] = DEMO_VERSIONS) 
         for version, (broken, schema) in versions.items():
             tag = f"{REPOSITORY}:{version}"
             subprocess.run(
-                ["docker", "build", "--quiet", "--file", str(DOCKERFILE),
-                 "--build-arg", f"BASE_IMAGE={BASE_IMAGE}",
-                 "--build-arg", f"ENGINE_VERSION={version}",
-                 "--build-arg", f"ENGINE_BROKEN={1 if broken else 0}",
-                 "--build-arg", f"ENGINE_BRAIN_SCHEMA={schema}",
-                 "--tag", tag, str(EXAMPLE / "engine")],
-                check=True, capture_output=True, env={**os.environ, "DOCKER_BUILDKIT": "0"},
+                [
+                    "docker",
+                    "build",
+                    "--quiet",
+                    "--file",
+                    str(DOCKERFILE),
+                    "--build-arg",
+                    f"BASE_IMAGE={BASE_IMAGE}",
+                    "--build-arg",
+                    f"ENGINE_VERSION={version}",
+                    "--build-arg",
+                    f"ENGINE_BROKEN={1 if broken else 0}",
+                    "--build-arg",
+                    f"ENGINE_BRAIN_SCHEMA={schema}",
+                    "--tag",
+                    tag,
+                    str(EXAMPLE / "engine"),
+                ],
+                check=True,
+                capture_output=True,
+                env={**os.environ, "DOCKER_BUILDKIT": "0"},
             )
             subprocess.run(["docker", "push", "--quiet", tag], check=True, capture_output=True)
 
@@ -89,13 +103,17 @@ class Outside(Deployment):
         return {path.name: path.read_text() for path in (self.compose_file, self.override_file, self.env_file)}
 
     def compose(self, *arguments: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["docker", "compose", *arguments], cwd=self.folder, capture_output=True, text=True,
-                              check=check)
+        return subprocess.run(
+            ["docker", "compose", *arguments], cwd=self.folder, capture_output=True, text=True, check=check
+        )
 
     def containers(self) -> list[docker.models.containers.Container]:
         """The service's containers (not the one-off), by the labels Compose gave them."""
-        labels = [f"com.docker.compose.project={self.project}", "com.docker.compose.service=engine",
-                  "com.docker.compose.oneoff=False"]
+        labels = [
+            f"com.docker.compose.project={self.project}",
+            "com.docker.compose.service=engine",
+            "com.docker.compose.oneoff=False",
+        ]
         return docker.from_env().containers.list(all=True, filters={"label": labels})
 
     def container(self) -> docker.models.containers.Container:
@@ -122,15 +140,29 @@ class Outside(Deployment):
 
     def take_hand_snapshot(self) -> Path:
         """The runbook's snapshot, by hand: `sqlite3 data/brain.sqlite ".backup data/brain-pre-upgrade.db"`."""
-        subprocess.run(["sqlite3", "data/brain.sqlite", f".backup data/{HAND_SNAPSHOT}"], cwd=self.folder,
-                       check=True, capture_output=True, timeout=60)
+        subprocess.run(
+            ["sqlite3", "data/brain.sqlite", f".backup data/{HAND_SNAPSHOT}"],
+            cwd=self.folder,
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
         return self.hand_snapshot
 
     def start_oneoff(self) -> None:
         """`docker compose run -d` of the service: same image and volume, no ports, its own lines."""
         self.oneoff_name = f"{self.project}-oneoff"
-        self.compose("run", "--detach", "--no-deps", "--name", self.oneoff_name, "engine",
-                     "sh", "-c", f"echo '{ONEOFF_MARKER}'; exec sleep 3600")
+        self.compose(
+            "run",
+            "--detach",
+            "--no-deps",
+            "--name",
+            self.oneoff_name,
+            "engine",
+            "sh",
+            "-c",
+            f"echo '{ONEOFF_MARKER}'; exec sleep 3600",
+        )
 
 
 def _compose_texts(image_in: ImageIn, version: str, port: int, migrates: bool = True) -> tuple[str, str, str]:
@@ -144,10 +176,12 @@ def _compose_texts(image_in: ImageIn, version: str, port: int, migrates: bool = 
         f"{base_image}"
         "    environment:\n"
         '      ENGINE_DRAIN_SECONDS: "1"\n'
-        + ("" if migrates else '      ENGINE_BRAIN_SCHEMA: "1"   # this release ships no migration\n') +
-        "    restart: unless-stopped\n"
+        + ("" if migrates else '      ENGINE_BRAIN_SCHEMA: "1"   # this release ships no migration\n')
+        + "    restart: unless-stopped\n"
     )
-    override_image = f"    image: {REPOSITORY}:{version}  # this host pins its own release\n" if image_in == "override" else ""
+    override_image = (
+        f"    image: {REPOSITORY}:{version}  # this host pins its own release\n" if image_in == "override" else ""
+    )
     override = (
         "# This host: the port the Engine answers on and the folder its brain lives in.\n"
         "services:\n"

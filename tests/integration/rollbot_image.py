@@ -36,12 +36,22 @@ def build_rollbot_image() -> str:
     tools = docker_tools_image()
     previous = _image_id(IMAGE)
     built = _run(
-        ["docker", "build", "--quiet",
-         "--build-arg", f"PYTHON_IMAGE={PYTHON_IMAGE}",
-         "--build-arg", f"BUILDER_IMAGE={builder_image()}",
-         "--build-arg", f"DOCKER_CLI_IMAGE={tools}",
-         "--build-arg", f"COMPOSE_IMAGE={tools}",
-         "--tag", IMAGE, str(ROOT)],
+        [
+            "docker",
+            "build",
+            "--quiet",
+            "--build-arg",
+            f"PYTHON_IMAGE={PYTHON_IMAGE}",
+            "--build-arg",
+            f"BUILDER_IMAGE={builder_image()}",
+            "--build-arg",
+            f"DOCKER_CLI_IMAGE={tools}",
+            "--build-arg",
+            f"COMPOSE_IMAGE={tools}",
+            "--tag",
+            IMAGE,
+            str(ROOT),
+        ],
         env=CLASSIC_BUILDER,
     )
     if previous and previous != built.stdout.strip():
@@ -60,8 +70,10 @@ def builder_image() -> str:
             dockerfile.write_text(
                 f"FROM {PYTHON_IMAGE}\nCOPY . /wheelhouse\nENV PIP_NO_INDEX=1 PIP_FIND_LINKS=/wheelhouse\n"
             )
-            _run(["docker", "build", "--quiet", "--file", str(dockerfile), "--tag", tag, str(wheels)],
-                 env=CLASSIC_BUILDER)
+            _run(
+                ["docker", "build", "--quiet", "--file", str(dockerfile), "--tag", tag, str(wheels)],
+                env=CLASSIC_BUILDER,
+            )
     return tag
 
 
@@ -71,8 +83,9 @@ def wheelhouse() -> Path:
     Downloaded for this host's Python, so it must be the image's minor version (C extensions are
     per version). Kept under STATE, keyed by the lock, so CI fetches it once.
     """
-    image_python = _run(["docker", "run", "--rm", PYTHON_IMAGE, "python3", "-c",
-                         "import sys; print(*sys.version_info[:2], sep='.')"]).stdout.strip()
+    image_python = _run(
+        ["docker", "run", "--rm", PYTHON_IMAGE, "python3", "-c", "import sys; print(*sys.version_info[:2], sep='.')"]
+    ).stdout.strip()
     host_python = "{}.{}".format(*sys.version_info[:2])
     assert image_python == host_python, (
         f"{PYTHON_IMAGE} has Python {image_python} but the wheelhouse would be fetched for {host_python}"
@@ -83,8 +96,22 @@ def wheelhouse() -> Path:
     if not folder.is_dir():
         STATE.mkdir(parents=True, exist_ok=True)
         partial = Path(tempfile.mkdtemp(prefix="wheelhouse-", dir=STATE))
-        _run([sys.executable, "-m", "pip", "download", "--quiet", "--require-hashes", "--only-binary", ":all:",
-              "--dest", str(partial), "--requirement", str(lock)])
+        _run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--require-hashes",
+                "--only-binary",
+                ":all:",
+                "--dest",
+                str(partial),
+                "--requirement",
+                str(lock),
+            ]
+        )
         partial.rename(folder)  # whole or absent: a run cut short leaves only a temp folder
     return folder
 
@@ -93,8 +120,9 @@ def docker_tools_image() -> str:
     """This host's docker CLI at /usr/local/bin/docker and Compose plugin at /docker-compose."""
     docker = shutil.which("docker")
     assert docker is not None, "the docker CLI is not on PATH"
-    compose = _run(["docker", "info", "--format",
-                    '{{range .ClientInfo.Plugins}}{{if eq .Name "compose"}}{{.Path}}{{end}}{{end}}']).stdout.strip()
+    compose = _run(
+        ["docker", "info", "--format", '{{range .ClientInfo.Plugins}}{{if eq .Name "compose"}}{{.Path}}{{end}}{{end}}']
+    ).stdout.strip()
     assert compose, "the Compose v2 plugin was not found"
     client = _run(["docker", "version", "--format", "{{.Client.Version}}"]).stdout.strip()
     plugin = _run(["docker", "compose", "version", "--short"]).stdout.strip()
@@ -111,12 +139,15 @@ def docker_tools_image() -> str:
 
 
 def _image_id(reference: str) -> str | None:
-    found = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", reference],
-                           capture_output=True, text=True, check=False)
+    found = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{.Id}}", reference], capture_output=True, text=True, check=False
+    )
     return found.stdout.strip() if found.returncode == 0 else None
 
 
 def _run(command: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-    assert done.returncode == 0, f"{' '.join(command[:3])} … exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert done.returncode == 0, (
+        f"{' '.join(command[:3])} … exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    )
     return done

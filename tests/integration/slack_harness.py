@@ -48,15 +48,22 @@ class Bot:
         body = slash_command(text, user, channel, self.slack.response_url(response_id))
         return post(self.events_url, body, signed_headers(body, SIGNING_SECRET))
 
-    def click(self, action_id: str, run_id: str, user: str, message: dict[str, Any], channel: str = COMMAND_CHANNEL) -> Reply:
+    def click(
+        self, action_id: str, run_id: str, user: str, message: dict[str, Any], channel: str = COMMAND_CHANNEL
+    ) -> Reply:
         body = block_action(action_id, run_id, user, channel, message["ts"], self.slack.response_url(), message=message)
         return post(self.events_url, body, signed_headers(body, SIGNING_SECRET))
 
     def plan_message(self, run_hint: str, timeout: float = 60) -> dict[str, Any]:
         """The newest plan message in the command channel whose header names `run_hint`."""
-        return wait_for(lambda: next(
-            (m for m in reversed(self.slack.messages(COMMAND_CHANNEL)) if run_hint in str(m.get("blocks", ""))), None
-        ), timeout, f"a plan message mentioning {run_hint}")
+        return wait_for(
+            lambda: next(
+                (m for m in reversed(self.slack.messages(COMMAND_CHANNEL)) if run_hint in str(m.get("blocks", ""))),
+                None,
+            ),
+            timeout,
+            f"a plan message mentioning {run_hint}",
+        )
 
     def log(self) -> str:
         return self.log_file.read_text()
@@ -97,7 +104,10 @@ def slack_web_api() -> Iterator[tuple[FakeSlack, Prism]]:
 
 @contextmanager
 def serving(
-    deployed: Deployment, slack: FakeSlack, prism: Prism | None, extra_env: dict[str, str] | None = None,
+    deployed: Deployment,
+    slack: FakeSlack,
+    prism: Prism | None,
+    extra_env: dict[str, str] | None = None,
     log_name: str = "serve.log",
 ) -> Iterator[Bot]:
     """`rollbot serve` in HTTP mode, its Web API calls going through Prism (or, without one, to
@@ -111,7 +121,9 @@ def serving(
 
 
 @contextmanager
-def serving_socket_mode(deployed: Deployment, slack: FakeSlack, socket_mode: FakeSocketMode) -> Iterator[subprocess.Popen[str]]:
+def serving_socket_mode(
+    deployed: Deployment, slack: FakeSlack, socket_mode: FakeSocketMode
+) -> Iterator[subprocess.Popen[str]]:
     """`rollbot serve` in Socket Mode: SLACK_APP_TOKEN set, so it listens on no port and dials
     the websocket `apps.connections.open` hands out. Its Web API is the fake itself: Slack's
     published spec has no `apps.connections.open` for Prism to check."""
@@ -122,12 +134,18 @@ def serving_socket_mode(deployed: Deployment, slack: FakeSlack, socket_mode: Fak
 
 
 @contextmanager
-def _serve(deployed: Deployment, extra_env: dict[str, str], log_file: Path, *arguments: str) -> Iterator[subprocess.Popen[str]]:
+def _serve(
+    deployed: Deployment, extra_env: dict[str, str], log_file: Path, *arguments: str
+) -> Iterator[subprocess.Popen[str]]:
     env = {**deployed.env(), "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, **extra_env}
     log = log_file.open("w")
     process = subprocess.Popen(
-        deployed.command("serve", *arguments), cwd=deployed.folder, env=env,
-        stdout=log, stderr=subprocess.STDOUT, text=True,
+        deployed.command("serve", *arguments),
+        cwd=deployed.folder,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         yield process

@@ -60,8 +60,22 @@ def upgraded(tmp_path: Path) -> Iterator[Deployment]:
 def worker(upgraded: Deployment) -> Iterator[str]:
     """A container that is not the service, sharing the brain's folder (a worker, a stray one-off)."""
     name = f"{upgraded.project}-worker-{secrets.token_hex(2)}"
-    subprocess.run(["docker", "run", "--detach", "--name", name, "--volume", f"{upgraded.folder / 'data'}:/data",
-                    BASE_IMAGE, "sleep", "3600"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "docker",
+            "run",
+            "--detach",
+            "--name",
+            name,
+            "--volume",
+            f"{upgraded.folder / 'data'}:/data",
+            BASE_IMAGE,
+            "sleep",
+            "3600",
+        ],
+        check=True,
+        capture_output=True,
+    )
     try:
         yield name
     finally:
@@ -79,11 +93,16 @@ def test_a_container_mounting_the_brain_folder_refuses_the_restore_and_nothing_i
 
     assert done.returncode == 2, done.stdout + done.stderr
     [line] = non_empty_lines(done.stderr)
-    assert line.startswith("refused: the brain is held by more than the Engine") and f"container {worker} mounts" in line, line
+    assert (
+        line.startswith("refused: the brain is held by more than the Engine") and f"container {worker} mounts" in line
+    ), line
     assert upgraded.compose_file.read_bytes() == compose_before
     container_after = upgraded.container().attrs
     assert (container_after["Id"], container_after["State"]["StartedAt"], container_after["State"]["Running"]) == (
-        container_before["Id"], container_before["State"]["StartedAt"], True)
+        container_before["Id"],
+        container_before["State"]["StartedAt"],
+        True,
+    )
     assert (upgraded.brain.stat().st_ino, upgraded.brain.read_bytes(), digests(upgraded.brain)) == brain_before
     assert not [p for p in upgraded.brain.parent.glob(".brain.sqlite.rollbot-*") if not p.name.endswith("-lock")]
     assert not (upgraded.brain.parent / "rollbot-forensic").exists()
@@ -95,14 +114,21 @@ def test_a_container_mounting_the_brain_folder_refuses_the_restore_and_nothing_i
 
 def holder_rows(brain: Path) -> list[str]:
     with closing(open_readonly(brain)) as connection:
-        return [row[0] for row in connection.execute("SELECT content FROM episodes WHERE content LIKE 'holder:%' ORDER BY id")]
+        return [
+            row[0]
+            for row in connection.execute("SELECT content FROM episodes WHERE content LIKE 'holder:%' ORDER BY id")
+        ]
 
 
 def test_a_process_that_opens_the_brain_at_the_drain_ends_the_run_on_the_previous_version(upgraded: Deployment) -> None:
     compose_before = upgraded.compose_file.read_bytes()
     inode_before = upgraded.brain.stat().st_ino
-    holder = subprocess.Popen([sys.executable, "-c", OPENS_AT_THE_DRAIN, upgraded.container().id, str(upgraded.brain)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", OPENS_AT_THE_DRAIN, upgraded.container().id, str(upgraded.brain)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         done = upgraded.rollbot("rollback", "engine", HEALTHY, "--yes", "--brain", "restore")
         assert done.returncode == 1, done.stdout + done.stderr  # the drain happened: the holder is there

@@ -18,7 +18,14 @@ from tests.integration.demo import BROKEN, HEALTHY, Deployment, deployment, non_
 
 MEMORY_TABLES = ["conversations", "episodes", "feedback", "knowledge", "social_graph"]
 RESTORE_STEPS = [
-    "capture_logs", "stage_snapshot", "set_image_tag", "pull", "stop", "swap_brain", "start", "verify_health",
+    "capture_logs",
+    "stage_snapshot",
+    "set_image_tag",
+    "pull",
+    "stop",
+    "swap_brain",
+    "start",
+    "verify_health",
 ]
 
 
@@ -57,7 +64,7 @@ def test_brain_is_restored_exactly_and_the_bad_window_is_kept(upgraded: Deployme
     assert run.status is RunStatus.SUCCEEDED
     assert [step.name for step in run.steps] == RESTORE_STEPS
     counted = {t["table"]: t["rows"] for t in run.plan["brain"]["loss"]["tables"]}
-    assert counted == {**{table: 2 for table in MEMORY_TABLES}, "tool_calls": 2}
+    assert counted == {**dict.fromkeys(MEMORY_TABLES, 2), "tool_calls": 2}
 
     forensic = Path(run.summary["forensic_copy"])
     assert digests(forensic) == bad_brain, "the forensic copy is the whole bad brain, exactly"
@@ -104,7 +111,9 @@ def assert_refused_untouched(deployed: Deployment, check: str, reason: str) -> N
     compose_before = deployed.compose_file.read_bytes()
     container_before = deployed.container().attrs
     brain_before = (deployed.brain.stat().st_ino, digests(deployed.brain))
-    beside_before = sorted(deployed.brain.parent.glob(".brain.sqlite.rollbot-*"))  # the brain's lock, if any snapshot took it
+    beside_before = sorted(
+        deployed.brain.parent.glob(".brain.sqlite.rollbot-*")
+    )  # the brain's lock, if any snapshot took it
 
     done = deployed.rollbot("rollback", "engine", HEALTHY, "--yes")
 
@@ -114,7 +123,8 @@ def assert_refused_untouched(deployed: Deployment, check: str, reason: str) -> N
     assert deployed.compose_file.read_bytes() == compose_before
     container_after = deployed.container().attrs
     assert (container_after["Id"], container_after["State"]["StartedAt"]) == (
-        container_before["Id"], container_before["State"]["StartedAt"]
+        container_before["Id"],
+        container_before["State"]["StartedAt"],
     )
     assert (deployed.brain.stat().st_ino, digests(deployed.brain)) == brain_before
     assert sorted(deployed.brain.parent.glob(".brain.sqlite.rollbot-*")) == beside_before, "no staged copy is left"

@@ -51,10 +51,24 @@ class Container:
 
     def compose(self, *arguments: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            ["docker", "compose", "--project-name", self.project, "--project-directory", str(self.folder),
-             "--file", str(DEPLOY / "docker-compose.yml"), "--file", str(self.folder / "test-override.yml"),
-             *arguments],
-            capture_output=True, text=True, check=check, timeout=timeout, stdin=subprocess.DEVNULL,
+            [
+                "docker",
+                "compose",
+                "--project-name",
+                self.project,
+                "--project-directory",
+                str(self.folder),
+                "--file",
+                str(DEPLOY / "docker-compose.yml"),
+                "--file",
+                str(self.folder / "test-override.yml"),
+                *arguments,
+            ],
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
         )
 
     def exec(self, *command: str) -> subprocess.CompletedProcess[str]:
@@ -77,17 +91,22 @@ def rollbot_container(engine: Deployment, image: str) -> Iterator[Container]:
     assert str(engine.brain) in config
     (folder / "rollbot.yaml").write_text(config)
     port = free_port()
-    (folder / ".env").write_text("\n".join([
-        "SLACK_BOT_TOKEN=xoxb-test-000000000000-deploy",
-        f"SLACK_SIGNING_SECRET={SIGNING_SECRET}",
-        "SLACK_API_URL=http://127.0.0.1:9/api/",  # the container's own loopback: no Slack here
-        f"ENGINE_DIR={engine.folder}",
-        f"BRAIN_DIR={engine.folder / 'data'}",
-        f"ENGINE_NETWORK={engine.project}_default",
-        f"DOCKER_GID={os.stat('/var/run/docker.sock').st_gid}",
-        f"ROLLBOT_IMAGE={image}",
-        f"ROLLBOT_PORT={port}",
-    ]) + "\n")
+    (folder / ".env").write_text(
+        "\n".join(
+            [
+                "SLACK_BOT_TOKEN=xoxb-test-000000000000-deploy",
+                f"SLACK_SIGNING_SECRET={SIGNING_SECRET}",
+                "SLACK_API_URL=http://127.0.0.1:9/api/",  # the container's own loopback: no Slack here
+                f"ENGINE_DIR={engine.folder}",
+                f"BRAIN_DIR={engine.folder / 'data'}",
+                f"ENGINE_NETWORK={engine.project}_default",
+                f"DOCKER_GID={os.stat('/var/run/docker.sock').st_gid}",
+                f"ROLLBOT_IMAGE={image}",
+                f"ROLLBOT_PORT={port}",
+            ]
+        )
+        + "\n"
+    )
     (folder / "test-override.yml").write_text(TEST_OVERRIDE)
     bot = Container(f"{engine.project}-rollbot", folder, port)
     try:

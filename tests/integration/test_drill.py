@@ -63,8 +63,18 @@ def _drill_from_slack(deployed) -> None:  # type: ignore[no-untyped-def]
         mark = prism.mark()
         acked = bot.command(f"drill engine {BROKEN}", "U0REQUEST1")
         assert acked.status == 200 and "started a rollback drill" in acked.body
-        report = wait_for(lambda: next((m for m in slack.messages(COMMAND_CHANNEL) if "drill " in m.get("text", "")
-                                        and "succeeded" in m.get("text", "")), None), 180, "the drill's report")
+        report = wait_for(
+            lambda: next(
+                (
+                    m
+                    for m in slack.messages(COMMAND_CHANNEL)
+                    if "drill " in m.get("text", "") and "succeeded" in m.get("text", "")
+                ),
+                None,
+            ),
+            180,
+            "the drill's report",
+        )
         assert "against the last drill" in str(report["blocks"])
         assert "rollback:" in str(report["blocks"]) and "total:" in str(report["blocks"])
         assert_blocks_valid(slack.messages(COMMAND_CHANNEL, replies=True))

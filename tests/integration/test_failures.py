@@ -54,8 +54,11 @@ def test_brain_rollback_to_a_version_that_never_gets_healthy_runs_the_previous_o
         output = done.stdout + done.stderr
         assert f"engine is running {BROKEN} again (degraded, as before the rollback)" in output
         assert "the original brain is back at" in output and "Traceback" not in output
-        wait_until(lambda: (answer := deployed.health()) is not None and answer.status_code == 503, 30,
-                   what=f"{BROKEN} answering /health again")
+        wait_until(
+            lambda: (answer := deployed.health()) is not None and answer.status_code == 503,
+            30,
+            what=f"{BROKEN} answering /health again",
+        )
         assert deployed.health().json() == before.json(), "the same version on the same brain as before"
         container = deployed.container().attrs
         assert container["State"]["Running"] and container["Config"]["Image"] == f"{REPOSITORY}:{BROKEN}"
@@ -73,7 +76,11 @@ def test_killed_cli_leaves_a_run_reported_as_interrupted_at_its_step(tmp_path: P
     with deployment(tmp_path, running=BROKEN, drain_seconds=20) as deployed:
         process = subprocess.Popen(
             deployed.command("rollback", "engine", HEALTHY, "--yes"),
-            cwd=deployed.folder, env=deployed.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=deployed.folder,
+            env=deployed.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         try:
             wait_until(lambda: _step_running(deployed, "stop"), timeout=60, what="the drain-stop step")
@@ -90,7 +97,14 @@ def test_killed_cli_leaves_a_run_reported_as_interrupted_at_its_step(tmp_path: P
         [run] = deployed.history_json()
         assert run["status"] == RunStatus.INTERRUPTED
         assert run["current_step"] == "stop"
-        assert [s["status"] for s in run["steps"]] == ["succeeded", "succeeded", "succeeded", "running", "pending", "pending"]
+        assert [s["status"] for s in run["steps"]] == [
+            "succeeded",
+            "succeeded",
+            "succeeded",
+            "running",
+            "pending",
+            "pending",
+        ]
 
 
 def _step_running(deployed, name: str) -> bool:  # type: ignore[no-untyped-def]

@@ -23,14 +23,18 @@ def test_unhealthy_release_is_rolled_back(tmp_path: Path) -> None:
         assert container.id != old_container
         assert container.attrs["Config"]["Image"] == f"{REPOSITORY}:{HEALTHY}"
         assert container.attrs["State"]["Running"]
-        wait_until(lambda: (answer := deployed.health()) is not None and answer.status_code == 200, 30, what="/health ok")
+        wait_until(
+            lambda: (answer := deployed.health()) is not None and answer.status_code == 200, 30, what="/health ok"
+        )
         assert deployed.health().json() == {"status": "ok", "version": HEALTHY, "brain_schema": 1}
 
         changes = changed_lines(compose_before, deployed.compose_file.read_text())
-        assert changes == [(
-            f"    image: {REPOSITORY}:{BROKEN}\n",
-            f"    image: {REPOSITORY}:{HEALTHY}\n",
-        )]
+        assert changes == [
+            (
+                f"    image: {REPOSITORY}:{BROKEN}\n",
+                f"    image: {REPOSITORY}:{HEALTHY}\n",
+            )
+        ]
         assert "# The release that is live." in deployed.compose_file.read_text()
 
         [run] = deployed.runs()

@@ -14,10 +14,10 @@ from pathlib import Path
 import docker
 import pytest
 
-from bot.planning.brain_plan import BrainChoice
 from bot.adapters.compose import ComposeCli
-from bot.config import load_config
 from bot.adapters.docker_host import DockerHost
+from bot.config import load_config
+from bot.planning.brain_plan import BrainChoice
 from bot.planning.plan import RollbackRequest, Systems, make_plan
 from bot.planning.preflight import CheckResult
 from storage import RunStatus
@@ -73,16 +73,20 @@ def test_rollback_on_the_override_layout_keeps_port_volume_files_and_one_off(tmp
 
         assert done.returncode == 0, done.stdout + done.stderr
         assert "Traceback" not in done.stdout + done.stderr
-        wait_until(lambda: (answer := deployed.health()) is not None and answer.status_code == 200, 30, what="/health ok")
+        wait_until(
+            lambda: (answer := deployed.health()) is not None and answer.status_code == 200, 30, what="/health ok"
+        )
         assert deployed.health().json() == {"status": "ok", "version": HEALTHY, "brain_schema": 1}
         assert deployed.container().attrs["Config"]["Image"] == f"{REPOSITORY}:{HEALTHY}"
         assert brain_schema(deployed.brain) == 1, "the brain seen through the override's volume is the snapshot"
 
         after = deployed.files()
-        assert changed_lines(files_before["docker-compose.yml"], after["docker-compose.yml"]) == [(
-            f"    image: {REPOSITORY}:{BROKEN}   # the release that is live\n",
-            f"    image: {REPOSITORY}:{HEALTHY}   # the release that is live\n",
-        )]
+        assert changed_lines(files_before["docker-compose.yml"], after["docker-compose.yml"]) == [
+            (
+                f"    image: {REPOSITORY}:{BROKEN}   # the release that is live\n",
+                f"    image: {REPOSITORY}:{HEALTHY}   # the release that is live\n",
+            )
+        ]
         assert after["docker-compose.override.yml"] == files_before["docker-compose.override.yml"]
         assert after[".env"] == files_before[".env"]
 
@@ -103,8 +107,9 @@ def test_rollback_on_the_override_layout_keeps_port_volume_files_and_one_off(tmp
 
 def test_image_tag_in_env_is_switched_there(tmp_path: Path) -> None:
     """`image: repo:${ENGINE_TAG}` with ENGINE_TAG in .env: the .env line is the one edited."""
-    with outside_deployment(tmp_path, BROKEN, before=(HEALTHY,), hand_snapshot=True, brain=True,
-                            image_in="env", oneoff=False) as deployed:
+    with outside_deployment(
+        tmp_path, BROKEN, before=(HEALTHY,), hand_snapshot=True, brain=True, image_in="env", oneoff=False
+    ) as deployed:
         files_before = deployed.files()
         plan = plan_of(deployed, brain=BrainChoice.RESTORE)
         assert plan.refusal is None, plan.checks
@@ -113,10 +118,13 @@ def test_image_tag_in_env_is_switched_there(tmp_path: Path) -> None:
         done = deployed.rollbot("rollback", "engine", HEALTHY, "--yes", "--brain", "restore")
 
         assert done.returncode == 0, done.stdout + done.stderr
-        wait_until(lambda: (answer := deployed.health()) is not None and answer.status_code == 200, 30, what="/health ok")
+        wait_until(
+            lambda: (answer := deployed.health()) is not None and answer.status_code == 200, 30, what="/health ok"
+        )
         after = deployed.files()
         assert changed_lines(files_before[".env"], after[".env"]) == [
-            (f"ENGINE_TAG={BROKEN}  # the live release\n", f"ENGINE_TAG={HEALTHY}  # the live release\n")]
+            (f"ENGINE_TAG={BROKEN}  # the live release\n", f"ENGINE_TAG={HEALTHY}  # the live release\n")
+        ]
         assert after["docker-compose.yml"] == files_before["docker-compose.yml"]
         assert after["docker-compose.override.yml"] == files_before["docker-compose.override.yml"]
 
@@ -137,7 +145,9 @@ def test_plan_edits_the_override_that_sets_the_image_and_finds_the_service(tmp_p
 def test_plan_warns_when_the_running_container_was_not_started_from_these_files(tmp_path: Path) -> None:
     with outside_deployment(tmp_path, BROKEN, oneoff=False) as deployed:
         text = deployed.override_file.read_text()
-        deployed.override_file.write_text(text.replace("    ports:\n", "    environment:\n      EXTRA: \"1\"\n    ports:\n"))
+        deployed.override_file.write_text(
+            text.replace("    ports:\n", '    environment:\n      EXTRA: "1"\n    ports:\n')
+        )
         plan = plan_of(deployed)
         hashed = check(plan, "container started from these files")
         assert hashed.result is CheckResult.WARNING
@@ -149,8 +159,11 @@ def test_image_from_a_merge_key_is_refused_at_preflight(tmp_path: Path) -> None:
     with outside_deployment(tmp_path, BROKEN, oneoff=False) as deployed:
         text = deployed.compose_file.read_text()
         image_line = next(line for line in text.splitlines(keepends=True) if "image:" in line)
-        merged = ("x-engine: &engine\n" + image_line.replace("    image:", "  image:")
-                  + text.replace(image_line, "    <<: *engine\n"))
+        merged = (
+            "x-engine: &engine\n"
+            + image_line.replace("    image:", "  image:")
+            + text.replace(image_line, "    <<: *engine\n")
+        )
         deployed.compose_file.write_text(merged)
         before = deployed.files()
         plan = plan_of(deployed)
@@ -170,8 +183,10 @@ def crash_looping() -> str:
     """A container that prints one line per start and exits, restarted by Docker each time."""
     client = docker.from_env()
     container = client.containers.run(
-        BASE_IMAGE, ["sh", "-c", "echo start-$(cat /proc/sys/kernel/random/uuid); exit 3"],
-        detach=True, restart_policy={"Name": "on-failure", "MaximumRetryCount": 4},
+        BASE_IMAGE,
+        ["sh", "-c", "echo start-$(cat /proc/sys/kernel/random/uuid); exit 3"],
+        detach=True,
+        restart_policy={"Name": "on-failure", "MaximumRetryCount": 4},
     )
     try:
         yield container.id
@@ -181,13 +196,20 @@ def crash_looping() -> str:
 
 def test_logs_keep_the_lines_from_before_the_restarts(tmp_path: Path, crash_looping: str) -> None:
     client = docker.from_env()
-    wait_until(lambda: client.containers.get(crash_looping).attrs["RestartCount"] >= 4
-               and client.containers.get(crash_looping).status == "exited", 60, 0.3, what="four restarts")
+    wait_until(
+        lambda: (
+            client.containers.get(crash_looping).attrs["RestartCount"] >= 4
+            and client.containers.get(crash_looping).status == "exited"
+        ),
+        60,
+        0.3,
+        what="four restarts",
+    )
     destination = tmp_path / "engine.log"
     DockerHost().save_logs([crash_looping], destination, 20 * 1024 * 1024)
     starts = [line for line in destination.read_text().splitlines() if " start-" in line]
     assert len(starts) == 5, starts  # the first start and four restarts
-    assert len(set(line.split("start-")[1] for line in starts)) == 5
+    assert len({line.split("start-")[1] for line in starts}) == 5
 
 
 def test_logs_are_capped_with_both_ends_kept(tmp_path: Path) -> None:
@@ -216,14 +238,29 @@ def test_logs_of_every_container_of_a_scaled_service_never_the_one_off(tmp_path:
     folder.mkdir()
     (folder / "docker-compose.yml").write_text(
         f"services:\n  worker:\n    image: {BASE_IMAGE}\n"
-        "    command: [\"sh\", \"-c\", \"echo hello from $$HOSTNAME; exec sleep 3600\"]\n")
+        '    command: ["sh", "-c", "echo hello from $$HOSTNAME; exec sleep 3600"]\n'
+    )
     project = f"scaled-{tmp_path.name[-8:].lower().replace('_', '')}"
     (folder / ".env").write_text(f"COMPOSE_PROJECT_NAME={project}\n")
     compose = ["docker", "compose"]
     try:
         subprocess.run([*compose, "up", "--detach", "--scale", "worker=2"], cwd=folder, check=True, capture_output=True)
-        subprocess.run([*compose, "run", "--detach", "--name", f"{project}-oneoff", "worker", "sh", "-c",
-                        f"echo '{ONEOFF_MARKER}'; exec sleep 3600"], cwd=folder, check=True, capture_output=True)
+        subprocess.run(
+            [
+                *compose,
+                "run",
+                "--detach",
+                "--name",
+                f"{project}-oneoff",
+                "worker",
+                "sh",
+                "-c",
+                f"echo '{ONEOFF_MARKER}'; exec sleep 3600",
+            ],
+            cwd=folder,
+            check=True,
+            capture_output=True,
+        )
         host = DockerHost()
         cli = ComposeCli(folder / "docker-compose.yml", host.service_container_ids)
         assert cli.service("worker").project == project

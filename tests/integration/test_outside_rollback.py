@@ -24,7 +24,14 @@ from storage import RunStatus
 from tests.integration.brains import digests
 from tests.integration.demo import changed_lines, non_empty_lines, wait_until
 from tests.integration.outside import BROKEN, HEALTHY, ONEOFF_MARKER, REPOSITORY, Outside, outside_deployment
-from tests.integration.slack_harness import COMMAND_CHANNEL, assert_blocks_valid, button, serving, slack_web_api, wait_for
+from tests.integration.slack_harness import (
+    COMMAND_CHANNEL,
+    assert_blocks_valid,
+    button,
+    serving,
+    slack_web_api,
+    wait_for,
+)
 from tests.slackapi.fake_slack import FakeSlack
 from tests.slackapi.prism import Prism
 
@@ -33,12 +40,14 @@ INFERRED = "inferred from brain-pre-upgrade.db, taken before 2.4.0 started"
 
 
 @contextmanager
-def upgraded(tmp_path: Path, migrates: bool = True, snapshot_mtime_after_upgrade: bool = False,
-             oneoff: bool = True) -> Iterator[Outside]:
+def upgraded(
+    tmp_path: Path, migrates: bool = True, snapshot_mtime_after_upgrade: bool = False, oneoff: bool = True
+) -> Iterator[Outside]:
     """2.3.1 writes 3 turns, the owners snapshot by hand, 2.4.0 goes live and writes 2 turns.
     Without `oneoff` no one-off shares ./data: a brain restore refuses while one runs."""
-    with outside_deployment(tmp_path, BROKEN, before=(HEALTHY,), hand_snapshot=True, brain=True,
-                            migrates=migrates, oneoff=oneoff) as deployed:
+    with outside_deployment(
+        tmp_path, BROKEN, before=(HEALTHY,), hand_snapshot=True, brain=True, migrates=migrates, oneoff=oneoff
+    ) as deployed:
         assert deployed.hand_snapshot.is_file()
         assert deployed.health() is not None and deployed.health().status_code == 503
         deployed.remember(2)
@@ -100,7 +109,9 @@ def test_terminal_brain_restore_when_the_upgrade_migrated(tmp_path: Path) -> Non
         assert INFERRED in done.stdout and "the upgrade migrated the brain to 2" in done.stdout
         assert digests(deployed.brain) == snapshot
         assert_on_healthy_and_files_kept(deployed, files, oneoff="exited")
-        assert deployed.health().json()["brain_schema"] == 1, "the Engine reads the restored brain through the override's volume"
+        assert deployed.health().json()["brain_schema"] == 1, (
+            "the Engine reads the restored brain through the override's volume"
+        )
         run = deployed.journal().runs()[0]
         assert run.summary["brain"] == "restored from brain-pre-upgrade.db" and run.summary["rows_rolled_back"] > 0
         seen = deployed.journal().schema_seen("engine", HEALTHY)
@@ -119,8 +130,15 @@ def test_terminal_question_refused_with_yes_then_answered_at_the_prompt(tmp_path
         assert (deployed.files(), digests(deployed.brain), deployed.container().id) == (files, brain, container)
         assert deployed.journal().runs()[0].status is RunStatus.CANCELLED
 
-        answered = subprocess.run(deployed.command("rollback", "engine", HEALTHY), input="restore\ny\n",
-                                  cwd=deployed.folder, env=deployed.env(), capture_output=True, text=True, timeout=300)
+        answered = subprocess.run(
+            deployed.command("rollback", "engine", HEALTHY),
+            input="restore\ny\n",
+            cwd=deployed.folder,
+            env=deployed.env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert answered.returncode == 0, answered.stdout + answered.stderr
         assert "restore / keep / cancel" in answered.stdout and "restore as asked" in answered.stdout
         assert digests(deployed.brain) == digests(deployed.hand_snapshot)
@@ -137,8 +155,9 @@ def web_api() -> Iterator[tuple[FakeSlack, Prism]]:
 
 
 def all_clear(slack: FakeSlack) -> dict:
-    return wait_for(lambda: next((m for m in slack.messages(COMMAND_CHANNEL) if "All clear" in str(m)), None),
-                    180, "the all-clear")
+    return wait_for(
+        lambda: next((m for m in slack.messages(COMMAND_CHANNEL) if "All clear" in str(m)), None), 180, "the all-clear"
+    )
 
 
 def test_slack_image_only_and_brain_restore_without_asking(tmp_path: Path, web_api: tuple[FakeSlack, Prism]) -> None:
@@ -146,8 +165,10 @@ def test_slack_image_only_and_brain_restore_without_asking(tmp_path: Path, web_a
     for number, migrates in enumerate((False, True)):
         slack.reset()
         mark = prism.mark()
-        with upgraded(tmp_path / str(number), migrates=migrates, oneoff=not migrates) as deployed, \
-                serving(deployed, slack, prism) as bot:
+        with (
+            upgraded(tmp_path / str(number), migrates=migrates, oneoff=not migrates) as deployed,
+            serving(deployed, slack, prism) as bot,
+        ):
             files, snapshot = deployed.files(), digests(deployed.hand_snapshot)
             assert bot.command(f"engine {HEALTHY} 5xx since the upgrade", REQUESTER).status == 200
             plan = bot.plan_message(BROKEN)
@@ -174,20 +195,34 @@ def test_slack_question_answered_by_button_in_place(tmp_path: Path, web_api: tup
     slack, prism = web_api
     slack.reset()
     mark = prism.mark()
-    with upgraded(tmp_path, snapshot_mtime_after_upgrade=True, oneoff=False) as deployed, \
-            serving(deployed, slack, prism) as bot:
+    with (
+        upgraded(tmp_path, snapshot_mtime_after_upgrade=True, oneoff=False) as deployed,
+        serving(deployed, slack, prism) as bot,
+    ):
         files = deployed.files()
         bot.command(f"engine {HEALTHY} memory errors", REQUESTER)
         asked = bot.plan_message("Restore the brain or keep it?")
         restore = button(asked, AnswerActionId.RESTORE)
         assert restore is not None and button(asked, AnswerActionId.KEEP) is not None
-        assert "brain-pre-upgrade.db" in restore["text"]["text"] and "row(s) leave the live brain" in restore["text"]["text"]
+        assert (
+            "brain-pre-upgrade.db" in restore["text"]["text"]
+            and "row(s) leave the live brain" in restore["text"]["text"]
+        )
         assert button(asked, ActionId.APPROVE) is None and button(asked, ActionId.BRAIN_RESTORE_APPROVE) is None
 
         bot.click(AnswerActionId.RESTORE, restore["value"], REQUESTER, asked)
-        replaced = wait_for(lambda: next((m for m in slack.messages(COMMAND_CHANNEL)
-                                          if m["ts"] == asked["ts"] and button(m, ActionId.BRAIN_RESTORE_APPROVE)), None),
-                            60, "the plan replaced in place by a restore plan")
+        replaced = wait_for(
+            lambda: next(
+                (
+                    m
+                    for m in slack.messages(COMMAND_CHANNEL)
+                    if m["ts"] == asked["ts"] and button(m, ActionId.BRAIN_RESTORE_APPROVE)
+                ),
+                None,
+            ),
+            60,
+            "the plan replaced in place by a restore plan",
+        )
         approve = button(replaced, ActionId.BRAIN_RESTORE_APPROVE)
         assert approve["value"] != restore["value"], "the answer made a fresh plan"
         assert deployed.journal().run(restore["value"]).status is RunStatus.CANCELLED

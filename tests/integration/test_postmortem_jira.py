@@ -38,10 +38,12 @@ ENGINE_PASSWORD = "scanme-engine-db-password-77c2"
 ENGINE_OWN_SLACK_TOKEN = "xoxb-the-engines-own-token"
 # Fields Jira fills in itself (who reported the issue is whoever the credentials name).
 JIRA_OWN_FIELDS = {"reporter", "creator", "assignee", "watches", "votes"}
-JIRA_CONFIG = {"    keep_images: 5": f"    keep_images: 5\ntickets:\n  kind: jira\n  project: {PROJECT_KEY}\n"
-                                     "  issue_type: Task\n  labels: [postmortem]\n"
-                                     # jira820 has no search index lag: a lost create is looked for at once
-                                     "  jira:\n    search_delay_seconds: 0"}
+JIRA_CONFIG = {
+    "    keep_images: 5": f"    keep_images: 5\ntickets:\n  kind: jira\n  project: {PROJECT_KEY}\n"
+    "  issue_type: Task\n  labels: [postmortem]\n"
+    # jira820 has no search index lag: a lost create is looked for at once
+    "  jira:\n    search_delay_seconds: 0"
+}
 
 
 @pytest.fixture
@@ -59,8 +61,13 @@ def give_the_engine_secrets_of_its_own(deployed: Deployment) -> None:
     project's `.env` under the same name rollbot's token has; the Engine is restarted with them."""
     text = deployed.compose_file.read_text()
     drain = next(line for line in text.splitlines() if line.strip().startswith("ENGINE_DRAIN_SECONDS:"))
-    deployed.compose_file.write_text(text.replace(drain, f'{drain}\n      ENGINE_DB_PASSWORD: "{ENGINE_PASSWORD}"'
-                                                         '\n      ENGINE_SLACK_TOKEN: "${SLACK_BOT_TOKEN:-none}"'))
+    deployed.compose_file.write_text(
+        text.replace(
+            drain,
+            f'{drain}\n      ENGINE_DB_PASSWORD: "{ENGINE_PASSWORD}"'
+            '\n      ENGINE_SLACK_TOKEN: "${SLACK_BOT_TOKEN:-none}"',
+        )
+    )
     (deployed.folder / ".env").write_text(f"SLACK_BOT_TOKEN={ENGINE_OWN_SLACK_TOKEN}\n")
     deployed.compose("up", "--detach", "engine")
     deployed.wait_for_answer()
@@ -92,8 +99,9 @@ def test_a_brain_rollback_files_one_jira_ticket_with_timeline_loss_and_logs(
         deployed.deploy(BROKEN)
         deployed.remember(2)
 
-        done = deployed.rollbot("rollback", "engine", HEALTHY, "--yes", "--reason", "brain unreadable",
-                                env=jira_env(prism))
+        done = deployed.rollbot(
+            "rollback", "engine", HEALTHY, "--yes", "--reason", "brain unreadable", env=jira_env(prism)
+        )
 
         assert done.returncode == 0, done.stdout + done.stderr
         run = deployed.runs()[0]
@@ -104,7 +112,10 @@ def test_a_brain_rollback_files_one_jira_ticket_with_timeline_loss_and_logs(
         assert issue["issuetype"]["name"] == "Task"
         description = issue["description"]
         assert "h2. Timeline (UTC)" in description and "step swap\\_brain succeeded" in description
-        assert "||table||rows added||rows changed||rows deleted||time range of the added rows||" in description and "|episodes|2|" in description
+        assert (
+            "||table||rows added||rows changed||rows deleted||time range of the added rows||" in description
+            and "|episodes|2|" in description
+        )
         assert "Reason given: brain unreadable" in description
         names = {a["filename"] for a in issue["attachment"]}
         assert {f"engine-{BROKEN}.log", "journal.json", "health.json", f"engine-{BROKEN}.inspect.json"} <= names
@@ -153,7 +164,6 @@ def test_without_jira_the_same_postmortem_lands_as_files(tmp_path: Path) -> None
         assert (folder / f"engine-{BROKEN}.log").is_file()
 
 
-
 def test_a_ticket_filed_after_the_all_clear_is_linked_in_the_thread(
     tmp_path: Path, jira: tuple[Jira820, JiraPrism]
 ) -> None:
@@ -166,45 +176,62 @@ def test_a_ticket_filed_after_the_all_clear_is_linked_in_the_thread(
     attachments, in any row of its database, or in any evidence or postmortem file."""
     server, jira_prism = jira
     secret_env = jira_env(jira_prism, user=SCAN_JIRA_USER, token=SCAN_JIRA_TOKEN)
-    with slack_web_api() as (slack, slack_prism), \
-            deployment(tmp_path, running=BROKEN, config_edits=JIRA_CONFIG) as deployed, \
-            serving(deployed, slack, slack_prism, extra_env=secret_env) as bot:
+    with (
+        slack_web_api() as (slack, slack_prism),
+        deployment(tmp_path, running=BROKEN, config_edits=JIRA_CONFIG) as deployed,
+        serving(deployed, slack, slack_prism, extra_env=secret_env) as bot,
+    ):
         give_the_engine_secrets_of_its_own(deployed)
         server.stop()
         bot.command(f"engine {HEALTHY} ticket later", "U0REQUEST1")
         plan = bot.plan_message("ticket later")
         run_id = button(plan, ActionId.APPROVE)["value"]
         bot.click(ActionId.APPROVE, run_id, "U0REQUEST1", plan)
-        final = wait_for(lambda: next((m for m in slack.messages(INCIDENT_CHANNEL) if "All clear" in str(m)), None),
-                         120, "the all-clear")
+        final = wait_for(
+            lambda: next((m for m in slack.messages(INCIDENT_CHANNEL) if "All clear" in str(m)), None),
+            120,
+            "the all-clear",
+        )
         assert "Postmortem" not in str(final), "no ticket exists yet, so none is linked"
 
         server.start()
         [key] = wait_for(lambda: server.issues_labelled(f"rollbot-run-{run_id}"), 60, "the ticket, once Jira is back")
         announcement = slack.messages(INCIDENT_CHANNEL)[0]
-        reply = wait_for(lambda: [m for m in slack.thread(INCIDENT_CHANNEL, announcement["ts"]) if key in m["text"]],
-                         30, "the thread reply linking the ticket")
+        reply = wait_for(
+            lambda: [m for m in slack.thread(INCIDENT_CHANNEL, announcement["ts"]) if key in m["text"]],
+            30,
+            "the thread reply linking the ticket",
+        )
         assert f"/browse/{key}|{key}>" in reply[0]["text"]
         assert server.issues_labelled(f"rollbot-run-{run_id}") == [key]
-        wait_for(lambda: len(server.issue(key)["fields"].get("attachment") or []) >= 4, 60,
-                 "the attachments, which follow the key")
+        wait_for(
+            lambda: len(server.issue(key)["fields"].get("attachment") or []) >= 4,
+            60,
+            "the attachments, which follow the key",
+        )
 
         sources = {
             "the log of rollbot serve": bot.log(),
             "Web API calls and response_url posts": json.dumps([call.params for call in slack.calls]),
-            "the Jira issue": json.dumps({field: value for field, value in server.issue(key)["fields"].items()
-                                          if field not in JIRA_OWN_FIELDS}),
-            "the Jira attachments": "\n".join(attachment_text(jira_prism, key, attachment["filename"])
-                                              for attachment in server.issue(key)["fields"]["attachment"]),
+            "the Jira issue": json.dumps(
+                {field: value for field, value in server.issue(key)["fields"].items() if field not in JIRA_OWN_FIELDS}
+            ),
+            "the Jira attachments": "\n".join(
+                attachment_text(jira_prism, key, attachment["filename"])
+                for attachment in server.issue(key)["fields"]["attachment"]
+            ),
             "the database (journal, approvals, tickets)": "\n".join(sqlite3.connect(deployed.database).iterdump()),
             "evidence and postmortem files": "\n".join(
-                path.read_text(errors="replace") for path in sorted(deployed.folder.rglob("*"))
-                if path.is_file() and path.suffix in (".json", ".log", ".md")),
+                path.read_text(errors="replace")
+                for path in sorted(deployed.folder.rglob("*"))
+                if path.is_file() and path.suffix in (".json", ".log", ".md")
+            ),
         }
         assert all(sources.values()), [name for name, text in sources.items() if not text]
         hits = [(name, form) for name, text in sources.items() for form in secret_forms() if form in text]
         assert hits == [], f"secrets found: {hits}"
         assert '"ENGINE_DB_PASSWORD"' in sources["the Jira attachments"], "the name stays, as evidence"
         started_by_rollbot = deployed.container().attrs["Config"]["Env"]
-        assert f"ENGINE_SLACK_TOKEN={ENGINE_OWN_SLACK_TOKEN}" in started_by_rollbot, \
+        assert f"ENGINE_SLACK_TOKEN={ENGINE_OWN_SLACK_TOKEN}" in started_by_rollbot, (
             "the Engine got its own token from its .env, not rollbot's from rollbot's environment"
+        )

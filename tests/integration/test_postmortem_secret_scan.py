@@ -47,20 +47,20 @@ def plant_secrets(deployed: Deployment) -> None:
     drain = next(line for line in text.splitlines() if line.strip().startswith("ENGINE_DRAIN_SECONDS:"))
     p = PLANTED
     service = f"""{drain}
-      PGPASSWORD: "{p['environment']}"
-      ENGINE_SETTING: "{p['environment (no secret-looking name)']}"
-      BRAIN_URL: "postgres://engine:{p['environment (URL with a / in its password)']}@db:5432/brain"
-    command: ["sh", "-c", "echo 'connecting with Authorization: Bearer {p['log line (bearer)']}'; echo 'db password={p['log line (password=)']}'; exec python3 /app/engine.py", "engine", "--db-password={p['command line']}"]
+      PGPASSWORD: "{p["environment"]}"
+      ENGINE_SETTING: "{p["environment (no secret-looking name)"]}"
+      BRAIN_URL: "postgres://engine:{p["environment (URL with a / in its password)"]}@db:5432/brain"
+    command: ["sh", "-c", "echo 'connecting with Authorization: Bearer {p["log line (bearer)"]}'; echo 'db password={p["log line (password=)"]}'; exec python3 /app/engine.py", "engine", "--db-password={p["command line"]}"]
     healthcheck:
-      test: ["CMD", "true", "-H", "Authorization: Bearer {p['healthcheck']}"]
+      test: ["CMD", "true", "-H", "Authorization: Bearer {p["healthcheck"]}"]
       interval: 2s
     labels:
-      traefik.http.middlewares.engine-auth.basicauth.users: "admin:{p['label']}"
-      alerts.webhook: "https://hooks.slack.com/services/T000/{p['label (Slack webhook)']}"
+      traefik.http.middlewares.engine-auth.basicauth.users: "admin:{p["label"]}"
+      alerts.webhook: "https://hooks.slack.com/services/T000/{p["label (Slack webhook)"]}"
     logging:
       driver: splunk
       options:
-        splunk-token: "{p['log driver option']}"
+        splunk-token: "{p["log driver option"]}"
         splunk-url: "http://127.0.0.1:9"
         splunk-verify-connection: "false\""""
     deployed.compose_file.write_text(text.replace(drain, service))
@@ -80,13 +80,21 @@ def a_jira(kind: str, tmp_path: Path) -> Iterator[tuple[dict[str, str], str, obj
     """(rollbot's Jira environment, the project key, the server) for one kind of Jira."""
     if kind == "cloud":
         with JiraCloud(index_lag_seconds=1) as cloud:
-            yield {"JIRA_URL": cloud.url, "JIRA_USER": "oncall@example.com", "JIRA_TOKEN": "cloud-api-token-1234"}, \
-                jira_cloud.PROJECT_KEY, cloud
+            yield (
+                {"JIRA_URL": cloud.url, "JIRA_USER": "oncall@example.com", "JIRA_TOKEN": "cloud-api-token-1234"},
+                jira_cloud.PROJECT_KEY,
+                cloud,
+            )
         return
-    with Jira820(state_path=tmp_path / "j.json", log_path=tmp_path / "j.log") as server, \
-            JiraPrism(server.url, log_path=tmp_path / "prism.log") as prism:
-        yield {"JIRA_URL": prism.url.rstrip("/"), "JIRA_TOKEN": "dc-personal-access-token-5678"}, PROJECT_KEY, \
-            (server, prism)
+    with (
+        Jira820(state_path=tmp_path / "j.json", log_path=tmp_path / "j.log") as server,
+        JiraPrism(server.url, log_path=tmp_path / "prism.log") as prism,
+    ):
+        yield (
+            {"JIRA_URL": prism.url.rstrip("/"), "JIRA_TOKEN": "dc-personal-access-token-5678"},
+            PROJECT_KEY,
+            (server, prism),
+        )
 
 
 def ticket_texts(kind: str, server: object, label: str) -> tuple[str, dict[str, str], str, list[str], list[str]]:
@@ -110,37 +118,58 @@ def ticket_texts(kind: str, server: object, label: str) -> tuple[str, dict[str, 
         names = [a.filename for a in listed]
         comments = json.dumps(raw.get("comment"))
         fields = json.dumps({name: value for name, value in raw.items() if name not in ("attachment", "comment")})
-    texts = {name: (gzip.decompress(data) if name.endswith(".gz") else data).decode(errors="replace")
-             for name, data in files.items()}
+    texts = {
+        name: (gzip.decompress(data) if name.endswith(".gz") else data).decode(errors="replace")
+        for name, data in files.items()
+    }
     return fields, texts, comments, keys, names
 
 
 @pytest.mark.parametrize("kind", ["cloud", "datacenter-personal-access-token"])
 def test_a_served_rollback_files_one_ticket_with_the_slack_link_and_no_planted_secret(
-        kind: str, tmp_path: Path) -> None:
+    kind: str, tmp_path: Path
+) -> None:
     jira_kind = "cloud" if kind == "cloud" else "datacenter"
     with a_jira(jira_kind, tmp_path) as (jira_env, project, server):
-        edits = {"    keep_images: 5": f"    keep_images: 5\ntickets:\n  kind: jira\n  project: {project}\n"
-                                       "  issue_type: Task\n  labels: [postmortem]\n  jira:\n"
-                                       "    search_delay_seconds: 3"}
-        with slack_web_api() as (slack, slack_prism), \
-                deployment(tmp_path, running=BROKEN, config_edits=edits) as deployed, \
-                serving(deployed, slack, slack_prism, extra_env=jira_env) as bot:
+        edits = {
+            "    keep_images: 5": f"    keep_images: 5\ntickets:\n  kind: jira\n  project: {project}\n"
+            "  issue_type: Task\n  labels: [postmortem]\n  jira:\n"
+            "    search_delay_seconds: 3"
+        }
+        with (
+            slack_web_api() as (slack, slack_prism),
+            deployment(tmp_path, running=BROKEN, config_edits=edits) as deployed,
+            serving(deployed, slack, slack_prism, extra_env=jira_env) as bot,
+        ):
             plant_secrets(deployed)
             bot.command(f"engine {HEALTHY} 5xx since deploy", "U0REQUEST1")
             plan = bot.plan_message("5xx since deploy")
             run_id = button(plan, ActionId.APPROVE)["value"]
             bot.click(ActionId.APPROVE, run_id, "U0REQUEST1", plan)
-            wait_for(lambda: next((m for m in slack.messages(INCIDENT_CHANNEL) if "All clear" in str(m)), None),
-                     120, "the all-clear")
+            wait_for(
+                lambda: next((m for m in slack.messages(INCIDENT_CHANNEL) if "All clear" in str(m)), None),
+                120,
+                "the all-clear",
+            )
             label = f"rollbot-run-{run_id}"
             announcement = slack.messages(INCIDENT_CHANNEL)[0]
-            wait_for(lambda: "/browse/" in str(slack.messages(INCIDENT_CHANNEL) +
-                                              slack.thread(INCIDENT_CHANNEL, announcement["ts"])),
-                     60, "the ticket linked in the all-clear or in the thread")
+            wait_for(
+                lambda: (
+                    "/browse/"
+                    in str(slack.messages(INCIDENT_CHANNEL) + slack.thread(INCIDENT_CHANNEL, announcement["ts"]))
+                ),
+                60,
+                "the ticket linked in the all-clear or in the thread",
+            )
             fields, attachments, comments, keys, names = wait_for(
-                lambda: (found := ticket_texts(jira_kind, server, label)) and
-                set(found[1]) >= EXPECTED_ATTACHMENTS and found, 60, "the ticket with all its attachments")
+                lambda: (
+                    (found := ticket_texts(jira_kind, server, label))
+                    and set(found[1]) >= EXPECTED_ATTACHMENTS
+                    and found
+                ),
+                60,
+                "the ticket with all its attachments",
+            )
 
             assert len(keys) == 1, f"exactly one ticket, not {keys}"
             assert sorted(names) == sorted(EXPECTED_ATTACHMENTS), "each attachment once"

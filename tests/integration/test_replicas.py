@@ -10,6 +10,7 @@ other click must be told why it did nothing.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import Counter, defaultdict
@@ -35,8 +36,14 @@ def test_two_replicas_start_exactly_one_run_per_plan(tmp_path: Path) -> None:
     with (
         fresh_postgres_database() as database_url,
         slack_web_api() as (slack, prism),
-        deployment(tmp_path, running=HEALTHY, drain_seconds=0.1, drain_timeout=2, health_timeout=30,
-                   config_edits={"approvers: [U0APPROVER]": f"approvers: [{', '.join(APPROVERS)}]"}) as deployed,
+        deployment(
+            tmp_path,
+            running=HEALTHY,
+            drain_seconds=0.1,
+            drain_timeout=2,
+            health_timeout=30,
+            config_edits={"approvers: [U0APPROVER]": f"approvers: [{', '.join(APPROVERS)}]"},
+        ) as deployed,
         serving(deployed, slack, prism, {"DATABASE_URL": database_url}, log_name="replica-a.log") as first,
         serving(deployed, slack, prism, {"DATABASE_URL": database_url}, log_name="replica-b.log") as second,
     ):
@@ -53,7 +60,9 @@ def test_two_replicas_start_exactly_one_run_per_plan(tmp_path: Path) -> None:
             answer = deployed.health()
             assert answer is not None and answer.json()["version"] == version, f"round {round_}: {answer}"
         rounds_took = time.monotonic() - rounds_began
-        assert deployed.container().attrs["Config"]["Image"] == f"{REPOSITORY}:{version}", "the last round's release runs"
+        assert deployed.container().attrs["Config"]["Image"] == f"{REPOSITORY}:{version}", (
+            "the last round's release runs"
+        )
 
         runs = journal.runs("engine", limit=10 * ROUNDS)
         assert_one_run_per_plan(journal, runs)
@@ -66,8 +75,10 @@ def test_two_replicas_start_exactly_one_run_per_plan(tmp_path: Path) -> None:
             assert "Traceback" not in replica.log(), replica.log_file.name
         engine.dispose()
         per_replica = Counter(run.approver for run in runs)
-        print(f"\n{ROUNDS} rounds in {rounds_took:.0f} s ({time.monotonic() - began:.0f} s with set-up); "
-              f"runs per replica: {per_replica[APPROVERS[0]]} and {per_replica[APPROVERS[1]]}")
+        print(
+            f"\n{ROUNDS} rounds in {rounds_took:.0f} s ({time.monotonic() - began:.0f} s with set-up); "
+            f"runs per replica: {per_replica[APPROVERS[0]]} and {per_replica[APPROVERS[1]]}"
+        )
 
 
 def one_round(replicas: tuple[Bot, Bot], journal: Journal, round_: int, version: str) -> str:
@@ -110,7 +121,7 @@ def assert_one_run_per_plan(journal: Journal, runs: list[RunView]) -> None:
     for run in runs:
         assert [e.kind for e in journal.run(run.id).events].count("run.started") == 1, run.id
     spans = sorted((run.started_at, run.finished_at) for run in runs)
-    for (_, finished), (started, _) in zip(spans, spans[1:]):
+    for (_, finished), (started, _) in itertools.pairwise(spans):
         assert finished is not None and started is not None and finished <= started, "two runs overlapped"
 
 

@@ -83,8 +83,11 @@ def test_killed_serve_reports_the_run_and_resume_finishes_it(
             assert "only an approver of engine can resume" in refusal[-1]["text"]
 
             bot.click(RecoveryActionId.RESUME, run_id, APPROVER, report, channel=INCIDENT_CHANNEL)
-            final = wait_for(lambda: next((m for m in slack.messages(INCIDENT_CHANNEL) if "All clear" in str(m)), None),
-                             120, "the all-clear after the resume")
+            final = wait_for(
+                lambda: next((m for m in slack.messages(INCIDENT_CHANNEL) if "All clear" in str(m)), None),
+                120,
+                "the all-clear after the resume",
+            )
             assert f"engine is healthy on {HEALTHY}" in final["text"]
 
             run = deployed.journal().run(run_id)
@@ -105,9 +108,11 @@ def test_killed_serve_reports_the_run_and_resume_finishes_it(
             assert_blocks_valid(slack.messages(INCIDENT_CHANNEL, replies=True))
             assert prism.violations(since=mark) == []
             assert "Traceback" not in bot.log()
-        print(f"\n{point}: stopped in {stopped_in.current_step} "
-              f"({[s.status.value for s in stopped_in.steps].count('succeeded')} steps done); resumed to "
-              f"{run.status.value} in {run.summary.get('seconds')}s, downtime {run.summary.get('downtime_seconds')}s")
+        print(
+            f"\n{point}: stopped in {stopped_in.current_step} "
+            f"({[s.status.value for s in stopped_in.steps].count('succeeded')} steps done); resumed to "
+            f"{run.status.value} in {run.summary.get('seconds')}s, downtime {run.summary.get('downtime_seconds')}s"
+        )
 
 
 def _broken_release_with_a_snapshot(deployed: Deployment) -> tuple[Path, dict[str, Any]]:
@@ -149,5 +154,11 @@ def _assert_shut_down_at_the_step_boundary(deployed: Deployment, run_id: str, sl
 
 
 def _report_of(slack: FakeSlack, run_id: str) -> dict[str, Any] | None:
-    return next((m for m in slack.messages(INCIDENT_CHANNEL)
-                 if "was interrupted" in m.get("text", "") and run_id in str(m.get("blocks"))), None)
+    return next(
+        (
+            m
+            for m in slack.messages(INCIDENT_CHANNEL)
+            if "was interrupted" in m.get("text", "") and run_id in str(m.get("blocks"))
+        ),
+        None,
+    )

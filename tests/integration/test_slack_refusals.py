@@ -42,8 +42,10 @@ def bot(tmp_path_factory: pytest.TempPathFactory, web_api: tuple[FakeSlack, Pris
         "    requesters: []             # empty: anyone may ask": f"    requesters: [{ONCALL}, S0ONCALL00]",
         "    keep_images: 5": "    keep_images: 5\nplan_ttl_minutes: 0.05",
     }
-    with deployment(tmp_path_factory.mktemp("slack"), running=BROKEN, config_edits=edits) as deployed, \
-            serving(deployed, slack, prism) as bot:
+    with (
+        deployment(tmp_path_factory.mktemp("slack"), running=BROKEN, config_edits=edits) as deployed,
+        serving(deployed, slack, prism) as bot,
+    ):
         yield bot
 
 
@@ -75,7 +77,9 @@ def test_a_request_six_minutes_old_is_refused_with_401(bot: Bot) -> None:
         (f"engine {HEALTHY}", STRANGER, "you are not one of the requesters of engine"),
     ],
 )
-def test_bad_commands_get_a_clear_ephemeral_reply_and_nothing_changes(bot: Bot, text: str, user: str, says: str) -> None:
+def test_bad_commands_get_a_clear_ephemeral_reply_and_nothing_changes(
+    bot: Bot, text: str, user: str, says: str
+) -> None:
     before = bot.deployed.container().id
     runs_before = len(bot.deployed.runs()) if bot.deployed.database.exists() else 0
     reply = bot.command(text, user)
@@ -123,8 +127,11 @@ def test_slack_answering_429_and_503_never_fails_or_loses_progress(
         slack.fail("chat.update", status=429, retry_after=1, times=4)
         slack.fail("chat.postMessage", status=503, times=2)
         bot.click(ActionId.APPROVE, button(plan, ActionId.APPROVE)["value"], "U0REQUEST1", plan)
-        final = wait_for(lambda: next((m for m in slack.messages(INCIDENT_CHANNEL) if "All clear" in str(m)), None),
-                         180, "the all-clear despite 429s and 503s")
+        final = wait_for(
+            lambda: next((m for m in slack.messages(INCIDENT_CHANNEL) if "All clear" in str(m)), None),
+            180,
+            "the all-clear despite 429s and 503s",
+        )
         assert f"healthy on {HEALTHY}" in final["text"]
         announcement, status = slack.messages(INCIDENT_CHANNEL)[:2]
         assert "Rolling back" in announcement["text"]

@@ -49,8 +49,11 @@ def test_image_rollback_by_command_and_click(tmp_path: Path, web_api: tuple[Fake
         clicked = bot.click(ActionId.APPROVE, approve["value"], REQUESTER, plan)
         assert clicked.status == 200
 
-        final = wait_for(lambda: next((m for m in slack.messages(INCIDENT_CHANNEL) if "All clear" in str(m)), None),
-                         120, "the all-clear")
+        final = wait_for(
+            lambda: next((m for m in slack.messages(INCIDENT_CHANNEL) if "All clear" in str(m)), None),
+            120,
+            "the all-clear",
+        )
         assert f"engine is healthy on {HEALTHY}" in final["text"]
 
         container = deployed.container().attrs
@@ -67,15 +70,18 @@ def test_image_rollback_by_command_and_click(tmp_path: Path, web_api: tuple[Fake
         assert any("captured" in r and "bytes of logs" in r for r in replies)
         assert any("/health ok" in r for r in replies)
 
-        linked = wait_for(lambda: [m for m in slack.messages(INCIDENT_CHANNEL, replies=True) if "Postmortem" in str(m)],
-                          30, "the postmortem's link")
+        linked = wait_for(
+            lambda: [m for m in slack.messages(INCIDENT_CHANNEL, replies=True) if "Postmortem" in str(m)],
+            30,
+            "the postmortem's link",
+        )
         assert len(linked) == 1, "linked once: in the all-clear, or in a thread reply when filed later"
         assert f"postmortems/{approve['value']}/postmortem.md" in str(linked[0])
 
         closed = slack.messages(COMMAND_CHANNEL)[-1]
         assert button(closed, ActionId.APPROVE) is None, "the plan's buttons are gone once decided"
         assert_blocks_valid(slack.messages(COMMAND_CHANNEL) + slack.messages(INCIDENT_CHANNEL, replies=True))
-        assert [v for v in prism.violations(since=mark)] == []
+        assert list(prism.violations(since=mark)) == []
         assert "Traceback" not in bot.log()
         assert_metrics_show_the_run(bot, deployed.journal().run(approve["value"]))
 
@@ -83,21 +89,30 @@ def test_image_rollback_by_command_and_click(tmp_path: Path, web_api: tuple[Fake
 def test_incident_channel_by_name_gets_every_message_by_id(tmp_path: Path) -> None:
     """`incident_channel: "#incident"`: looked up with conversations.list (paged), then the
     announcement, the status message's edits and the all-clear all in that channel's id."""
-    channels = {COMMAND_CHANNEL: "rollbacks", INCIDENT_CHANNEL: "incident", "C0GENERAL0": "general",
-                "G0ONCALL00": "oncall"}
+    channels = {
+        COMMAND_CHANNEL: "rollbacks",
+        INCIDENT_CHANNEL: "incident",
+        "C0GENERAL0": "general",
+        "G0ONCALL00": "oncall",
+    }
     edits = {"incident_channel: C0INCIDENT": 'incident_channel: "#incident"'}
-    with FakeSlack(channels=channels, private_channels={"G0ONCALL00"}, list_page_size=2) as slack, \
-            Prism(slack.url) as prism, \
-            deployment(tmp_path, running=BROKEN, config_edits=edits) as deployed, \
-            serving(deployed, slack, prism) as bot:
+    with (
+        FakeSlack(channels=channels, private_channels={"G0ONCALL00"}, list_page_size=2) as slack,
+        Prism(slack.url) as prism,
+        deployment(tmp_path, running=BROKEN, config_edits=edits) as deployed,
+        serving(deployed, slack, prism) as bot,
+    ):
         mark = prism.mark()
         bot.command(f"engine {HEALTHY} health failing since upgrade", REQUESTER)
         plan = bot.plan_message(f"{BROKEN}")
         approve = button(plan, ActionId.APPROVE)
         assert approve is not None
         bot.click(ActionId.APPROVE, approve["value"], REQUESTER, plan)
-        final = wait_for(lambda: next((m for m in slack.messages(INCIDENT_CHANNEL) if "All clear" in str(m)), None),
-                         120, "the all-clear in the incident channel's id")
+        final = wait_for(
+            lambda: next((m for m in slack.messages(INCIDENT_CHANNEL) if "All clear" in str(m)), None),
+            120,
+            "the all-clear in the incident channel's id",
+        )
         assert f"engine is healthy on {HEALTHY}" in final["text"]
 
         announcement, status = slack.messages(INCIDENT_CHANNEL)[:2]
@@ -119,8 +134,11 @@ def assert_metrics_show_the_run(bot, run) -> None:  # type: ignore[no-untyped-de
     """`GET /metrics` scraped after the run: its outcome and each step's duration, as Prometheus parses them."""
     scraped = httpx.get(f"http://127.0.0.1:{bot.port}/metrics", timeout=10)
     assert scraped.status_code == 200 and scraped.headers["content-type"].startswith("text/plain")
-    found = {(s.name, tuple(sorted(s.labels.items()))): s.value
-             for family in text_string_to_metric_families(scraped.text) for s in family.samples}
+    found = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(scraped.text)
+        for s in family.samples
+    }
     assert found[("rollbot_runs_total", (("kind", "rollback"), ("status", "succeeded"), ("target", "engine")))] == 1
     for step in run.steps:
         labels = (("status", step.status.value), ("step", step.name), ("target", "engine"))
@@ -153,8 +171,11 @@ def test_brain_rollback_needs_another_approver(tmp_path: Path, web_api: tuple[Fa
         assert deployed.journal().run(approve["value"]).status is RunStatus.PLANNED
 
         bot.click(ActionId.BRAIN_RESTORE_APPROVE, approve["value"], APPROVER, plan)
-        final = wait_for(lambda: next((m for m in slack.messages(INCIDENT_CHANNEL) if "All clear" in str(m)), None),
-                         120, "the all-clear")
+        final = wait_for(
+            lambda: next((m for m in slack.messages(INCIDENT_CHANNEL) if "All clear" in str(m)), None),
+            120,
+            "the all-clear",
+        )
         assert "brain restored from" in final["text"]
         assert digests(deployed.brain) == digests(snapshot)
         run = deployed.journal().run(approve["value"])

@@ -31,10 +31,14 @@ def undeployed(tmp_path: Path) -> Iterator[Deployment]:
 
 
 def test_envelopes_are_acked_then_the_plan_is_posted_and_cancelled(undeployed: Deployment) -> None:
-    with FakeSocketMode() as socket_mode, FakeSlack(socket_mode_url=socket_mode.url) as slack, \
-            serving_socket_mode(undeployed, slack, socket_mode):
-        command = slash_command_fields(f"engine {HEALTHY} socket mode check", REQUESTER, COMMAND_CHANNEL,
-                                       slack.response_url("command"))
+    with (
+        FakeSocketMode() as socket_mode,
+        FakeSlack(socket_mode_url=socket_mode.url) as slack,
+        serving_socket_mode(undeployed, slack, socket_mode),
+    ):
+        command = slash_command_fields(
+            f"engine {HEALTHY} socket mode check", REQUESTER, COMMAND_CHANNEL, slack.response_url("command")
+        )
         command_id = socket_mode.send("slash_commands", command, accepts_response_payload=True)
         assert socket_mode.ack(command_id, ACK_WAIT) == {
             "envelope_id": command_id,
@@ -47,13 +51,15 @@ def test_envelopes_are_acked_then_the_plan_is_posted_and_cancelled(undeployed: D
         assert button(plan, ActionId.CANCEL)["value"] == run_id
         assert undeployed.journal().run(run_id).status is RunStatus.PLANNED
 
-        click = block_action_payload(ActionId.CANCEL, run_id, REQUESTER, COMMAND_CHANNEL, plan["ts"],
-                                     slack.response_url("click"), message=plan)
+        click = block_action_payload(
+            ActionId.CANCEL, run_id, REQUESTER, COMMAND_CHANNEL, plan["ts"], slack.response_url("click"), message=plan
+        )
         click_id = socket_mode.send("interactive", click)
         assert socket_mode.ack(click_id, ACK_WAIT) == {"envelope_id": click_id}
 
-        closed = wait_for(lambda: (h := slack.edit_history(COMMAND_CHANNEL, plan["ts"]))[1:] and h[-1], 30,
-                          "the plan message closed")
+        closed = wait_for(
+            lambda: (h := slack.edit_history(COMMAND_CHANNEL, plan["ts"]))[1:] and h[-1], 30, "the plan message closed"
+        )
         assert f"Cancelled by <@{REQUESTER}>" in str(closed)
         assert button(closed, ActionId.APPROVE) is None
         assert undeployed.journal().run(run_id).status is RunStatus.CANCELLED

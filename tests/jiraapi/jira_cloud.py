@@ -33,15 +33,26 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-REMOVED = ("The requested API has been removed. Please migrate to the /rest/api/3/search/jql API. A full migration "
-           "guideline is available at https://developer.atlassian.com/changelog/#CHANGE-2046")
+REMOVED = (
+    "The requested API has been removed. Please migrate to the /rest/api/3/search/jql API. A full migration "
+    "guideline is available at https://developer.atlassian.com/changelog/#CHANGE-2046"
+)
 PROJECT_KEY = "OPS"
 ISSUE_TYPES = {"10001": "Task", "10002": "Bug"}
 CREATE_FIELDS = ("summary", "issuetype", "project", "description", "labels", "priority")
 # The request body Atlassian documents for POST /rest/api/3/search/jql (SearchAndReconcileRequestBean);
 # the stored 2024 spec predates the endpoint, so the server checks it: an unknown key is a 400.
-SEARCH_JQL_KEYS = {"jql", "nextPageToken", "maxResults", "fields", "expand", "properties", "fieldsByKeys", "failFast",
-                   "reconcileIssues"}
+SEARCH_JQL_KEYS = {
+    "jql",
+    "nextPageToken",
+    "maxResults",
+    "fields",
+    "expand",
+    "properties",
+    "fieldsByKeys",
+    "failFast",
+    "reconcileIssues",
+}
 _CLAUSE = re.compile(r'^\s*(labels|project)\s*=\s*"?([^"\s]+)"?\s*$', re.IGNORECASE)
 
 
@@ -130,12 +141,27 @@ def _handler_for(cloud: JiraCloud) -> type[BaseHTTPRequestHandler]:
                 cloud.requests.append((method, path))
                 cloud.authorizations.add(self.headers.get("Authorization", ""))
             if not self._authorized():
-                return self._json(401, {"errorMessages": ["You are not authenticated. Authentication required to "
-                                                          "perform this operation."], "errors": {}})
+                return self._json(
+                    401,
+                    {
+                        "errorMessages": [
+                            "You are not authenticated. Authentication required to perform this operation."
+                        ],
+                        "errors": {},
+                    },
+                )
             if re.fullmatch(r"/rest/api/[23]/serverInfo", path):
-                return self._json(200, {"baseUrl": cloud.url, "version": "1001.0.0-SNAPSHOT",
-                                        "versionNumbers": [1001, 0, 0], "deploymentType": "Cloud",
-                                        "buildNumber": 100290, "serverTitle": "Jira"})
+                return self._json(
+                    200,
+                    {
+                        "baseUrl": cloud.url,
+                        "version": "1001.0.0-SNAPSHOT",
+                        "versionNumbers": [1001, 0, 0],
+                        "deploymentType": "Cloud",
+                        "buildNumber": 100290,
+                        "serverTitle": "Jira",
+                    },
+                )
             if re.fullmatch(r"/rest/api/[23]/search", path):
                 return self._json(410, {"errorMessages": [REMOVED], "errors": {}})
             if re.fullmatch(r"/rest/api/[23]/search/jql", path):
@@ -164,32 +190,46 @@ def _handler_for(cloud: JiraCloud) -> type[BaseHTTPRequestHandler]:
             unknown = sorted(set(ask) - SEARCH_JQL_KEYS)
             if unknown or not isinstance(ask.get("fields", []), (list, str)):
                 return self._json(400, {"errorMessages": [f"Unrecognized field(s) {unknown}"], "errors": {}})
-            clauses = re.split(r"\s+AND\s+", re.split(r"\s+ORDER\s+BY\s+", str(ask.get("jql", "")), flags=re.I)[0],
-                               flags=re.I)
+            clauses = re.split(
+                r"\s+AND\s+", re.split(r"\s+ORDER\s+BY\s+", str(ask.get("jql", "")), flags=re.I)[0], flags=re.I
+            )
             wanted = [_CLAUSE.match(clause) for clause in clauses]
             if not all(wanted):
-                return self._json(400, {"errorMessages": [f"Error in the JQL Query: {ask.get('jql')!r}"],
-                                        "errors": {}})
+                return self._json(400, {"errorMessages": [f"Error in the JQL Query: {ask.get('jql')!r}"], "errors": {}})
             names = ask.get("fields") or []
             names = names.split(",") if isinstance(names, str) else list(names)
             now = time.time()
             with cloud.lock:
-                seen = [issue for issue in cloud.issues.values() if now - issue.created >= cloud.index_lag_seconds
-                        and all(_matches(issue, m.group(1).lower(), m.group(2)) for m in wanted if m)]
+                seen = [
+                    issue
+                    for issue in cloud.issues.values()
+                    if now - issue.created >= cloud.index_lag_seconds
+                    and all(_matches(issue, m.group(1).lower(), m.group(2)) for m in wanted if m)
+                ]
             start = int(ask.get("nextPageToken") or 0)
             size = min(int(ask.get("maxResults") or 50), cloud.page_size)
-            page = seen[start:start + size]
-            answer: dict[str, Any] = {"issues": [
-                {"id": issue.id, **({"key": issue.key, "fields": {n: issue.fields.get(n) for n in names}}
-                                   if names else {})} for issue in page], "isLast": start + size >= len(seen)}
+            page = seen[start : start + size]
+            answer: dict[str, Any] = {
+                "issues": [
+                    {
+                        "id": issue.id,
+                        **({"key": issue.key, "fields": {n: issue.fields.get(n) for n in names}} if names else {}),
+                    }
+                    for issue in page
+                ],
+                "isLast": start + size >= len(seen),
+            }
             if not answer["isLast"]:
                 answer["nextPageToken"] = str(start + size)
             self._json(200, answer)
 
         def _create(self, ask: dict[str, Any]) -> None:
             fields = ask.get("fields") or {}
-            errors = {name: f"Field '{name}' cannot be set. It is not on the appropriate screen, or unknown."
-                      for name in fields if name not in CREATE_FIELDS}
+            errors = {
+                name: f"Field '{name}' cannot be set. It is not on the appropriate screen, or unknown."
+                for name in fields
+                if name not in CREATE_FIELDS
+            }
             if (fields.get("project") or {}).get("key") != PROJECT_KEY:
                 errors["project"] = "valid project is required"
             if (fields.get("issuetype") or {}).get("name") not in ISSUE_TYPES.values():
@@ -213,18 +253,30 @@ def _handler_for(cloud: JiraCloud) -> type[BaseHTTPRequestHandler]:
         def _issue(self, method: str, key: str, sub: str | None, query: dict[str, str], body: bytes) -> None:
             issue = cloud.issues.get(key)
             if issue is None:
-                return self._json(404, {"errorMessages": ["Issue does not exist or you do not have permission to "
-                                                          "see it."], "errors": {}})
+                return self._json(
+                    404,
+                    {"errorMessages": ["Issue does not exist or you do not have permission to see it."], "errors": {}},
+                )
             if sub == "/attachments" and method == "POST":
                 return self._attach(issue, body)
             if sub == "/comment" and method == "POST":
                 issue.comments.append(str(json.loads(body or b"{}").get("body", "")))
                 return self._json(201, {"id": str(len(issue.comments)), "body": issue.comments[-1]})
             names = [n for n in (query.get("fields") or "").split(",") if n] or [*issue.fields, "attachment", "comment"]
-            every = {**issue.fields, "attachment": issue.attachments,
-                     "comment": {"comments": [{"body": text} for text in issue.comments]}}
-            self._json(200, {"id": issue.id, "key": issue.key, "self": f"{cloud.url}/rest/api/2/issue/{issue.id}",
-                             "fields": {name: every.get(name) for name in names}})
+            every = {
+                **issue.fields,
+                "attachment": issue.attachments,
+                "comment": {"comments": [{"body": text} for text in issue.comments]},
+            }
+            self._json(
+                200,
+                {
+                    "id": issue.id,
+                    "key": issue.key,
+                    "self": f"{cloud.url}/rest/api/2/issue/{issue.id}",
+                    "fields": {name: every.get(name) for name in names},
+                },
+            )
 
         def _attach(self, issue: Issue, body: bytes) -> None:
             if self.headers.get("X-Atlassian-Token") != "no-check":
@@ -235,9 +287,11 @@ def _handler_for(cloud: JiraCloud) -> type[BaseHTTPRequestHandler]:
             if fail:
                 return self._json(413, {"errorMessages": ["The attachment is too large."], "errors": {}})
             message = BytesParser(policy=HTTP).parsebytes(
-                f"Content-Type: {self.headers.get('Content-Type')}\r\n\r\n".encode() + body)
-            parts = [part for part in message.iter_parts() if part.get_param("name", header="content-disposition")
-                     == "file"]
+                f"Content-Type: {self.headers.get('Content-Type')}\r\n\r\n".encode() + body
+            )
+            parts = [
+                part for part in message.iter_parts() if part.get_param("name", header="content-disposition") == "file"
+            ]
             if not parts:
                 return self._json(400, {"errorMessages": ["no file part"], "errors": {}})
             made = []
@@ -246,23 +300,47 @@ def _handler_for(cloud: JiraCloud) -> type[BaseHTTPRequestHandler]:
                     data = part.get_payload(decode=True) or b""
                     attachment_id = str(20000 + len(cloud.contents))
                     cloud.contents[attachment_id] = data
-                    meta = {"id": attachment_id, "filename": part.get_filename(), "size": len(data),
-                            "content": f"{cloud.url}/rest/api/3/attachment/content/{attachment_id}",
-                            "self": f"{cloud.url}/rest/api/2/attachment/{attachment_id}"}
+                    meta = {
+                        "id": attachment_id,
+                        "filename": part.get_filename(),
+                        "size": len(data),
+                        "content": f"{cloud.url}/rest/api/3/attachment/content/{attachment_id}",
+                        "self": f"{cloud.url}/rest/api/2/attachment/{attachment_id}",
+                    }
                     issue.attachments.append(meta)
                     made.append(meta)
             self._json(200, made)
 
         def _createmeta(self, type_id: str | None) -> None:
             if type_id is None:
-                return self._json(200, {"issueTypes": [{"id": i, "name": n, "subtask": False}
-                                                       for i, n in ISSUE_TYPES.items()],
-                                        "maxResults": 50, "startAt": 0, "total": len(ISSUE_TYPES)})
-            self._json(200, {"fields": [{"fieldId": name, "key": name, "name": name.title(), "required":
-                                         name in ("summary", "issuetype", "project"), "operations": ["set"],
-                                         "schema": {"type": "array" if name == "labels" else "string"}}
-                                        for name in CREATE_FIELDS],
-                             "maxResults": 200, "startAt": 0, "total": len(CREATE_FIELDS)})
+                return self._json(
+                    200,
+                    {
+                        "issueTypes": [{"id": i, "name": n, "subtask": False} for i, n in ISSUE_TYPES.items()],
+                        "maxResults": 50,
+                        "startAt": 0,
+                        "total": len(ISSUE_TYPES),
+                    },
+                )
+            self._json(
+                200,
+                {
+                    "fields": [
+                        {
+                            "fieldId": name,
+                            "key": name,
+                            "name": name.title(),
+                            "required": name in ("summary", "issuetype", "project"),
+                            "operations": ["set"],
+                            "schema": {"type": "array" if name == "labels" else "string"},
+                        }
+                        for name in CREATE_FIELDS
+                    ],
+                    "maxResults": 200,
+                    "startAt": 0,
+                    "total": len(CREATE_FIELDS),
+                },
+            )
 
         def _json(self, status: int, data: object) -> None:
             self._bytes(status, json.dumps(data).encode(), "application/json;charset=UTF-8")

@@ -77,9 +77,11 @@ class JiraPrism(Prism):
 
     def assert_alive(self) -> None:
         if not self.alive:
-            raise PrismError(f"prism is not running (exit code "
-                             f"{self.process.returncode if self.process else None}); "
-                             f"nothing it would have checked was checked. Log tail:\n{self._tail()}")
+            raise PrismError(
+                f"prism is not running (exit code "
+                f"{self.process.returncode if self.process else None}); "
+                f"nothing it would have checked was checked. Log tail:\n{self._tail()}"
+            )
 
     def violations(self, since: int | None = None) -> list[Violation]:
         """Requests that broke Atlassian's v2 spec (the bot's bugs). Raises PrismError if Prism
@@ -90,13 +92,19 @@ class JiraPrism(Prism):
     def received(self, since: int | None = None) -> list[Received]:
         """Every request that reached Prism since `since` (default: since it became ready)."""
         self._settle()
-        text = self.log_text()[self._ready_offset if since is None else since:]
-        return [Received(m.group(1).upper(), m.group(2).split("?", 1)[0])
-                for m in map(_RECEIVED.search, text.splitlines()) if m]
+        text = self.log_text()[self._ready_offset if since is None else since :]
+        return [
+            Received(m.group(1).upper(), m.group(2).split("?", 1)[0])
+            for m in map(_RECEIVED.search, text.splitlines())
+            if m
+        ]
 
     def upstream_failures(self, since: int | None = None) -> list[UpstreamFailure]:
         """Requests Prism could not forward because jira820 was unreachable."""
         self._settle()
-        text = self.log_text()[self._ready_offset if since is None else since:]
-        return [UpstreamFailure(m.group(1).upper(), m.group(2).split("?", 1)[0], m.group(3))
-                for m in map(_TERMINATED.search, text.splitlines()) if m]
+        text = self.log_text()[self._ready_offset if since is None else since :]
+        return [
+            UpstreamFailure(m.group(1).upper(), m.group(2).split("?", 1)[0], m.group(3))
+            for m in map(_TERMINATED.search, text.splitlines())
+            if m
+        ]

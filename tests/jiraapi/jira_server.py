@@ -73,10 +73,19 @@ class Jira820:
     `close()`: files the harness chose itself (a temp dir) are deleted, paths you gave are kept.
     """
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int | None = None, persist: bool = True,
-                 state_path: Path | str | None = None, log_path: Path | str | None = None,
-                 project_key: str = PROJECT_KEY, extra_env: Mapping[str, str] | None = None,
-                 command: Sequence[str] | None = None, startup_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        persist: bool = True,
+        state_path: Path | str | None = None,
+        log_path: Path | str | None = None,
+        project_key: str = PROJECT_KEY,
+        extra_env: Mapping[str, str] | None = None,
+        command: Sequence[str] | None = None,
+        startup_timeout: float = 30.0,
+    ) -> None:
         self.host = host
         self.port = port
         self.persist = persist
@@ -197,8 +206,14 @@ class Jira820:
     def _env(self) -> dict[str, str]:
         # Settings from the caller's shell (JIRA820_*) must not leak in: the harness decides.
         env = {k: v for k, v in os.environ.items() if not k.startswith("JIRA820_")}
-        env.update({"JIRA820_HOST": self.host, "JIRA820_PORT": str(self.port),
-                    "JIRA820_PROJECT_KEY": self.project_key, "PYTHONUNBUFFERED": "1"})
+        env.update(
+            {
+                "JIRA820_HOST": self.host,
+                "JIRA820_PORT": str(self.port),
+                "JIRA820_PROJECT_KEY": self.project_key,
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         if self.persist:
             env["JIRA820_PERSIST"] = str(self.state_path)
         env.update(self.extra_env)
@@ -212,26 +227,33 @@ class Jira820:
             log.write(f"=== jira820 start {self.starts} on {self.host}:{self.port} ===\n".encode())
             log.flush()
             try:
-                self.process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=log,
-                                                stderr=subprocess.STDOUT, env=self._env(),
-                                                start_new_session=True)
+                self.process = subprocess.Popen(
+                    self.command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=self._env(),
+                    start_new_session=True,
+                )
             except OSError as error:
-                raise Jira820Error(f"cannot run {self.command}: {error}. Install it with `{INSTALL_HINT}`.")
+                raise Jira820Error(f"cannot run {self.command}: {error}. Install it with `{INSTALL_HINT}`.") from error
         deadline = began + self.startup_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 code, self.process = self.process.returncode, None
                 tail = self._tail(since=offset)
                 hint = f" Install it with `{INSTALL_HINT}`." if "No module named" in tail else ""
-                raise Jira820Error(f"jira820 exited with {code} while starting on {self.host}:{self.port}."
-                                   f"{hint}\n{tail}")
+                raise Jira820Error(
+                    f"jira820 exited with {code} while starting on {self.host}:{self.port}.{hint}\n{tail}"
+                )
             if self._answers():
                 self.startup_seconds = time.monotonic() - began
                 return
             time.sleep(0.05)
         self.stop()
-        raise Jira820Error(f"jira820 did not answer on {self.url} within {self.startup_timeout}s:\n"
-                           f"{self._tail(since=offset)}")
+        raise Jira820Error(
+            f"jira820 did not answer on {self.url} within {self.startup_timeout}s:\n{self._tail(since=offset)}"
+        )
 
     def _answers(self) -> bool:
         try:
@@ -265,8 +287,7 @@ class Jira820:
     def search(self, jql: str, max_results: int = 1000) -> list[dict]:
         """The issues (raw JSON) a JQL query finds. Mind jira820's JQL: an unknown clause is
         ignored, so a misspelt field matches everything."""
-        found = self.get_json("/rest/api/2/search", {"jql": jql, "maxResults": max_results,
-                                                     "validateQuery": "true"})
+        found = self.get_json("/rest/api/2/search", {"jql": jql, "maxResults": max_results, "validateQuery": "true"})
         return found["issues"]
 
     def issues_labelled(self, label: str) -> list[str]:

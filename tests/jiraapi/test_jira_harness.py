@@ -18,8 +18,7 @@ from types import SimpleNamespace
 
 import pytest
 import requests
-from jira import JIRA, JIRAError
-from jira import resilientsession
+from jira import JIRA, JIRAError, resilientsession
 
 from tests.jiraapi.jira_prism import JiraPrism, Received
 from tests.jiraapi.jira_server import ISSUE_TYPES, PROJECT_KEY, SERVER_VERSION, Jira820, Jira820Error
@@ -38,9 +37,15 @@ def label() -> str:
 
 
 def new_issue(jira_client: JIRA, *labels: str, summary: str = "Rollback engine 2.4.0 -> 2.3.1"):
-    return jira_client.create_issue(fields={
-        "project": {"key": PROJECT_KEY}, "summary": summary, "issuetype": {"name": "Task"},
-        "description": "Rolled back by rollbot.", "labels": list(labels)})
+    return jira_client.create_issue(
+        fields={
+            "project": {"key": PROJECT_KEY},
+            "summary": summary,
+            "issuetype": {"name": "Task"},
+            "description": "Rolled back by rollbot.",
+            "labels": list(labels),
+        }
+    )
 
 
 def fail_with(problem: str) -> None:
@@ -48,6 +53,7 @@ def fail_with(problem: str) -> None:
 
 
 # ---- fixtures: one jira820 and one Prism per module (Prism takes 6-9 s to start) -------------
+
 
 @pytest.fixture(scope="module")
 def jira(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Jira820]:
@@ -89,6 +95,7 @@ def running(jira: Jira820) -> Iterator[Jira820]:
 
 # ---- what jira820 is -------------------------------------------------------------------------
 
+
 def test_jira820_answers_as_jira_dc_8_20(running: Jira820, prism: JiraPrism) -> None:
     info = running.get_json("/rest/api/2/serverInfo")
     assert (info["version"], info["deploymentType"]) == (SERVER_VERSION, "Server")
@@ -119,6 +126,7 @@ def test_construction_calls_server_info_unless_told_not_to(running: Jira820, pri
 
 # ---- the bot's calls through Prism, with zero request violations -----------------------------
 
+
 def test_issue_with_labels_search_attachment_comment_through_prism(running: Jira820, prism: JiraPrism) -> None:
     tag = label()
     mark = prism.mark()
@@ -131,8 +139,9 @@ def test_issue_with_labels_search_attachment_comment_through_prism(running: Jira
     found = jc.search_issues(f'labels = "{tag}"', validate_query="true")
     assert [i.key for i in found] == [issue.key]
 
-    attachment = jc.add_attachment(issue=issue.key, attachment=io.BytesIO(b"step 3/5: compose up\n"),
-                                   filename="rollback.log")
+    attachment = jc.add_attachment(
+        issue=issue.key, attachment=io.BytesIO(b"step 3/5: compose up\n"), filename="rollback.log"
+    )
     comment = jc.add_comment(issue.key, "Rollback finished: engine 2.3.1 healthy.")
 
     meta = jc.attachment(attachment.id)
@@ -166,9 +175,11 @@ def test_default_search_sends_validate_query_that_breaks_the_spec(running: Jira8
     jc.search_issues('labels = "mock"', maxResults=1)
     [violation] = prism.violations(since=mark)
     assert (violation.severity, violation.location, violation.message) == (
-        "error", "request.query.validatequery",
+        "error",
+        "request.query.validatequery",
         "Request query parameter validatequery must be equal to one of the allowed values: "
-        "strict, warn, none, true, false")
+        "strict, warn, none, true, false",
+    )
     assert "[VALIDATOR] ✖  error     Violation: request.query.validatequery" in violation.line
     mark = prism.mark()
     jc.search_issues('labels = "mock"', maxResults=1, validate_query="strict")
@@ -183,22 +194,27 @@ def test_bad_requests_are_reported_one_line_each(running: Jira820, prism: JiraPr
     answer = requests.post(f"{base}/rest/api/2/issue/{key}/comment", json={"body": 5}, auth=AUTH, timeout=10)
     assert answer.status_code == 201  # no --errors: jira820's answer comes back unchanged...
     assert [str(v) for v in prism.violations(since=mark)] == [
-        "error: request.body.body Request body property body must be string"]
+        "error: request.body.body Request body property body must be string"
+    ]
     assert "request" in json.loads(answer.headers["sl-violations"])[0]["location"]  # ...flagged
 
     mark = prism.mark()
-    answer = requests.post(f"{base}/rest/api/2/issue/{key}/attachments", auth=AUTH, timeout=10,
-                           headers={"X-Atlassian-Token": "no-check"},
-                           files={"upload": ("a.txt", b"x", "text/plain")})
+    answer = requests.post(
+        f"{base}/rest/api/2/issue/{key}/attachments",
+        auth=AUTH,
+        timeout=10,
+        headers={"X-Atlassian-Token": "no-check"},
+        files={"upload": ("a.txt", b"x", "text/plain")},
+    )
     assert answer.status_code == 422  # jira820 (FastAPI) wants the field `file` too
     assert [str(v) for v in prism.violations(since=mark)] == [
-        "error: request.body Request body must have required property 'file'"]
+        "error: request.body Request body must have required property 'file'"
+    ]
 
     mark = prism.mark()
     requests.get(f"{base}/rest/api/2/attachment/content/1", auth=AUTH, timeout=10)  # Cloud only
     requests.get(f"{base}/rest/api/2/no-such-resource", auth=AUTH, timeout=10)
-    assert [str(v) for v in prism.violations(since=mark)] == [
-        "warning: request Selected route not found"]
+    assert [str(v) for v in prism.violations(since=mark)] == ["warning: request Selected route not found"]
 
 
 def test_violation_parser_reads_prism_5_14_2_jira_lines(tmp_path) -> None:
@@ -209,15 +225,18 @@ def test_violation_parser_reads_prism_5_14_2_jira_lines(tmp_path) -> None:
         "[4:57:03 AM] ›     [VALIDATOR] ✖  error     Violation: request.query.validatequery Request query "
         "parameter validatequery must be equal to one of the allowed values: strict, warn, none, true, false\n"
         "[4:57:04 AM] ›     [VALIDATOR] ✖  error     Violation: response.body.author.avatarUrls.16x16 "
-        "Response body property author.avatarUrls.16x16 must match format \"uri\"\n"
+        'Response body property author.avatarUrls.16x16 must match format "uri"\n'
         "[4:57:54 AM] › [HTTP SERVER] post /rest/api/2/issue ✖  error     Request terminated with error: "
         "FetchError: request to http://127.0.0.1:8091/rest/api/2/issue failed, reason: connect ECONNREFUSED "
-        "127.0.0.1:8091\n", encoding="utf-8")
+        "127.0.0.1:8091\n",
+        encoding="utf-8",
+    )
     proxy = JiraPrism("http://127.0.0.1:1", log_path=log)
     proxy.process = SimpleNamespace(poll=lambda: None, returncode=None)  # "running"
     assert [str(v) for v in proxy.violations()] == [
         "error: request.query.validatequery Request query parameter validatequery must be equal to "
-        "one of the allowed values: strict, warn, none, true, false"]
+        "one of the allowed values: strict, warn, none, true, false"
+    ]
     assert [v.location for v in proxy.response_violations()] == ["response.body.author.avatarUrls.16x16"]
     assert proxy.received() == [Received("GET", "/rest/api/2/search")]
     [failure] = proxy.upstream_failures()
@@ -227,12 +246,20 @@ def test_violation_parser_reads_prism_5_14_2_jira_lines(tmp_path) -> None:
 
 # ---- jira820's own behaviour, worth knowing when writing product tests -----------------------
 
+
 def test_jira820_jql_and_custom_field_quirks(running: Jira820) -> None:
     tag = label()
     jc = client(running.url, max_retries=0, get_server_info=False)
-    issue = jc.create_issue(fields={
-        "project": {"key": PROJECT_KEY}, "summary": "custom fields", "issuetype": {"name": "Bug"},
-        "labels": [tag], "customfield_10004": 3, "customfield_12345": "rollback-id"})
+    issue = jc.create_issue(
+        fields={
+            "project": {"key": PROJECT_KEY},
+            "summary": "custom fields",
+            "issuetype": {"name": "Bug"},
+            "labels": [tag],
+            "customfield_10004": 3,
+            "customfield_12345": "rollback-id",
+        }
+    )
     fields = jc.issue(issue.key).raw["fields"]
     assert fields["customfield_10004"] == 3  # story points: one of the three it keeps
     assert "customfield_12345" not in fields  # any other custom field is dropped silently
@@ -243,8 +270,7 @@ def test_jira820_jql_and_custom_field_quirks(running: Jira820) -> None:
     assert len(running.search(f'label = "{tag}"')) > 300
 
     with pytest.raises(JIRAError) as bad_type:
-        jc.create_issue(fields={"project": {"key": PROJECT_KEY}, "summary": "x",
-                                "issuetype": {"name": "Incident"}})
+        jc.create_issue(fields={"project": {"key": PROJECT_KEY}, "summary": "x", "issuetype": {"name": "Incident"}})
     assert bad_type.value.status_code == 400
     with pytest.raises(JIRAError) as no_issue:
         jc.add_comment(f"{PROJECT_KEY}-999999", "x")
@@ -252,6 +278,7 @@ def test_jira820_jql_and_custom_field_quirks(running: Jira820) -> None:
 
 
 # ---- Jira down, hung, and back ---------------------------------------------------------------
+
 
 def test_stopped_jira_direct_is_a_connection_error_at_once_with_max_retries_0(running: Jira820) -> None:
     jc = client(running.url, max_retries=0, get_server_info=False)
@@ -275,7 +302,7 @@ def test_default_retries_wait_a_minute_or_two_on_connection_errors(monkeypatch: 
     with pytest.raises(requests.ConnectionError):
         new_issue(client(nowhere, get_server_info=False), label())
     assert len(delays) == 3
-    for delay, (low, high) in zip(delays, [(10, 20), (20, 40), (30, 60)]):
+    for delay, (low, high) in zip(delays, [(10, 20), (20, 40), (30, 60)], strict=True):
         assert low <= delay <= high
     delays.clear()
     with pytest.raises(requests.ConnectionError):
@@ -349,8 +376,9 @@ def test_without_persist_each_start_is_a_fresh_jira(tmp_path) -> None:
     with Jira820(persist=False, project_key="OPS", log_path=tmp_path / "ops.log") as ops:
         jc = client(ops.url, max_retries=0, get_server_info=False)
         tag = label()
-        issue = jc.create_issue(fields={"project": {"key": "OPS"}, "summary": "x",
-                                        "issuetype": {"name": "Task"}, "labels": [tag]})
+        issue = jc.create_issue(
+            fields={"project": {"key": "OPS"}, "summary": "x", "issuetype": {"name": "Task"}, "labels": [tag]}
+        )
         assert issue.key.startswith("OPS-") and ops.state_path is None
         ops.restart()
         assert ops.issues_labelled(tag) == []
@@ -373,8 +401,7 @@ def test_reset_forgets_changes_and_keeps_the_port(tmp_path) -> None:
 
 
 def test_jira820_that_cannot_start_fails_loudly(tmp_path) -> None:
-    broken = Jira820(command=[sys.executable, "-c", "import no_such_module_jira820"],
-                     log_path=tmp_path / "broken.log")
+    broken = Jira820(command=[sys.executable, "-c", "import no_such_module_jira820"], log_path=tmp_path / "broken.log")
     try:
         with pytest.raises(Jira820Error, match=r"exited with 1 .*Install it with"):
             broken.start()
@@ -389,8 +416,13 @@ def test_prism_crash_is_reported_not_read_as_no_violations(running: Jira820, tmp
     key = running.search('labels = "mock"', max_results=1)[0]["key"]
     with JiraPrism(running.url, log_path=tmp_path / "prism.log") as proxy:
         with pytest.raises(requests.ConnectionError):
-            requests.post(f"{proxy.url}rest/api/2/issue/{key}/attachments", auth=AUTH, timeout=10,
-                          headers={"X-Atlassian-Token": "no-check"}, files={"file": ("a.txt", b"x")})
+            requests.post(
+                f"{proxy.url}rest/api/2/issue/{key}/attachments",
+                auth=AUTH,
+                timeout=10,
+                headers={"X-Atlassian-Token": "no-check"},
+                files={"file": ("a.txt", b"x")},
+            )
         proxy.process.wait(timeout=5)
         assert not proxy.alive
         assert "Cannot read properties of undefined (reading 'trim')" in proxy.log_text()

@@ -23,10 +23,10 @@ from requests.exceptions import ConnectionError as RequestsConnectionError
 
 from bot.core.rollbot import Rollbot
 from bot.planning.plan import RollbackRequest
+from bot.ports import LABEL_PREFIX, Postmortem, Ticket
 from bot.redaction import TextRedactor
 from bot.reporting.jira_tickets import JiraTickets
-from bot.reporting.postmortem import LABEL_PREFIX, Postmortem
-from bot.reporting.tickets import Ticket, TicketDesk
+from bot.reporting.tickets import TicketDesk
 from storage import Journal, RunStatus, connect
 from storage.tickets import TicketOutbox, TicketStatus
 from tests.jiraapi import jira_cloud
@@ -64,8 +64,10 @@ class Jira:
 @pytest.fixture(scope="module")
 def datacenter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Jira820, JiraPrism]]:
     where = tmp_path_factory.mktemp("dc")
-    with Jira820(state_path=where / "state.json", log_path=where / "jira820.log") as server, \
-            JiraPrism(server.url, log_path=where / "prism.log") as prism:
+    with (
+        Jira820(state_path=where / "state.json", log_path=where / "jira820.log") as server,
+        JiraPrism(server.url, log_path=where / "prism.log") as prism,
+    ):
         yield server, prism
 
 
@@ -74,8 +76,13 @@ def cloud_jira(cloud: JiraCloud, url: str | None = None) -> Jira:
     url = url or cloud.url
 
     def connect() -> JIRA:
-        return JIRA(server=url, basic_auth=("oncall@example.com", "cloud-api-token"), get_server_info=False,
-                    max_retries=0, timeout=10)
+        return JIRA(
+            server=url,
+            basic_auth=("oncall@example.com", "cloud-api-token"),
+            get_server_info=False,
+            max_retries=0,
+            timeout=10,
+        )
 
     def lose() -> None:
         cloud.drop_create_answers = 1
@@ -83,16 +90,18 @@ def cloud_jira(cloud: JiraCloud, url: str | None = None) -> Jira:
     def fail() -> None:
         cloud.fail_attachments = 1
 
-    return Jira("cloud", url, jira_cloud.PROJECT_KEY, connect, cloud.created_with_label, cloud.attachment_names,
-                lose, fail)
+    return Jira(
+        "cloud", url, jira_cloud.PROJECT_KEY, connect, cloud.created_with_label, cloud.attachment_names, lose, fail
+    )
 
 
 def datacenter_jira(server: Jira820, prism: JiraPrism, bearer: bool) -> Jira:
     """jira820 accepts any credentials and has no fault switches: the faults are the client's
     (the create reaches Jira and its answer is dropped; the first upload is refused)."""
     faults = {"lose": 0, "fail": 0}
-    credentials: dict[str, Any] = {"token_auth": "dc-personal-access-token"} if bearer else {
-        "basic_auth": ("rollbot", "dc-password")}
+    credentials: dict[str, Any] = (
+        {"token_auth": "dc-personal-access-token"} if bearer else {"basic_auth": ("rollbot", "dc-password")}
+    )
 
     def connect() -> JIRA:
         client = JIRA(server=prism.url.rstrip("/"), get_server_info=False, max_retries=0, timeout=10, **credentials)
@@ -118,9 +127,17 @@ def datacenter_jira(server: Jira820, prism: JiraPrism, bearer: bool) -> Jira:
     def attachments(key: str) -> list[str]:
         return [a["filename"] for a in server.issue(key)["fields"].get("attachment") or []]
 
-    return Jira("datacenter-bearer" if bearer else "datacenter-basic", prism.url.rstrip("/"), PROJECT_KEY, connect,
-                server.issues_labelled, attachments, lambda: faults.update(lose=1), lambda: faults.update(fail=1),
-                bearer)
+    return Jira(
+        "datacenter-bearer" if bearer else "datacenter-basic",
+        prism.url.rstrip("/"),
+        PROJECT_KEY,
+        connect,
+        server.issues_labelled,
+        attachments,
+        lambda: faults.update(lose=1),
+        lambda: faults.update(fail=1),
+        bearer,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -128,8 +145,10 @@ def cloud_behind_prism(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tup
     """The Cloud-shaped server behind Prism with Atlassian's v2 description: its v2 requests
     (create, attachments, issue, createmeta) are checked too. The v3 search/jql, which the stored
     spec predates, is checked by the server itself (SEARCH_JQL_KEYS)."""
-    with JiraCloud(index_lag_seconds=INDEX_LAG) as cloud, \
-            JiraPrism(cloud.url, log_path=tmp_path_factory.mktemp("cloud-prism") / "prism.log") as prism:
+    with (
+        JiraCloud(index_lag_seconds=INDEX_LAG) as cloud,
+        JiraPrism(cloud.url, log_path=tmp_path_factory.mktemp("cloud-prism") / "prism.log") as prism,
+    ):
         yield cloud, prism
 
 
@@ -143,8 +162,9 @@ def jira(request: pytest.FixtureRequest) -> Iterator[Jira]:
         violations = prism.violations(mark)
         unknown = [v for v in violations if _unknown_to_the_2024_spec(v.line)]
         assert [v for v in violations if v not in unknown] == []
-        assert len(unknown) <= len([r for r in prism.received(mark) if r.path == "/rest/api/3/search/jql"]), \
+        assert len(unknown) <= len([r for r in prism.received(mark) if r.path == "/rest/api/3/search/jql"]), (
             "the only route the 2024 spec lacks is the enhanced search"
+        )
         return
     server, prism = request.getfixturevalue("datacenter")
     mark = prism.mark()
@@ -173,16 +193,27 @@ def desk(jira: Jira, tmp_path: Path) -> Iterator[Desk]:
     run = rollbot.execute(rollbot.plan(RollbackRequest("engine", "2.3.1", "U0REQUEST", "5xx since deploy")), "cli")
     assert run.status is RunStatus.SUCCEEDED
     sink = JiraTickets(jira.connect, jira.url, jira.project, "Task", ("postmortem",), bearer=jira.bearer)
-    ticket_desk = TicketDesk(TicketOutbox(engine), sink, journal.run, world.config.evidence_dir,
-                             TextRedactor(), search_delay=SEARCH_DELAY)
+    ticket_desk = TicketDesk(
+        TicketOutbox(engine), sink, journal.run, world.config.evidence_dir, TextRedactor(), search_delay=SEARCH_DELAY
+    )
     ticket_desk.owe(run.id)
     yield Desk(ticket_desk, run.id, f"{LABEL_PREFIX}{run.id}", sink)
     engine.dispose()
 
 
 def postmortem_for(run_id: str) -> Postmortem:
-    return Postmortem(run_id=run_id, title="t", summary=[], impact=[], loss=[], timeline=[], detection=[],
-                      resolution=[], action_items=[], supporting=[])
+    return Postmortem(
+        run_id=run_id,
+        title="t",
+        summary=[],
+        impact=[],
+        loss=[],
+        timeline=[],
+        detection=[],
+        resolution=[],
+        action_items=[],
+        supporting=[],
+    )
 
 
 def attempt(desk: Desk) -> Ticket | str:
@@ -244,12 +275,15 @@ def test_cloud_never_calls_the_removed_search_and_names_fields_in_the_new_one(tm
         sink = JiraTickets(jira.connect, cloud.url, jira_cloud.PROJECT_KEY, "Task")
         client = jira.connect()
         for labels in (["other"], ["rollbot-run-r1"], ["rollbot-run-r1"]):
-            client.create_issue(fields={"project": {"key": "OPS"}, "issuetype": {"name": "Task"}, "summary": "s",
-                                        "labels": labels}, prefetch=False)
+            client.create_issue(
+                fields={"project": {"key": "OPS"}, "issuetype": {"name": "Task"}, "summary": "s", "labels": labels},
+                prefetch=False,
+            )
         found = sink.find(postmortem_for("r1"))
         assert found is not None and found.key == "OPS-2", "the oldest of the run's issues, over two pages"
         assert cloud.searched("/rest/api/3/search/jql") and not [
-            path for path in cloud.searched() if path.endswith("/search")]
+            path for path in cloud.searched() if path.endswith("/search")
+        ]
 
 
 def test_cloud_with_a_bearer_token_is_one_clear_configuration_error() -> None:
@@ -263,12 +297,15 @@ def test_a_wrong_project_issue_type_or_field_is_one_clear_line_each(datacenter: 
     with JiraCloud() as cloud:
         connect = cloud_jira(cloud).connect
         assert JiraTickets(connect, cloud.url, "OPS", "Incident").problems() == [
-            "tickets.issue_type: project OPS has no issue type 'Incident' (it has: Task, Bug)"]
+            "tickets.issue_type: project OPS has no issue type 'Incident' (it has: Task, Bug)"
+        ]
         assert JiraTickets(connect, cloud.url, "OPS", "Task", ("post mortem",), {"customfield_1": 1}).problems() == [
             "tickets.fields: customfield_1 is not a field of Task issues in OPS",
-            "tickets.labels: 'post mortem' is not a Jira label (no spaces)"]
+            "tickets.labels: 'post mortem' is not a Jira label (no spaces)",
+        ]
     server, prism = datacenter
     dc = datacenter_jira(server, prism, bearer=False)
     assert JiraTickets(dc.connect, dc.url, "NOPE", "Task").problems() == [
-        "tickets.project: Jira has no project NOPE that these credentials may create issues in"]
+        "tickets.project: Jira has no project NOPE that these credentials may create issues in"
+    ]
     assert JiraTickets(dc.connect, dc.url, PROJECT_KEY, "Task").problems() == []

@@ -227,8 +227,12 @@ class FakeSlack:
         # was not told would put the socket back in its pool while this server closes it after a
         # `Connection: close` request, and its next request on it dies with "socket hang up".
         req.close_connection = True
-        for key, value in {"Content-Type": "application/json; charset=utf-8",
-                           "Content-Length": str(len(data)), "Connection": "close", **extra}.items():
+        for key, value in {
+            "Content-Type": "application/json; charset=utf-8",
+            "Content-Length": str(len(data)),
+            "Connection": "close",
+            **extra,
+        }.items():
             req.send_header(key, value)
         req.end_headers()
         req.wfile.write(data)
@@ -280,9 +284,15 @@ class FakeSlack:
         return channel
 
     def _auth_test(self, p: dict) -> dict:
-        return {"url": "https://example.slack.com/", "team": "Example", "user": "rollbot",
-                "team_id": self.team_id, "user_id": self.bot_user_id, "bot_id": self.bot_id,
-                "is_enterprise_install": False}
+        return {
+            "url": "https://example.slack.com/",
+            "team": "Example",
+            "user": "rollbot",
+            "team_id": self.team_id,
+            "user_id": self.bot_user_id,
+            "bot_id": self.bot_id,
+            "is_enterprise_install": False,
+        }
 
     def _connections_open(self, p: dict, token: str | None) -> dict:
         """Slack issues Socket Mode URLs only to app-level tokens, never to bot tokens."""
@@ -295,8 +305,14 @@ class FakeSlack:
     def _post_message(self, p: dict) -> dict:
         channel = self._channel(p, by_name=True)
         content = _content(p)
-        msg = {"type": "message", "user": self.bot_user_id, "bot_id": self.bot_id,
-               "team": self.team_id, "ts": self._next_ts(), **content}
+        msg = {
+            "type": "message",
+            "user": self.bot_user_id,
+            "bot_id": self.bot_id,
+            "team": self.team_id,
+            "ts": self._next_ts(),
+            **content,
+        }
         parent_ts = p.get("thread_ts")
         if parent_ts:
             parent = self._store.get(channel, {}).get(parent_ts)
@@ -340,18 +356,32 @@ class FakeSlack:
     def _conversation_info(self, p: dict) -> dict:
         channel = self._channel(p)
         name = (self.channels or {}).get(channel) or channel.lower()
-        return {"channel": {"id": channel, "name": name, "name_normalized": name, "is_channel": True,
-                            "is_group": False, "is_im": False, "is_private": False,
-                            "is_archived": False, "is_member": True, "created": 1700000000}}
+        return {
+            "channel": {
+                "id": channel,
+                "name": name,
+                "name_normalized": name,
+                "is_channel": True,
+                "is_group": False,
+                "is_im": False,
+                "is_private": False,
+                "is_archived": False,
+                "is_member": True,
+                "created": 1700000000,
+            }
+        }
 
     def _conversations_list(self, p: dict) -> dict:
         """Slack's documented paging: `limit` (at most 1000, fewer may come back), an opaque
         `cursor`, and `response_metadata.next_cursor` empty on the last page."""
         types = set(str(p.get("types") or "public_channel").split(","))
         skip_archived = str(p.get("exclude_archived", "false")).lower() in ("1", "true")
-        listed = [(cid, name) for cid, name in sorted((self.channels or {}).items())
-                  if ("private_channel" if cid in self.private_channels else "public_channel") in types
-                  and not (skip_archived and cid in self.archived_channels)]
+        listed = [
+            (cid, name)
+            for cid, name in sorted((self.channels or {}).items())
+            if ("private_channel" if cid in self.private_channels else "public_channel") in types
+            and not (skip_archived and cid in self.archived_channels)
+        ]
         try:
             limit = min(int(p.get("limit") or 100), self.list_page_size, 1000)
             start = int(base64.b64decode(str(p.get("cursor") or "")).decode().removeprefix("offset:") or 0)
@@ -359,32 +389,61 @@ class FakeSlack:
             raise SlackError("invalid_cursor") from None
         if limit < 1:
             raise SlackError("invalid_limit")
-        page = listed[start:start + limit]
+        page = listed[start : start + limit]
         more = start + limit < len(listed)
         cursor = base64.b64encode(f"offset:{start + limit}".encode()).decode() if more else ""
-        return {"channels": [self._conversation(cid, name) for cid, name in page],
-                "response_metadata": {"next_cursor": cursor}}
+        return {
+            "channels": [self._conversation(cid, name) for cid, name in page],
+            "response_metadata": {"next_cursor": cursor},
+        }
 
     def _conversation(self, cid: str, name: str) -> dict:
         """One channel object with every field Slack's spec requires of a channel."""
         private = cid in self.private_channels
         blank = {"value": "", "creator": "", "last_set": 0}
-        return {"id": cid, "name": name, "name_normalized": name, "created": 1700000000,
-                "creator": self.bot_user_id, "is_archived": cid in self.archived_channels,
-                "is_channel": not private, "is_group": private, "is_im": False, "is_mpim": False,
-                "is_private": private, "is_general": False, "is_shared": False, "is_org_shared": False,
-                "is_ext_shared": False, "is_member": True, "num_members": 3,
-                "topic": dict(blank), "purpose": dict(blank), "previous_names": []}
+        return {
+            "id": cid,
+            "name": name,
+            "name_normalized": name,
+            "created": 1700000000,
+            "creator": self.bot_user_id,
+            "is_archived": cid in self.archived_channels,
+            "is_channel": not private,
+            "is_group": private,
+            "is_im": False,
+            "is_mpim": False,
+            "is_private": private,
+            "is_general": False,
+            "is_shared": False,
+            "is_org_shared": False,
+            "is_ext_shared": False,
+            "is_member": True,
+            "num_members": 3,
+            "topic": dict(blank),
+            "purpose": dict(blank),
+            "previous_names": [],
+        }
 
     def _user_info(self, p: dict) -> dict:
         user = p.get("user")
         if not user or (self.users is not None and user not in self.users):
             raise SlackError("user_not_found")
         name = (self.users or {}).get(user) or user.lower()
-        return {"user": {"id": user, "team_id": self.team_id, "name": name, "real_name": name,
-                         "deleted": False, "is_bot": False, "is_app_user": False,
-                         "updated": 1700000000, "tz": "Etc/UTC", "tz_offset": 0,
-                         "profile": {"real_name": name, "display_name": name}}}
+        return {
+            "user": {
+                "id": user,
+                "team_id": self.team_id,
+                "name": name,
+                "real_name": name,
+                "deleted": False,
+                "is_bot": False,
+                "is_app_user": False,
+                "updated": 1700000000,
+                "tz": "Etc/UTC",
+                "tz_offset": 0,
+                "profile": {"real_name": name, "display_name": name},
+            }
+        }
 
     def _permalink(self, p: dict) -> dict:
         channel = self._channel(p)
@@ -463,8 +522,9 @@ def _content(p: dict, partial: bool = False) -> dict:
             out[key] = value
     blocks = out.get("blocks") or []
     sections = [b.get("text") for b in blocks if b.get("type") == "section"]
-    if len(blocks) > MAX_BLOCKS or any(isinstance(t, dict) and len(str(t.get("text", ""))) > MAX_SECTION_TEXT
-                                       for t in sections):
+    if len(blocks) > MAX_BLOCKS or any(
+        isinstance(t, dict) and len(str(t.get("text", ""))) > MAX_SECTION_TEXT for t in sections
+    ):
         raise SlackError("invalid_blocks")
     for i, attachment in enumerate(out.get("attachments") or [], 1):
         attachment.setdefault("id", i)  # Slack numbers attachments in what it returns

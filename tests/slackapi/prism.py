@@ -63,8 +63,10 @@ def prism_binary() -> str:
     skip) when it is missing, because a contract check that silently does not run proves nothing."""
     path = os.environ.get("ROLLBOT_PRISM") or DEFAULT_PRISM
     if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        raise PrismError(f"Prism not found at {path}. Install it with `{INSTALL_HINT}` "
-                         "or point ROLLBOT_PRISM at a prism 5.14.2 executable.")
+        raise PrismError(
+            f"Prism not found at {path}. Install it with `{INSTALL_HINT}` "
+            "or point ROLLBOT_PRISM at a prism 5.14.2 executable."
+        )
     return path
 
 
@@ -83,8 +85,16 @@ class Prism:
     scope each test's checks with `mark()`.
     """
 
-    def __init__(self, upstream: str, spec: Path | str = SLACK_SPEC, *, log_path: Path | str | None = None,
-                 host: str = "127.0.0.1", port: int | None = None, startup_timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        spec: Path | str = SLACK_SPEC,
+        *,
+        log_path: Path | str | None = None,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        startup_timeout: float = 60.0,
+    ) -> None:
         self.upstream = upstream.rstrip("/")
         self.spec = Path(spec)
         self.host = host
@@ -126,13 +136,13 @@ class Prism:
         cmd = [binary, "proxy", str(self.spec), self.upstream, "-h", self.host, "-p", str(self.port)]
         began = time.monotonic()
         with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
-                                            stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            self.process = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
         deadline = began + self.startup_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise PrismError(f"prism exited with {self.process.returncode} while starting:\n"
-                                 f"{self._tail()}")
+                raise PrismError(f"prism exited with {self.process.returncode} while starting:\n{self._tail()}")
             if "Prism is listening on" in self.log_text() and self._accepts():
                 self.startup_seconds = time.monotonic() - began
                 self._ready_offset = self.mark()
@@ -182,7 +192,7 @@ class Prism:
         """Every violation logged since `since` (default: since Prism became ready), request and
         response side, in log order."""
         self._settle()
-        text = self.log_text()[self._ready_offset if since is None else since:]
+        text = self.log_text()[self._ready_offset if since is None else since :]
         found = []
         for line in text.splitlines():
             match = _VIOLATION.search(line)

@@ -41,12 +41,23 @@ def slash_command(text: str, user_id: str, channel_id: str, response_url: str, *
     return urlencode(slash_command_fields(text, user_id, channel_id, response_url, **options))
 
 
-def slash_command_fields(text: str, user_id: str, channel_id: str, response_url: str, *,
-                         command: str = "/rollback", user_name: str | None = None,
-                         channel_name: str | None = None, team_id: str = TEAM_ID,
-                         team_domain: str = TEAM_DOMAIN, api_app_id: str = APP_ID,
-                         token: str = VERIFICATION_TOKEN, trigger_id: str | None = None,
-                         enterprise_id: str | None = None, enterprise_name: str | None = None) -> dict[str, str]:
+def slash_command_fields(
+    text: str,
+    user_id: str,
+    channel_id: str,
+    response_url: str,
+    *,
+    command: str = "/rollback",
+    user_name: str | None = None,
+    channel_name: str | None = None,
+    team_id: str = TEAM_ID,
+    team_domain: str = TEAM_DOMAIN,
+    api_app_id: str = APP_ID,
+    token: str = VERIFICATION_TOKEN,
+    trigger_id: str | None = None,
+    enterprise_id: str | None = None,
+    enterprise_name: str | None = None,
+) -> dict[str, str]:
     """The fields of a slash command, in Slack's order: form-encoded in HTTP mode, the JSON
     `payload` of a `slash_commands` envelope in Socket Mode. enterprise_id and enterprise_name
     are only sent by Enterprise Grid workspaces, so only when given here."""
@@ -58,36 +69,53 @@ def slash_command_fields(text: str, user_id: str, channel_id: str, response_url:
     if enterprise_id is not None:
         fields["enterprise_id"] = enterprise_id
         fields["enterprise_name"] = enterprise_name or ""
-    fields.update({
-        "channel_id": channel_id,
-        "channel_name": channel_name or channel_id.lower(),
-        "user_id": user_id,
-        "user_name": user_name or user_id.lower(),
-        "command": command,
-        "text": text,
-        "api_app_id": api_app_id,
-        "is_enterprise_install": "false",
-        "response_url": response_url,
-        "trigger_id": trigger_id or new_trigger_id(),
-    })
+    fields.update(
+        {
+            "channel_id": channel_id,
+            "channel_name": channel_name or channel_id.lower(),
+            "user_id": user_id,
+            "user_name": user_name or user_id.lower(),
+            "command": command,
+            "text": text,
+            "api_app_id": api_app_id,
+            "is_enterprise_install": "false",
+            "response_url": response_url,
+            "trigger_id": trigger_id or new_trigger_id(),
+        }
+    )
     return fields
 
 
-def block_action(action_id: str, value: str, user_id: str, channel_id: str, message_ts: str,
-                 response_url: str, **options: Any) -> str:
+def block_action(
+    action_id: str, value: str, user_id: str, channel_id: str, message_ts: str, response_url: str, **options: Any
+) -> str:
     """The form body Slack POSTs when a button is clicked: `payload=<json>` of a block_actions
     payload (options: see `block_action_payload`)."""
     payload = block_action_payload(action_id, value, user_id, channel_id, message_ts, response_url, **options)
     return urlencode({"payload": json.dumps(payload, separators=(",", ":"))})
 
 
-def block_action_payload(action_id: str, value: str, user_id: str, channel_id: str, message_ts: str,
-                         response_url: str, *, block_id: str | None = None, button_text: str = "Button",
-                         message: dict[str, Any] | None = None, is_ephemeral: bool = False,
-                         user_name: str | None = None, channel_name: str | None = None,
-                         team_id: str = TEAM_ID, team_domain: str = TEAM_DOMAIN,
-                         api_app_id: str = APP_ID, token: str = VERIFICATION_TOKEN,
-                         trigger_id: str | None = None, action_ts: str | None = None) -> dict[str, Any]:
+def block_action_payload(
+    action_id: str,
+    value: str,
+    user_id: str,
+    channel_id: str,
+    message_ts: str,
+    response_url: str,
+    *,
+    block_id: str | None = None,
+    button_text: str = "Button",
+    message: dict[str, Any] | None = None,
+    is_ephemeral: bool = False,
+    user_name: str | None = None,
+    channel_name: str | None = None,
+    team_id: str = TEAM_ID,
+    team_domain: str = TEAM_DOMAIN,
+    api_app_id: str = APP_ID,
+    token: str = VERIFICATION_TOKEN,
+    trigger_id: str | None = None,
+    action_ts: str | None = None,
+) -> dict[str, Any]:
     """The block_actions payload of a button click: form-encoded as `payload=<json>` in HTTP
     mode, the `payload` of an `interactive` envelope in Socket Mode. `message` is the message
     that carried the button (e.g. one from FakeSlack.messages()); Slack sends no `message` for a
@@ -98,8 +126,12 @@ def block_action_payload(action_id: str, value: str, user_id: str, channel_id: s
         "user": {"id": user_id, "username": name, "name": name, "team_id": team_id},
         "api_app_id": api_app_id,
         "token": token,
-        "container": {"type": "message", "message_ts": message_ts, "channel_id": channel_id,
-                      "is_ephemeral": is_ephemeral},
+        "container": {
+            "type": "message",
+            "message_ts": message_ts,
+            "channel_id": channel_id,
+            "is_ephemeral": is_ephemeral,
+        },
         "trigger_id": trigger_id or new_trigger_id(),
         "team": {"id": team_id, "domain": team_domain},
         "enterprise": None,
@@ -112,14 +144,16 @@ def block_action_payload(action_id: str, value: str, user_id: str, channel_id: s
         payload["message"] = shown
     payload["state"] = {"values": {}}
     payload["response_url"] = response_url
-    payload["actions"] = [{
-        "action_id": action_id,
-        "block_id": block_id or secrets.token_hex(3),
-        "text": {"type": "plain_text", "text": button_text, "emoji": True},
-        "value": value,
-        "type": "button",
-        "action_ts": action_ts or f"{time.time():.6f}",
-    }]
+    payload["actions"] = [
+        {
+            "action_id": action_id,
+            "block_id": block_id or secrets.token_hex(3),
+            "text": {"type": "plain_text", "text": button_text, "emoji": True},
+            "value": value,
+            "type": "button",
+            "action_ts": action_ts or f"{time.time():.6f}",
+        }
+    ]
     return payload
 
 

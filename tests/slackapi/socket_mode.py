@@ -77,8 +77,12 @@ class FakeSocketMode:
     def send(self, kind: str, payload: dict[str, Any], accepts_response_payload: bool = False) -> str:
         """Deliver one envelope to the connected app; returns its envelope_id."""
         envelope_id = str(uuid.uuid4())
-        envelope = {"envelope_id": envelope_id, "payload": payload, "type": kind,
-                    "accepts_response_payload": accepts_response_payload}
+        envelope = {
+            "envelope_id": envelope_id,
+            "payload": payload,
+            "type": kind,
+            "accepts_response_payload": accepts_response_payload,
+        }
         connection = self._connection
         if connection is None:
             raise AssertionError("no app is connected to the Socket Mode endpoint")
@@ -87,8 +91,11 @@ class FakeSocketMode:
 
     def ack(self, envelope_id: str, timeout: float) -> dict[str, Any]:
         """The app's answer to one envelope (raises AssertionError if none came within `timeout`)."""
-        return self._wait(lambda: next((m for m in self.received if m.get("envelope_id") == envelope_id), None),
-                          timeout, f"the ack of envelope {envelope_id}")
+        return self._wait(
+            lambda: next((m for m in self.received if m.get("envelope_id") == envelope_id), None),
+            timeout,
+            f"the ack of envelope {envelope_id}",
+        )
 
     def _serve(self, connection: ServerConnection) -> None:
         if connection.request is None or connection.request.path != f"/link/?ticket={self.ticket}&app_id={APP_ID}":
@@ -124,6 +131,9 @@ class FakeSocketMode:
 
 def _hello(connections: int) -> dict[str, Any]:
     """What Slack sends first on every new Socket Mode connection."""
-    return {"type": "hello", "num_connections": connections,
-            "debug_info": {"host": "applink-fake", "build_number": 1, "approximate_connection_time": 18060},
-            "connection_info": {"app_id": APP_ID}}
+    return {
+        "type": "hello",
+        "num_connections": connections,
+        "debug_info": {"host": "applink-fake", "build_number": 1, "approximate_connection_time": 18060},
+        "connection_info": {"app_id": APP_ID},
+    }

@@ -39,6 +39,7 @@ SECTION = {"type": "section", "text": {"type": "mrkdwn", "text": "*Plan*: engine
 
 # ---- fixtures: one fake and one Prism per module (Prism takes seconds to start) ---------------
 
+
 @pytest.fixture(scope="module")
 def fake() -> Iterator[FakeSlack]:
     with FakeSlack() as server:
@@ -87,6 +88,7 @@ def api(request: pytest.FixtureRequest, fake: FakeSlack) -> Api:
 
 # ---- the fake's behaviour, directly and through Prism ----------------------------------------
 
+
 def test_post_then_update_keeps_both_versions(api: Api) -> None:
     client = api.client()
     posted = client.chat_postMessage(channel=CHANNEL, text="Plan", blocks=[SECTION])
@@ -124,8 +126,13 @@ def test_ephemeral_is_kept_per_user(api: Api) -> None:
     answer = api.client().chat_postEphemeral(channel=CHANNEL, user=ALICE, text="only you", blocks=[SECTION])
     assert answer["message_ts"] == "1700000000.000100"
     [kept] = api.fake.ephemerals(user=ALICE)
-    assert kept == {"channel": CHANNEL, "user": ALICE, "message_ts": answer["message_ts"],
-                    "text": "only you", "blocks": [SECTION]}
+    assert kept == {
+        "channel": CHANNEL,
+        "user": ALICE,
+        "message_ts": answer["message_ts"],
+        "text": "only you",
+        "blocks": [SECTION],
+    }
     assert api.fake.ephemerals(user=BOB) == [] and api.fake.messages(CHANNEL) == []
     assert api.request_violations() == []
 
@@ -203,6 +210,7 @@ def test_delay_slows_one_method(api: Api) -> None:
 
 # ---- Prism: what it reports ------------------------------------------------------------------
 
+
 def test_bad_call_gives_exactly_one_violation(fake: FakeSlack, prism: Prism) -> None:
     fake.reset()
     mark = prism.mark()
@@ -243,7 +251,8 @@ def test_fake_answers_match_slacks_response_schemas(fake: FakeSlack, prism: Pris
     client.auth_test()
     client.chat_getPermalink(channel=CHANNEL, message_ts=posted["ts"])
     assert [str(v) for v in prism.all_violations(since=mark)] == [
-        "error: response.body.message.blocks Response body property message.blocks must be object"]
+        "error: response.body.message.blocks Response body property message.blocks must be object"
+    ]
 
 
 def test_conversations_list_pages_by_slacks_shape(fake: FakeSlack, prism: Prism) -> None:
@@ -251,8 +260,12 @@ def test_conversations_list_pages_by_slacks_shape(fake: FakeSlack, prism: Prism)
     cursor; each answer passes the spec's response schema. Posting by `#name` answers with the
     id, and chat.update by name is refused, as Slack does."""
     fake.reset()
-    fake.channels = {"C0INCIDENT": "incident", "C0GENERAL0": "general", "C0OLDSTUFF": "old-stuff",
-                     "G0PRIVATE0": "oncall-private"}
+    fake.channels = {
+        "C0INCIDENT": "incident",
+        "C0GENERAL0": "general",
+        "C0OLDSTUFF": "old-stuff",
+        "G0PRIVATE0": "oncall-private",
+    }
     fake.private_channels, fake.archived_channels, fake.list_page_size = {"G0PRIVATE0"}, {"C0OLDSTUFF"}, 2
     client = WebClient(token="xoxb-test", base_url=prism.url)
     try:
@@ -269,16 +282,20 @@ def test_conversations_list_pages_by_slacks_shape(fake: FakeSlack, prism: Prism)
 
         seen, cursor, pages = [], None, 0
         while True:
-            page = client.conversations_list(types="public_channel,private_channel", exclude_archived=True,
-                                             limit=1000, cursor=cursor)
+            page = client.conversations_list(
+                types="public_channel,private_channel", exclude_archived=True, limit=1000, cursor=cursor
+            )
             seen += [(c["id"], c["name"], c["is_private"]) for c in page["channels"]]
             pages += 1
             cursor = page["response_metadata"]["next_cursor"]
             if not cursor:
                 break
         assert pages == 2
-        assert sorted(seen) == [("C0GENERAL0", "general", False), ("C0INCIDENT", "incident", False),
-                                ("G0PRIVATE0", "oncall-private", True)]
+        assert sorted(seen) == [
+            ("C0GENERAL0", "general", False),
+            ("C0INCIDENT", "incident", False),
+            ("G0PRIVATE0", "oncall-private", True),
+        ]
         public = client.conversations_list()["channels"]
         assert {c["id"] for c in public} == {"C0GENERAL0", "C0INCIDENT"}, "public only, archived included"
         assert prism.all_violations(since=mark) == []
@@ -320,20 +337,26 @@ def test_missing_prism_fails_loudly(monkeypatch: pytest.MonkeyPatch, tmp_path: P
 
 # ---- bodies in both encodings, concurrency ----------------------------------------------------
 
+
 def test_form_and_json_bodies_store_the_same_message(fake: FakeSlack) -> None:
     fake.reset()
     auth = {"Authorization": "Bearer xoxb-test"}
-    as_form = httpx.post(fake.url + "chat.postMessage", headers=auth,
-                         data={"channel": CHANNEL, "text": "t", "blocks": json.dumps([SECTION])})
-    as_json = httpx.post(fake.url + "chat.postMessage", headers=auth,
-                         json={"channel": CHANNEL, "text": "t", "blocks": [SECTION]})
+    as_form = httpx.post(
+        fake.url + "chat.postMessage",
+        headers=auth,
+        data={"channel": CHANNEL, "text": "t", "blocks": json.dumps([SECTION])},
+    )
+    as_json = httpx.post(
+        fake.url + "chat.postMessage", headers=auth, json={"channel": CHANNEL, "text": "t", "blocks": [SECTION]}
+    )
     assert as_form.json()["ok"] and as_json.json()["ok"]
     assert [m["blocks"] for m in fake.messages(CHANNEL)] == [[SECTION], [SECTION]]
     assert isinstance(fake.calls[0].params["blocks"], str) and fake.calls[1].params["blocks"] == [SECTION]
     unknown = httpx.post(fake.url + "no.such.method", headers=auth, data={})
     assert (unknown.status_code, unknown.json()) == (200, {"ok": False, "error": "unknown_method"})
-    too_many = httpx.post(fake.url + "chat.postMessage", headers=auth,
-                          json={"channel": CHANNEL, "blocks": [SECTION] * 51})
+    too_many = httpx.post(
+        fake.url + "chat.postMessage", headers=auth, json={"channel": CHANNEL, "blocks": [SECTION] * 51}
+    )
     assert too_many.json()["error"] == "invalid_blocks"
 
 
@@ -357,6 +380,7 @@ def test_concurrent_posts_get_unique_increasing_ts(fake: FakeSlack) -> None:
 
 # ---- signing: Slack's signature, Bolt receiving what we build ---------------------------------
 
+
 def test_signature_matches_slack_sdk_verifier() -> None:
     body = slash_command("rollback engine", ALICE, CHANNEL, "https://example.invalid/r")
     headers = signed_headers(body, SECRET)
@@ -369,20 +393,35 @@ def test_signature_matches_slack_sdk_verifier() -> None:
     stale = signed_headers(body, SECRET, timestamp=int(time.time()) - 6 * 60)
     assert not verifier.is_valid_request(body, stale)  # Slack's 5-minute window
     # Slack's documented example (api.slack.com/authentication/verifying-requests-from-slack)
-    example = ("token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V"
-               "&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text="
-               "&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN"
-               "&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c")
+    example = (
+        "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V"
+        "&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text="
+        "&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN"
+        "&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c"
+    )
     assert signature(example, SECRET, 1531420618) == (
-        "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503")
+        "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503"
+    )
 
 
 def test_slash_command_has_every_field_slack_sends() -> None:
     body = slash_command("rollback engine 2.3.1", ALICE, CHANNEL, "https://example.invalid/r", trigger_id="1.2.abc")
     fields = {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
-    assert list(fields) == ["token", "team_id", "team_domain", "channel_id", "channel_name", "user_id",
-                            "user_name", "command", "text", "api_app_id", "is_enterprise_install",
-                            "response_url", "trigger_id"]
+    assert list(fields) == [
+        "token",
+        "team_id",
+        "team_domain",
+        "channel_id",
+        "channel_name",
+        "user_id",
+        "user_name",
+        "command",
+        "text",
+        "api_app_id",
+        "is_enterprise_install",
+        "response_url",
+        "trigger_id",
+    ]
     assert fields["command"] == "/rollback" and fields["text"] == "rollback engine 2.3.1"
     assert fields["is_enterprise_install"] == "false" and fields["trigger_id"] == "1.2.abc"
 
@@ -392,8 +431,12 @@ def test_block_action_has_slacks_shape() -> None:
     assert body.startswith("payload=")
     payload = json.loads(parse_qs(body)["payload"][0])
     assert payload["type"] == "block_actions" and payload["user"]["id"] == BOB
-    assert payload["container"] == {"type": "message", "message_ts": "1700000000.000100",
-                                    "channel_id": CHANNEL, "is_ephemeral": False}
+    assert payload["container"] == {
+        "type": "message",
+        "message_ts": "1700000000.000100",
+        "channel_id": CHANNEL,
+        "is_ephemeral": False,
+    }
     assert payload["message"]["ts"] == "1700000000.000100" and payload["channel"]["id"] == CHANNEL
     [action] = payload["actions"]
     assert (action["action_id"], action["value"], action["type"]) == ("approve", "run-7", "button")
@@ -408,8 +451,12 @@ def bolt_endpoint(fake: FakeSlack) -> Iterator[tuple[str, dict]]:
     the way the real front end will be served."""
     fake.reset()
     seen: dict = {}
-    app = App(signing_secret=SECRET, client=WebClient(token="xoxb-test", base_url=fake.url),
-              token_verification_enabled=False, process_before_response=True)
+    app = App(
+        signing_secret=SECRET,
+        client=WebClient(token="xoxb-test", base_url=fake.url),
+        token_verification_enabled=False,
+        process_before_response=True,
+    )
 
     @app.command("/rollback")
     def on_command(ack, command, respond):  # type: ignore[no-untyped-def]
@@ -426,7 +473,7 @@ def bolt_endpoint(fake: FakeSlack) -> Iterator[tuple[str, dict]]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers["Content-Length"])).decode()
-            answer = app.dispatch(BoltRequest(body=raw, headers={k: v for k, v in self.headers.items()}))
+            answer = app.dispatch(BoltRequest(body=raw, headers=dict(self.headers.items())))
             data = answer.body.encode()
             self.send_response(answer.status)
             self.send_header("Content-Length", str(len(data)))

@@ -65,7 +65,9 @@ def test_a_connection_with_another_ticket_is_refused(endpoints: tuple[FakeSocket
     from websockets.exceptions import ConnectionClosed
     from websockets.sync.client import connect
 
-    with connect(socket_mode.url.replace(socket_mode.ticket, "forged"), compression=None) as stranger:
-        with pytest.raises(ConnectionClosed):
-            stranger.recv(timeout=5)
+    with (
+        connect(socket_mode.url.replace(socket_mode.ticket, "forged"), compression=None) as stranger,
+        pytest.raises(ConnectionClosed),
+    ):
+        stranger.recv(timeout=5)
     assert socket_mode.connections == 0

@@ -22,13 +22,11 @@ from urllib.parse import quote
 
 from ruamel.yaml import YAML
 
-from bot.adapters.compose import ServiceConfig
-from bot.config import BrainConfig, Config, TargetConfig
-from bot.adapters.docker_host import ContainerFacts, ImageLocation, ImageSource, MountFacts, RunningMounts
 from bot.adapters.log_capture import Section, write_capped
+from bot.config import BrainConfig, Config, TargetConfig
 from bot.errors import ComposeError, DockerError
-from bot.adapters.health import HealthResult
 from bot.planning.plan import Systems
+from bot.ports import ContainerFacts, HealthResult, ImageLocation, ImageSource, MountFacts, RunningMounts, ServiceConfig
 from bot.tags import ImageRef
 
 REPO = "127.0.0.1:5000/rollbot-demo/engine"
@@ -75,14 +73,19 @@ class FakeDocker:
 
     def image_tags(self, repository: str) -> tuple[set[str], str]:
         self._ask(f"tags {repository}")
-        return {ref.rsplit(":", 1)[1] for ref in self.registry | self.host if ref.rsplit(":", 1)[0] == repository}, \
-            "registry and on this host"
+        return {
+            ref.rsplit(":", 1)[1] for ref in self.registry | self.host if ref.rsplit(":", 1)[0] == repository
+        }, "registry and on this host"
 
     def inspect(self, container_id: str) -> dict[str, object]:
         self._ask(f"inspect {container_id}")
         facts = self.containers[container_id]
-        return {"Id": facts.id, "Name": f"/{facts.name}", "Config": {"Image": facts.image},
-                "State": {"Running": facts.running, "Status": facts.state}}
+        return {
+            "Id": facts.id,
+            "Name": f"/{facts.name}",
+            "Config": {"Image": facts.image},
+            "State": {"Running": facts.running, "Status": facts.state},
+        }
 
     def image_labels(self, reference: str) -> dict[str, str] | None:
         self._ask(f"labels {reference}")
@@ -105,8 +108,13 @@ class FakeDocker:
             if container_id not in self.containers:
                 raise DockerError(f"container {container_id[:12]} is gone; its logs cannot be captured")
         destination.parent.mkdir(parents=True, exist_ok=True)
-        sections = [Section(f"===== {self.containers[i].name} ({i[:12]}) =====\n".encode() if len(container_ids) > 1
-                            else None, [self.logs.get(i, b"")]) for i in container_ids]
+        sections = [
+            Section(
+                f"===== {self.containers[i].name} ({i[:12]}) =====\n".encode() if len(container_ids) > 1 else None,
+                [self.logs.get(i, b"")],
+            )
+            for i in container_ids
+        ]
         with destination.open("wb") as handle:
             return write_capped(sections, handle, cap)
 
@@ -121,8 +129,13 @@ class FakeDocker:
     ) -> None:
         self.host.add(image)
         self.containers[container_id] = ContainerFacts(
-            id=container_id, name=name, image=image, running=True, state="running",
-            started_at=datetime(2026, 11, 26, 3, 0, tzinfo=UTC), labels=dict(labels or {}),
+            id=container_id,
+            name=name,
+            image=image,
+            running=True,
+            state="running",
+            started_at=datetime(2026, 11, 26, 3, 0, tzinfo=UTC),
+            labels=dict(labels or {}),
         )
 
 
@@ -169,8 +182,15 @@ class FakeCompose:
 
     def _interpolated(self, text: str) -> str:
         env_file = self.compose_file.parent / ".env"
-        values = dict(line.split("=", 1) for line in env_file.read_text().splitlines()
-                      if "=" in line and not line.startswith("#")) if env_file.is_file() else {}
+        values = (
+            dict(
+                line.split("=", 1)
+                for line in env_file.read_text().splitlines()
+                if "=" in line and not line.startswith("#")
+            )
+            if env_file.is_file()
+            else {}
+        )
         return re.sub(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", lambda m: values.get(m[1], "").strip(), text)
 
     def pull(self, service: str) -> str:
@@ -208,8 +228,12 @@ class FakeCompose:
 
     def labels(self, service: str) -> dict[str, str]:
         """The labels `up` puts on a container it makes from the files as they are now."""
-        return {"com.docker.compose.project": "demo", "com.docker.compose.service": service,
-                "com.docker.compose.oneoff": "False", "com.docker.compose.config-hash": self.service(service).config_hash}
+        return {
+            "com.docker.compose.project": "demo",
+            "com.docker.compose.service": service,
+            "com.docker.compose.oneoff": "False",
+            "com.docker.compose.config-hash": self.service(service).config_hash,
+        }
 
     def running_image(self) -> str | None:
         """The image of the service's container when it is running, else None."""
@@ -391,12 +415,14 @@ def brain_contents(path: Path) -> dict[str, object]:
     including whatever sits in the brain's WAL."""
     assert path.is_file(), f"{path} is missing"
     with closing(sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)) as brain:
-        names = [row[0] for row in brain.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
-        )]
+        names = [
+            row[0]
+            for row in brain.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            )
+        ]
         contents: dict[str, object] = {
-            name: brain.execute(f"SELECT * FROM {quoted(name)} ORDER BY 1").fetchall()
-            for name in names
+            name: brain.execute(f"SELECT * FROM {quoted(name)} ORDER BY 1").fetchall() for name in names
         }
         contents["#user_version"] = brain.execute("PRAGMA user_version").fetchone()[0]
     return contents

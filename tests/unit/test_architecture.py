@@ -7,6 +7,7 @@ front end, no two modules need each other, and no module grows past what one rea
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -145,6 +146,31 @@ def test_storage_knows_nothing_of_the_core_but_its_errors() -> None:
 
 def test_no_two_modules_import_each_other_even_through_others() -> None:
     assert cycles(first_party_edges()) == []
+
+
+def readme_map() -> str:
+    """The fenced block under the README's "How it is built": the map of the folders."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## How it is built") :]
+    return section.split("```")[1]
+
+
+def test_the_readme_map_names_only_what_exists() -> None:
+    named = set(
+        re.findall(r"(?<![\w/.])((?:bot|handlers|storage|tests|bench|examples|deploy)(?:/[\w.]+)*/?)", readme_map())
+    )
+    bare = set(re.findall(r"(?<![\w/])(\w+\.py)\b", readme_map()))  # `errors.py`, `(drill.py)`: somewhere of ours
+    ours = {path.name for package in (*PACKAGES, "tests") for path in (ROOT / package).rglob("*.py")}
+    missing = sorted(p for p in named if not (ROOT / p).exists()) + sorted(bare - ours)
+    assert len(named) > 15
+    assert missing == []
+
+
+def test_the_readme_map_names_every_part_of_bot() -> None:
+    text = readme_map()
+    parts = [f"bot/{p.name}/" for p in (ROOT / "bot").iterdir() if (p / "__init__.py").exists()]
+    parts += [p.name for p in (ROOT / "bot").glob("*.py") if p.stem not in ("__init__", "__main__")]
+    assert [part for part in sorted(parts) if part not in text] == []
 
 
 def test_the_cycle_finder_finds_a_cycle() -> None:

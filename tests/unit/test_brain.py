@@ -54,16 +54,23 @@ def test_schema_version_defaults_to_user_version(tmp_path: Path) -> None:
 def test_schema_version_from_a_configured_query(tmp_path: Path) -> None:
     """Engines that keep a migrations table configure a query; its single value is the version."""
     brain = make_brain(tmp_path / "brain.sqlite", schema=0)
-    run_sql(brain, "CREATE TABLE migrations (version INTEGER, applied_at TEXT)",
-            "INSERT INTO migrations VALUES (3, 'a'), (12, 'b'), (5, 'c')")
+    run_sql(
+        brain,
+        "CREATE TABLE migrations (version INTEGER, applied_at TEXT)",
+        "INSERT INTO migrations VALUES (3, 'a'), (12, 'b'), (5, 'c')",
+    )
     assert schema_version(brain, "SELECT max(version) FROM migrations") == 12
 
 
-@pytest.mark.parametrize("setup, query", [
-    ("INSERT INTO migrations VALUES ('12')", "SELECT max(version) FROM migrations"),
-    ("SELECT 1", "SELECT max(version) FROM migrations"),  # empty table: max() is NULL
-    ("INSERT INTO migrations VALUES (1.5)", "SELECT max(version) FROM migrations"),
-], ids=["text", "empty", "real"])
+@pytest.mark.parametrize(
+    "setup, query",
+    [
+        ("INSERT INTO migrations VALUES ('12')", "SELECT max(version) FROM migrations"),
+        ("SELECT 1", "SELECT max(version) FROM migrations"),  # empty table: max() is NULL
+        ("INSERT INTO migrations VALUES (1.5)", "SELECT max(version) FROM migrations"),
+    ],
+    ids=["text", "empty", "real"],
+)
 def test_schema_version_that_is_not_an_integer_is_a_brain_error(tmp_path: Path, setup: str, query: str) -> None:
     """A version that is text, NULL or a float must not be compared as if it were a number."""
     brain = make_brain(tmp_path / "brain.sqlite")
@@ -132,7 +139,10 @@ def test_loss_report_counts_rows_by_key_not_by_count(tmp_path: Path) -> None:
     run_sql(brain, "DELETE FROM episodes WHERE id = 1")
     add_rows(brain, "episodes", [created_at(0, day=26)])
     with closing(sqlite3.connect(brain)) as live, closing(sqlite3.connect(snapshot)) as snap:
-        assert live.execute("SELECT count(*) FROM episodes").fetchone() == snap.execute("SELECT count(*) FROM episodes").fetchone()
+        assert (
+            live.execute("SELECT count(*) FROM episodes").fetchone()
+            == snap.execute("SELECT count(*) FROM episodes").fetchone()
+        )
 
     report = loss_report(brain, snapshot)
     episodes = losses(report)["episodes"]
@@ -183,8 +193,11 @@ def test_loss_report_keys_without_rowid_tables_by_their_primary_key(tmp_path: Pa
     """A WITHOUT ROWID table has no rowid: new keys are lost rows, a changed value of a kept key is not a new row."""
     brain = make_brain(tmp_path / "brain.sqlite", rows=3)
     snapshot = snapshot_of(brain, tmp_path)
-    run_sql(brain, f"UPDATE {KEYED_TABLE} SET value = 'changed' WHERE key = 'k1'",
-            f"INSERT INTO {KEYED_TABLE} VALUES ('k9', 'new'), ('a0', 'new too')")
+    run_sql(
+        brain,
+        f"UPDATE {KEYED_TABLE} SET value = 'changed' WHERE key = 'k1'",
+        f"INSERT INTO {KEYED_TABLE} VALUES ('k9', 'new'), ('a0', 'new too')",
+    )
     facts = losses(loss_report(brain, snapshot))[KEYED_TABLE]
     assert (facts.rows, facts.time_column, facts.whole_table) == (2, None, False)
 
@@ -192,8 +205,11 @@ def test_loss_report_keys_without_rowid_tables_by_their_primary_key(tmp_path: Pa
 def test_loss_report_keys_a_composite_primary_key(tmp_path: Path) -> None:
     """Social-graph edges keyed by (source, target): a new edge sharing one end with an old one is still new."""
     brain = make_brain(tmp_path / "brain.sqlite")
-    run_sql(brain, "CREATE TABLE edges (source TEXT, target TEXT, created_at TEXT, PRIMARY KEY (source, target)) WITHOUT ROWID",
-            "INSERT INTO edges VALUES ('ann', 'bob', 't1'), ('bob', 'cy', 't2')")
+    run_sql(
+        brain,
+        "CREATE TABLE edges (source TEXT, target TEXT, created_at TEXT, PRIMARY KEY (source, target)) WITHOUT ROWID",
+        "INSERT INTO edges VALUES ('ann', 'bob', 't1'), ('bob', 'cy', 't2')",
+    )
     snapshot = snapshot_of(brain, tmp_path)
     run_sql(brain, "INSERT INTO edges VALUES ('ann', 'cy', 't3'), ('cy', 'bob', 't4')")
     edges = losses(loss_report(brain, snapshot))["edges"]
@@ -205,8 +221,11 @@ def test_loss_report_recognises_without_rowid_with_table_options_or_a_comment(tm
     """BUG: `WITHOUT ROWID, STRICT` (SQLite >= 3.37) or a trailing comment hides WITHOUT ROWID from the
     regex, the report compares by a rowid the table lacks, and the whole report fails."""
     brain = make_brain(tmp_path / "brain.sqlite")
-    run_sql(brain, f"CREATE TABLE prefs (name TEXT PRIMARY KEY, value TEXT) {options}",
-            "INSERT INTO prefs VALUES ('theme', 'dark')")
+    run_sql(
+        brain,
+        f"CREATE TABLE prefs (name TEXT PRIMARY KEY, value TEXT) {options}",
+        "INSERT INTO prefs VALUES ('theme', 'dark')",
+    )
     snapshot = snapshot_of(brain, tmp_path)
     run_sql(brain, "INSERT INTO prefs VALUES ('lang', 'en')")
     assert losses(loss_report(brain, snapshot))["prefs"].rows == 1
@@ -219,15 +238,20 @@ def test_loss_report_quotes_odd_table_and_column_names(tmp_path: Path) -> None:
     add_rows(brain, 'weird "name"', [created_at(5, day=26), created_at(6, day=26)])
     add_rows(brain, "order", [created_at(7, day=26)])
     report = losses(loss_report(brain, snapshot))
-    assert report['weird "name"'] == TableLoss('weird "name"', 2, "created_at", created_at(5, day=26), created_at(6, day=26))
+    assert report['weird "name"'] == TableLoss(
+        'weird "name"', 2, "created_at", created_at(5, day=26), created_at(6, day=26)
+    )
     assert report["order"] == TableLoss("order", 1, "created_at", created_at(7, day=26), created_at(7, day=26))
 
 
 def test_loss_report_finds_a_time_column_by_its_declared_type(tmp_path: Path) -> None:
     """No conventional name, but a DATETIME column: it gives the time range."""
     brain = make_brain(tmp_path / "brain.sqlite", tables=())
-    run_sql(brain, "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT, written DATETIME)",
-            "INSERT INTO notes (body, written) VALUES ('old', '2026-01-01')")
+    run_sql(
+        brain,
+        "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT, written DATETIME)",
+        "INSERT INTO notes (body, written) VALUES ('old', '2026-01-01')",
+    )
     snapshot = snapshot_of(brain, tmp_path)
     run_sql(brain, "INSERT INTO notes (body, written) VALUES ('new', '2026-11-26'), ('newer', '2026-11-27')")
     notes = losses(loss_report(brain, snapshot))["notes"]
@@ -271,8 +295,11 @@ def test_loss_report_counts_rows_changed_and_deleted_in_the_bad_window(tmp_path:
     window reported "no rows would be lost" although the restore reverts all of them."""
     brain = make_brain(tmp_path / "brain.sqlite", rows=1010)
     snapshot = snapshot_of(brain, tmp_path)
-    run_sql(brain, "UPDATE episodes SET content = 'edited in the bad window' WHERE id <= 1000",
-            "DELETE FROM episodes WHERE id > 1000")
+    run_sql(
+        brain,
+        "UPDATE episodes SET content = 'edited in the bad window' WHERE id <= 1000",
+        "DELETE FROM episodes WHERE id > 1000",
+    )
 
     report = loss_report(brain, snapshot)
 
@@ -287,10 +314,13 @@ def test_loss_report_counts_changes_and_deletes_in_without_rowid_tables(tmp_path
     """Keyed by the primary key: an edited value is a change, a removed key a delete, a new key an addition."""
     brain = make_brain(tmp_path / "brain.sqlite", rows=5)
     snapshot = snapshot_of(brain, tmp_path)
-    run_sql(brain, f"UPDATE {KEYED_TABLE} SET value = 'changed' WHERE key IN ('k1', 'k2')",
-            f"UPDATE {KEYED_TABLE} SET value = 'v3' WHERE key = 'k3'",  # written again, the same value
-            f"DELETE FROM {KEYED_TABLE} WHERE key = 'k4'",
-            f"INSERT INTO {KEYED_TABLE} VALUES ('k9', 'new')")
+    run_sql(
+        brain,
+        f"UPDATE {KEYED_TABLE} SET value = 'changed' WHERE key IN ('k1', 'k2')",
+        f"UPDATE {KEYED_TABLE} SET value = 'v3' WHERE key = 'k3'",  # written again, the same value
+        f"DELETE FROM {KEYED_TABLE} WHERE key = 'k4'",
+        f"INSERT INTO {KEYED_TABLE} VALUES ('k9', 'new')",
+    )
     facts = losses(loss_report(brain, snapshot))[KEYED_TABLE]
     assert (facts.rows, facts.changed, facts.deleted) == (1, 2, 1)
     assert facts.describe() == f"{KEYED_TABLE}: 1 row(s) added, 2 changed, 1 deleted"
@@ -301,7 +331,9 @@ def test_loss_report_sees_a_value_set_to_null_as_a_change(tmp_path: Path) -> Non
     brain = make_brain(tmp_path / "brain.sqlite", rows=3)
     run_sql(brain, "UPDATE feedback SET content = NULL WHERE id = 3")
     snapshot = snapshot_of(brain, tmp_path)
-    run_sql(brain, "UPDATE feedback SET content = NULL WHERE id = 1", "UPDATE feedback SET content = 'now set' WHERE id = 3")
+    run_sql(
+        brain, "UPDATE feedback SET content = NULL WHERE id = 1", "UPDATE feedback SET content = 'now set' WHERE id = 3"
+    )
     assert losses(loss_report(brain, snapshot))["feedback"].changed == 2
 
 
@@ -309,8 +341,11 @@ def test_loss_report_compares_only_the_columns_both_brains_have(tmp_path: Path) 
     """A column the migration added is no change of the rows it was added to; an edit of an old column is."""
     brain = make_brain(tmp_path / "brain.sqlite", rows=4)
     snapshot = snapshot_of(brain, tmp_path)
-    run_sql(brain, "ALTER TABLE episodes ADD COLUMN importance REAL DEFAULT 0.5",
-            "UPDATE episodes SET content = 'rewritten' WHERE id = 2")
+    run_sql(
+        brain,
+        "ALTER TABLE episodes ADD COLUMN importance REAL DEFAULT 0.5",
+        "UPDATE episodes SET content = 'rewritten' WHERE id = 2",
+    )
     episodes = losses(loss_report(brain, snapshot))["episodes"]
     assert (episodes.rows, episodes.changed, episodes.deleted) == (0, 1, 0)
 

@@ -20,8 +20,8 @@ import pytest
 
 from bot.brain.holders import containers_holding, lock_holder, processes_holding
 from bot.brain.swap import FORENSIC_FOLDER
-from bot.adapters.docker_host import MountFacts, RunningMounts
 from bot.planning.plan import RollbackRequest, make_plan
+from bot.ports import MountFacts, RunningMounts
 from storage import EventView, Journal, RunStatus, StepStatus
 
 from .fakes import REPO, brain_contents, make_brain
@@ -44,8 +44,9 @@ class Holder:
     """Another process with the brain open: idle until `write` makes it insert a row."""
 
     def __init__(self, brain: Path) -> None:
-        self.process = subprocess.Popen([sys.executable, "-c", HOLDER_SCRIPT, str(brain)], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", HOLDER_SCRIPT, str(brain)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
         assert self.process.stdout is not None and self.process.stdout.readline().strip() == "ready"
 
     @property
@@ -80,8 +81,13 @@ def episodes(path: Path) -> list[str]:
 def untouched(scene: Restore) -> tuple[object, ...]:
     """What a refused plan must leave alone: the compose file, the brain (inode and rows), the folder."""
     brain = scene.brain.path
-    return (scene.world.compose_file.read_bytes(), brain.stat().st_ino, brain_contents(brain),
-            sorted(p.name for p in brain.parent.iterdir()), scene.world.compose.running_image())
+    return (
+        scene.world.compose_file.read_bytes(),
+        brain.stat().st_ino,
+        brain_contents(brain),
+        sorted(p.name for p in brain.parent.iterdir()),
+        scene.world.compose.running_image(),
+    )
 
 
 def plan_of(scene: Restore):  # type: ignore[no-untyped-def]
@@ -93,8 +99,9 @@ def holds_check(plan) -> object:  # type: ignore[no-untyped-def]
     return found
 
 
-def worker(scene: Restore, source: Path, container_id: str = WORKER_ID, name: str = "demo-worker-1",
-           running: bool = True) -> None:
+def worker(
+    scene: Restore, source: Path, container_id: str = WORKER_ID, name: str = "demo-worker-1", running: bool = True
+) -> None:
     """A second container on the fake host mounting `source` at /data."""
     scene.world.docker.run_container(container_id, f"{REPO}:2.4.0", name=name)
     if not running:
@@ -185,9 +192,13 @@ def test_a_process_that_opens_the_brain_after_the_stop_ends_the_run_and_loses_no
 
     assert run.status is RunStatus.FAILED
     assert statuses(run)["swap_brain"] is StepStatus.FAILED
-    assert run.error is not None and f"process {holder.pid} (" in run.error and "brain.sqlite open" in run.error, run.error
+    assert run.error is not None and f"process {holder.pid} (" in run.error and "brain.sqlite open" in run.error, (
+        run.error
+    )
     assert scene.brain.path.stat().st_ino == original_inode, "the original brain stayed in place"
-    assert "written by the holder after the rollback" in episodes(scene.brain.path), "the holder's write is in the live brain"
+    assert "written by the holder after the rollback" in episodes(scene.brain.path), (
+        "the holder's write is in the live brain"
+    )
     assert not (scene.brain.path.parent / FORENSIC_FOLDER).exists(), "nothing was moved aside"
     assert scene.staged_files() == []
     assert scene.world.compose_file.read_bytes() == compose_before
@@ -272,7 +283,8 @@ def test_processes_in_the_engines_container_are_not_counted_and_others_are_named
         connection.execute("SELECT count(*) FROM episodes").fetchone()
         scan = processes_holding(brain, own_containers={engine[:12]}, names={other: "demo-worker-1"}, proc=proc)
     assert [(h.what, h.how) for h in scan.holders] == [
-        ("process 202 (python3 worker.py) in container demo-worker-1", "has brain.sqlite-wal open")]
+        ("process 202 (python3 worker.py) in container demo-worker-1", "has brain.sqlite-wal open")
+    ]
 
 
 def test_container_mounts_compare_host_paths() -> None:

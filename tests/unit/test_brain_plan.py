@@ -16,13 +16,13 @@ import pytest
 from rich.console import Console
 
 import bot.planning.brain_plan
-from bot.planning.brain_plan import BRAIN_CHECKS, SCHEMA_LABEL, BrainChoice
+from bot.brain.snapshots import RUNBOOK_NAME, Snapshot, take_snapshot
 from bot.config import BrainConfig
 from bot.core.rollbot import Rollbot
+from bot.planning.brain_plan import BRAIN_CHECKS, SCHEMA_LABEL, BrainChoice
 from bot.planning.plan import CHECKS, Check, CheckResult, Plan, RollbackRequest, StepKind, make_plan
-from bot.reporting.postmortem import build, to_jira_wiki, to_markdown
 from bot.planning.preflight import Preflight, Refused
-from bot.brain.snapshots import RUNBOOK_NAME, Snapshot, take_snapshot
+from bot.reporting.postmortem import build, to_jira_wiki, to_markdown
 from bot.terminal.render import render_plan
 from handlers.blocks import plan_message
 from storage import Journal, SchemaSighting
@@ -31,8 +31,14 @@ from .fakes import ENGINE_TABLES, REPO, FakeHealth, World, brain_config, make_br
 
 TARGET_IMAGE = f"{REPO}:2.3.1"
 RESTORE_STEPS = [
-    StepKind.CAPTURE_LOGS, StepKind.STAGE_SNAPSHOT, StepKind.SET_IMAGE_TAG, StepKind.PULL,
-    StepKind.STOP, StepKind.SWAP_BRAIN, StepKind.START, StepKind.VERIFY_HEALTH,
+    StepKind.CAPTURE_LOGS,
+    StepKind.STAGE_SNAPSHOT,
+    StepKind.SET_IMAGE_TAG,
+    StepKind.PULL,
+    StepKind.STOP,
+    StepKind.SWAP_BRAIN,
+    StepKind.START,
+    StepKind.VERIFY_HEALTH,
 ]
 IMAGE_STEPS = [s for s in RESTORE_STEPS if s not in (StepKind.STAGE_SNAPSHOT, StepKind.SWAP_BRAIN)]
 
@@ -88,7 +94,7 @@ def assert_blocked_at(plan: Plan, name: str, result: CheckResult = CheckResult.F
     index = names.index(name)
     assert all(c.result in (CheckResult.PASSED, CheckResult.WARNING) for c in plan.checks[:index]), plan.checks
     assert plan.checks[index].result is result
-    assert all(c.result is CheckResult.NOT_RUN for c in plan.checks[index + 1:])
+    assert all(c.result is CheckResult.NOT_RUN for c in plan.checks[index + 1 :])
     assert plan.refusal == plan.checks[index].detail
     assert not plan.approvable and plan.steps == ()
 
@@ -98,7 +104,8 @@ def untouched(world: World) -> tuple[bytes, int, list[str]]:
     (A read-only SQLite reader of a WAL brain may create an empty -wal/-shm: that holds no data.)"""
     path = brain_of(world).path
     listing = sorted(
-        p.name for p in path.parent.iterdir()
+        p.name
+        for p in path.parent.iterdir()
         if not (p.name.endswith(("-wal", "-shm")) and p.stat().st_size in (0, 32768))
     )
     return path.read_bytes(), os.stat(path).st_mtime_ns, listing
@@ -167,7 +174,9 @@ def test_a_label_wins_over_a_snapshot(tmp_path: Path) -> None:
 def test_a_configured_schema_query_reads_a_migrations_table(tmp_path: Path) -> None:
     """With schema_query set, both the brain's and the snapshots' versions come from the migrations table."""
     base = brain_config(tmp_path)
-    brain = BrainConfig(path=base.path, snapshots_dir=base.snapshots_dir, schema_query="SELECT max(version) FROM migrations")
+    brain = BrainConfig(
+        path=base.path, snapshots_dir=base.snapshots_dir, schema_query="SELECT max(version) FROM migrations"
+    )
     world = brain_world(tmp_path, brain)
     run_sql(brain.path, "CREATE TABLE migrations (version INTEGER)", "INSERT INTO migrations VALUES (40), (41)")
     taken = snapshot(world, None)
@@ -388,7 +397,9 @@ def test_not_enough_room_for_the_staged_copy_refuses(tmp_path: Path, monkeypatch
 def test_a_schema_query_that_fails_refuses_at_the_brain_schema_check(tmp_path: Path) -> None:
     """A misconfigured schema query is a refusal that says why, not a crash."""
     base = brain_config(tmp_path)
-    brain = BrainConfig(path=base.path, snapshots_dir=base.snapshots_dir, schema_query="SELECT max(version) FROM migrations")
+    brain = BrainConfig(
+        path=base.path, snapshots_dir=base.snapshots_dir, schema_query="SELECT max(version) FROM migrations"
+    )
     world = brain_world(tmp_path, brain)
     plan = plan_for(world)
     assert_blocked_at(plan, "brain schema")
@@ -417,7 +428,9 @@ def test_preflight_lists_checks_that_did_not_run_and_drops_those_that_do_not_app
     with pytest.raises(Refused):
         preflight.fail("b", "broken")
     assert [(c.name, c.result) for c in preflight.finish()] == [
-        ("a", CheckResult.PASSED), ("b", CheckResult.FAILED), ("c", CheckResult.NOT_RUN)
+        ("a", CheckResult.PASSED),
+        ("b", CheckResult.FAILED),
+        ("c", CheckResult.NOT_RUN),
     ]
 
 
@@ -455,6 +468,7 @@ def hand_made_snapshot(world: World, hours: float) -> Path:
 
 def plan_seeing(world: World, seen: dict[str, int], choice: BrainChoice = BrainChoice.AUTO) -> Plan:
     """A plan whose journal saw each version in `seen` healthy on that schema."""
+
     def schema_seen(target: str, version: str) -> SchemaSighting | None:
         if target != "engine" or version not in seen:
             return None
@@ -559,7 +573,8 @@ def test_a_question_with_no_snapshot_offers_only_keeping(tmp_path: Path) -> None
 
 
 def test_a_bad_window_that_only_edited_and_deleted_rows_is_shown_as_undone_in_plan_and_postmortem(
-    tmp_path: Path, journal: Journal,
+    tmp_path: Path,
+    journal: Journal,
 ) -> None:
     """BUG (issue 12, 9): 1,000 rows updated and 10 deleted since the snapshot were "no rows would be
     lost" in the plan, and the postmortem listed no table. Now the check warns with the counts, both
@@ -568,18 +583,25 @@ def test_a_bad_window_that_only_edited_and_deleted_rows_is_shown_as_undone_in_pl
     make_brain(brain.path, schema=1, rows=1010)
     world = make_world(tmp_path, brain=brain)
     snapshot(world, None)
-    run_sql(brain.path, "PRAGMA user_version = 2", "UPDATE episodes SET content = 'edited' WHERE id <= 1000",
-            "DELETE FROM episodes WHERE id > 1000")
+    run_sql(
+        brain.path,
+        "PRAGMA user_version = 2",
+        "UPDATE episodes SET content = 'edited' WHERE id <= 1000",
+        "DELETE FROM episodes WHERE id > 1000",
+    )
     label(world, "1")
     planned = Rollbot(world.config, journal, world.systems(), FakeHealth(world.compose, {"2.3.1"})).plan(
-        RollbackRequest("engine", "2.3.1", "cli:alice", "5xx after deploy"))
+        RollbackRequest("engine", "2.3.1", "cli:alice", "5xx after deploy")
+    )
 
     removes = check(planned.plan, "data the restore removes")
     assert removes.result is CheckResult.WARNING
     assert "0 row(s) leave the live brain, 1000 changed row(s)" in removes.detail and "10 deleted" in removes.detail
     out = io.StringIO()
     render_plan(Console(file=out, width=200), planned.plan)
-    assert "0 added, 1000 changed, 10 deleted" in out.getvalue() and "episodes: 1000 changed, 10 deleted" in out.getvalue()
+    assert (
+        "0 added, 1000 changed, 10 deleted" in out.getvalue() and "episodes: 1000 changed, 10 deleted" in out.getvalue()
+    )
     slack = str(plan_message(planned.plan, planned.run).blocks)
     assert "0 added, 1000 changed, 10 deleted" in slack and "episodes: 1000 changed, 10 deleted" in slack
     document = build(planned.run, [])
@@ -595,8 +617,17 @@ def test_a_forged_sidecar_does_not_drive_the_restore_decision(tmp_path: Path) ->
     upgrade_brain(brain_of(world).path, schema=2)
     taken = snapshot(world, "2.4.0")
     sidecar = Path(f"{taken.path}.json")
-    sidecar.write_text(json.dumps({**json.loads(sidecar.read_text(encoding="utf-8")), "schema_version": 1,
-                                   "image_tag": "2.3.1", "taken_at": "2099-01-01T00:00:00+00:00"}), encoding="utf-8")
+    sidecar.write_text(
+        json.dumps(
+            {
+                **json.loads(sidecar.read_text(encoding="utf-8")),
+                "schema_version": 1,
+                "image_tag": "2.3.1",
+                "taken_at": "2099-01-01T00:00:00+00:00",
+            }
+        ),
+        encoding="utf-8",
+    )
 
     plan = plan_for(world)
 

@@ -11,14 +11,16 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from bot.brain.snapshots import take_snapshot
+from bot.core.outcomes import ServiceState
+from bot.core.rollbot import Rollbot
 from bot.planning.approvals import Decision
 from bot.planning.brain_plan import BrainChoice
-from bot.core.rollbot import Rollbot
-from bot.planning.plan import PlannedStep, Plan, RollbackRequest, StepKind
-from bot.reporting.postmortem import build, to_markdown
+from bot.planning.plan import Plan, PlannedStep, RollbackRequest, StepKind
 from bot.planning.preflight import Check, CheckResult
-from bot.brain.snapshots import take_snapshot
-from bot.terminal.render import StepProgress, history_table, render_plan, summary_line
+from bot.reporting.postmortem import build, to_markdown
+from bot.terminal.render import StepProgress, history_table, render_plan
+from bot.text import summary_line
 from handlers.blocks import (
     final_message,
     history_message,
@@ -27,7 +29,6 @@ from handlers.blocks import (
     status_message,
 )
 from handlers.ids import ActionId, AnswerActionId
-from bot.core.rollbot import ServiceState
 from storage import EventView, Journal, RunStatus, RunView, StepStatus, StepView
 
 from .fakes import REPO, FakeHealth, World, brain_config, make_brain, make_world, upgrade_brain
@@ -174,19 +175,33 @@ def every_check_plan(world: World, journal: Journal) -> tuple[Plan, RunView]:
 def every_step_run(run: RunView, status: RunStatus) -> RunView:
     now = datetime.now(UTC)
     steps = tuple(
-        StepView(position, StepKind.CAPTURE_LOGS.value, f"step in state {state.value}", state,
-                 now if state is not StepStatus.PENDING else None,
-                 now if state in (StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.SKIPPED) else None,
-                 {"error": "boom"} if state is StepStatus.FAILED else {}, "boom" if state is StepStatus.FAILED else None)
+        StepView(
+            position,
+            StepKind.CAPTURE_LOGS.value,
+            f"step in state {state.value}",
+            state,
+            now if state is not StepStatus.PENDING else None,
+            now if state in (StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.SKIPPED) else None,
+            {"error": "boom"} if state is StepStatus.FAILED else {},
+            "boom" if state is StepStatus.FAILED else None,
+        )
         for position, state in enumerate(StepStatus)
     )
-    return replace(run, status=status, steps=steps, started_at=now, finished_at=now, current_step="capture_logs",
-                   error="boom" if status is not RunStatus.SUCCEEDED else None)
+    return replace(
+        run,
+        status=status,
+        steps=steps,
+        started_at=now,
+        finished_at=now,
+        current_step="capture_logs",
+        error="boom" if status is not RunStatus.SUCCEEDED else None,
+    )
 
 
 @pytest.mark.parametrize("result", list(CheckResult))
-def test_every_check_result_renders_in_the_terminal_and_in_slack(world: World, journal: Journal,
-                                                                   result: CheckResult) -> None:
+def test_every_check_result_renders_in_the_terminal_and_in_slack(
+    world: World, journal: Journal, result: CheckResult
+) -> None:
     plan, run = every_check_plan(world, journal)
     plan = replace(plan, checks=tuple(c for c in plan.checks if c.result is result))
     out = io.StringIO()
@@ -205,10 +220,22 @@ def test_every_run_and_step_state_renders_everywhere(world: World, journal: Jour
     with StepProgress(console, run) as progress:
         for step in run.steps:
             progress(EventView(1, run.id, datetime.now(UTC), "t", "step.started", None, {"position": step.position}))
-            progress(EventView(2, run.id, datetime.now(UTC), "t", "step.finished", step.status.value,
-                               {"position": step.position, **step.detail}))
+            progress(
+                EventView(
+                    2,
+                    run.id,
+                    datetime.now(UTC),
+                    "t",
+                    "step.finished",
+                    step.status.value,
+                    {"position": step.position, **step.detail},
+                )
+            )
     rendered = [
-        out.getvalue(), summary_line(run), str(status_message(run).blocks), str(final_message(run).blocks),
+        out.getvalue(),
+        summary_line(run),
+        str(status_message(run).blocks),
+        str(final_message(run).blocks),
         str(history_message([run]).blocks),
         str(interruption_message(run, ServiceState("img", "running", False, "503")).blocks),
         to_markdown(build(run, [])),

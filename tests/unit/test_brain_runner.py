@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 
 from bot.brain.facts import sha256
-from bot.planning.brain_plan import SCHEMA_LABEL
+from bot.brain.snapshots import Snapshot, take_snapshot
 from bot.brain.swap import FORENSIC_FOLDER, forensic_dir, prepare_swap, stage, swap
 from bot.config import BrainConfig
 from bot.core.rollbot import Rollbot
+from bot.planning.brain_plan import SCHEMA_LABEL
 from bot.planning.plan import Plan, RollbackRequest, make_plan
 from bot.running.runner import ProgressSink, Runner
-from bot.brain.snapshots import Snapshot, take_snapshot
 from storage import EventView, Journal, RunStatus, RunView, StepStatus
 from storage.repository import NewRun
 
@@ -39,7 +39,16 @@ from .fakes import (
 
 ACTOR = "cli:alice"
 TARGET_IMAGE = f"{REPO}:2.3.1"
-RESTORE_STEPS = ["capture_logs", "stage_snapshot", "set_image_tag", "pull", "stop", "swap_brain", "start", "verify_health"]
+RESTORE_STEPS = [
+    "capture_logs",
+    "stage_snapshot",
+    "set_image_tag",
+    "pull",
+    "stop",
+    "swap_brain",
+    "start",
+    "verify_health",
+]
 DEAD_OWNER = f"{socket.gethostname()}:{2**22 + 12345}"  # above the largest pid Linux hands out
 LATE_ROW = "INSERT INTO episodes (created_at, content) VALUES ('2026-11-26T05:00:00Z', 'written after the plan')"
 
@@ -68,20 +77,34 @@ class Restore:
         self.world.docker.labels[TARGET_IMAGE] = {SCHEMA_LABEL: "1"}
 
     def plan(self, journal: Journal) -> tuple[str, Plan]:
-        plan = make_plan(RollbackRequest("engine", "2.3.1", ACTOR, "5xx after deploy"), self.world.config, self.world.systems())
+        plan = make_plan(
+            RollbackRequest("engine", "2.3.1", ACTOR, "5xx after deploy"), self.world.config, self.world.systems()
+        )
         assert plan.approvable and plan.restores_brain, plan.refusal
         assert [s.kind.value for s in plan.steps] == RESTORE_STEPS
         record = NewRun(
-            target="engine", to_version="2.3.1", requester=ACTOR, environment=plan.environment,
-            from_version=plan.running_version, steps=[(s.kind.value, s.description) for s in plan.steps],
+            target="engine",
+            to_version="2.3.1",
+            requester=ACTOR,
+            environment=plan.environment,
+            from_version=plan.running_version,
+            steps=[(s.kind.value, s.description) for s in plan.steps],
             plan=plan.to_dict(),
         )
         return journal.record_plan(record, actor=ACTOR).id, plan
 
-    def run(self, journal: Journal, run_id: str, plan: Plan, healthy: set[str] | None = None,
-            sink: ProgressSink | None = None) -> RunView:
+    def run(
+        self,
+        journal: Journal,
+        run_id: str,
+        plan: Plan,
+        healthy: set[str] | None = None,
+        sink: ProgressSink | None = None,
+    ) -> RunView:
         health = FakeHealth(self.world.compose, {"2.3.1"} if healthy is None else healthy)
-        runner = Runner(self.world.config, journal, self.world.systems(), health, ACTOR, owner="testhost:1", clock=Ticks())
+        runner = Runner(
+            self.world.config, journal, self.world.systems(), health, ACTOR, owner="testhost:1", clock=Ticks()
+        )
         return runner.execute(run_id, plan, sink)
 
     def staged_files(self) -> list[Path]:
@@ -106,7 +129,7 @@ def test_restore_replaces_the_brain_and_keeps_the_original_as_forensic_copy(tmp_
     run = scene.run(journal, run_id, plan)
 
     assert run.status is RunStatus.SUCCEEDED, run.error
-    assert statuses(run) == {name: StepStatus.SUCCEEDED for name in RESTORE_STEPS}
+    assert statuses(run) == dict.fromkeys(RESTORE_STEPS, StepStatus.SUCCEEDED)
     assert brain_contents(scene.brain.path) == brain_contents(scene.snapshot.path)
     assert scene.world.compose.running_image() == TARGET_IMAGE
     forensic = Path(run.summary["forensic_copy"])
@@ -148,7 +171,8 @@ def test_rows_written_between_plan_and_stop_are_kept_and_counted(tmp_path: Path,
 
 @pytest.mark.parametrize("failing", ["verify_health", "start"])
 def test_failure_after_the_swap_puts_the_original_brain_back_and_runs_the_previous_version(
-        tmp_path: Path, journal: Journal, failing: str) -> None:
+    tmp_path: Path, journal: Journal, failing: str
+) -> None:
     """2.3.1 does not come up: the original brain (same inode) goes back, the restored one is kept
     aside, and 2.4.0 runs again on it, degraded as it was before the rollback."""
     scene = Restore(tmp_path)
@@ -173,8 +197,10 @@ def test_failure_after_the_swap_puts_the_original_brain_back_and_runs_the_previo
     assert brain_contents(scene.brain.path) == original
     state = run.summary["service_state"]
     why = "2.3.1 did not start" if failing == "start" else "2.3.1 did not become healthy"
-    assert state.startswith(f"{why}, so engine is running 2.4.0 again (degraded, as before the rollback); "
-                            f"the original brain is back at {scene.brain.path}"), state
+    assert state.startswith(
+        f"{why}, so engine is running 2.4.0 again (degraded, as before the rollback); "
+        f"the original brain is back at {scene.brain.path}"
+    ), state
     assert state.endswith("the compose file names 2.4.0")
     assert run.summary["brain"] == "not restored" and run.summary["after_failure"] == "started 2.4.0 again"
     assert scene.world.compose.running_image() == f"{REPO}:2.4.0", "2.4.0 runs on its own brain again"
@@ -183,11 +209,16 @@ def test_failure_after_the_swap_puts_the_original_brain_back_and_runs_the_previo
     assert brain_contents(aside) == brain_contents(scene.snapshot.path)
     assert scene.staged_files() == []
     kinds = [e.kind for e in run.events]
-    assert kinds.index("brain.put_back") < kinds.index("recovery.compose_put_back") < kinds.index("recovery.previous_started")
+    assert (
+        kinds.index("brain.put_back")
+        < kinds.index("recovery.compose_put_back")
+        < kinds.index("recovery.previous_started")
+    )
 
 
 def test_when_the_previous_version_cannot_start_the_brain_is_back_and_the_service_stopped(
-        tmp_path: Path, journal: Journal) -> None:
+    tmp_path: Path, journal: Journal
+) -> None:
     """Neither version starts: the original brain is back, nothing runs, and the message says
     exactly that and the command that starts 2.4.0."""
     scene = Restore(tmp_path)
@@ -201,12 +232,17 @@ def test_when_the_previous_version_cannot_start_the_brain_is_back_and_the_servic
     assert brain_contents(scene.brain.path) == original
     assert scene.world.compose.running_image() is None
     state = run.summary["service_state"]
-    assert state.startswith("engine is stopped: 2.3.1 did not start, and starting 2.4.0 again failed too "
-                            "(docker compose up engine exited 1: port is already allocated); the compose file names 2.4.0; "
-                            f"the original brain is back at {scene.brain.path}"), state
+    assert state.startswith(
+        "engine is stopped: 2.3.1 did not start, and starting 2.4.0 again failed too "
+        "(docker compose up engine exited 1: port is already allocated); the compose file names 2.4.0; "
+        f"the original brain is back at {scene.brain.path}"
+    ), state
     assert run.next_action is not None and "up -d engine" in run.next_action and "start 2.4.0" in run.next_action
     assert [e.kind for e in run.events if e.kind.startswith(("brain.put", "recovery."))] == [
-        "brain.put_back", "recovery.compose_put_back", "recovery.previous_start_failed"]
+        "brain.put_back",
+        "recovery.compose_put_back",
+        "recovery.previous_start_failed",
+    ]
 
 
 def test_a_failed_swap_runs_the_previous_version_on_the_untouched_brain(tmp_path: Path, journal: Journal) -> None:
@@ -229,8 +265,10 @@ def test_a_failed_swap_runs_the_previous_version_on_the_untouched_brain(tmp_path
     assert not (scene.brain.path.parent / FORENSIC_FOLDER).exists(), "nothing was moved"
     assert scene.world.compose.running_image() == f"{REPO}:2.4.0"
     state = run.summary["service_state"]
-    assert state == "the brain swap failed, so engine is running 2.4.0 again (as before the rollback); " \
-                    "the brain was not touched; the compose file names 2.4.0", state
+    assert (
+        state == "the brain swap failed, so engine is running 2.4.0 again (as before the rollback); "
+        "the brain was not touched; the compose file names 2.4.0"
+    ), state
 
 
 def test_a_missing_brain_is_not_started_on(tmp_path: Path, journal: Journal) -> None:
@@ -324,7 +362,7 @@ def core(scene: Restore, journal: Journal) -> Rollbot:
 
 def died_during_swap(scene: Restore, journal: Journal, swapped: bool) -> str:
     """A run journaled exactly as the runner does up to the swap, whose process then died."""
-    run_id, plan = scene.plan(journal)
+    run_id, _plan = scene.plan(journal)
     journal.start(run_id, ACTOR, DEAD_OWNER)
     for position in range(RESTORE_STEPS.index("swap_brain") + 1):
         journal.step_started(run_id, position, ACTOR)
@@ -332,20 +370,32 @@ def died_during_swap(scene: Restore, journal: Journal, swapped: bool) -> str:
             journal.step_finished(run_id, position, ACTOR, StepStatus.SUCCEEDED, {})
     staged = stage(scene.snapshot, scene.brain.path, run_id)
     planned = prepare_swap(scene.brain.path, staged, forensic_dir(scene.brain.path, run_id))
-    journal.note(run_id, ACTOR, "brain.swap", {
-        "brain": str(scene.brain.path), "forensic_dir": str(planned.forensic_dir),
-        "original_inode": planned.original_inode, "staged_inode": planned.staged_inode,
-    })
+    journal.note(
+        run_id,
+        ACTOR,
+        "brain.swap",
+        {
+            "brain": str(scene.brain.path),
+            "forensic_dir": str(planned.forensic_dir),
+            "original_inode": planned.original_inode,
+            "staged_inode": planned.staged_inode,
+        },
+    )
     if swapped:
         swap(scene.brain.path, staged, planned)
     return run_id
 
 
-@pytest.mark.parametrize("swapped, expected", [
-    (True, "the restored snapshot is in place"),
-    (False, "the original brain is in place"),
-])
-def test_recovery_reports_which_brain_is_in_place(tmp_path: Path, journal: Journal, swapped: bool, expected: str) -> None:
+@pytest.mark.parametrize(
+    "swapped, expected",
+    [
+        (True, "the restored snapshot is in place"),
+        (False, "the original brain is in place"),
+    ],
+)
+def test_recovery_reports_which_brain_is_in_place(
+    tmp_path: Path, journal: Journal, swapped: bool, expected: str
+) -> None:
     """The next start finds the run of a dead process, marks it interrupted, and says — and journals —
     which brain sits at the brain's path."""
     scene = Restore(tmp_path)

@@ -12,8 +12,8 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from datetime import UTC, datetime
@@ -22,24 +22,24 @@ from pathlib import Path
 import pytest
 
 import bot.brain.swap
+from bot.brain.facts import BrainError, sha256
+from bot.brain.snapshots import Snapshot, take_snapshot
 from bot.brain.swap import (
-    ownership_problem,
     FORENSIC_FOLDER,
     Swapped,
     brain_in_place,
     discard_staged,
     forensic_dir,
     hard_links_work,
+    ownership_problem,
     prepare_swap,
     put_back,
     stage,
     staged_path,
     swap,
 )
-from bot.brain.facts import BrainError, sha256
 from bot.config import BrainConfig
 from bot.running.failpoints import ENV_VAR
-from bot.brain.snapshots import Snapshot, take_snapshot
 
 from .fakes import brain_config, brain_contents, leave_wal, make_brain, upgrade_brain
 
@@ -101,7 +101,11 @@ def test_stage_copies_the_snapshot_beside_the_brain_and_verifies_it(tmp_path: Pa
     assert staged.path == staged_path(s.brain.path, RUN) and staged.path.parent == s.brain.path.parent
     assert staged.path.name.startswith("."), "hidden, so it is never taken for a snapshot"
     assert staged.path.read_bytes() == s.snapshot.path.read_bytes()
-    assert (staged.checksum, staged.inode, staged.snapshot) == (s.snapshot.checksum, staged.path.stat().st_ino, s.snapshot.path)
+    assert (staged.checksum, staged.inode, staged.snapshot) == (
+        s.snapshot.checksum,
+        staged.path.stat().st_ino,
+        s.snapshot.path,
+    )
     assert brain_contents(s.brain.path) == s.original, "staging does not touch the brain"
 
 
@@ -202,14 +206,23 @@ def test_swap_rolls_back_a_hot_journal_before_moving_the_brain(tmp_path: Path) -
         convert.execute("PRAGMA journal_mode=DELETE")
     snapshot = take_snapshot(brain, "2.3.1")
     committed = brain_contents(brain.path)
-    subprocess.run([sys.executable, "-c", (
-        "import os, sqlite3, sys\n"
-        "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
-        "c.execute('PRAGMA cache_size = 2')\n"
-        "c.execute('BEGIN')\n"
-        "c.execute(\"UPDATE episodes SET content = 'half-done' || hex(randomblob(200))\")\n"
-        "os._exit(0)\n"
-    ), str(brain.path)], check=True, timeout=60)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import os, sqlite3, sys\n"
+                "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+                "c.execute('PRAGMA cache_size = 2')\n"
+                "c.execute('BEGIN')\n"
+                "c.execute(\"UPDATE episodes SET content = 'half-done' || hex(randomblob(200))\")\n"
+                "os._exit(0)\n"
+            ),
+            str(brain.path),
+        ],
+        check=True,
+        timeout=60,
+    )
     assert Path(f"{brain.path}-journal").stat().st_size > 0, "a hot journal was left"
 
     staged = stage(snapshot, brain.path, RUN)
@@ -249,8 +262,11 @@ def test_put_back_keeps_what_the_engine_wrote_to_the_restored_brain(tmp_path: Pa
     s = scene(tmp_path, wal_data=False)
     staged = stage(s.snapshot, s.brain.path, RUN)
     swapped = swap(s.brain.path, staged, prepare_swap(s.brain.path, staged, forensic_dir(s.brain.path, RUN)))
-    leave_wal(s.brain.path, "PRAGMA journal_mode=WAL",
-              "INSERT INTO feedback (created_at, content) VALUES ('after', 'written on the restored brain')")
+    leave_wal(
+        s.brain.path,
+        "PRAGMA journal_mode=WAL",
+        "INSERT INTO feedback (created_at, content) VALUES ('after', 'written on the restored brain')",
+    )
     written = brain_contents(s.brain.path)
 
     put_back(s.brain.path, swapped)
@@ -345,7 +361,10 @@ def test_sigkill_during_the_swap_leaves_one_whole_brain(tmp_path: Path, point: s
         env[ENV_VAR] = point
     done = subprocess.run(
         [sys.executable, "-c", SWAP_SCRIPT, str(s.brain.path), str(s.brain.snapshots_dir)],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     expected = EXPECTED_AFTER_KILL.get(point or "", "snapshot")
     if point is None:
@@ -374,10 +393,20 @@ def test_a_failpoint_fires_only_when_named() -> None:
     script = "from bot.running.failpoints import failpoint\nfailpoint('swap:after-link')\nprint('alive', flush=True)\n"
     env = {key: value for key, value in os.environ.items() if key != ENV_VAR}
     unarmed = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
-    other = subprocess.run([sys.executable, "-c", script], env={**env, ENV_VAR: "swap:after-rename,x"},
-                           capture_output=True, text=True, timeout=60)
-    armed = subprocess.run([sys.executable, "-c", script], env={**env, ENV_VAR: "x,swap:after-link"},
-                           capture_output=True, text=True, timeout=60)
+    other = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**env, ENV_VAR: "swap:after-rename,x"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    armed = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**env, ENV_VAR: "x,swap:after-link"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert (unarmed.returncode, unarmed.stdout) == (0, "alive\n")
     assert (other.returncode, other.stdout) == (0, "alive\n")
     assert (armed.returncode, armed.stdout) == (-signal.SIGKILL, "")

@@ -2,7 +2,7 @@
 
 Every command here is refused or answered before Docker is needed (the target and version checks
 come first in bot/planning/plan.py), so these run without a daemon; DOCKER_HOST points nowhere to be sure.
-Most tests call `bot.terminal.cli.main()` in-process (fast); a few start `python -m bot` to see exactly what
+Most tests call `bot.program.main()` in-process (fast); a few start `python -m bot` to see exactly what
 a person sees, traceback or not.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.terminal.cli import main
+from bot.program import main
 from storage import Journal, RunStatus, StepStatus, connect
 from storage.repository import NewRun
 
@@ -70,8 +70,13 @@ class Cli:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(CHECKOUT), *filter(None, [os.environ.get("PYTHONPATH")])])
         done = subprocess.run(
-            [sys.executable, "-m", "bot", *arguments], cwd=self.folder, env=env, capture_output=True, text=True,
-            timeout=120, stdin=subprocess.DEVNULL,
+            [sys.executable, "-m", "bot", *arguments],
+            cwd=self.folder,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
         )
         return Outcome(done.returncode, done.stdout, done.stderr)
 
@@ -81,7 +86,11 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureF
     (tmp_path / "rollbot.yaml").write_text(CONFIG)
     (tmp_path / "docker-compose.yml").write_text(COMPOSE_TEXT)
     for key in list(os.environ):
-        if key.startswith(("ROLLBOT_", "SLACK_", "JIRA_")) or key in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        if key.startswith(("ROLLBOT_", "SLACK_", "JIRA_")) or key in (
+            "FORCE_COLOR",
+            "TTY_COMPATIBLE",
+            "TTY_INTERACTIVE",
+        ):
             monkeypatch.delenv(key)
     database_url = f"sqlite:///{tmp_path}/journal.db"
     monkeypatch.setenv("DATABASE_URL", database_url)
@@ -214,8 +223,13 @@ def test_a_run_left_by_a_dead_process_is_reported_as_interrupted(cli: Cli) -> No
     """Any command first recovers runs whose process died, and tells the operator on stderr."""
     journal = Journal(connect(cli.database_url))
     run = journal.record_plan(
-        NewRun("engine", "2.3.1", "cli:bob", [("capture_logs", ""), ("set_image_tag", ""), ("pull", "")],
-               from_version="2.4.0"),
+        NewRun(
+            "engine",
+            "2.3.1",
+            "cli:bob",
+            [("capture_logs", ""), ("set_image_tag", ""), ("pull", "")],
+            from_version="2.4.0",
+        ),
         actor="cli:bob",
     )
     dead_pid = 2**22 + 12345  # above the largest pid Linux hands out, so no such process
@@ -273,7 +287,9 @@ def test_resume_and_abort_refuse_an_unknown_run_and_a_run_that_is_not_interrupte
 
     unknown = cli("resume", "20990101-000000-abcdef")
     assert (unknown.returncode, unknown.stderr.strip()) == (
-        2, "refused: run 20990101-000000-abcdef is not known to rollbot; see `rollbot history`")
+        2,
+        "refused: run 20990101-000000-abcdef is not known to rollbot; see `rollbot history`",
+    )
     for command in ("resume", "abort"):
         result = cli(command, refused.id)
         assert result.returncode == 2, result

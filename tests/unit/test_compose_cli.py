@@ -6,7 +6,6 @@ The `docker` here is a small stand-in program that records its arguments and fol
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -60,11 +59,16 @@ def owners_folder(tmp_path: Path, override: bool = True) -> Path:
     return folder
 
 
-def test_default_name_uses_discovery_from_the_folder_and_finds_the_override(tmp_path: Path, docker_binary: Path) -> None:
+def test_default_name_uses_discovery_from_the_folder_and_finds_the_override(
+    tmp_path: Path, docker_binary: Path
+) -> None:
     folder = owners_folder(tmp_path)
     found: list[tuple[str, str]] = []
-    cli = ComposeCli(folder / "docker-compose.yml", lambda p, s: found.append((p, s)) or ["c2", "c1"],
-                     docker_binary=str(docker_binary))
+    cli = ComposeCli(
+        folder / "docker-compose.yml",
+        lambda p, s: found.append((p, s)) or ["c2", "c1"],
+        docker_binary=str(docker_binary),
+    )
     service = cli.service("engine")
     assert (service.project, service.image, service.config_hash) == ("owners", "reg/engine:2.4.0", "cafe1234")
     assert service.files == (folder / "docker-compose.yml", folder / "docker-compose.override.yml")
@@ -109,7 +113,9 @@ def test_compose_file_from_env_is_taken_from_composes_own_environment(
     folder = owners_folder(tmp_path, override=False)
     (folder / "prod.yml").write_text("services: {}\n")
     monkeypatch.setenv("FAKE_DOCKER_ENVIRONMENT", "COMPOSE_FILE=docker-compose.yml:prod.yml\nHOME=/root")
-    service = ComposeCli(folder / "docker-compose.yml", lambda p, s: [], docker_binary=str(docker_binary)).service("engine")
+    service = ComposeCli(folder / "docker-compose.yml", lambda p, s: [], docker_binary=str(docker_binary)).service(
+        "engine"
+    )
     assert service.files == (folder / "docker-compose.yml", folder / "prod.yml")
 
 
@@ -156,7 +162,8 @@ def _alive(pid: int) -> bool:
 
 
 def test_a_timed_out_compose_is_killed_with_its_plugin_and_the_state_is_read_again(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The plugin outlived a kill of `docker` and finished its `up` later; now the whole process
     group dies at the timeout, and the error says what the containers are doing afterwards."""
     script = tmp_path / "bin" / "docker"
@@ -174,5 +181,7 @@ def test_a_timed_out_compose_is_killed_with_its_plugin_and_the_state_is_read_aga
     assert not _alive(int(plugin_pid.read_text())), "the plugin died with the docker CLI"
     assert not marker.exists(), "the plugin did not finish its up"
     message = str(timed_out.value)
-    assert message.startswith("docker compose up --detach engine: no answer within 5s; it was killed with its process group")
+    assert message.startswith(
+        "docker compose up --detach engine: no answer within 5s; it was killed with its process group"
+    )
     assert "afterwards owners-engine-1 is exited (Exited (137) 2 seconds ago, image reg/engine:2.3.1)" in message

@@ -63,7 +63,7 @@ LAYOUTS = {
         "            -   --port=8080\n"
         "        image:   engine:2.4.0\n"
         "        ports:\n"
-        "        - \"8080:8080\"\n",
+        '        - "8080:8080"\n',
         "        image:   engine:2.4.0\n",
         "        image:   engine:2.3.1\n",
     ),
@@ -172,8 +172,14 @@ REFUSED = {
     "invalid YAML": ("services:\n  engine:\n    image: [engine:2.4.0\n  x: y\n", "not valid YAML at line"),
     "folded scalar": ("services:\n  engine:\n    image: >-\n      engine:2.4.0\n", "edit the tag by hand"),
     "literal scalar": ("services:\n  engine:\n    image: |-\n      engine:2.4.0\n", "edit the tag by hand"),
-    "plain scalar over two lines": ("services:\n  engine:\n    image: reg/engine\n      :2.4.0\n", "edit the tag by hand"),
-    "quoted scalar over two lines": ('services:\n  engine:\n    image: "reg/engine\n      :2.4.0"\n', "edit the tag by hand"),
+    "plain scalar over two lines": (
+        "services:\n  engine:\n    image: reg/engine\n      :2.4.0\n",
+        "edit the tag by hand",
+    ),
+    "quoted scalar over two lines": (
+        'services:\n  engine:\n    image: "reg/engine\n      :2.4.0"\n',
+        "edit the tag by hand",
+    ),
     "alias": ("x-image: &img engine:2.4.0\nservices:\n  engine:\n    image: *img\n", "edit the tag by hand"),
 }
 

@@ -34,9 +34,15 @@ def check(plan, name: str):  # type: ignore[no-untyped-def]
 def run(world: World, journal: Journal):  # type: ignore[no-untyped-def]
     plan = plan_for(world)
     assert plan.approvable, plan.refusal
-    record = NewRun(target="engine", to_version="2.3.1", requester="cli:alice", environment=plan.environment,
-                    from_version=plan.running_version, steps=[(s.kind.value, s.description) for s in plan.steps],
-                    plan=plan.to_dict())
+    record = NewRun(
+        target="engine",
+        to_version="2.3.1",
+        requester="cli:alice",
+        environment=plan.environment,
+        from_version=plan.running_version,
+        steps=[(s.kind.value, s.description) for s in plan.steps],
+        plan=plan.to_dict(),
+    )
     run_id = journal.record_plan(record, actor="cli:alice").id
     runner = Runner(world.config, journal, world.systems(), FakeHealth(world.compose, {"2.3.1"}), "cli:alice", "h:1")
     return runner.execute(run_id, plan)

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from bot.config import Settings, config_path, load_config, load_settings
-from bot.brain.swap import forensic_dir, prepare_swap, stage, swap
-from bot.errors import ConfigError
 from bot.brain.snapshots import Snapshot
+from bot.brain.swap import forensic_dir, prepare_swap, stage, swap
+from bot.config import Settings, config_path, load_config, load_settings
+from bot.errors import ConfigError
 
 from .fakes import brain_contents, make_brain
 
@@ -81,7 +81,9 @@ def test_relative_paths_resolve_against_the_yaml_folder(tmp_path: Path, monkeypa
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    config = load_config(write(folder, GOOD + "    brain:\n      path: data/brain.sqlite\n      snapshots_dir: /abs/snaps\n"))
+    config = load_config(
+        write(folder, GOOD + "    brain:\n      path: data/brain.sqlite\n      snapshots_dir: /abs/snaps\n")
+    )
     engine = config.targets["engine"]
     assert engine.compose_file == (folder / "compose" / "docker-compose.yml").resolve()
     assert engine.brain is not None
@@ -211,8 +213,16 @@ def test_several_problems_are_one_line_each(tmp_path: Path) -> None:
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_API_URL",
-                 "JIRA_URL", "JIRA_USER", "JIRA_TOKEN", "DATABASE_URL"):
+    for name in (
+        "SLACK_BOT_TOKEN",
+        "SLACK_SIGNING_SECRET",
+        "SLACK_APP_TOKEN",
+        "SLACK_API_URL",
+        "JIRA_URL",
+        "JIRA_USER",
+        "JIRA_TOKEN",
+        "DATABASE_URL",
+    ):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.planning.approvals import Decision
 from bot.core.rollbot import Rollbot
+from bot.planning.approvals import Decision
 from bot.planning.plan import RollbackRequest
 from storage import Journal, RunStatus
 
@@ -58,7 +58,9 @@ def test_a_stranger_cannot_confirm_and_nothing_changes(world: World, journal: Jo
 
 def test_a_member_of_an_approver_group_may_confirm(world: World, journal: Journal) -> None:
     rollbot = rollbot_for(world, journal)
-    outcome = rollbot.decide(planned(rollbot), STRANGER, Decision.CONFIRM, lambda g: {STRANGER} if g == GROUP else set())
+    outcome = rollbot.decide(
+        planned(rollbot), STRANGER, Decision.CONFIRM, lambda g: {STRANGER} if g == GROUP else set()
+    )
     assert outcome.run is not None and outcome.run.status is RunStatus.SUCCEEDED
 
 
@@ -73,9 +75,11 @@ def test_the_wrong_button_for_the_plan_is_refused(world: World, journal: Journal
 def test_an_expired_plan_is_refused_and_closed(world: World, journal: Journal) -> None:
     rollbot = rollbot_for(world, journal)
     old = Journal(journal._sessions.kw["bind"], clock=lambda: datetime.now(UTC) - timedelta(minutes=16))  # type: ignore[attr-defined]
-    run_id = Rollbot(world.config, old, world.systems(), FakeHealth(world.compose, set())).plan(
-        RollbackRequest("engine", "2.3.1", REQUESTER)
-    ).run.id
+    run_id = (
+        Rollbot(world.config, old, world.systems(), FakeHealth(world.compose, set()))
+        .plan(RollbackRequest("engine", "2.3.1", REQUESTER))
+        .run.id
+    )
     outcome = rollbot.decide(run_id, REQUESTER, Decision.CONFIRM, no_groups)
     assert outcome.refusal and "expired after 15 minutes" in outcome.refusal
     assert journal.run(run_id).status is RunStatus.CANCELLED
@@ -122,8 +126,11 @@ def test_two_simultaneous_approvals_start_exactly_one_run(world: World, journal:
     started = [o for o in outcomes if o.run is not None]
     refused = [o for o in outcomes if o.refusal]
     assert len(started) == 1 and len(refused) == 1
-    assert "already running" in (refused[0].refusal or "") or "not started" in (refused[0].refusal or "") \
+    assert (
+        "already running" in (refused[0].refusal or "")
+        or "not started" in (refused[0].refusal or "")
         or "succeeded" in (refused[0].refusal or "")
+    )
     assert sum(1 for e in journal.run(run_id).events if e.kind == "run.started") == 1
 
 

@@ -19,8 +19,10 @@ from bot.adapters.docker_host import DockerHost
 from bot.errors import DockerError
 
 CLIENT_TIMEOUT = 1
-CONTAINER_JSON = (b'{"Id": "abc123", "Name": "/engine-1", "Config": {"Image": "engine:2.4.0", "Labels": {}, "Tty": false}, '
-                  b'"State": {"Running": true, "Status": "running"}, "Created": "2024-01-01T00:00:00Z"}')
+CONTAINER_JSON = (
+    b'{"Id": "abc123", "Name": "/engine-1", "Config": {"Image": "engine:2.4.0", "Labels": {}, "Tty": false}, '
+    b'"State": {"Running": true, "Status": "running"}, "Created": "2024-01-01T00:00:00Z"}'
+)
 
 
 class HungDaemon:
@@ -54,8 +56,12 @@ class HungDaemon:
             request += chunk
         line = request.split(b"\r\n", 1)[0]
         if b"/containers/abc123/json" in line:
-            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-                               + str(len(CONTAINER_JSON)).encode() + b"\r\n\r\n" + CONTAINER_JSON)
+            connection.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                + str(len(CONTAINER_JSON)).encode()
+                + b"\r\n\r\n"
+                + CONTAINER_JSON
+            )
             self._answer(connection)
         # anything else: no answer; the connection stays open until the test ends
 
@@ -77,17 +83,25 @@ def host(tmp_path: Path) -> Iterator[DockerHost]:
         daemon.close()
 
 
-@pytest.mark.parametrize("ask, says", [
-    (lambda h, _: h.container("def456"), "cannot inspect container def456"),
-    (lambda h, _: h.inspect("def456"), "cannot inspect container def456"),
-    (lambda h, _: h.service_container_ids("owners", "engine"), "cannot list the containers of owners/engine"),
-    (lambda h, _: h.image_labels("engine:2.3.1"), "cannot inspect image engine:2.3.1"),
-    (lambda h, _: h.locate_image("127.0.0.1:5000/engine:2.3.1"), "cannot reach the Docker daemon"),
-    (lambda h, _: h.image_tags("127.0.0.1:9/engine"), "cannot list images on this host"),
-    (lambda h, folder: h.save_logs(["abc123"], folder / "engine.log", 1_000_000), "reading the logs of engine-1 failed"),
-], ids=["container", "inspect", "list", "image-labels", "locate", "image-tags", "logs"])
+@pytest.mark.parametrize(
+    "ask, says",
+    [
+        (lambda h, _: h.container("def456"), "cannot inspect container def456"),
+        (lambda h, _: h.inspect("def456"), "cannot inspect container def456"),
+        (lambda h, _: h.service_container_ids("owners", "engine"), "cannot list the containers of owners/engine"),
+        (lambda h, _: h.image_labels("engine:2.3.1"), "cannot inspect image engine:2.3.1"),
+        (lambda h, _: h.locate_image("127.0.0.1:5000/engine:2.3.1"), "cannot reach the Docker daemon"),
+        (lambda h, _: h.image_tags("127.0.0.1:9/engine"), "cannot list images on this host"),
+        (
+            lambda h, folder: h.save_logs(["abc123"], folder / "engine.log", 1_000_000),
+            "reading the logs of engine-1 failed",
+        ),
+    ],
+    ids=["container", "inspect", "list", "image-labels", "locate", "image-tags", "logs"],
+)
 def test_a_daemon_that_does_not_answer_is_a_docker_error_with_one_line(
-        host: DockerHost, tmp_path: Path, ask: object, says: str) -> None:
+    host: DockerHost, tmp_path: Path, ask: object, says: str
+) -> None:
     with pytest.raises(DockerError) as failed:
         ask(host, tmp_path)  # type: ignore[operator]
     message = str(failed.value)

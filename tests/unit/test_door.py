@@ -15,9 +15,9 @@ import pytest
 from pydantic import SecretStr
 
 from bot.config import Settings
-from bot.errors import ConfigError
-from bot.core.rollbot import Rollbot
 from bot.core.foreground import Foreground
+from bot.core.rollbot import Rollbot
+from bot.errors import ConfigError
 from handlers.app import build_app
 from handlers.ids import ActionId
 from handlers.server import MAX_BODY_BYTES, Answer, Door, wsgi_app
@@ -36,8 +36,13 @@ class Served:
     def __init__(self, door: Door, services: Services, slack: FakeSlack) -> None:
         self.door, self.services, self.slack = door, services, slack
 
-    def send(self, body: str | bytes, content_type: str = "application/x-www-form-urlencoded",
-             secret: str = SECRET, timestamp: int | None = None) -> Answer:
+    def send(
+        self,
+        body: str | bytes,
+        content_type: str = "application/x-www-form-urlencoded",
+        secret: str = SECRET,
+        timestamp: int | None = None,
+    ) -> Answer:
         raw = body.encode() if isinstance(body, str) else body
         headers = signed_headers(raw, secret, timestamp)
         return self.door.answer(raw, content_type, headers["X-Slack-Request-Timestamp"], headers["X-Slack-Signature"])
@@ -64,8 +69,9 @@ def served(world: World, journal: Journal, fake_slack: FakeSlack) -> Iterator[Se
     rollbot = Rollbot(world.config, journal, world.systems(), FakeHealth(world.compose, {"2.3.1"}))
     fake_slack.reset()
     with nullcontext(fake_slack) as slack:
-        settings = Settings(slack_bot_token=SecretStr("xoxb-door-test"), slack_signing_secret=SecretStr(SECRET),
-                            slack_api_url=slack.url)
+        settings = Settings(
+            slack_bot_token=SecretStr("xoxb-door-test"), slack_signing_secret=SecretStr(SECRET), slack_api_url=slack.url
+        )
         app, services = build_app(settings, rollbot)
         yield Served(Door(app, SECRET, services.tell), services, slack)
         services.outbox.stop()
@@ -97,7 +103,7 @@ def test_a_signed_body_nested_deeply_is_refused_by_name(served: Served) -> None:
     answer = served.send(b"payload=" + b"[" * 200_000)
     assert answer.status == 200
     assert text_of(answer) == "rollbot refused this request: `payload` is nested too deeply to be from Slack"
-    answer = served.send(b"[{\"a\": " * 100_000, "application/json")
+    answer = served.send(b'[{"a": ' * 100_000, "application/json")
     assert "the JSON body is nested too deeply to be from Slack" in text_of(answer)
 
 
@@ -106,8 +112,18 @@ def test_slacks_unsigned_tls_probe_is_answered_by_its_exact_bytes_only(served: S
     assert served.door.answer(b"ssl_check=1&command=%2Frollback", "", "", "").status == 401
 
 
-@pytest.mark.parametrize("secret", ["", "changeme", "replace-me", "x" * 64, "8f742231b10e8888abcd99yyyzzz85a5",
-                                    "your-slack-signing-secret-goes-here", "short-but-random-9f3a"])
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "",
+        "changeme",
+        "replace-me",
+        "x" * 64,
+        "8f742231b10e8888abcd99yyyzzz85a5",
+        "your-slack-signing-secret-goes-here",
+        "short-but-random-9f3a",
+    ],
+)
 def test_a_door_is_not_built_on_a_secret_anyone_could_sign_with(served: Served, secret: str) -> None:
     with pytest.raises(ConfigError, match="SLACK_SIGNING_SECRET") as refused:
         Door(served.door._app, secret)
@@ -128,8 +144,10 @@ def test_a_reason_that_says_payload_is_still_a_command(served: Served) -> None:
         (lambda s: s.command("engine <!channel>"), "'&lt;!channel&gt;' is not a Docker tag"),
         (lambda s: s.send('payload={"type":"view_submission","view":{}}'), "does not handle `view_submission`"),
         (lambda s: s.send('payload={"type":"shortcut","callback_id":"x"}'), "does not handle `shortcut`"),
-        (lambda s: s.send('{"type":"event_callback","event":{"type":"message"}}', "application/json"),
-         "does not handle `event_callback`"),
+        (
+            lambda s: s.send('{"type":"event_callback","event":{"type":"message"}}', "application/json"),
+            "does not handle `event_callback`",
+        ),
         (lambda s: s.send("payload={oops"), "`payload` is not valid JSON"),
     ],
 )
@@ -187,8 +205,12 @@ def test_the_http_layer_answers_without_5xx(served: Served) -> None:
     statuses: list[str] = []
 
     def call(method: str, path: str, body: bytes = b"", length: str | None = None) -> None:
-        environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "wsgi.input": io.BytesIO(body),
-                   "CONTENT_LENGTH": length if length is not None else str(len(body))}
+        environ = {
+            "REQUEST_METHOD": method,
+            "PATH_INFO": path,
+            "wsgi.input": io.BytesIO(body),
+            "CONTENT_LENGTH": length if length is not None else str(len(body)),
+        }
         application(environ, lambda status, headers: statuses.append(status))
 
     call("GET", "/healthz")
@@ -197,8 +219,14 @@ def test_the_http_layer_answers_without_5xx(served: Served) -> None:
     call("POST", "/slack/events", length=str(MAX_BODY_BYTES + 1))
     call("POST", "/slack/events", length="many")
     call("POST", "/slack/events", b"command=%2Frollback")
-    assert statuses == ["200 OK", "405 Method Not Allowed", "404 Not Found", "413 Request Entity Too Large",
-                        "400 Bad Request", "401 Unauthorized"]
+    assert statuses == [
+        "200 OK",
+        "405 Method Not Allowed",
+        "404 Not Found",
+        "413 Request Entity Too Large",
+        "400 Bad Request",
+        "401 Unauthorized",
+    ]
 
 
 def _wait(probe: Any, timeout: float = 10) -> Any:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.core.rollbot import Rollbot
 from bot.core.drill import DRILL, rehearsal
+from bot.core.rollbot import Rollbot
 from bot.errors import InvalidRequest
 from storage import Journal, RunStatus
 from storage.repository import NewRun
@@ -18,18 +18,30 @@ from .fakes import FakeHealth, make_world
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
-def recorded_drill(journal: Journal, target: str, status: RunStatus, rollback_seconds: float | None,
-                   downtime: float | None = None) -> str:
+def recorded_drill(
+    journal: Journal, target: str, status: RunStatus, rollback_seconds: float | None, downtime: float | None = None
+) -> str:
     run = journal.record_plan(NewRun(target, "2.4.0", "cli:alice", [("note_version", "")], kind=DRILL), "cli:alice")
     journal.start(run.id, "cli:alice", "testhost:1")
-    journal.finish(run.id, "cli:alice", status, None if status is RunStatus.SUCCEEDED else "phase rollback failed",
-                   summary={"rollback_seconds": rollback_seconds, "downtime_seconds": downtime})
+    journal.finish(
+        run.id,
+        "cli:alice",
+        status,
+        None if status is RunStatus.SUCCEEDED else "phase rollback failed",
+        summary={"rollback_seconds": rollback_seconds, "downtime_seconds": downtime},
+    )
     return run.id
 
 
-@pytest.mark.parametrize("environment, allow, refused", [
-    ("production", None, True), ("production", True, False), ("staging", None, False), ("staging", False, True),
-])
+@pytest.mark.parametrize(
+    "environment, allow, refused",
+    [
+        ("production", None, True),
+        ("production", True, False),
+        ("staging", None, False),
+        ("staging", False, True),
+    ],
+)
 def test_drills_are_refused_in_production_unless_allowed(
     tmp_path: Path, journal: Journal, environment: str, allow: bool | None, refused: bool
 ) -> None:

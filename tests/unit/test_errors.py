@@ -30,8 +30,12 @@ def _error_classes() -> dict[str, type[BaseException]]:
                 continue
             module = importlib.import_module(module_info.name)
             for name, value in vars(module).items():
-                if (inspect.isclass(value) and issubclass(value, BaseException) and value.__module__ == module.__name__
-                        and not name.startswith("_")):
+                if (
+                    inspect.isclass(value)
+                    and issubclass(value, BaseException)
+                    and value.__module__ == module.__name__
+                    and not name.startswith("_")
+                ):
                     found[f"{module.__name__}.{name}"] = value
     return found
 
@@ -47,6 +51,16 @@ def test_the_tree_in_the_docstring_draws_every_error_class() -> None:
     drawn = set(re.findall(r"[─└├│\s]+([A-Z][A-Za-z]+)\s", bot.errors.__doc__ or ""))
     names = {cls.__name__ for cls in _error_classes().values()}
     assert names - drawn == set(), f"missing from the drawing in bot/errors.py: {sorted(names - drawn)}"
+
+
+def test_the_drawing_says_where_each_marked_class_lives() -> None:
+    """A class marked `(bot/brain/facts)` is defined in that module: the tree is a map, and moves
+    must not leave it pointing at the old place."""
+    marked = re.findall(r"([A-Z][A-Za-z]+)\s+\(([a-z_/]+)\)", bot.errors.__doc__ or "")
+    where = {cls.__name__: module for module, cls in ((n.rpartition(".")[0], c) for n, c in _error_classes().items())}
+    assert len(marked) >= 8
+    wrong = {name: (path, where.get(name)) for name, path in marked if path.replace("/", ".") != where.get(name)}
+    assert wrong == {}
 
 
 def test_the_reporter_logs_the_trace_under_the_id_it_shows(caplog: pytest.LogCaptureFixture) -> None:
@@ -72,7 +86,7 @@ def test_two_reports_get_different_ids() -> None:
 def test_the_front_ends_report_through_the_one_reporter() -> None:
     """The terminal, the Slack listeners and the HTTP server share the reporter: none of them
     makes error ids of its own."""
-    for path in ("bot/terminal/cli.py", "handlers/services.py", "handlers/fallback.py", "handlers/server.py"):
+    for path in ("bot/program.py", "handlers/services.py", "handlers/fallback.py", "handlers/server.py"):
         text = (ROOT / path).read_text()
         assert "report_unexpected(" in text, path
         assert "token_hex" not in text, f"{path} makes its own error ids"

@@ -7,10 +7,11 @@ import gzip
 import json
 from pathlib import Path
 
+from bot.ports import Postmortem
 from bot.redaction import REDACTED, TextRedactor
 from bot.reporting.attachments import attachable
 from bot.reporting.inspect_view import postmortem_inspect, scrubbed_argv
-from bot.reporting.postmortem import Postmortem, to_jira_wiki
+from bot.reporting.postmortem import to_jira_wiki
 
 PLANTED = {
     "env": "planted-env-value-1a2b",
@@ -28,27 +29,59 @@ PLANTED = {
 def engine_inspect() -> dict[str, object]:
     """The shape `docker inspect` gives, with a secret in each place the issue's reproduction found one."""
     return {
-        "Id": "c0ffee", "Name": "/engine-1", "Created": "2026-11-26T05:00:00Z", "Image": "sha256:abc",
+        "Id": "c0ffee",
+        "Name": "/engine-1",
+        "Created": "2026-11-26T05:00:00Z",
+        "Image": "sha256:abc",
         "RestartCount": 2,
-        "Path": "engine", "Args": [f"--db-password={PLANTED['arg']}"],
-        "State": {"Status": "running", "ExitCode": 0, "StartedAt": "2026-11-26T05:00:01Z",
-                  "Health": {"Status": "unhealthy", "FailingStreak": 3,
-                             "Log": [{"Start": "s", "End": "e", "ExitCode": 1,
-                                      "Output": f"401 for Authorization: Bearer {PLANTED['bearer']}"}]}},
+        "Path": "engine",
+        "Args": [f"--db-password={PLANTED['arg']}"],
+        "State": {
+            "Status": "running",
+            "ExitCode": 0,
+            "StartedAt": "2026-11-26T05:00:01Z",
+            "Health": {
+                "Status": "unhealthy",
+                "FailingStreak": 3,
+                "Log": [
+                    {
+                        "Start": "s",
+                        "End": "e",
+                        "ExitCode": 1,
+                        "Output": f"401 for Authorization: Bearer {PLANTED['bearer']}",
+                    }
+                ],
+            },
+        },
         "Config": {
             "Image": "engine:2.4.0",
-            "Env": [f"PGPASSWORD={PLANTED['pg']}", f"ENGINE_DBPASSWORD={PLANTED['pg']}", f"PLAIN={PLANTED['env']}",
-                    f"BRAIN_URL=postgres://engine:{PLANTED['url']}@db/brain"],
+            "Env": [
+                f"PGPASSWORD={PLANTED['pg']}",
+                f"ENGINE_DBPASSWORD={PLANTED['pg']}",
+                f"PLAIN={PLANTED['env']}",
+                f"BRAIN_URL=postgres://engine:{PLANTED['url']}@db/brain",
+            ],
             "Cmd": ["engine", f"--db-password={PLANTED['arg']}", "--api-token", PLANTED["arg"], "--port", "8080"],
-            "Healthcheck": {"Test": ["CMD-SHELL", f"curl -fsS -H 'Authorization: Bearer {PLANTED['bearer']}' "
-                                                  "http://localhost:8080/health"], "Interval": 5_000_000_000},
-            "Labels": {"traefik.http.middlewares.a.basicauth.users": f"admin:{PLANTED['traefik']}",
-                       "com.docker.compose.service": "engine",
-                       "alerts": f"https://hooks.slack.com/services/{PLANTED['webhook']}"},
+            "Healthcheck": {
+                "Test": [
+                    "CMD-SHELL",
+                    f"curl -fsS -H 'Authorization: Bearer {PLANTED['bearer']}' http://localhost:8080/health",
+                ],
+                "Interval": 5_000_000_000,
+            },
+            "Labels": {
+                "traefik.http.middlewares.a.basicauth.users": f"admin:{PLANTED['traefik']}",
+                "com.docker.compose.service": "engine",
+                "alerts": f"https://hooks.slack.com/services/{PLANTED['webhook']}",
+            },
         },
-        "HostConfig": {"LogConfig": {"Type": "splunk", "Config": {"splunk-token": PLANTED["logdriver"],
-                                                                  "splunk-url": "https://splunk.example:8088"}},
-                       "RestartPolicy": {"Name": "unless-stopped"}},
+        "HostConfig": {
+            "LogConfig": {
+                "Type": "splunk",
+                "Config": {"splunk-token": PLANTED["logdriver"], "splunk-url": "https://splunk.example:8088"},
+            },
+            "RestartPolicy": {"Name": "unless-stopped"},
+        },
         "Mounts": [{"Type": "bind", "Source": "/srv/engine/data", "Destination": "/data", "RW": True}],
         "NetworkSettings": {"Ports": {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}]}},
     }
@@ -66,8 +99,10 @@ def test_inspect_is_an_allow_list_that_keeps_what_a_postmortem_uses() -> None:
     assert shown["ConfigImage"] == "engine:2.4.0" and shown["RestartCount"] == 2
     assert shown["State"]["Health"]["Status"] == "unhealthy"
     assert shown["Labels"]["com.docker.compose.service"] == "engine"
-    assert shown["LogDriver"] == {"Type": "splunk", "Config": {"splunk-token": REDACTED,
-                                                               "splunk-url": "https://splunk.example:8088"}}
+    assert shown["LogDriver"] == {
+        "Type": "splunk",
+        "Config": {"splunk-token": REDACTED, "splunk-url": "https://splunk.example:8088"},
+    }
     assert shown["Mounts"][0]["Destination"] == "/data"
     assert "--port" in shown["Command"] and "8080" in shown["Command"]
     assert "http://localhost:8080/health" in shown["Healthcheck"]["Test"][1]
@@ -75,8 +110,15 @@ def test_inspect_is_an_allow_list_that_keeps_what_a_postmortem_uses() -> None:
 
 def test_command_lines_lose_flag_values_and_curl_credentials() -> None:
     argv = ["curl", "-u", "admin:pw-planted", "--token", "tok-planted", "--password=pw2-planted", "http://x/health"]
-    assert scrubbed_argv(argv) == ["curl", "-u", REDACTED, "--token", REDACTED, f"--password={REDACTED}",
-                                   "http://x/health"]
+    assert scrubbed_argv(argv) == [
+        "curl",
+        "-u",
+        REDACTED,
+        "--token",
+        REDACTED,
+        f"--password={REDACTED}",
+        "http://x/health",
+    ]
 
 
 def test_text_redactor_knows_rollbots_secrets_and_common_shapes() -> None:
@@ -113,8 +155,14 @@ def test_a_log_over_the_cap_is_redacted_cut_in_the_middle_and_gzipped(tmp_path: 
 
 def test_a_small_json_attachment_stays_plain_valid_json_without_secrets(tmp_path: Path) -> None:
     source = tmp_path / "journal.json"
-    source.write_text(json.dumps({"run": {"reason": f"token={PLANTED['env']}", "api_key": PLANTED["pg"]},
-                                  "steps": [{"detail": {"url": f"https://u:{PLANTED['url']}@h/"}}]}))
+    source.write_text(
+        json.dumps(
+            {
+                "run": {"reason": f"token={PLANTED['env']}", "api_key": PLANTED["pg"]},
+                "steps": [{"detail": {"url": f"https://u:{PLANTED['url']}@h/"}}],
+            }
+        )
+    )
     (tmp_path / "attachments").mkdir()
     copy = attachable(source, tmp_path / "attachments", TextRedactor(), 1024 * 1024)
     assert copy.name == "journal.json"
@@ -124,9 +172,21 @@ def test_a_small_json_attachment_stays_plain_valid_json_without_secrets(tmp_path
 
 
 def test_wiki_markup_escapes_every_markup_character_and_line_break() -> None:
-    hostile = "(x) *bold* _it_ -strike- +u+ ^s^ ~t~ ??c?? {code} [link|http://e] |cell| !http://evil/x.png! #1 :) :P\nh1. Big"
-    pm = Postmortem(run_id="r1", title="t", summary=[hostile], impact=[], loss=[], timeline=[], detection=[],
-                    resolution=[], action_items=["fix it"], supporting=[])
+    hostile = (
+        "(x) *bold* _it_ -strike- +u+ ^s^ ~t~ ??c?? {code} [link|http://e] |cell| !http://evil/x.png! #1 :) :P\nh1. Big"
+    )
+    pm = Postmortem(
+        run_id="r1",
+        title="t",
+        summary=[hostile],
+        impact=[],
+        loss=[],
+        timeline=[],
+        detection=[],
+        resolution=[],
+        action_items=["fix it"],
+        supporting=[],
+    )
     wiki = to_jira_wiki(pm)
     line = next(line for line in wiki.splitlines() if "bold" in line)
     unescaped = [c for i, c in enumerate(line[2:], start=2) if c in "*_-+^~?{}[]|!#()" and line[i - 1] != "\\"]
@@ -139,11 +199,33 @@ def test_wiki_markup_escapes_every_markup_character_and_line_break() -> None:
 
 def test_the_slack_announcement_is_a_link_in_the_ticket_and_a_forged_one_cannot_break_out() -> None:
     link = "https://example.slack.com/archives/C0INCIDENT/p1764900000000100"
-    pm = Postmortem(run_id="r1", title="t", summary=[], impact=[], loss=[], timeline=[], detection=[], resolution=[],
-                    action_items=[], supporting=["rollbot run: r1", f"Slack thread: {link}"], slack_link=link)
+    pm = Postmortem(
+        run_id="r1",
+        title="t",
+        summary=[],
+        impact=[],
+        loss=[],
+        timeline=[],
+        detection=[],
+        resolution=[],
+        action_items=[],
+        supporting=["rollbot run: r1", f"Slack thread: {link}"],
+        slack_link=link,
+    )
     assert f"* Slack thread: [the announcement|{link}]" in to_jira_wiki(pm)
     forged = "https://example.slack.com/x]|[evil|http://evil!"
-    pm = Postmortem(run_id="r1", title="t", summary=[], impact=[], loss=[], timeline=[], detection=[], resolution=[],
-                    action_items=[], supporting=[f"Slack thread: {forged}"], slack_link=forged)
+    pm = Postmortem(
+        run_id="r1",
+        title="t",
+        summary=[],
+        impact=[],
+        loss=[],
+        timeline=[],
+        detection=[],
+        resolution=[],
+        action_items=[],
+        supporting=[f"Slack thread: {forged}"],
+        slack_link=forged,
+    )
     line = next(line for line in to_jira_wiki(pm).splitlines() if "Slack thread" in line)
     assert line.count("[") == 1 and line.count("]") == 1 and line.count("|") == 1 and "!" not in line

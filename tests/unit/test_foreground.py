@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from bot.core.rollbot import Rollbot
 from bot.core.foreground import Foreground
+from bot.core.rollbot import Rollbot
 from storage import Journal
 from tests.unit.fakes import FakeHealth, make_world
 

@@ -8,7 +8,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from bot.adapters.health import HealthProbe, HealthResult
+from bot.adapters.health import HealthProbe
+from bot.ports import HealthResult
 
 URL = "http://engine.test:8080/health"
 
@@ -39,7 +40,9 @@ class Endpoint:
     timeout, as httpx does, and raises ReadTimeout.
     """
 
-    def __init__(self, time: FakeTime, answers: list[httpx.Response | type[httpx.TransportError]], latency: float = 0.0) -> None:
+    def __init__(
+        self, time: FakeTime, answers: list[httpx.Response | type[httpx.TransportError]], latency: float = 0.0
+    ) -> None:
         self.time = time
         self.answers = answers
         self.latency = latency
@@ -67,8 +70,12 @@ def ok_json(status: str, code: int = 200) -> httpx.Response:
     return httpx.Response(code, json={"status": status})
 
 
-def wait(answers: list[httpx.Response | type[httpx.TransportError]], timeout: float = 10.0, latency: float = 0.0,
-         interval: float = 1.0) -> tuple[HealthResult, Endpoint, FakeTime]:
+def wait(
+    answers: list[httpx.Response | type[httpx.TransportError]],
+    timeout: float = 10.0,
+    latency: float = 0.0,
+    interval: float = 1.0,
+) -> tuple[HealthResult, Endpoint, FakeTime]:
     time = FakeTime()
     endpoint = Endpoint(time, answers, latency)
     started = time.now
@@ -99,8 +106,12 @@ def test_json_status_not_ok_is_unhealthy_despite_200(status: str) -> None:
 
 @pytest.mark.parametrize(
     "response",
-    [httpx.Response(200, text="OK"), httpx.Response(204), httpx.Response(200, json={"version": "2.3.1"}),
-     httpx.Response(200, json=["fine"])],
+    [
+        httpx.Response(200, text="OK"),
+        httpx.Response(204),
+        httpx.Response(200, json={"version": "2.3.1"}),
+        httpx.Response(200, json=["fine"]),
+    ],
 )
 def test_2xx_without_a_status_field_is_healthy(response: httpx.Response) -> None:
     """Plain text, empty, or JSON without `status`: the runbook's `curl -f` would pass."""

@@ -18,9 +18,23 @@ TRIGGER_ID = "1700000000000001.1.0123456789abcdef"  # fixed: parameter ids must 
 
 def click(**changes: Any) -> bytes:
     """A real block_actions body (Slack's shape) with fields replaced or removed (None)."""
-    payload = json.loads(dict(_form(block_action("rollback_approve", "20260101-000000-abcdef", "U0ALICE01",
-                                                 "C0PLANS01", "1700000000.000100", RESPONSE_URL, block_id="b1",
-                                                 trigger_id=TRIGGER_ID, action_ts="1700000001.000001")))["payload"])
+    payload = json.loads(
+        dict(
+            _form(
+                block_action(
+                    "rollback_approve",
+                    "20260101-000000-abcdef",
+                    "U0ALICE01",
+                    "C0PLANS01",
+                    "1700000000.000100",
+                    RESPONSE_URL,
+                    block_id="b1",
+                    trigger_id=TRIGGER_ID,
+                    action_ts="1700000001.000001",
+                )
+            )
+        )["payload"]
+    )
     for path, value in changes.items():
         _set(payload, path.split("__"), value)
     return urlencode({"payload": json.dumps(payload)}).encode()

@@ -26,29 +26,50 @@ from .fakes import FakeHealth, make_world
 
 SECRET = "channel-test-signing-secret-40b7e2c1"
 USER, PLANS, INCIDENT, PRIVATE = "U0ALICE01", "C0PLANS001", "C0INCIDENT", "G0ONCALL01"
-CHANNELS = {PLANS: "rollbacks", INCIDENT: "incident", PRIVATE: "oncall-private", "C0ARCHIVED": "old-incident",
-            "C0GENERAL1": "general"}
+CHANNELS = {
+    PLANS: "rollbacks",
+    INCIDENT: "incident",
+    PRIVATE: "oncall-private",
+    "C0ARCHIVED": "old-incident",
+    "C0GENERAL1": "general",
+}
 
 
 @pytest.fixture
 def slack() -> Iterator[FakeSlack]:
-    with FakeSlack(channels=dict(CHANNELS), private_channels={PRIVATE}, archived_channels={"C0ARCHIVED"},
-                   list_page_size=2) as fake:
+    with FakeSlack(
+        channels=dict(CHANNELS), private_channels={PRIVATE}, archived_channels={"C0ARCHIVED"}, list_page_size=2
+    ) as fake:
         yield fake
 
 
-@pytest.mark.parametrize("entry, expected", [
-    ("C0INCIDENT", "C0INCIDENT"), ("G0ONCALL01", "G0ONCALL01"), ("<#C0INCIDENT|incident>", "C0INCIDENT"),
-    ("<#C0INCIDENT>", "C0INCIDENT"), ("#incident", None), ("incident", None), ("Cats", None),
-])
+@pytest.mark.parametrize(
+    "entry, expected",
+    [
+        ("C0INCIDENT", "C0INCIDENT"),
+        ("G0ONCALL01", "G0ONCALL01"),
+        ("<#C0INCIDENT|incident>", "C0INCIDENT"),
+        ("<#C0INCIDENT>", "C0INCIDENT"),
+        ("#incident", None),
+        ("incident", None),
+        ("Cats", None),
+    ],
+)
 def test_ids_are_read_from_the_entry_without_asking_slack(entry: str, expected: str | None) -> None:
     assert channel_id_in(entry) == expected
 
 
-@pytest.mark.parametrize("entry, expected", [
-    ("#incident", INCIDENT), ("incident", INCIDENT), (" #Incident ", INCIDENT), ("#oncall-private", PRIVATE),
-    ("C0INCIDENT", INCIDENT), ("<#C0INCIDENT|incident>", INCIDENT),
-])
+@pytest.mark.parametrize(
+    "entry, expected",
+    [
+        ("#incident", INCIDENT),
+        ("incident", INCIDENT),
+        (" #Incident ", INCIDENT),
+        ("#oncall-private", PRIVATE),
+        ("C0INCIDENT", INCIDENT),
+        ("<#C0INCIDENT|incident>", INCIDENT),
+    ],
+)
 def test_a_channel_resolves_by_name_or_id(slack: FakeSlack, entry: str, expected: str) -> None:
     found = SlackDirectory(WebClient(token="xoxb-test", base_url=slack.url)).channel(entry)
     assert (found.id, found.problem) == (expected, None)
@@ -89,23 +110,33 @@ class Bot:
     """The real Bolt app and door over a core with fake Docker, talking to the fake Slack."""
 
     def __init__(self, slack: FakeSlack, rollbot: Rollbot) -> None:
-        settings = Settings(slack_bot_token=SecretStr("xoxb-channel-test"), slack_signing_secret=SecretStr(SECRET),
-                            slack_api_url=slack.url)
+        settings = Settings(
+            slack_bot_token=SecretStr("xoxb-channel-test"),
+            slack_signing_secret=SecretStr(SECRET),
+            slack_api_url=slack.url,
+        )
         self.app, self.services = build_app(settings, rollbot)
         self.door, self.slack, self.rollbot = Door(self.app, SECRET, self.services.tell), slack, rollbot
 
     def send(self, body: str) -> None:
         headers = signed_headers(body.encode(), SECRET)
-        answer = self.door.answer(body.encode(), "application/x-www-form-urlencoded",
-                                  headers["X-Slack-Request-Timestamp"], headers["X-Slack-Signature"])
+        answer = self.door.answer(
+            body.encode(),
+            "application/x-www-form-urlencoded",
+            headers["X-Slack-Request-Timestamp"],
+            headers["X-Slack-Signature"],
+        )
         assert answer.status == 200
 
     def roll_back(self, journal: Journal) -> str:
         """`/rollback engine 2.3.1` in the plans channel and Approve on the plan; the run's id."""
         self.send(slash_command("engine 2.3.1 health failing", USER, PLANS, self.slack.response_url()))
         run = _wait(lambda: next((r for r in journal.runs() if r.context.get("plan_message")), None))
-        self.send(block_action(ActionId.APPROVE, run.id, USER, PLANS, run.context["plan_message"]["ts"],
-                               self.slack.response_url()))
+        self.send(
+            block_action(
+                ActionId.APPROVE, run.id, USER, PLANS, run.context["plan_message"]["ts"], self.slack.response_url()
+            )
+        )
         _wait(lambda: journal.run(run.id).status is RunStatus.SUCCEEDED)
         # The all-clear is queued just after the run is journaled as finished: wait for it, then for the rest.
         _wait(lambda: any("All clear" in str(m) for channel in (INCIDENT, PLANS) for m in self.slack.messages(channel)))
@@ -129,21 +160,25 @@ def bot_for(tmp_path: Any, journal: Journal, slack: FakeSlack) -> Iterator[Any]:
         bot.rollbot.shutdown()
 
 
-def test_progress_by_name_lands_in_the_channel_and_is_edited_by_id(bot_for: Any, journal: Journal,
-                                                                     slack: FakeSlack) -> None:
+def test_progress_by_name_lands_in_the_channel_and_is_edited_by_id(
+    bot_for: Any, journal: Journal, slack: FakeSlack
+) -> None:
     bot = bot_for("#incident")
     run_id = bot.roll_back(journal)
     announcement, status, final = slack.messages(INCIDENT)
     assert "Rolling back *engine*" in announcement["text"] and "All clear" in str(final)
-    assert len(slack.edit_history(INCIDENT, status["ts"])) >= 2, "the status message was edited in place (edits coalesce under load)"
+    assert len(slack.edit_history(INCIDENT, status["ts"])) >= 2, (
+        "the status message was edited in place (edits coalesce under load)"
+    )
     assert {c.params["channel"] for c in slack.calls_to("chat.update")} <= {INCIDENT, PLANS}
     assert all(c.status == 200 for c in slack.calls) and not slack.ephemerals()
     assert journal.run(run_id).context["announcement"]["channel"] == INCIDENT
     assert f"progress in <#{INCIDENT}>" in str(slack.edit_history(PLANS, slack.messages(PLANS)[0]["ts"]))
 
 
-def test_a_name_that_does_not_resolve_keeps_progress_in_the_command_channel(bot_for: Any, journal: Journal,
-                                                                              slack: FakeSlack) -> None:
+def test_a_name_that_does_not_resolve_keeps_progress_in_the_command_channel(
+    bot_for: Any, journal: Journal, slack: FakeSlack
+) -> None:
     bot = bot_for("#incidnet")
     run_id = bot.roll_back(journal)
     assert slack.messages(INCIDENT) == []
@@ -151,12 +186,15 @@ def test_a_name_that_does_not_resolve_keeps_progress_in_the_command_channel(bot_
     notice = next(t for t in texts if "could not be used" in t)
     assert "`incident_channel: #incidnet`" in notice and "no channel #incidnet" in notice
     assert "Progress is posted here instead" in notice and f"<@{USER}>" in notice
-    assert any("Rolling back *engine*" in t for t in texts) and any("All clear" in str(m) for m in slack.messages(PLANS))
+    assert any("Rolling back *engine*" in t for t in texts) and any(
+        "All clear" in str(m) for m in slack.messages(PLANS)
+    )
     assert journal.run(run_id).context["status_message"]["channel"] == PLANS
 
 
-def test_an_id_rollbot_cannot_post_in_falls_back_with_slacks_reason(bot_for: Any, journal: Journal,
-                                                                    slack: FakeSlack) -> None:
+def test_an_id_rollbot_cannot_post_in_falls_back_with_slacks_reason(
+    bot_for: Any, journal: Journal, slack: FakeSlack
+) -> None:
     bot = bot_for("C0GONEGONE")  # an id: no lookup, and Slack answers channel_not_found
     bot.roll_back(journal)
     assert slack.calls_to("conversations.list") == []

@@ -38,20 +38,21 @@ class _ServerInfo(BaseHTTPRequestHandler):
 @pytest.fixture(params=["Server", "Cloud"])
 def jira(request: pytest.FixtureRequest) -> Iterator[tuple[str, list[str], str]]:
     seen: list[str] = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), type("Info", (_ServerInfo,), {"seen": seen,
-                                                                                  "deployment": request.param}))
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", 0), type("Info", (_ServerInfo,), {"seen": seen, "deployment": request.param})
+    )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}", seen, request.param
     server.shutdown()
 
 
 def jira_config(deployment: str = "auto") -> Config:
-    return Config(targets={}, tickets=TicketsConfig(kind="jira", project="OPS",
-                                                    jira=JiraConfig(deployment=deployment)))  # type: ignore[arg-type]
+    return Config(targets={}, tickets=TicketsConfig(kind="jira", project="OPS", jira=JiraConfig(deployment=deployment)))  # type: ignore[arg-type]
 
 
 def test_a_token_without_a_user_is_a_bearer_for_data_center_and_refused_by_cloud(
-        jira: tuple[str, list[str], str]) -> None:
+    jira: tuple[str, list[str], str],
+) -> None:
     url, seen, deployment = jira
     sink = ticket_sink(jira_config(), Settings(jira_url=url, jira_token=SecretStr("pat-secret-value")))
     assert isinstance(sink, JiraTickets)
@@ -65,8 +66,10 @@ def test_a_token_without_a_user_is_a_bearer_for_data_center_and_refused_by_cloud
 
 def test_a_user_and_token_are_basic_and_the_deployment_is_read_once(jira: tuple[str, list[str], str]) -> None:
     url, seen, deployment = jira
-    sink = ticket_sink(jira_config(), Settings(jira_url=url, jira_user=SecretStr("me@example.com"),
-                                               jira_token=SecretStr("api-token-value")))
+    sink = ticket_sink(
+        jira_config(),
+        Settings(jira_url=url, jira_user=SecretStr("me@example.com"), jira_token=SecretStr("api-token-value")),
+    )
     assert isinstance(sink, JiraTickets)
     assert sink.deployment() == ("cloud" if deployment == "Cloud" else "datacenter")
     assert sink.deployment() == sink.deployment()

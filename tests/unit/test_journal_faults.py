@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import Engine, event
 
 from bot.running.runner import Runner, journal_retry
-from bot.terminal.render import summary_line
+from bot.text import summary_line
 from storage import EventView, Journal, RunStatus, StepStatus, connect
 
 from .fakes import COMPOSE_TEXT, REPO, FakeHealth, World
@@ -71,13 +71,22 @@ class Recorder:
             self._fault.armed = True
 
 
-def run_with_fault(world: World, engine: Engine, fault: Fault, kind: str, step: str,
-                   health: FakeHealth | None = None) -> tuple[Any, Recorder, str]:
+def run_with_fault(
+    world: World, engine: Engine, fault: Fault, kind: str, step: str, health: FakeHealth | None = None
+) -> tuple[Any, Recorder, str]:
     journal = Journal(engine)
     run_id, plan = planned(world, journal)
     sink = Recorder(fault, kind, step)
-    runner = Runner(world.config, journal, world.systems(), health or FakeHealth(world.compose, {"2.3.1"}), ACTOR,
-                    owner="testhost:1", clock=Ticks(), retry=journal_retry(attempts=3, first_wait=0, max_wait=0))
+    runner = Runner(
+        world.config,
+        journal,
+        world.systems(),
+        health or FakeHealth(world.compose, {"2.3.1"}),
+        ACTOR,
+        owner="testhost:1",
+        clock=Ticks(),
+        retry=journal_retry(attempts=3, first_wait=0, max_wait=0),
+    )
     return runner.execute(run_id, plan, sink), sink, run_id
 
 
@@ -123,8 +132,9 @@ def test_a_journal_that_heals_after_the_engine_is_up_gets_the_whole_story(
             fault.armed = False
             return super().wait_until_healthy(url, timeout)
 
-    view, _, run_id = run_with_fault(world, engine, fault, "step.started", "stop",
-                                     HealsTheJournal(world.compose, {"2.3.1"}))
+    view, _, run_id = run_with_fault(
+        world, engine, fault, "step.started", "stop", HealsTheJournal(world.compose, {"2.3.1"})
+    )
 
     assert fault.failures > 0
     assert view.status is RunStatus.SUCCEEDED and "journal" not in view.summary
@@ -132,6 +142,8 @@ def test_a_journal_that_heals_after_the_engine_is_up_gets_the_whole_story(
     assert run.status is RunStatus.SUCCEEDED
     assert [s.status for s in run.steps] == [StepStatus.SUCCEEDED] * len(ALL_STEPS)
     assert world.compose.running_image() == f"{REPO}:2.3.1"
+    started = [e.details.get("step") for e in Journal(engine).run(run_id).events if e.kind == "step.started"]
+    assert started == ALL_STEPS, "each write kept for later names its own step, not the last one"
 
 
 def test_a_write_that_fails_twice_is_retried_at_the_stop_boundary(world: World, faulty: tuple[Engine, Fault]) -> None:
@@ -161,21 +173,32 @@ def test_the_channel_hears_where_the_service_is_when_the_journal_cannot_take_the
     run_id, plan = planned(world, journal)
     with FakeSlack() as slack:
         outbox = Outbox(min_interval=0)
-        slack_sink = SlackProgress(WebClient(token="xoxb-test", base_url=slack.url), outbox, journal.run,
-                                   journal.run(run_id), "C0INCIDENT")
+        slack_sink = SlackProgress(
+            WebClient(token="xoxb-test", base_url=slack.url), outbox, journal.run, journal.run(run_id), "C0INCIDENT"
+        )
         arm = Recorder(fault, "step.finished", "stop")
 
         def sink(event: EventView) -> None:
             arm(event)
             slack_sink(event)
 
-        runner = Runner(world.config, journal, world.systems(), FakeHealth(world.compose, {"2.3.1"}), ACTOR,
-                        owner="testhost:1", clock=Ticks(), retry=journal_retry(attempts=2, first_wait=0, max_wait=0))
+        runner = Runner(
+            world.config,
+            journal,
+            world.systems(),
+            FakeHealth(world.compose, {"2.3.1"}),
+            ACTOR,
+            owner="testhost:1",
+            clock=Ticks(),
+            retry=journal_retry(attempts=2, first_wait=0, max_wait=0),
+        )
         view = runner.execute(run_id, plan, sink)
         assert outbox.drain(timeout=20)
         outbox.stop()
         final = [m["text"] for m in slack.messages("C0INCIDENT") if "All clear" in str(m) or "Rollback" in m["text"]]
     assert view.status is RunStatus.SUCCEEDED
-    assert any("engine is healthy on 2.3.1" in text and "this outcome is not in it yet" in text for text in final), final
+    assert any("engine is healthy on 2.3.1" in text and "this outcome is not in it yet" in text for text in final), (
+        final
+    )
     fault.armed = False
     assert Journal(engine).run(run_id).status is RunStatus.RUNNING

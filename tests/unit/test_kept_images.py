@@ -13,13 +13,16 @@ from .fakes import REPO, FakeDocker, FakeHealth, make_world
 
 
 def test_earlier_versions_sort_as_versions_not_as_text() -> None:
-    docker = FakeDocker(registry={f"{REPO}:{tag}" for tag in ("2.10.0", "2.9.1", "2.3.1", "latest", "3.0.0")},
-                        host={f"{REPO}:2.2.0", "other/engine:1.0.0"})
+    docker = FakeDocker(
+        registry={f"{REPO}:{tag}" for tag in ("2.10.0", "2.9.1", "2.3.1", "latest", "3.0.0")},
+        host={f"{REPO}:2.2.0", "other/engine:1.0.0"},
+    )
     kept = kept_versions(docker, f"{REPO}:2.10.1", keep=5)
     assert kept is not None
     assert kept.earlier == ("2.10.0", "2.9.1", "2.3.1", "2.2.0")
-    assert kept.warning == ("only 4 earlier version(s) to roll back to (2.10.0, 2.9.1, 2.3.1, 2.2.0); "
-                            "the runbook says keep the last 5")
+    assert kept.warning == (
+        "only 4 earlier version(s) to roll back to (2.10.0, 2.9.1, 2.3.1, 2.2.0); the runbook says keep the last 5"
+    )
     assert kept_versions(docker, f"{REPO}:2.10.1", keep=4).warning is None  # type: ignore[union-attr]
     assert kept_versions(docker, f"{REPO}:latest", keep=5) is None, "no number: nothing to compare with"
 

@@ -30,7 +30,7 @@ def test_over_the_cap_the_middle_is_cut_and_marked() -> None:
     marker = next(line for line in kept if line.startswith(b"----- rollbot cut"))
     position = kept.index(marker)
     assert kept[:position] == lines[:50], "the first half of the cap: the first lines"
-    assert kept[position + 1:] == lines[-50:], "the other half: the last lines"
+    assert kept[position + 1 :] == lines[-50:], "the other half: the last lines"
     assert b"cut 900 line(s), 45000 bytes" in marker and b"cap of 5000 bytes" in marker
     assert len(out) <= 5000 + len(marker)
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from bot.core.rollbot import Rollbot
-from bot.adapters.docker_host import ImageSource
 from bot.planning.plan import CHECKS, CheckResult, Plan, RollbackRequest, StepKind, make_plan
+from bot.ports import ImageSource
 from storage import Journal, RunStatus, connect
 
 from .fakes import COMPOSE_TEXT, REPO, FakeHealth, World, make_world
@@ -51,7 +51,12 @@ def test_a_good_request_passes_every_check_and_lays_out_the_runbook(world: World
     assert results(plan) == [CheckResult.PASSED] * len(CHECKS)
     assert plan.approvable and plan.refusal is None
     assert [s.kind for s in plan.steps] == [
-        StepKind.CAPTURE_LOGS, StepKind.SET_IMAGE_TAG, StepKind.PULL, StepKind.STOP, StepKind.START, StepKind.VERIFY_HEALTH
+        StepKind.CAPTURE_LOGS,
+        StepKind.SET_IMAGE_TAG,
+        StepKind.PULL,
+        StepKind.STOP,
+        StepKind.START,
+        StepKind.VERIFY_HEALTH,
     ]
     assert all(s.skip_reason is None for s in plan.steps)
     assert (plan.running_version, plan.current_image, plan.target_image) == ("2.4.0", f"{REPO}:2.4.0", f"{REPO}:2.3.1")
@@ -186,7 +191,14 @@ def test_every_plan_is_journaled_refused_ones_included(world: World, journal: Jo
     good = rollbot.plan(RollbackRequest("engine", "2.3.1", "slack:U1", "5xx"))
     bad = rollbot.plan(RollbackRequest("engine", "1.0.0", "slack:U2"))
     assert good.run.status is RunStatus.PLANNED
-    assert [s.name for s in good.run.steps] == ["capture_logs", "set_image_tag", "pull", "stop", "start", "verify_health"]
+    assert [s.name for s in good.run.steps] == [
+        "capture_logs",
+        "set_image_tag",
+        "pull",
+        "stop",
+        "start",
+        "verify_health",
+    ]
     assert (good.run.from_version, good.run.to_version, good.run.environment) == ("2.4.0", "2.3.1", "test")
     assert good.run.plan["target_image"] == f"{REPO}:2.3.1"
     assert bad.run.status is RunStatus.REFUSED
@@ -207,8 +219,10 @@ def test_a_running_run_blocks_the_next_plan(world: World, journal: Journal) -> N
 def test_a_running_run_is_found_behind_many_newer_refusals(world: World, tmp_path: Path) -> None:
     """Fifty refused retries during a long rollback must not hide it from the in-progress check."""
     moments = iter(range(10_000))
-    journal = Journal(connect(f"sqlite:///{tmp_path}/busy.db"),
-                      clock=lambda: datetime.fromtimestamp(1_800_000_000 + next(moments), UTC))
+    journal = Journal(
+        connect(f"sqlite:///{tmp_path}/busy.db"),
+        clock=lambda: datetime.fromtimestamp(1_800_000_000 + next(moments), UTC),
+    )
     rollbot = Rollbot(world.config, journal, world.systems(), FakeHealth(world.compose, {"2.3.1"}))
     first = rollbot.plan(RollbackRequest("engine", "2.3.1", "slack:U1"))
     journal.start(first.run.id, "slack:U1", owner="elsewhere:1")

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from bot.brain.swap import forensic_dir
-from bot.core.rollbot import Recovery, Rollbot
+from bot.core.outcomes import Recovery
+from bot.core.rollbot import Rollbot
 from bot.planning.plan import Plan, StepKind
 from bot.running.runner import Runner
 from storage import EventView, Journal, RunStatus, StepStatus
@@ -169,14 +170,17 @@ def test_a_resume_clicked_on_another_message_is_refused(tmp_path: Path, journal:
     rollbot = Rollbot(scene.world.config, journal, scene.world.systems(), FakeHealth(scene.world.compose, {"2.3.1"}))
     rollbot.remember(run_id, interruption_message={"channel": "C0INCIDENT", "ts": "1700000000.000500"})
 
-    elsewhere = rollbot.take_up(run_id, "U0APPROVER", Recovery.RESUME,
-                                seen_on={"channel": "C0INCIDENT", "ts": "1700000000.000900"})
-    assert elsewhere.refusal == (f"run {run_id} (engine → 2.3.1) is not the interrupted run reported on this "
-                                 "message; nothing was done")
+    elsewhere = rollbot.take_up(
+        run_id, "U0APPROVER", Recovery.RESUME, seen_on={"channel": "C0INCIDENT", "ts": "1700000000.000900"}
+    )
+    assert elsewhere.refusal == (
+        f"run {run_id} (engine → 2.3.1) is not the interrupted run reported on this message; nothing was done"
+    )
     assert journal.run(run_id).status is RunStatus.INTERRUPTED
 
-    on_its_report = rollbot.take_up(run_id, "U0APPROVER", Recovery.RESUME,
-                                    seen_on={"channel": "C0INCIDENT", "ts": "1700000000.000500"})
+    on_its_report = rollbot.take_up(
+        run_id, "U0APPROVER", Recovery.RESUME, seen_on={"channel": "C0INCIDENT", "ts": "1700000000.000500"}
+    )
     assert on_its_report.run is not None and on_its_report.run.status is RunStatus.SUCCEEDED
 
 
@@ -217,4 +221,3 @@ def test_a_runner_that_lost_its_run_stops_before_the_next_step(tmp_path: Path, j
     assert run.status is RunStatus.INTERRUPTED
     assert {s.name: s.status for s in run.steps}["stop"] is StepStatus.PENDING
     assert scene.world.compose.running_image() == f"{REPO}:2.4.0"
-

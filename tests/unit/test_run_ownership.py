@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from bot.core.rollbot import Recovery, Rollbot
+from bot.core.outcomes import Recovery
+from bot.core.rollbot import Rollbot
 from bot.planning.plan import RollbackRequest, StepKind
 from bot.running.runner import Runner, StepFailed
 from storage import Journal, Lease, LostRun, NotStartable, RunStatus, StepStatus, connect
@@ -27,8 +28,8 @@ from storage.repository import IllegalMove
 from storage.runstate import MOVES
 
 from .fakes import COMPOSE_TEXT, REPO, FakeHealth, World
-from .test_resume import die, runner
 from .test_brain_runner import Restore
+from .test_resume import die, runner
 from .test_runner import ACTOR, Ticks, planned
 from .test_storage import age_heartbeat, new_run
 
@@ -123,8 +124,16 @@ def test_a_runner_taken_over_mid_step_stops_before_its_undo(world: World, journa
     step, undo the compose edit the new owner relies on, or finish the run as failed."""
     run_id, plan = planned(world, journal)
     health = FakeHealth(world.compose, {"2.3.1"})
-    first = TakenOverDuring(world.config, journal=journal, systems=world.systems(), health=health, actor=ACTOR,
-                            owner="replica-a:1", clock=Ticks(), during=StepKind.PULL)
+    first = TakenOverDuring(
+        world.config,
+        journal=journal,
+        systems=world.systems(),
+        health=health,
+        actor=ACTOR,
+        owner="replica-a:1",
+        clock=Ticks(),
+        during=StepKind.PULL,
+    )
     edited = COMPOSE_TEXT.replace(f"{REPO}:2.4.0", f"{REPO}:2.3.1")
 
     after = first.execute(run_id, plan)
@@ -193,7 +202,8 @@ ACTIONS = ["take_over", "heartbeat", "step", "finish", "undo"]
 def _row(engine: Engine, run_id: str) -> tuple[RunStatus, str | None, int]:
     with Session(engine) as session:
         status, owner, epoch = session.execute(
-            select(RunRow.status, RunRow.owner, RunRow.epoch).where(RunRow.id == run_id)).one()
+            select(RunRow.status, RunRow.owner, RunRow.epoch).where(RunRow.id == run_id)
+        ).one()
     return RunStatus(status), owner, epoch
 
 
@@ -226,8 +236,10 @@ def test_two_owners_never_both_act_and_no_move_leaves_the_table(tmp_path: Path) 
     counter = iter(range(1_000_000))
 
     @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(same_process=st.booleans(),
-           moves=st.lists(st.tuples(st.sampled_from([0, 1]), st.sampled_from(ACTIONS)), min_size=1, max_size=12))
+    @given(
+        same_process=st.booleans(),
+        moves=st.lists(st.tuples(st.sampled_from([0, 1]), st.sampled_from(ACTIONS)), min_size=1, max_size=12),
+    )
     def interleave(same_process: bool, moves: list[tuple[int, str]]) -> None:
         names = ["host:1", "host:1" if same_process else "host:2"]
         run_id, first = started(journal, names[0], target=f"t{next(counter)}")
@@ -243,10 +255,16 @@ def test_two_owners_never_both_act_and_no_move_leaves_the_table(tmp_path: Path) 
             after = _row(engine, run_id)
             if action != "take_over":
                 assert succeeded == holds, (action, who, before, leases)
-            assert after[0] == before[0] or (before[0], after[0]) in allowed or (
-                before[0], RunStatus.INTERRUPTED) in allowed and (RunStatus.INTERRUPTED, after[0]) in allowed
-            valid = [lease for lease in leases
-                     if after[0] is RunStatus.RUNNING and (lease.owner, lease.epoch) == (after[1], after[2])]
+            assert (
+                after[0] == before[0]
+                or (before[0], after[0]) in allowed
+                or ((before[0], RunStatus.INTERRUPTED) in allowed and (RunStatus.INTERRUPTED, after[0]) in allowed)
+            )
+            valid = [
+                lease
+                for lease in leases
+                if after[0] is RunStatus.RUNNING and (lease.owner, lease.epoch) == (after[1], after[2])
+            ]
             assert len(valid) <= 1 and (after[0] is not RunStatus.RUNNING or len(valid) == 1)
 
     try:
@@ -275,10 +293,14 @@ def test_the_upgrade_names_targets_held_twice_instead_of_guessing(tmp_path: Path
         config.attributes["connection"] = connection
         command.upgrade(config, "0006")
         for run_id, status in [("20261201-000000-aaaaaa", "interrupted"), ("20261201-000100-bbbbbb", "running")]:
-            connection.execute(text(
-                "INSERT INTO runs (id, kind, target, to_version, reason, requester, status, created_at, plan, summary,"
-                " context) VALUES (:id, 'rollback', 'engine', '2.3.1', '', 'a', :status, '2026-12-01 00:00:00', '{}',"
-                " '{}', '{}')"), {"id": run_id, "status": status})
+            connection.execute(
+                text(
+                    "INSERT INTO runs (id, kind, target, to_version, reason, requester, status, created_at, plan, summary,"
+                    " context) VALUES (:id, 'rollback', 'engine', '2.3.1', '', 'a', :status, '2026-12-01 00:00:00', '{}',"
+                    " '{}', '{}')"
+                ),
+                {"id": run_id, "status": status},
+            )
 
     with pytest.raises(RuntimeError, match="engine: 20261201-000000-aaaaaa \\(interrupted\\), 20261201-000100-bbbbbb"):
         migrate(engine)

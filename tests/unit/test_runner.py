@@ -34,15 +34,22 @@ def planned(world: World, journal: Journal, version: str = "2.3.1") -> tuple[str
     plan = make_plan(RollbackRequest("engine", version, ACTOR, "5xx after deploy"), world.config, world.systems())
     assert plan.approvable, plan.refusal
     record = NewRun(
-        target="engine", to_version=version, requester=ACTOR, environment=plan.environment,
-        from_version=plan.running_version, steps=[(s.kind.value, s.description) for s in plan.steps],
+        target="engine",
+        to_version=version,
+        requester=ACTOR,
+        environment=plan.environment,
+        from_version=plan.running_version,
+        steps=[(s.kind.value, s.description) for s in plan.steps],
         plan=plan.to_dict(),
     )
     return journal.record_plan(record, actor=ACTOR).id, plan
 
 
 def execute(
-    world: World, journal: Journal, healthy: set[str] | None = None, sink: ProgressSink | None = None,
+    world: World,
+    journal: Journal,
+    healthy: set[str] | None = None,
+    sink: ProgressSink | None = None,
     version: str = "2.3.1",
 ) -> RunView:
     run_id, plan = planned(world, journal, version)
@@ -68,12 +75,13 @@ def test_success_journals_every_step_and_switches_the_service(world: World, jour
     run = execute(world, journal)
 
     assert run.status is RunStatus.SUCCEEDED
-    assert step_statuses(run) == {name: StepStatus.SUCCEEDED for name in ALL_STEPS}
+    assert step_statuses(run) == dict.fromkeys(ALL_STEPS, StepStatus.SUCCEEDED)
     assert run.owner == "testhost:1"
     assert world.compose.running_image() == f"{REPO}:2.3.1"
     assert world.compose.drain_timeouts == [7]
     assert changed_lines(COMPOSE_TEXT, world.compose_file.read_text()) == [
-        f"-    image: {REPO}:2.4.0   # bumped by CI\n", f"+    image: {REPO}:2.3.1   # bumped by CI\n"
+        f"-    image: {REPO}:2.4.0   # bumped by CI\n",
+        f"+    image: {REPO}:2.3.1   # bumped by CI\n",
     ]
 
     steps = {step.name: step for step in run.steps}
@@ -132,8 +140,12 @@ def test_pull_failure_restores_the_compose_file(world: World, journal: Journal) 
     assert world.compose.running_image() == f"{REPO}:2.4.0", "the old version never stopped"
     assert world.compose.drain_timeouts == []
     assert step_statuses(run) == {
-        "capture_logs": StepStatus.SUCCEEDED, "set_image_tag": StepStatus.SUCCEEDED, "pull": StepStatus.FAILED,
-        "stop": StepStatus.PENDING, "start": StepStatus.PENDING, "verify_health": StepStatus.PENDING,
+        "capture_logs": StepStatus.SUCCEEDED,
+        "set_image_tag": StepStatus.SUCCEEDED,
+        "pull": StepStatus.FAILED,
+        "stop": StepStatus.PENDING,
+        "start": StepStatus.PENDING,
+        "verify_health": StepStatus.PENDING,
     }
     assert run.error is not None and run.error.startswith("step pull failed: ")
     assert "manifest unknown" in run.error
@@ -181,8 +193,9 @@ def test_health_failure_leaves_the_new_version_and_says_it_is_unhealthy(world: W
     run = execute(world, journal, healthy=set())
     assert run.status is RunStatus.FAILED
     assert step_statuses(run)["verify_health"] is StepStatus.FAILED
-    assert run.summary["service_state"].startswith("engine is now on 2.3.1 but unhealthy; it was left running: "
-                                                   "2.4.0 was unhealthy too")
+    assert run.summary["service_state"].startswith(
+        "engine is now on 2.3.1 but unhealthy; it was left running: 2.4.0 was unhealthy too"
+    )
     assert run.summary["after_failure"] == "left 2.3.1 running"
     assert world.compose.running_image() == f"{REPO}:2.3.1"
     assert f"{REPO}:2.3.1" in world.compose_file.read_text()
@@ -221,17 +234,28 @@ def test_start_failure_puts_the_previous_version_back_and_starts_it(world: World
     assert world.compose.running_image() == f"{REPO}:2.4.0"
     assert world.compose_file.read_text() == before, "the file is byte for byte as before the run"
     state = run.summary["service_state"]
-    assert state == "2.3.1 did not start, so engine is running 2.4.0 again (as before the rollback); " \
-                    "the compose file names 2.4.0"
+    assert (
+        state == "2.3.1 did not start, so engine is running 2.4.0 again (as before the rollback); "
+        "the compose file names 2.4.0"
+    )
     assert run.summary["after_failure"] == "started 2.4.0 again"
     assert run.next_action is not None and "rollbot rollback engine 2.3.1" in run.next_action
     kinds = [e.kind for e in run.events]
-    assert kinds.index("recovery.compose_put_back") < kinds.index("recovery.previous_started") < kinds.index("run.finished")
-    assert next(e for e in run.events if e.kind == "recovery.previous_started").details == {"version": "2.4.0", "running": True}
+    assert (
+        kinds.index("recovery.compose_put_back")
+        < kinds.index("recovery.previous_started")
+        < kinds.index("run.finished")
+    )
+    assert next(e for e in run.events if e.kind == "recovery.previous_started").details == {
+        "version": "2.4.0",
+        "running": True,
+    }
     assert "recovery.previous_started" in [e.kind for e in seen], "the progress sink hears it too"
 
 
-def test_when_the_previous_version_does_not_start_either_the_message_says_stopped(world: World, journal: Journal) -> None:
+def test_when_the_previous_version_does_not_start_either_the_message_says_stopped(
+    world: World, journal: Journal
+) -> None:
     """Neither 2.3.1 nor 2.4.0 starts (the port is taken): the service is stopped, the file
     names 2.4.0 again, and the next command is the one that starts it."""
     world.compose.failures["up"] = "docker compose up --detach engine exited 1: port is already allocated"
@@ -241,9 +265,13 @@ def test_when_the_previous_version_does_not_start_either_the_message_says_stoppe
     assert f"{REPO}:2.4.0" in world.compose_file.read_text()
     assert run.summary["service_state"] == (
         "engine is stopped: 2.3.1 did not start, and starting 2.4.0 again failed too (docker compose up --detach "
-        "engine exited 1: port is already allocated); the compose file names 2.4.0")
+        "engine exited 1: port is already allocated); the compose file names 2.4.0"
+    )
     assert run.next_action is not None
-    assert f"cd {world.compose_file.parent} && docker compose up -d engine" in run.next_action and "start 2.4.0" in run.next_action
+    assert (
+        f"cd {world.compose_file.parent} && docker compose up -d engine" in run.next_action
+        and "start 2.4.0" in run.next_action
+    )
     assert step_statuses(run)["verify_health"] is StepStatus.PENDING
     [failed] = [e for e in run.events if e.kind == "recovery.previous_start_failed"]
     assert "port is already allocated" in failed.details["error"]

@@ -28,9 +28,9 @@ from sqlalchemy.exc import OperationalError
 from bot.adapters.compose import ComposeCli
 from bot.config import Config, Settings, TicketsConfig
 from bot.logs import JsonFormatter
-from bot.redaction import REDACTED, install
+from bot.ports import Postmortem
+from bot.redaction import REDACTED, Redactor, install
 from bot.reporting.evidence import redacted_inspect
-from bot.reporting.postmortem import Postmortem
 from bot.wiring import ticket_sink
 from storage import connect
 from tests.databases import fresh_postgres_database
@@ -50,8 +50,11 @@ EVERY_FORM = (BOT_TOKEN, SIGNING_SECRET, APP_TOKEN, JIRA_USER, JIRA_TOKEN, DB_PA
 
 def settings(**overrides: Any) -> Settings:
     values: dict[str, Any] = {
-        "slack_bot_token": SecretStr(BOT_TOKEN), "slack_signing_secret": SecretStr(SIGNING_SECRET),
-        "slack_app_token": SecretStr(APP_TOKEN), "jira_user": SecretStr(JIRA_USER), "jira_token": SecretStr(JIRA_TOKEN),
+        "slack_bot_token": SecretStr(BOT_TOKEN),
+        "slack_signing_secret": SecretStr(SIGNING_SECRET),
+        "slack_app_token": SecretStr(APP_TOKEN),
+        "jira_user": SecretStr(JIRA_USER),
+        "jira_token": SecretStr(JIRA_TOKEN),
         "database_url": SecretStr(DATABASE_URL),
     }
     return Settings(**{**values, **overrides})
@@ -68,9 +71,14 @@ def shown(error: BaseException) -> tuple[str, str, str]:
 
 @pytest.fixture
 def secret_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    for name, value in (("SLACK_BOT_TOKEN", BOT_TOKEN), ("SLACK_SIGNING_SECRET", SIGNING_SECRET),
-                        ("SLACK_APP_TOKEN", APP_TOKEN), ("JIRA_USER", JIRA_USER), ("JIRA_TOKEN", JIRA_TOKEN),
-                        ("DATABASE_URL", DATABASE_URL)):
+    for name, value in (
+        ("SLACK_BOT_TOKEN", BOT_TOKEN),
+        ("SLACK_SIGNING_SECRET", SIGNING_SECRET),
+        ("SLACK_APP_TOKEN", APP_TOKEN),
+        ("JIRA_USER", JIRA_USER),
+        ("JIRA_TOKEN", JIRA_TOKEN),
+        ("DATABASE_URL", DATABASE_URL),
+    ):
         monkeypatch.setenv(name, value)
     return monkeypatch
 
@@ -82,6 +90,7 @@ def test_settings_show_no_secret_however_they_are_printed(secret_env: pytest.Mon
 
 
 # --- logs ---------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def log_stream() -> Iterator[tuple[logging.Logger, io.StringIO]]:
@@ -128,14 +137,19 @@ def test_json_log_lines_carry_the_redacted_trace(log_stream: tuple[logging.Logge
 
 
 def test_installing_the_redactor_twice_keeps_one(log_stream: tuple[logging.Logger, io.StringIO]) -> None:
+    """Each handler ends with exactly the newest redactor, whatever other handlers (pytest's log
+    capture, say) the logger carries besides the test's own."""
     logger, _ = log_stream
     install(settings(), logger)
-    install(settings(), logger)
-    [handler] = logger.handlers
-    assert len(handler.filters) == 1 and APP_TOKEN not in repr(handler.filters[0])
+    second = install(settings(), logger)
+    assert logger.handlers
+    for handler in logger.handlers:
+        assert [f for f in handler.filters if isinstance(f, Redactor)] == [second]
+    assert APP_TOKEN not in repr(second)
 
 
 # --- the Slack and Jira clients, and the database, when they fail ------------------------------
+
 
 def test_slack_client_failures_carry_no_token() -> None:
     with FakeSlack(tokens={"xoxb-some-other-token"}) as slack:
@@ -147,7 +161,9 @@ def test_slack_client_failures_carry_no_token() -> None:
                 client.chat_postMessage(channel="C0PLANS001", text="hello")
             failures.append(failed.value)
     with pytest.raises(Exception) as unreachable:
-        WebClient(token=BOT_TOKEN, base_url=f"http://127.0.0.1:{free_port()}/").chat_postMessage(channel="C0X", text="x")
+        WebClient(token=BOT_TOKEN, base_url=f"http://127.0.0.1:{free_port()}/").chat_postMessage(
+            channel="C0X", text="x"
+        )
     failures.append(unreachable.value)
     assert "invalid_auth" in str(failures[0]) and "fatal_error" in str(failures[1])
     assert leaks(*(text for failure in failures for text in shown(failure))) == []
@@ -181,8 +197,18 @@ def test_jira_client_failures_carry_no_credentials(tmp_path: Path, status: int |
         url = f"http://127.0.0.1:{server.server_address[1]}"
     config = Config(targets={}, tickets=TicketsConfig(kind="jira", project="OPS"))
     sink = ticket_sink(config, settings(jira_url=url))
-    postmortem = Postmortem(run_id="20260101-000000-abcdef", title="t", summary=[], impact=[], loss=[], timeline=[],
-                            detection=[], resolution=[], action_items=[], supporting=[])
+    postmortem = Postmortem(
+        run_id="20260101-000000-abcdef",
+        title="t",
+        summary=[],
+        impact=[],
+        loss=[],
+        timeline=[],
+        detection=[],
+        resolution=[],
+        action_items=[],
+        supporting=[],
+    )
     try:
         for attempt in (sink.find, sink.create):
             with pytest.raises(Exception) as failed:
@@ -201,13 +227,26 @@ def test_a_database_url_password_is_in_no_error(tmp_path: Path) -> None:
 
 def _history(tmp_path: Path, database_url: str) -> subprocess.CompletedProcess[str]:
     """`rollbot history` as a process, with every secret of this module in its environment."""
-    (tmp_path / "rollbot.yaml").write_text("targets:\n  engine:\n    compose_file: c.yml\n    service: engine\n"
-                                            "    health_url: http://127.0.0.1:9/health\n")
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "JIRA_", "ROLLBOT_"))},
-           "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "DATABASE_URL": database_url,
-           "SLACK_BOT_TOKEN": BOT_TOKEN, "JIRA_USER": JIRA_USER, "JIRA_TOKEN": JIRA_TOKEN}
-    return subprocess.run([sys.executable, "-m", "bot", "history"], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+    (tmp_path / "rollbot.yaml").write_text(
+        "targets:\n  engine:\n    compose_file: c.yml\n    service: engine\n    health_url: http://127.0.0.1:9/health\n"
+    )
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "JIRA_", "ROLLBOT_"))},
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+        "DATABASE_URL": database_url,
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "JIRA_USER": JIRA_USER,
+        "JIRA_TOKEN": JIRA_TOKEN,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "history"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_the_cli_shows_no_database_password_when_the_database_is_down(tmp_path: Path) -> None:
@@ -236,6 +275,7 @@ def test_the_cli_shows_no_database_password_to_a_real_postgresql(tmp_path: Path)
 
 # --- what rollbot hands on ----------------------------------------------------------------------
 
+
 def test_compose_runs_without_rollbots_secrets(tmp_path: Path, secret_env: pytest.MonkeyPatch) -> None:
     """`docker compose` gets none of rollbot's secrets: it needs none, and the environment it
     runs in would override the Engine's own `.env` (SLACK_BOT_TOKEN, DATABASE_URL, ...)."""
@@ -247,18 +287,44 @@ def test_compose_runs_without_rollbots_secrets(tmp_path: Path, secret_env: pytes
     seen = compose.pull("engine")
     assert "ENGINE_SETTING=kept" in seen
     assert leaks(seen) == []
-    assert not [line for line in seen.splitlines() if line.split("=")[0] in
-                ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "JIRA_USER", "JIRA_TOKEN", "DATABASE_URL")]
+    assert not [
+        line
+        for line in seen.splitlines()
+        if line.split("=")[0]
+        in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "JIRA_USER", "JIRA_TOKEN", "DATABASE_URL")
+    ]
 
 
 def test_the_inspect_evidence_withholds_the_engines_secrets() -> None:
-    attrs = {"Id": "c0ffee", "Config": {"Image": "engine:2.4.0", "Env": [
-        "PATH=/usr/local/bin:/usr/bin", "ENGINE_VERSION=2.4.0", "ENGINE_DB_PASSWORD=hunter2-SCANME",
-        "OPENAI_API_KEY=sk-SCANME", "ENGINE_SLACK_TOKEN=xoxb-SCANME", "STRIPE_SECRET=SCANME-stripe",
-        "BRAIN_URL=postgres://engine:SCANME-pw@db:5432/brain", "KEYBOARD_LAYOUT=us", "EMPTY"]}}
+    attrs = {
+        "Id": "c0ffee",
+        "Config": {
+            "Image": "engine:2.4.0",
+            "Env": [
+                "PATH=/usr/local/bin:/usr/bin",
+                "ENGINE_VERSION=2.4.0",
+                "ENGINE_DB_PASSWORD=hunter2-SCANME",
+                "OPENAI_API_KEY=sk-SCANME",
+                "ENGINE_SLACK_TOKEN=xoxb-SCANME",
+                "STRIPE_SECRET=SCANME-stripe",
+                "BRAIN_URL=postgres://engine:SCANME-pw@db:5432/brain",
+                "KEYBOARD_LAYOUT=us",
+                "EMPTY",
+            ],
+        },
+    }
     shown = redacted_inspect(attrs)
     assert "SCANME" not in json.dumps(shown)
-    assert shown["EnvironmentNames"] == ["PATH", "ENGINE_VERSION", "ENGINE_DB_PASSWORD", "OPENAI_API_KEY",
-                                         "ENGINE_SLACK_TOKEN", "STRIPE_SECRET", "BRAIN_URL", "KEYBOARD_LAYOUT", "EMPTY"]
+    assert shown["EnvironmentNames"] == [
+        "PATH",
+        "ENGINE_VERSION",
+        "ENGINE_DB_PASSWORD",
+        "OPENAI_API_KEY",
+        "ENGINE_SLACK_TOKEN",
+        "STRIPE_SECRET",
+        "BRAIN_URL",
+        "KEYBOARD_LAYOUT",
+        "EMPTY",
+    ]
     assert shown["ConfigImage"] == "engine:2.4.0"
     assert attrs["Config"]["Env"][2] == "ENGINE_DB_PASSWORD=hunter2-SCANME", "the original is not changed"

@@ -9,8 +9,8 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web import SlackResponse
 
-from bot.planning.brain_plan import BrainChoice
 from bot.core.rollbot import Rollbot
+from bot.planning.brain_plan import BrainChoice
 from bot.planning.plan import RollbackRequest
 from handlers.blocks import esc, history_message, plan_message, status_message
 from handlers.ids import ActionId
@@ -24,10 +24,31 @@ from .fakes import FakeHealth, World
 @pytest.mark.parametrize(
     "text, kind, target, version, reason, brain",
     [
-        ("engine 2.3.1 health failing since upgrade", CommandKind.ROLLBACK, "engine", "2.3.1", "health failing since upgrade", BrainChoice.AUTO),
-        ("engine 2.3.1 --brain restore bad migration", CommandKind.ROLLBACK, "engine", "2.3.1", "bad migration", BrainChoice.RESTORE),
+        (
+            "engine 2.3.1 health failing since upgrade",
+            CommandKind.ROLLBACK,
+            "engine",
+            "2.3.1",
+            "health failing since upgrade",
+            BrainChoice.AUTO,
+        ),
+        (
+            "engine 2.3.1 --brain restore bad migration",
+            CommandKind.ROLLBACK,
+            "engine",
+            "2.3.1",
+            "bad migration",
+            BrainChoice.RESTORE,
+        ),
         ("engine 2.3.1 --brain=keep", CommandKind.ROLLBACK, "engine", "2.3.1", "", BrainChoice.KEEP),
-        ("engine 2.3.1 --brainstorm went badly", CommandKind.ROLLBACK, "engine", "2.3.1", "--brainstorm went badly", BrainChoice.AUTO),
+        (
+            "engine 2.3.1 --brainstorm went badly",
+            CommandKind.ROLLBACK,
+            "engine",
+            "2.3.1",
+            "--brainstorm went badly",
+            BrainChoice.AUTO,
+        ),
         ("status", CommandKind.STATUS, None, None, "", BrainChoice.AUTO),
         ("history engine", CommandKind.HISTORY, "engine", None, "", BrainChoice.AUTO),
         ("snapshot engine", CommandKind.SNAPSHOT, "engine", None, "", BrainChoice.AUTO),
@@ -35,9 +56,17 @@ from .fakes import FakeHealth, World
         ("  help ", CommandKind.HELP, None, None, "", BrainChoice.AUTO),
     ],
 )
-def test_commands_parse(text: str, kind: CommandKind, target: str | None, version: str | None, reason: str, brain: BrainChoice) -> None:
+def test_commands_parse(
+    text: str, kind: CommandKind, target: str | None, version: str | None, reason: str, brain: BrainChoice
+) -> None:
     command = parse(text)
-    assert (command.kind, command.target, command.version, command.reason, command.brain) == (kind, target, version, reason, brain)
+    assert (command.kind, command.target, command.version, command.reason, command.brain) == (
+        kind,
+        target,
+        version,
+        reason,
+        brain,
+    )
 
 
 @pytest.mark.parametrize(
@@ -92,8 +121,15 @@ def test_status_and_history_messages_render_from_the_journal(world: World, journ
 
 def _slack_error(status: int, error: str, retry_after: str | None = None) -> SlackApiError:
     headers = {"Retry-After": retry_after} if retry_after else {}
-    response = SlackResponse(client=None, http_verb="POST", api_url="x", req_args={}, data={"ok": False, "error": error},
-                             headers=headers, status_code=status)
+    response = SlackResponse(
+        client=None,
+        http_verb="POST",
+        api_url="x",
+        req_args={},
+        data={"ok": False, "error": error},
+        headers=headers,
+        status_code=status,
+    )
     return SlackApiError(error, response)
 
 

@@ -13,15 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from bot.brain.snapshots import BrainBusy, lock_path, take_snapshot
 from bot.brain.swap import forensic_dir, prepare_swap, stage, staged_path, swap
 from bot.core.rollbot import Rollbot
 from bot.errors import InvalidRequest
 from bot.planning.plan import RollbackRequest
-from bot.brain.snapshots import BrainBusy, lock_path, take_snapshot
 from storage import Journal
 
 from .fakes import FakeHealth, World, brain_config, make_brain, make_world, upgrade_brain
-
 
 
 def members_of(group: str) -> set[str]:
@@ -54,8 +53,13 @@ def held_by_another_process(brain: Path) -> Iterator[None]:
         "    print('held', flush=True)\n"
         "    sys.stdin.read()\n"
     )
-    child = subprocess.Popen([sys.executable, "-c", script, str(brain)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             text=True, cwd=str(Path(__file__).resolve().parents[2]))
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, str(brain)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=str(Path(__file__).resolve().parents[2]),
+    )
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "held"
         yield
@@ -120,9 +124,11 @@ def test_a_restore_cannot_stage_or_swap_while_a_snapshot_is_in_flight(tmp_path: 
 def test_a_snapshot_is_refused_while_a_restore_holds_the_brain(tmp_path: Path, journal: Journal) -> None:
     """A snapshot asked while a restore (another process) holds the lock is refused with who holds it."""
     world = brain_world(tmp_path)
-    with held_by_another_process(world.config.targets["engine"].brain.path):  # type: ignore[union-attr]
-        with pytest.raises(BrainBusy, match="U0BOB"):
-            rollbot(world, journal).take_snapshot("engine", "U0ALICE")
+    with (
+        held_by_another_process(world.config.targets["engine"].brain.path),  # type: ignore[union-attr]
+        pytest.raises(BrainBusy, match="U0BOB"),
+    ):
+        rollbot(world, journal).take_snapshot("engine", "U0ALICE")
     assert [name for name in snapshot_files(world) if not name.startswith(".")] == []
 
 

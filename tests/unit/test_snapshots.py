@@ -18,8 +18,16 @@ from pathlib import Path
 import pytest
 
 from bot.brain.facts import BrainError, check_integrity
+from bot.brain.snapshots import (
+    RUNBOOK_NAME,
+    Snapshot,
+    described_snapshots,
+    facts_digest,
+    list_snapshots,
+    take_snapshot,
+    verify,
+)
 from bot.config import BrainConfig
-from bot.brain.snapshots import RUNBOOK_NAME, Snapshot, described_snapshots, facts_digest, list_snapshots, take_snapshot, verify
 
 from .fakes import ENGINE_TABLES, brain_config, brain_contents, make_brain, upgrade_brain
 
@@ -119,18 +127,27 @@ def test_snapshot_of_a_busy_large_brain_finishes_while_the_engine_keeps_writing(
     with closing(sqlite3.connect(brain.path)) as filler:
         filler.executemany("INSERT INTO knowledge (created_at, content) VALUES ('t', ?)", [("x" * 1000,)] * 40000)
         filler.commit()
-    engine = subprocess.Popen([sys.executable, "-c", (
-        "import sqlite3, sys, time\n"
-        "w = sqlite3.connect(sys.argv[1], timeout=10)\n"
-        "w.execute('PRAGMA synchronous = OFF')\n"
-        "w.execute('PRAGMA wal_autocheckpoint = 0')\n"
-        "end = time.monotonic() + 5\n"
-        "print('writing', flush=True)\n"
-        "while time.monotonic() < end:\n"
-        "    w.execute(\"INSERT INTO episodes (created_at, content) VALUES ('t', 'x')\")\n"
-        "    w.commit()\n"
-        "    time.sleep(0.002)\n"
-    ), str(brain.path)], stdout=subprocess.PIPE, text=True)
+    engine = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sqlite3, sys, time\n"
+                "w = sqlite3.connect(sys.argv[1], timeout=10)\n"
+                "w.execute('PRAGMA synchronous = OFF')\n"
+                "w.execute('PRAGMA wal_autocheckpoint = 0')\n"
+                "end = time.monotonic() + 5\n"
+                "print('writing', flush=True)\n"
+                "while time.monotonic() < end:\n"
+                "    w.execute(\"INSERT INTO episodes (created_at, content) VALUES ('t', 'x')\")\n"
+                "    w.commit()\n"
+                "    time.sleep(0.002)\n"
+            ),
+            str(brain.path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert engine.stdout is not None and engine.stdout.readline() == "writing\n"
         began = time.monotonic()
@@ -221,8 +238,11 @@ def test_a_damaged_sidecar_degrades_to_a_hand_made_description(tmp_path: Path) -
         assert verify(described) is None
 
 
-@pytest.mark.parametrize("key, value", [("taken_at", "2026-11-26T01:00:00"), ("schema_version", "1")],
-                         ids=["time-without-zone", "schema-as-text"])
+@pytest.mark.parametrize(
+    "key, value",
+    [("taken_at", "2026-11-26T01:00:00"), ("schema_version", "1")],
+    ids=["time-without-zone", "schema-as-text"],
+)
 def test_a_sidecar_with_wrongly_typed_facts_counts_as_damaged(tmp_path: Path, key: str, value: str) -> None:
     """BUG: only unparseable JSON or missing keys count as damaged. A taken_at without a timezone makes
     list_snapshots raise TypeError (naive vs aware datetimes); a schema_version given as text is passed
@@ -292,8 +312,9 @@ def test_a_sidecar_dated_in_the_future_is_not_believed(tmp_path: Path) -> None:
     assert why is not None and "in the future" in why
 
 
-@pytest.mark.parametrize("fact, value", [("image_tag", "2.3.1"), ("taken_at", "2026-11-20T00:00:00+00:00"),
-                                         ("checksum", "0" * 64)])
+@pytest.mark.parametrize(
+    "fact, value", [("image_tag", "2.3.1"), ("taken_at", "2026-11-20T00:00:00+00:00"), ("checksum", "0" * 64)]
+)
 def test_a_fact_edited_by_hand_breaks_the_digest(tmp_path: Path, fact: str, value: str) -> None:
     """Facts the file cannot confirm (the tag that ran, an earlier time, the checksum) are covered by the
     digest: one edited by hand makes the whole sidecar disbelieved."""
@@ -316,7 +337,7 @@ def test_a_sidecar_moved_beside_another_file_is_not_believed(tmp_path: Path) -> 
     second = take_snapshot(brain, "2.4.0", now=NOW)
     shutil.copyfile(f"{first.path}.json", f"{second.path}.json")
 
-    found = dict((s.path, why) for s, why in described_snapshots(brain))
+    found = {s.path: why for s, why in described_snapshots(brain)}
 
     assert found[first.path] is None
     assert found[second.path] is not None and "digest" in found[second.path]

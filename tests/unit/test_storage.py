@@ -17,7 +17,6 @@ import pytest
 from sqlalchemy import Engine, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import NoResultFound, StatementError
-
 from sqlalchemy.orm import Session
 
 from storage import Journal, LostRun, NotStartable, RunStatus, StepStatus, connect
@@ -57,8 +56,14 @@ def journal(engine: Engine) -> Journal:
 
 def new_run(target: str = "engine", version: str = "2.3.1", steps: list[tuple[str, str]] | None = None) -> NewRun:
     return NewRun(
-        target=target, to_version=version, requester="cli:alice", steps=STEPS if steps is None else steps,
-        environment="production", from_version="2.4.0", reason="5xx after deploy", plan={"checks": []},
+        target=target,
+        to_version=version,
+        requester="cli:alice",
+        steps=STEPS if steps is None else steps,
+        environment="production",
+        from_version="2.4.0",
+        reason="5xx after deploy",
+        plan={"checks": []},
     )
 
 
@@ -79,7 +84,9 @@ def test_record_plan_planned(journal: Journal) -> None:
     assert run.reason == "5xx after deploy"
     assert run.plan == {"checks": []}
     assert [(s.position, s.name, s.status) for s in run.steps] == [
-        (0, "capture_logs", StepStatus.PENDING), (1, "set_image_tag", StepStatus.PENDING), (2, "pull", StepStatus.PENDING)
+        (0, "capture_logs", StepStatus.PENDING),
+        (1, "set_image_tag", StepStatus.PENDING),
+        (2, "pull", StepStatus.PENDING),
     ]
     assert run.finished_at is None and run.error is None
     assert [(e.kind, e.actor) for e in run.events] == [("run.planned", "cli:alice")]
@@ -124,8 +131,14 @@ def test_a_run_journals_every_step_in_order(journal: Journal) -> None:
     assert run.status is RunStatus.SUCCEEDED and run.owner == "host:123"
     assert run.summary == {"healthy": True}
     assert [e.kind for e in run.events] == [
-        "run.planned", "run.started",
-        "step.started", "step.finished", "step.started", "step.finished", "step.started", "step.finished",
+        "run.planned",
+        "run.started",
+        "step.started",
+        "step.finished",
+        "step.started",
+        "step.finished",
+        "step.started",
+        "step.finished",
         "run.finished",
     ]
     assert [e.id for e in run.events[2:]] == [e.id for e in seen], "returned events are the journaled ones"
@@ -133,7 +146,9 @@ def test_a_run_journals_every_step_in_order(journal: Journal) -> None:
     assert [e.at for e in run.events] == sorted(e.at for e in run.events)
     finished = [e for e in run.events if e.kind == "step.finished"]
     assert [(e.details["step"], e.details["position"], e.outcome) for e in finished] == [
-        ("capture_logs", 0, "succeeded"), ("set_image_tag", 1, "skipped"), ("pull", 2, "succeeded")
+        ("capture_logs", 0, "succeeded"),
+        ("set_image_tag", 1, "skipped"),
+        ("pull", 2, "succeeded"),
     ]
     assert run.events[-1].outcome == "succeeded"
     for step in run.steps:
@@ -255,7 +270,9 @@ def test_mark_interrupted_only_touches_runs_of_dead_owners(journal: Journal) -> 
     assert run.next_action
     assert_utc(run.finished_at)
     assert (run.events[-1].kind, run.events[-1].actor, run.events[-1].details) == (
-        "run.interrupted", "rollbot@host:999", {"step": "pull", "owner": "host:111"}
+        "run.interrupted",
+        "rollbot@host:999",
+        {"step": "pull", "owner": "host:111"},
     )
     assert journal.run(alive).status is RunStatus.RUNNING
     assert journal.run(planned).status is RunStatus.PLANNED
@@ -273,10 +290,15 @@ def test_a_silent_owner_is_taken_over_once(engine: Engine) -> None:
     assert journal.mark_interrupted(lambda owner: True, "r", stale_after=timedelta(seconds=30)) == []
     clock.now += timedelta(minutes=5)
     assert journal.mark_interrupted(lambda owner: True, "r", stale_after=timedelta(seconds=30)) == [], (
-        "the reader's clock moving on says nothing: staleness is judged by the database's clock")
+        "the reader's clock moving on says nothing: staleness is judged by the database's clock"
+    )
     age_heartbeat(engine, run_id, timedelta(minutes=5))
     [stale] = journal.mark_interrupted(lambda owner: True, "r", stale_after=timedelta(seconds=30))
-    assert (stale.id, stale.status, stale.events[-1].details.get("heartbeat")) == (run_id, RunStatus.INTERRUPTED, "stale")
+    assert (stale.id, stale.status, stale.events[-1].details.get("heartbeat")) == (
+        run_id,
+        RunStatus.INTERRUPTED,
+        "stale",
+    )
     assert not journal.heartbeat(run_id, "host:1")
     assert [run.id for run in journal.unreported_interruptions()] == [run_id]
     assert [journal.claim_report(run_id), journal.claim_report(run_id)] == [True, False]
@@ -312,7 +334,8 @@ def test_what_metrics_count(journal: Journal) -> None:
     journal.finish(done, "a", RunStatus.SUCCEEDED)
     journal.record_plan(new_run(target="other"), actor="a", refusal="no")
     assert sorted(journal.run_counts()) == [
-        (journal.run(done).target, "rollback", "succeeded", 1), ("other", "rollback", "refused", 1)
+        (journal.run(done).target, "rollback", "succeeded", 1),
+        ("other", "rollback", "refused", 1),
     ]
     run = journal.run(done)
     assert run.steps[0].seconds is not None and run.steps[0].seconds > 0
@@ -340,7 +363,9 @@ def test_migrations_are_idempotent(database_url: str) -> None:
     again = connect(database_url)
     assert Journal(again).run(run_id).status is RunStatus.PLANNED
     with again.connect() as connection:
-        assert connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalars().all() == [_head_revision()]
+        assert connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalars().all() == [
+            _head_revision()
+        ]
         tables = inspect(connection).get_table_names()
     assert {"runs", "steps", "events", "tickets", "alembic_version"} <= set(tables)
     first.dispose()
@@ -360,7 +385,6 @@ def test_the_database_allows_one_running_run_per_target(journal: Journal) -> Non
     assert journal.run(second).status is RunStatus.RUNNING
 
 
-
 def test_racing_starts_claim_exactly_one_run(database_url: str) -> None:
     """Two plans of one target, each clicked twice at the same moment on four engines (four
     replicas): one start wins each round, the other three are refused, twenty rounds in a row."""
@@ -371,7 +395,13 @@ def test_racing_starts_claim_exactly_one_run(database_url: str) -> None:
         together = threading.Barrier(4)
         outcomes: list[str] = []
 
-        def click(journal: Journal, run_id: str, owner: str) -> None:
+        def click(
+            journal: Journal,
+            run_id: str,
+            owner: str,
+            together: threading.Barrier = together,
+            outcomes: list[str] = outcomes,
+        ) -> None:
             together.wait(timeout=30)
             try:
                 journal.start(run_id, "a", owner)
@@ -429,8 +459,14 @@ def test_text_postgresql_would_refuse_is_kept_as_on_sqlite(journal: Journal) -> 
     both. Slack's fields are anyone's input, so the journal stores the same thing on both: a
     NUL becomes U+FFFD, an overlong actor or approver is clipped."""
     run = journal.record_plan(
-        NewRun(target="engine\x00", to_version="2.3.1", requester="U\x00" + "x" * 400, steps=STEPS,
-               reason="broke\x00 after deploy", plan={"note": "nul \x00 in json"}),
+        NewRun(
+            target="engine\x00",
+            to_version="2.3.1",
+            requester="U\x00" + "x" * 400,
+            steps=STEPS,
+            reason="broke\x00 after deploy",
+            plan={"note": "nul \x00 in json"},
+        ),
         actor="slack:" + "U" * 400,
     )
     assert run.target == "engine\ufffd" and run.reason == "broke\ufffd after deploy"
@@ -463,7 +499,9 @@ def test_a_postgresql_url_without_a_driver_uses_psycopg() -> None:
 
 
 def _full_run(journal: Journal, owner: str, steps: int) -> str:
-    run_id = journal.record_plan(new_run(target=f"engine-{owner}", steps=[(f"step{i}", "") for i in range(steps)]), actor=owner).id
+    run_id = journal.record_plan(
+        new_run(target=f"engine-{owner}", steps=[(f"step{i}", "") for i in range(steps)]), actor=owner
+    ).id
     journal.start(run_id, owner, owner)
     for position in range(steps):
         journal.step_started(run_id, position, owner)
@@ -525,13 +563,12 @@ def test_processes_starting_together_on_a_fresh_database_all_succeed(new_databas
     """
     context = multiprocessing.get_context("fork")
     outcomes: list[str] = []
-    for round_ in range(3):
+    for _ in range(3):
         barrier = context.Barrier(4)
         answers = context.Queue()
         database_url = new_database()
         processes = [
-            context.Process(target=_connect_when_released, args=(database_url, barrier.wait, answers))
-            for _ in range(4)
+            context.Process(target=_connect_when_released, args=(database_url, barrier.wait, answers)) for _ in range(4)
         ]
         for process in processes:
             process.start()

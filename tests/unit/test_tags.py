@@ -36,9 +36,9 @@ def test_docker_tags_are_accepted(version: str) -> None:
         "$(reboot)",
         "`id`",
         "é",
-        "２",          # fullwidth digit: \d would take it, Docker would not
-        "1٣",          # Arabic-Indic digit
-        "v2\u200b",    # zero-width space
+        "２",  # fullwidth digit: \d would take it, Docker would not
+        "1٣",  # Arabic-Indic digit
+        "v2\u200b",  # zero-width space
     ],
 )
 def test_everything_else_is_refused(version: str) -> None:
@@ -54,7 +54,9 @@ def _docker_would_accept(version: str) -> bool:
     return 1 <= len(version) <= 128 and set(version) <= ALLOWED and version[0] not in ".-"
 
 
-@given(st.text(max_size=140) | st.from_regex(TAG_PATTERN, fullmatch=True) | st.text(alphabet="a.-_;/ \n9", max_size=130))
+@given(
+    st.text(max_size=140) | st.from_regex(TAG_PATTERN, fullmatch=True) | st.text(alphabet="a.-_;/ \n9", max_size=130)
+)
 def test_is_valid_tag_agrees_with_the_grammar(version: str) -> None:
     """Random input, near-tags and real tags: accepted exactly when Docker's grammar says so."""
     assert is_valid_tag(version) == _docker_would_accept(version)

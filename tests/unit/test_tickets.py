@@ -13,9 +13,10 @@ import pytest
 
 from bot.core.rollbot import Rollbot
 from bot.planning.plan import RollbackRequest
+from bot.ports import Postmortem, Ticket
 from bot.reporting.evidence import gather
-from bot.reporting.postmortem import Postmortem, build, to_jira_wiki
-from bot.reporting.tickets import FileTickets, Ticket, TicketDesk
+from bot.reporting.postmortem import build, to_jira_wiki
+from bot.reporting.tickets import FileTickets, TicketDesk
 from storage import Journal, RunStatus, connect
 from storage.tickets import TicketOutbox, TicketStatus
 
@@ -95,7 +96,9 @@ def test_file_ticket_holds_the_postmortem_and_the_evidence(world: World, journal
     text = (folder / "postmortem.md").read_text()
     assert "## Timeline (UTC)" in text and "step verify_health succeeded" in text
     assert "Reason given: 5xx since deploy" in text
-    assert {"journal.json", "health.json", "engine-2.4.0.log", "engine-2.4.0.inspect.json"} <= {p.name for p in folder.iterdir()}
+    assert {"journal.json", "health.json", "engine-2.4.0.log", "engine-2.4.0.inspect.json"} <= {
+        p.name for p in folder.iterdir()
+    }
     assert desk.outbox.get(run_id).status is TicketStatus.CREATED
 
 
@@ -152,7 +155,9 @@ def test_two_desks_never_attempt_the_same_ticket_at_once(world: World, journal: 
     assert (first.outbox.count(TicketStatus.PENDING), first.outbox.count(TicketStatus.CREATED)) == (1, 0)
 
 
-def test_desks_claiming_at_the_same_moment_lease_a_ticket_once(world: World, journal: Journal, database_url: str) -> None:
+def test_desks_claiming_at_the_same_moment_lease_a_ticket_once(
+    world: World, journal: Journal, database_url: str
+) -> None:
     """Replicas' ticket loops wake together: of eight claims at once, on engines of their own,
     exactly one gets the ticket, and it is owed once however many of them said it was owed."""
     run_id = finished_run(world, journal)
@@ -257,8 +262,14 @@ def test_a_lost_answer_is_searched_for_only_after_the_index_delay(world: World, 
     run_id = finished_run(world, journal)
     clock, jira = Clock(), CountingJira(lose_first_answer=True)
     outbox = TicketOutbox(journal._sessions.kw["bind"], clock=clock)  # type: ignore[attr-defined]
-    desk = TicketDesk(outbox, jira, journal.run, world.config.evidence_dir,  # type: ignore[arg-type]
-                      search_delay=timedelta(seconds=30), clock=clock)
+    desk = TicketDesk(
+        outbox,
+        jira,
+        journal.run,
+        world.config.evidence_dir,  # type: ignore[arg-type]
+        search_delay=timedelta(seconds=30),
+        clock=clock,
+    )
     desk.owe(run_id)
     assert isinstance(desk.process()[run_id], str)
     clock.now += timedelta(seconds=10)
@@ -322,7 +333,8 @@ def test_the_desk_reports_ticket_settings_that_cannot_work_one_line_each(world: 
 
 
 def test_a_lost_create_that_made_nothing_is_searched_twice_before_a_second_create(
-        world: World, journal: Journal) -> None:
+    world: World, journal: Journal
+) -> None:
     run_id = finished_run(world, journal)
     clock, jira = Clock(), CountingJira()
 
@@ -332,8 +344,14 @@ def test_a_lost_create_that_made_nothing_is_searched_twice_before_a_second_creat
 
     real_create, jira.create = jira.create, lost  # type: ignore[method-assign]
     outbox = TicketOutbox(journal._sessions.kw["bind"], clock=clock)  # type: ignore[attr-defined]
-    desk = TicketDesk(outbox, jira, journal.run, world.config.evidence_dir,  # type: ignore[arg-type]
-                      search_delay=timedelta(seconds=30), clock=clock)
+    desk = TicketDesk(
+        outbox,
+        jira,
+        journal.run,
+        world.config.evidence_dir,  # type: ignore[arg-type]
+        search_delay=timedelta(seconds=30),
+        clock=clock,
+    )
     desk.owe(run_id)
     desk.process()
     jira.create = real_create  # type: ignore[method-assign]

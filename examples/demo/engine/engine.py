@@ -15,7 +15,7 @@ import sqlite3
 import sys
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 VERSION = os.environ.get("ENGINE_VERSION", "dev")
@@ -27,10 +27,14 @@ BRAIN_SCHEMA = int(os.environ.get("ENGINE_BRAIN_SCHEMA", "1"))
 
 MEMORY_TABLES = ("episodes", "knowledge", "social_graph", "conversations", "feedback")
 MIGRATIONS = {
-    1: [f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, created_at TEXT NOT NULL, content TEXT NOT NULL)"
-        for table in MEMORY_TABLES],
-    2: ["ALTER TABLE episodes ADD COLUMN embedding_model TEXT",
-        "CREATE TABLE tool_calls (id INTEGER PRIMARY KEY, created_at TEXT NOT NULL, tool TEXT NOT NULL)"],
+    1: [
+        f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, created_at TEXT NOT NULL, content TEXT NOT NULL)"
+        for table in MEMORY_TABLES
+    ],
+    2: [
+        "ALTER TABLE episodes ADD COLUMN embedding_model TEXT",
+        "CREATE TABLE tool_calls (id INTEGER PRIMARY KEY, created_at TEXT NOT NULL, tool TEXT NOT NULL)",
+    ],
 }
 
 brain_lock = threading.Lock()
@@ -67,7 +71,7 @@ def open_brain() -> None:
 
 def remember(text: str) -> int:
     """One turn's worth of memory: a row in every memory table (and tool_calls from schema 2)."""
-    now = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    now = datetime.now(UTC).isoformat(timespec="microseconds")
     with brain_lock:
         brain.execute("BEGIN")
         for table in MEMORY_TABLES:

@@ -29,6 +29,10 @@ def downgrade() -> None:
 def _replace_index(where: str) -> None:
     op.drop_index("ux_runs_one_running_per_target", table_name="runs")
     op.create_index(
-        "ux_runs_one_running_per_target", "runs", ["target"], unique=True,
-        sqlite_where=sa.text(where), postgresql_where=sa.text(where),
+        "ux_runs_one_running_per_target",
+        "runs",
+        ["target"],
+        unique=True,
+        sqlite_where=sa.text(where),
+        postgresql_where=sa.text(where),
     )

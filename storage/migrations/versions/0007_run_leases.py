@@ -43,13 +43,22 @@ def downgrade() -> None:
 
 
 def _create_index(where: str) -> None:
-    op.create_index("ux_runs_one_running_per_target", "runs", ["target"], unique=True,
-                    sqlite_where=sa.text(where), postgresql_where=sa.text(where))
+    op.create_index(
+        "ux_runs_one_running_per_target",
+        "runs",
+        ["target"],
+        unique=True,
+        sqlite_where=sa.text(where),
+        postgresql_where=sa.text(where),
+    )
 
 
 def _refuse_targets_held_twice() -> None:
-    rows = op.get_bind().execute(sa.text(
-        f"SELECT target, id, status FROM runs WHERE {NEW_WHERE} ORDER BY target, id")).all()
+    rows = (
+        op.get_bind()
+        .execute(sa.text(f"SELECT target, id, status FROM runs WHERE {NEW_WHERE} ORDER BY target, id"))
+        .all()
+    )
     by_target: dict[str, list[str]] = {}
     for target, run_id, status in rows:
         by_target.setdefault(target, []).append(f"{run_id} ({status})")
@@ -59,4 +68,5 @@ def _refuse_targets_held_twice() -> None:
         raise RuntimeError(
             "the journal holds more than one unfinished rollback of a target, which this rollbot "
             f"version refuses: {named}. Abort the interrupted one(s) with the previous rollbot "
-            "version (`rollbot abort RUN`) after checking the service, then start this version again.")
+            "version (`rollbot abort RUN`) after checking the service, then start this version again."
+        )

@@ -1,0 +1,118 @@
+"""The core's read side: what is running, what the journal holds, what drills and metrics say.
+
+Looking changes nothing a person asked for; the one write here is a schema sighting when
+`status` sees a version healthy (see bot/core/sightings.py).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.exc import NoResultFound
+
+from bot.brain.snapshots import list_snapshots
+from bot.config import Config, TargetConfig
+from bot.core.drill import rehearsal
+from bot.core.outcomes import ServiceState, TargetStatus
+from bot.core.sightings import saw_healthy
+from bot.errors import RollbotError
+from bot.planning.kept_images import KeptVersions, kept_versions
+from bot.planning.plan import Rehearsal, Systems
+from bot.ports import Health
+from bot.reporting.metrics import render as render_metrics
+from bot.reporting.tickets import TicketDesk
+from storage import Journal, RunKind, RunView
+from storage.runstate import HOLDING
+
+log = logging.getLogger(__name__)
+
+
+class Queries:
+    def __init__(
+        self, config: Config, journal: Journal, systems: Systems, health: Health, tickets: TicketDesk | None
+    ) -> None:
+        self._config = config
+        self._journal = journal
+        self._systems = systems
+        self._health = health
+        self._tickets = tickets
+
+    def status(self) -> list[TargetStatus]:
+        return [self._target_status(target) for target in self._config.targets.values()]
+
+    def _target_status(self, target: TargetConfig) -> TargetStatus:
+        container_id = self._systems.compose_for(target).container_id(target.service)
+        container = self._systems.docker.container(container_id) if container_id else None
+        health = self._health.wait_until_healthy(target.health_url, timeout=2)
+        if health.ok and container is not None and container.running:
+            saw_healthy(self._journal, target, container.tag, "status")
+        snapshots = list_snapshots(target.brain) if target.brain else []
+        busy = self.runs_in_progress(target.name)
+        return TargetStatus(
+            name=target.name,
+            environment=target.environment,
+            running_version=container.tag if container else None,
+            container_state=container.state if container else "no container",
+            healthy=health.ok,
+            health=health.describe(),
+            newest_snapshot=snapshots[0] if snapshots else None,
+            run_in_progress=busy[0] if busy else None,
+            kept=self.kept(container.image if container else None, target.keep_images),
+        )
+
+    def kept(self, running_image: str | None, keep: int) -> KeptVersions | None:
+        """The earlier versions still available; looking is best effort and never fails a plan."""
+        if not running_image:
+            return None
+        try:
+            return kept_versions(self._systems.docker, running_image, keep)
+        except RollbotError as error:
+            log.warning("could not count the earlier versions of %s: %s", running_image, error)
+            return None
+
+    def rehearsal(self, target_name: str) -> Rehearsal | None:
+        """What the drills of a target (and of the targets that rehearse it) say about rolling it back."""
+        stand_ins = [t.name for t in self._config.targets.values() if t.rehearses == target_name]
+        return rehearsal(self._journal, target_name, stand_ins)
+
+    def service_state_of(self, target_name: str) -> ServiceState:
+        """The target's container image and its health, looked at now."""
+        target = self._config.targets[target_name]
+        try:
+            container_id = self._systems.compose_for(target).container_id(target.service)
+            container = self._systems.docker.container(container_id) if container_id else None
+        except Exception as error:  # noqa: BLE001 - a report must go out even when Docker does not answer
+            log.warning("could not look at %s's container: %s", target.name, error)
+            container = None
+        health = self._health.wait_until_healthy(target.health_url, timeout=2)
+        return ServiceState(
+            image=container.image if container else None,
+            container_state=container.state if container else "no container",
+            healthy=health.ok,
+            health=health.describe(),
+        )
+
+    def metrics(self) -> bytes:
+        """rollbot's own metrics in Prometheus' text format, read from the journal now."""
+        return render_metrics(self._config, self._journal, self._tickets.outbox if self._tickets else None)
+
+    def history(self, target: str | None = None, limit: int = 20) -> list[RunView]:
+        return self._journal.runs(target, limit)
+
+    def run(self, run_id: str) -> RunView:
+        return self._journal.run(run_id)
+
+    def find_run(self, run_id: str) -> RunView | None:
+        try:
+            return self._journal.run(run_id)
+        except NoResultFound:
+            return None
+
+    def runs_in_progress(self, target: str) -> list[str]:
+        """The rollbacks that hold `target`: running ones, and interrupted ones, which left the
+        service half-way and hold it until they are resumed or aborted."""
+        return [
+            run.id
+            for status in HOLDING
+            for run in self._journal.runs(target, limit=10, status=status, kind=RunKind.ROLLBACK)
+        ]
