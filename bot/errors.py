@@ -6,7 +6,8 @@
     │   └── ParseError           (handlers/parsing) the text of `/rollback …` is not a command
     ├── OutsideSystemError       Docker, Compose, the registry or the health endpoint misbehaved
     │   ├── ComposeError         a `docker compose` process failed or timed out
-    │   └── DockerError          the Docker daemon refused, could not be reached or did not answer
+    │   ├── DockerError          the Docker daemon refused, could not be reached or did not answer
+    │   └── MetricsError         Prometheus could not be reached or refused a query
     ├── ComposeFileError         the compose file cannot be read or edited safely
     ├── BrainError               (bot/brain/facts) the brain or a snapshot cannot be read, staged or swapped
     │   └── BrainBusy            (bot/brain/snapshots) a snapshot or a restore holds the brain's lock
@@ -57,6 +58,10 @@ class ComposeError(OutsideSystemError):
 
 class DockerError(OutsideSystemError):
     """The Docker daemon could not answer a question about containers or images."""
+
+
+class MetricsError(OutsideSystemError):
+    """Prometheus could not be reached or could not answer a query; the message names which."""
 
 
 class ComposeFileError(RollbotError):

@@ -24,6 +24,7 @@ from slack_sdk.models.blocks import (
 from bot.core.drill import describe_report
 from bot.core.outcomes import ServiceState, TargetStatus
 from bot.planning.plan import Plan
+from bot.running.summary import RunSummary
 from bot.text import CHECK_MARKS, STEP_MARKS, Mark, summary_line, versions
 from handlers.ids import ActionId, AnswerActionId, BlockId, RecoveryActionId
 from storage import RunStatus, RunView, StepStatus
@@ -164,7 +165,9 @@ def status_message(run: RunView) -> Message:
 
 
 def final_message(run: RunView, ticket_link: str | None = None) -> Message:
-    if run.status is RunStatus.SUCCEEDED:
+    if run.status is RunStatus.SUCCEEDED and RunSummary.from_dict(run.summary).errors_persist:
+        text = f":large_yellow_circle: *Healthy but errors persist:* {esc(summary_line(run))}"
+    elif run.status is RunStatus.SUCCEEDED:
         text = f":large_green_circle: *All clear:* {esc(summary_line(run))}"
     else:
         text = f":red_circle: *Rollback {esc(run.status.value)}:* {esc(summary_line(run))}"

@@ -13,6 +13,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from bot.config import Config, TargetConfig
+from bot.core.checking import Checking
 from bot.core.clicks import clicked_run
 from bot.core.outcomes import Outcome, PlannedRun
 from bot.core.postmortems import Postmortems
@@ -50,7 +51,9 @@ class Rollbacks:
         queries: Queries,
         runners: Runners,
         postmortems: Postmortems,
+        checking: Checking | None = None,
     ) -> None:
+        self._checking = checking
         self._config = config
         self._journal = journal
         self._systems = systems
@@ -67,6 +70,7 @@ class Rollbacks:
                 plan,
                 rehearsal=self._queries.rehearsal(request.target),
                 kept=self._queries.kept(plan.current_image, target.keep_images),
+                judgement=self._checking.for_plan(target) if self._checking else None,
             )
         record = NewRun(
             target=request.target,

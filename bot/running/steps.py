@@ -19,9 +19,10 @@ from bot.brain.swap import brain_in_place, forensic_dir, prepare_swap, stage, sw
 from bot.config import TargetConfig
 from bot.files import write_atomically
 from bot.planning.plan import StepKind
-from bot.ports import DockerFacts, Health
+from bot.ports import DockerFacts, Health, Metrics
 from bot.reporting.evidence import redacted_inspect, run_folder
 from bot.running.journal_writes import JournalWrites
+from bot.running.soak import Soak
 from bot.running.state import RunState, StepFailed, backup_path, image_site
 from storage import EventKind
 
@@ -39,7 +40,9 @@ class StepBodies:
         evidence_dir: Path,
         clock: Callable[[], float],
         on_healthy: Callable[[TargetConfig, str], None],
+        metrics: Metrics | None = None,
     ) -> None:
+        self._soak = Soak(health, metrics)
         self._writes = writes
         self._docker = docker
         self._health = health
@@ -183,4 +186,26 @@ class StepBodies:
             state.downtime = self._clock() - state.stop_started
         elif state.stop_started_at is not None:
             state.downtime = (datetime.now(UTC) - state.stop_started_at).total_seconds()
+        if state.target.soak > 0:
+            state.soak = self._soak.wait(state.target, state.plan.judgement, self._countdown(state))
+            detail.update(soak=state.soak.text, recovered=state.soak.recovered)
         return detail
+
+    def _countdown(self, state: RunState) -> Callable[[float], None]:
+        """A journal note (and progress) every few seconds of the soak, not every poll: Slack
+        rate-limits message updates, and the journal needs no second-by-second record."""
+        shown: list[int] = []
+
+        def count(seconds_left: float) -> None:
+            step = 5 if state.target.soak >= 20 else 2
+            left = round(seconds_left)
+            if shown and abs(shown[-1] - left) < step:
+                return
+            shown.append(left)
+            event = self._writes.note_now(
+                state, EventKind.SOAK_PROGRESS, {"seconds_left": left, "window": state.target.soak}
+            )
+            if state.notify is not None:
+                state.notify(event)
+
+        return count
