@@ -23,6 +23,7 @@ from slack_sdk.models.blocks import (
 
 from bot.core.drill import describe_report
 from bot.core.outcomes import ServiceState, TargetStatus
+from bot.planning.judgement import Call, Judgement
 from bot.planning.plan import Plan
 from bot.running.summary import RunSummary
 from bot.text import CHECK_MARKS, STEP_MARKS, Mark, summary_line, versions
@@ -81,6 +82,8 @@ def plan_message(plan: Plan, run: RunView) -> Message:
         blocks.append(_section(_brain_text(plan)))
     if plan.kept is not None and plan.kept.warning:
         blocks.append(_section(f":warning: *Earlier versions:* {esc(plan.kept.warning)}"))
+    if plan.judgement is not None:
+        blocks.append(_section(evidence_text(plan.judgement)))
     if plan.rehearsal is not None:
         icon = ":warning:" if plan.rehearsal.warning else ":stopwatch:"
         text = plan.rehearsal.describe() + (
@@ -162,6 +165,13 @@ def status_message(run: RunView) -> Message:
     blocks: list[Block] = [_section(f"*{esc(title)}*\n" + "\n".join(lines))]
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"run `{run.id}`")]))
     return _message(title, blocks)
+
+
+def evidence_text(judgement: Judgement) -> str:
+    """The evidence block, the same on `/rollback check` and on every plan."""
+    icon = {Call.ROLL_BACK: ":red_circle:", Call.UNSURE: ":large_yellow_circle:", Call.DONT: ":large_green_circle:"}
+    lines = "\n".join(f"• {esc(line)}" for line in judgement.evidence)
+    return f"{icon[judgement.call]} *{esc(judgement.headline)}*\n{lines}"
 
 
 def final_message(run: RunView, ticket_link: str | None = None) -> Message:

@@ -51,6 +51,11 @@ def render_plan(out: Console, plan: Plan) -> None:
         _render_brain(out, plan)
     if plan.kept is not None and plan.kept.warning:
         out.print(Text(f"Earlier versions: {plan.kept.warning}", style="yellow"), highlight=False)
+    if plan.judgement is not None:
+        out.print("[bold]Evidence[/] (the runbook's when to roll back)")
+        out.print(Text(f"  {plan.judgement.headline}"), highlight=False, soft_wrap=True)
+        for line in plan.judgement.evidence:
+            out.print(Text(f"  {line}"), highlight=False, soft_wrap=True)
     if plan.rehearsal is not None:
         warning = plan.rehearsal.warning
         text = plan.rehearsal.describe() + (

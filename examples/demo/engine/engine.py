@@ -49,9 +49,11 @@ MIGRATIONS = {
 
 brain_lock = threading.Lock()
 metrics_lock = threading.Lock()
-request_counts: dict[tuple[str, str], int] = {}
-latency_buckets: dict[str, list[int]] = {}
-latency_sums: dict[str, float] = {}
+# Turns' series exist from the start at 0, as Prometheus' client libraries advise: a counter
+# that first appears at 1 shows no increase, and the first failed turn would go unseen.
+request_counts: dict[tuple[str, str], int] = {("/turn", "200"): 0, ("/turn", "500"): 0}
+latency_buckets: dict[str, list[int]] = {"/turn": [0] * (len(LATENCY_BUCKETS) + 1)}
+latency_sums: dict[str, float] = {"/turn": 0.0}
 brain: sqlite3.Connection | None = None
 brain_error: str | None = None
 
