@@ -363,6 +363,9 @@ def _section(text: str) -> SectionBlock:
     return SectionBlock(text=MarkdownTextObject(text=_clip(text, SECTION_LIMIT)))
 
 
+section = _section  # for the other block builders (check_blocks)
+
+
 def _message(text: str, blocks: list[Block]) -> Message:
     return Message(_clip(text, 3000), [block.to_dict() for block in blocks[:50]])
 

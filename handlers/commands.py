@@ -8,6 +8,7 @@ from slack_bolt import Ack, App, BoltContext, Respond
 
 from bot.planning.plan import RollbackRequest
 from handlers.blocks import drill_report_message, esc, history_message, plan_message, status_command_message
+from handlers.check_blocks import check_message
 from handlers.inbound import shown
 from handlers.parsing import HELP, Command, CommandKind, ParseError, parse
 from handlers.services import Services
@@ -29,6 +30,11 @@ def on_rollback(ack: Ack, command: dict[str, Any], context: BoltContext, respond
         ack(response_type="ephemeral", text=HELP)
     elif parsed.kind is CommandKind.ROLLBACK:
         _rollback(ack, services, parsed, user, channel)
+    elif parsed.kind is CommandKind.CHECK:
+        assert parsed.target is not None, "the parser gives a check its target"
+        if not _refused(ack, services, parsed.target, user):
+            ack(response_type="ephemeral", text=f"Checking {parsed.target} against the runbook's criteria…")
+            services.guarded(channel, user, _check, parsed.target, user, channel)
     elif parsed.kind is CommandKind.STATUS:
         ack(response_type="ephemeral", text="Checking every target…")
         services.guarded(channel, user, _status, respond)
@@ -76,6 +82,12 @@ def post_plan(services: Services, request: RollbackRequest, channel: str) -> Non
         services.rollbot.remember(planned.run.id, plan_message={"channel": channel, "ts": posted.ts})
 
     services.outbox.send(post)
+
+
+def _check(services: Services, target: str, user: str, channel: str) -> None:
+    """The verdict goes to the channel: whoever is on call sees the same evidence."""
+    message = check_message(target, services.rollbot.check(target), user)
+    services.outbox.send(lambda: services.poster.post(channel, message))
 
 
 def _drill(ack: Ack, services: Services, parsed: Command, user: str, channel: str) -> None:
