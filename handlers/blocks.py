@@ -151,9 +151,10 @@ def announcement(run: RunView) -> str:
     )
 
 
-def status_message(run: RunView) -> Message:
-    """The live checklist, rendered from the journal."""
+def status_message(run: RunView, note: str | None = None) -> Message:
+    """The live checklist, rendered from the journal; `note` is a line under it (the soak's countdown)."""
     lines = [f"{EMOJI[STEP_MARKS[step.status]]} {esc(step.description)}{_took(step.seconds)}" for step in run.steps]
+    lines += [note] if note and run.status is RunStatus.RUNNING else []
     head = {
         RunStatus.RUNNING: ":hourglass_flowing_sand: in progress",
         RunStatus.SUCCEEDED: ":white_check_mark: done",

@@ -165,8 +165,11 @@ class Rollbacks:
     def _confirm(self, run: RunView, user: str, sink_for: Callable[[RunView], ProgressSink | None]) -> Outcome:
         """Run the plan a person confirmed, unless the facts it was made from changed since:
         then it is superseded by a fresh plan, which needs its own confirmation."""
-        request = _request_of(run, _journaled_plan(run))
+        journaled = _journaled_plan(run)
+        request = _request_of(run, journaled)
         fresh = self._make_plan(request)
+        if journaled is not None:  # the evidence the person saw, and the baseline the soak keeps to
+            fresh = replace(fresh, judgement=journaled.judgement)
         changed = changed_facts(plan_facts(run.plan), plan_facts(fresh))
         if fresh.refusal or changed:
             why = fresh.refusal or "the facts changed since the plan was made: " + ", ".join(changed)

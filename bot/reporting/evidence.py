@@ -78,6 +78,8 @@ def gather(run: RunView, evidence_dir: Path) -> list[Path]:
         files.append(_compressed_if_large(Path(capture.detail["log_file"])))
         if capture.detail.get("inspect_file"):
             files.append(Path(capture.detail["inspect_file"]))
+    # The bad window's metrics: the CSV read before the stop, the chart drawn after the soak.
+    files += [Path(step.detail[key]) for step in run.steps for key in ("metrics_csv", "chart") if step.detail.get(key)]
     return [path for path in files if path.is_file()]
 
 

@@ -45,26 +45,40 @@ class Soak:
         self._sleep = sleep
 
     def wait(self, target: TargetConfig, judgement: Judgement | None, countdown: Countdown) -> SoakResult:
+        """A window is clean when health stayed ok and, with metrics readable, at least one error
+        rate was read in it and none was out of bounds. Prometheus not answering is judged on
+        health alone; Prometheus answering "no data" (no traffic yet since the start) is waited
+        out, and if it never has data, judged on health alone too, saying so."""
         window = float(target.soak)
         began = self._clock()
         clean_since = began
         tolerance = _tolerance(target, judgement)
+        read_in_window = False
         last_rate: float | None = None
         problem: str | None = None
-        unread: str | None = None if tolerance is not None else _why_not_measured(target)
+        unread = None if tolerance is not None else _why_not_measured(target)
         while True:
             probe = self._health.wait_until_healthy(target.health_url, min(POLL_SECONDS * 2, 5.0))
             rate, unread_now = self._error_rate(target) if tolerance is not None else (None, unread)
-            unread = unread_now or (unread if rate is None else None)
+            unread = unread_now
             now = self._clock()
             if not probe.ok:
-                problem, clean_since = f"/health went bad again ({probe.describe()})", now
+                problem, clean_since, read_in_window = f"/health went bad again ({probe.describe()})", now, False
             elif rate is not None and tolerance is not None and rate > tolerance:
-                problem, clean_since = f"error rate {rate:.1%} above the tolerance {tolerance:.1%}", now
-            last_rate = rate if rate is not None else last_rate
-            if now - clean_since >= window:
+                problem, clean_since, read_in_window = (
+                    f"error rate {rate:.1%} above the tolerance {tolerance:.1%}",
+                    now,
+                    False,
+                )
+            elif rate is not None:
+                read_in_window, last_rate = True, rate
+            settled = read_in_window or unread is not None  # measured, or not measurable: health alone
+            if now - clean_since >= window and settled:
                 return SoakResult(True, _recovered_text(window, last_rate, tolerance, judgement, unread), now - began)
             if now - began >= window * GIVE_UP_AFTER_WINDOWS:
+                if problem is None and probe.ok:  # healthy throughout, but Prometheus never had a rate
+                    text = f"health stayed ok for {now - began:.0f}s; no error-rate data (no traffic?): judged on health alone"
+                    return SoakResult(True, text, now - began)
                 return SoakResult(False, _persist_text(now - began, problem, judgement), now - began)
             countdown(max(window - (now - clean_since), 0.0))
             self._sleep(POLL_SECONDS)

@@ -52,6 +52,7 @@ class RunState:
     journal_down: str | None = None  # why the journal could not be written, once it could not after the stop
     deferred: list[Callable[[], EventView]] = field(default_factory=list)  # writes owed to the journal
     notify: Callable[[EventView], None] | None = None  # the run's progress sink, for notes a step writes
+    marks: dict[str, datetime] = field(default_factory=dict)  # stop, start, all-clear: for the chart
     soak: SoakResult | None = None  # the all-clear's soak window: errors recovered, or persisting
 
 

@@ -24,6 +24,7 @@ from bot.reporting.evidence import redacted_inspect, run_folder
 from bot.running.journal_writes import JournalWrites
 from bot.running.soak import Soak
 from bot.running.state import RunState, StepFailed, backup_path, image_site
+from bot.running.window_capture import WindowCapture
 from storage import EventKind
 
 StepBody = Callable[[RunState], dict[str, Any]]
@@ -43,6 +44,7 @@ class StepBodies:
         metrics: Metrics | None = None,
     ) -> None:
         self._soak = Soak(health, metrics)
+        self._window = WindowCapture(metrics, evidence_dir)
         self._writes = writes
         self._docker = docker
         self._health = health
@@ -79,6 +81,7 @@ class StepBodies:
             "inspect_file": str(inspected),
             "containers": len(containers),
             "cap_bytes": state.target.log_cap_bytes,
+            **self._window.before_stop(state),
         }
 
     def _stage_snapshot(self, state: RunState) -> dict[str, Any]:
@@ -161,10 +164,12 @@ class StepBodies:
         if state.stop_started_at is None:  # a stop that began before a restart counts from then
             state.stop_started = began
         state.past_stop = True
+        state.marks["stop"] = datetime.now(UTC)
         state.compose.stop(state.target.service, state.target.drain_timeout)
         return {"drain_timeout": state.target.drain_timeout, "seconds": round(self._clock() - began, 2)}
 
     def _start(self, state: RunState) -> dict[str, Any]:
+        state.marks["start"] = datetime.now(UTC)
         state.compose.up(state.target.service)
         return {"image": state.plan.target_image}
 
@@ -189,6 +194,8 @@ class StepBodies:
         if state.target.soak > 0:
             state.soak = self._soak.wait(state.target, state.plan.judgement, self._countdown(state))
             detail.update(soak=state.soak.text, recovered=state.soak.recovered)
+        state.marks["all-clear" if state.soak is None or state.soak.recovered else "errors persist"] = datetime.now(UTC)
+        detail.update(self._window.chart(state))
         return detail
 
     def _countdown(self, state: RunState) -> Callable[[float], None]:

@@ -7,8 +7,11 @@ second: tests never share a time series, and stopping one stops nothing of anoth
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +20,23 @@ from pathlib import Path
 
 import httpx
 
-from tests.integration.demo import BASE_IMAGE, EXAMPLE, REPOSITORY, free_port
+from tests.integration.demo import BASE_IMAGE, BROKEN, EXAMPLE, HEALTHY, REGISTRY, Deployment, free_port
+
+
+def _engine_digest() -> str:
+    """The demo Engine's source, hashed: the tests share one Docker daemon and registry, and an
+    image tagged 2.3.1 by a checkout with another engine.py would lack the /metrics these read."""
+    digest = hashlib.sha256()
+    for name in ("engine.py", "Dockerfile"):
+        digest.update((EXAMPLE / "engine" / name).read_bytes())
+    return digest.hexdigest()[:10]
+
+
+METRICS_REPOSITORY = f"{REGISTRY}/rollbot-test/engine-{_engine_digest()}"
+EARLIER_HEALTHY = "2.3.0"  # a good release before HEALTHY
+FLAKY = "2.2.9-flaky"  # healthy /health, half its turns fail: what a rollback may land on
+# version: (broken, share of turns failing; None = the build's default)
+METRICS_VERSIONS = {EARLIER_HEALTHY: (False, None), HEALTHY: (False, None), BROKEN: (True, None), FLAKY: (False, 0.5)}
 
 # Rate windows short enough for tests that last seconds; the README shows the production ones.
 ERROR_RATE = (
@@ -45,30 +64,42 @@ def metrics_config(prometheus_url: str, soak_seconds: int = 4) -> dict[str, str]
     }
 
 
-def build_flaky_image(version: str, fail_share: float) -> str:
-    """A build whose /health is ok while a share of its turns fail: errors that outlive health."""
-    tag = f"{REPOSITORY}:{version}"
-    subprocess.run(
-        [
-            "docker",
-            "build",
-            "--quiet",
-            "--build-arg",
-            f"BASE_IMAGE={BASE_IMAGE}",
-            "--build-arg",
-            f"ENGINE_VERSION={version}",
-            "--build-arg",
-            f"ENGINE_FAIL_SHARE={fail_share}",
-            "--tag",
-            tag,
-            str(EXAMPLE / "engine"),
-        ],
-        check=True,
-        capture_output=True,
-        env={**os.environ, "DOCKER_BUILDKIT": "0"},
-    )
-    subprocess.run(["docker", "push", "--quiet", tag], check=True, capture_output=True)
-    return tag
+def configure(deployed: Deployment, prometheus_url: str, soak_seconds: int = 4) -> None:
+    """Give the deployment's rollbot.yaml its metrics, once its Prometheus (and port) are known."""
+    text = deployed.config_file.read_text()
+    for old, new in metrics_config(prometheus_url, soak_seconds).items():
+        assert old in text
+        text = text.replace(old, new)
+    deployed.config_file.write_text(text)
+
+
+def build_metrics_images() -> str:
+    """Build and push the demo Engine's versions these tests use into a repository named by the
+    Engine's source; one test process at a time (the others then find the cache warm)."""
+    with open(Path(tempfile.gettempdir()) / "rollbot-metrics-images.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for version, (broken, fail_share) in METRICS_VERSIONS.items():
+            tag = f"{METRICS_REPOSITORY}:{version}"
+            arguments = [f"ENGINE_VERSION={version}", f"ENGINE_BROKEN={1 if broken else 0}"]
+            arguments += [f"ENGINE_FAIL_SHARE={fail_share}"] if fail_share is not None else []
+            subprocess.run(
+                [
+                    "docker",
+                    "build",
+                    "--quiet",
+                    "--build-arg",
+                    f"BASE_IMAGE={BASE_IMAGE}",
+                    *(item for argument in arguments for item in ("--build-arg", argument)),
+                    "--tag",
+                    tag,
+                    str(EXAMPLE / "engine"),
+                ],
+                check=True,
+                capture_output=True,
+                env={**os.environ, "DOCKER_BUILDKIT": "0"},
+            )
+            subprocess.run(["docker", "push", "--quiet", tag], check=True, capture_output=True)
+    return METRICS_REPOSITORY
 
 
 @contextmanager

@@ -16,38 +16,30 @@ import httpx
 import pytest
 
 from storage import RunStatus
-from tests.integration.demo import BROKEN, HEALTHY, Deployment, deployment, free_port
+from tests.integration.demo import BROKEN, HEALTHY, deployment, free_port
 from tests.integration.engine_metrics import (
+    EARLIER_HEALTHY,
     ERROR_RATE,
-    build_flaky_image,
+    FLAKY,
+    METRICS_REPOSITORY,
+    build_metrics_images,
+    configure,
     load,
-    metrics_config,
     prometheus,
     wait_for_series,
 )
 
-EARLIER_HEALTHY = "2.3.0"  # a good release before HEALTHY: the healthy check's upgrade
-FLAKY = "2.2.9-flaky"  # healthy /health, half its turns fail: what a rollback may land on
 BASELINE_SECONDS = 11  # a little over the configured 10 s baseline window
 
 
 @pytest.fixture(scope="module", autouse=True)
-def extra_images() -> None:
-    build_flaky_image(EARLIER_HEALTHY, 0)
-    build_flaky_image(FLAKY, 0.5)
-
-
-def configure(deployed: Deployment, prometheus_url: str, soak_seconds: int = 4) -> None:
-    text = deployed.config_file.read_text()
-    for old, new in metrics_config(prometheus_url, soak_seconds).items():
-        assert old in text
-        text = text.replace(old, new)
-    deployed.config_file.write_text(text)
+def metrics_images() -> None:
+    build_metrics_images()
 
 
 def test_check_recommends_rolling_back_a_broken_build_and_says_why(tmp_path: Path) -> None:
     with (
-        deployment(tmp_path, running=HEALTHY) as deployed,
+        deployment(tmp_path, running=HEALTHY, repository=METRICS_REPOSITORY) as deployed,
         prometheus(tmp_path / "prometheus", deployed.port) as url,
         load(deployed.port),
     ):
@@ -60,7 +52,7 @@ def test_check_recommends_rolling_back_a_broken_build_and_says_why(tmp_path: Pat
         done = deployed.rollbot("check", "engine")
 
     assert done.returncode == 3, done.stdout + done.stderr
-    assert done.stdout.startswith("Roll back to "), done.stdout
+    assert done.stdout.startswith(f"Roll back to {HEALTHY}: "), done.stdout
     assert "/health is not ok" in done.stdout
     assert re.search(r"error rate \d+\.\d% vs 0\.0% before 2\.4\.0 \(≥ 2× the baseline\)", done.stdout), done.stdout
     assert re.search(r"p95 latency \d+ ms vs \d+ ms before 2\.4\.0", done.stdout), done.stdout
@@ -70,7 +62,7 @@ def test_check_recommends_rolling_back_a_broken_build_and_says_why(tmp_path: Pat
 
 def test_check_holds_for_a_healthy_build_and_for_one_bad_request(tmp_path: Path) -> None:
     with (
-        deployment(tmp_path, running=EARLIER_HEALTHY) as deployed,
+        deployment(tmp_path, running=EARLIER_HEALTHY, repository=METRICS_REPOSITORY) as deployed,
         prometheus(tmp_path / "prometheus", deployed.port) as url,
         load(deployed.port, per_second=5),
     ):
@@ -97,7 +89,7 @@ def test_check_holds_for_a_healthy_build_and_for_one_bad_request(tmp_path: Path)
 
 def test_rollback_whose_errors_outlive_health_ends_healthy_but_errors_persist(tmp_path: Path) -> None:
     with (
-        deployment(tmp_path, running=HEALTHY, health_timeout=30) as deployed,
+        deployment(tmp_path, running=HEALTHY, health_timeout=30, repository=METRICS_REPOSITORY) as deployed,
         prometheus(tmp_path / "prometheus", deployed.port) as url,
         load(deployed.port),
     ):
@@ -124,7 +116,7 @@ def test_rollback_whose_errors_outlive_health_ends_healthy_but_errors_persist(tm
 
 def test_prometheus_down_check_cannot_tell_and_rollback_runs_on_health_alone(tmp_path: Path) -> None:
     nobody = f"http://127.0.0.1:{free_port()}"
-    with deployment(tmp_path, running=BROKEN, health_timeout=30) as deployed:
+    with deployment(tmp_path, running=BROKEN, health_timeout=30, repository=METRICS_REPOSITORY) as deployed:
         configure(deployed, nobody, soak_seconds=2)
         deployed.deploy(HEALTHY)
 

@@ -35,7 +35,7 @@ class ScriptedHealth:
 class ScriptedRates:
     """Prometheus' answers in order; an exception in the list is raised instead."""
 
-    def __init__(self, answers: list[float | Exception]) -> None:
+    def __init__(self, answers: list[float | Exception | None]) -> None:
         self.answers = answers
 
     def instant(self, base_url: str, query: str, at: datetime | None = None) -> float | None:
@@ -108,3 +108,22 @@ def test_without_metrics_the_soak_is_off_unless_configured() -> None:
     assert target(soak=None, metrics=False).soak == 0  # type: ignore[arg-type]
     assert target(soak=None).soak == 60
     assert target(soak=None).model_copy(update={"environment": "staging"}).soak == 10
+
+
+def test_no_data_yet_is_waited_out_not_counted_as_recovered() -> None:
+    clock = Clock()
+    rates: list[float | Exception | None] = [None, None, None, None, 0.0]
+    result = Soak(ScriptedHealth([True]), ScriptedRates(rates), clock, clock.sleep).wait(
+        target(), JUDGED, lambda _: None
+    )
+    assert result.recovered and result.seconds == 4.0  # the window closed only once a rate was read
+    assert result.text.startswith("errors recovered: health ok and error rate 0.0%")
+
+
+def test_never_any_data_is_judged_on_health_alone_and_says_so() -> None:
+    clock = Clock()
+    result = Soak(ScriptedHealth([True]), ScriptedRates([None]), clock, clock.sleep).wait(
+        target(), JUDGED, lambda _: None
+    )
+    assert result.recovered
+    assert result.text == "health stayed ok for 9s; no error-rate data (no traffic?): judged on health alone"
