@@ -123,7 +123,7 @@ def exposition() -> str:
             "# TYPE engine_http_request_duration_seconds histogram",
         ]
         for path, buckets in sorted(latency_buckets.items()):
-            for bound, count in zip((*LATENCY_BUCKETS, "+Inf"), buckets):
+            for bound, count in zip((*LATENCY_BUCKETS, "+Inf"), buckets, strict=True):
                 lines.append(f'engine_http_request_duration_seconds_bucket{{path="{path}",le="{bound}"}} {count}')
             lines.append(f'engine_http_request_duration_seconds_sum{{path="{path}"}} {latency_sums[path]}')
             lines.append(f'engine_http_request_duration_seconds_count{{path="{path}"}} {buckets[-1]}')
