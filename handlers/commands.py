@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
@@ -11,6 +12,7 @@ from handlers.blocks import drill_report_message, esc, history_message, plan_mes
 from handlers.check_blocks import check_message
 from handlers.inbound import shown
 from handlers.parsing import HELP, Command, CommandKind, ParseError, parse
+from handlers.poster import Posted
 from handlers.services import Services
 
 
@@ -105,7 +107,20 @@ def _drill(ack: Ack, services: Services, parsed: Command, user: str, channel: st
 def _run_drill(services: Services, target: str, broken: str, user: str, channel: str) -> None:
     drill = services.rollbot.drill(target, broken, user, rollback_sink=services.progress_for(channel))
     message = drill_report_message(drill)
-    services.outbox.send(lambda: services.poster.post(channel, message))
+    chart = drill.summary.get("chart")
+    posted: list[Posted] = []
+    services.outbox.send(lambda: posted.append(services.poster.post(channel, message)))
+    if chart and Path(chart).is_file():  # the rollback's chart, as in its postmortem, in the report's thread
+
+        def upload() -> None:
+            where = posted[-1] if posted else None
+            title = "Drill: error rate and p95 latency, upgrade to rollback"
+            content = Path(chart).read_bytes()
+            services.poster.upload(
+                where.channel if where else channel, where.ts if where else None, Path(chart).name, content, title
+            )
+
+        services.outbox.send(upload)
 
 
 def _status(services: Services, respond: Respond) -> None:

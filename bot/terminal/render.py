@@ -142,6 +142,19 @@ class StepProgress:
             self._started(position)
         elif event.kind == EventKind.STEP_FINISHED and isinstance(position, int):
             self._finished(position, StepStatus(event.outcome or "failed"), event.details)
+        elif event.kind == EventKind.SOAK_PROGRESS:
+            self._soaking(event.details.get("seconds_left"))
+
+    def _soaking(self, seconds_left: object) -> None:
+        """The all-clear's countdown, on the health step's line while it is in flight."""
+        note = f"all-clear in {seconds_left}s if health and errors stay recovered"
+        finished = {task.id for task in self._progress.tasks if task.finished}
+        running = [position for position, task in self._tasks.items() if task not in finished]
+        if self._live and running:
+            name = self._names.get(running[-1], "")
+            self._progress.update(self._tasks[running[-1]], description=f"{escape(name)} — {note}")
+        elif not self._live:
+            self._out.print(f"  … {note}", highlight=False)
 
     def _started(self, position: int) -> None:
         name = self._names.get(position, f"step {position + 1}")

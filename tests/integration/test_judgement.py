@@ -107,6 +107,7 @@ def test_rollback_whose_errors_outlive_health_ends_healthy_but_errors_persist(tm
     assert f"engine is healthy on {FLAKY} but errors persist (no clean window in" in done.stdout
     assert "error rate" in done.stdout and "above the tolerance 1.0%" in done.stdout
     assert "not an all-clear" in done.stdout
+    assert "… all-clear in 3s if health and errors stay recovered" in done.stdout, "the countdown is shown"
     [run] = deployed.runs()
     assert run.status is RunStatus.SUCCEEDED
     assert "above the tolerance" in run.summary["errors_persist"]
