@@ -69,6 +69,9 @@ class Checking:
         except RollbotError as error:
             log.warning("could not gather the evidence for %s's plan: %s", target.name, error)
             return None
+        except Exception:  # a bug here must not stop a rollback being planned
+            log.exception("gathering the evidence for %s's plan failed unexpectedly", target.name)
+            return None
 
     def evidence(self, target: TargetConfig) -> Evidence:
         now = self._clock()
