@@ -32,7 +32,7 @@ BASELINE_POINTS, TREND_POINTS = 60, 30  # range queries' resolution: enough poin
 
 @dataclass
 class _Reading:
-    """What one pass of the metrics gave, and what it could not read."""
+    """What one pass over the metrics read; what it could not read goes to the evidence's lists."""
 
     error_rate: MetricReading | None = None
     latency: MetricReading | None = None
