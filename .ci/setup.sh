@@ -2,7 +2,8 @@
 # Brings up what the integration tests need on a clean machine: a Docker daemon, Compose v2,
 # a registry on 127.0.0.1:5000, a base image built from the machine's own apt mirror, and
 # Stoplight Prism (checks rollbot's Slack Web API calls against Slack's published spec), and a
-# PostgreSQL cluster of its own on 127.0.0.1 for the tests of several replicas sharing one database.
+# PostgreSQL cluster of its own on 127.0.0.1 for the tests of several replicas sharing one database,
+# and the Prometheus binary (Debian's package) the tests of `rollbot check` start one of per test.
 # Idempotent: every part is skipped when it is already there.
 set -euo pipefail
 
@@ -26,6 +27,9 @@ install_packages() {
   command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
   command -v sqlite3 >/dev/null || missing+=(sqlite3)
   command -v curl >/dev/null || missing+=(curl)
+  # Prometheus scrapes the demo Engine in the tests of `rollbot check`; each test starts its own
+  # process (own port, own config, own data folder), so only the binary is needed here.
+  command -v prometheus >/dev/null || missing+=(prometheus)
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
     apt-get update -qq

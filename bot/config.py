@@ -39,6 +39,33 @@ class BrainConfig(_Frozen):
     max_snapshot_age_hours: float = Field(24 * 7, gt=0)
 
 
+class MetricsConfig(_Frozen):
+    """Where the Engine's metrics are and what counts as sharply worse: the runbook's "error rate
+    or latency sharply worse than baseline and not improving", made into numbers.
+
+    The queries are PromQL, evaluated as they are; in `error_count_query`, `$window` is replaced
+    with the running version's age (e.g. `95s`), so it can count the failed requests since it
+    started. Seconds are whole seconds."""
+
+    prometheus_url: str
+    error_rate_query: str | None = None  # failed requests / all requests, a fraction
+    latency_query: str | None = None  # p95 latency in seconds
+    error_count_query: str | None = None  # failed requests over `$window`: tells one bad request from many
+    ratio: float = Field(2.0, gt=1)  # "sharply worse": now >= ratio × baseline
+    min_error_rate: float = Field(0.01, ge=0, le=1)  # below this share of requests, errors are never sharp
+    isolated_errors: int = Field(3, ge=0)  # this many failed requests or fewer: a bad request, not the service
+    baseline_seconds: int = Field(900, ge=5)  # the window before the running version started
+    trend_seconds: int = Field(300, ge=5)  # "not improving" is judged over this last stretch
+    timeout_seconds: float = Field(5, gt=0, le=60)
+
+    @field_validator("prometheus_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("an http:// or https:// URL")
+        return value
+
+
 class TargetConfig(_Frozen):
     """One Compose service rollbot may roll back, with the knobs of the runbook."""
 
@@ -63,6 +90,14 @@ class TargetConfig(_Frozen):
     allow_drills: bool | None = None
     # A staging target whose drills tell how long a rollback of this one takes.
     rehearses: str | None = None
+    # The Engine's error rate and latency in Prometheus: what `check` and the all-clear judge by.
+    metrics: MetricsConfig | None = None
+    # The runbook's regression eval: a command (an argument list, never a shell) or a URL;
+    # exit status non-zero or an answer other than 2xx counts as failing.
+    regression_eval: tuple[str, ...] | str | None = None
+    # The all-clear waits this long with health ok and errors within the baseline's tolerance.
+    # Default: 60 s in production, 10 s elsewhere when metrics are configured; 0 without them.
+    soak_seconds: int | None = Field(None, ge=0, le=3600)
 
     @model_validator(mode="before")
     @classmethod
@@ -80,11 +115,29 @@ class TargetConfig(_Frozen):
     def drills_allowed(self) -> bool:
         return self.allow_drills if self.allow_drills is not None else self.environment != "production"
 
+    @property
+    def soak(self) -> int:
+        """Seconds the all-clear waits for health and errors to stay recovered."""
+        if self.soak_seconds is not None:
+            return self.soak_seconds
+        if self.metrics is None:
+            return 0
+        return 60 if self.environment == "production" else 10
+
     @field_validator("health_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError("an http:// or https:// URL")
+        return value
+
+    @field_validator("regression_eval")
+    @classmethod
+    def _eval_form(cls, value: tuple[str, ...] | str | None) -> tuple[str, ...] | str | None:
+        if isinstance(value, str) and not value.startswith(("http://", "https://")):
+            raise ValueError("a command as a list of arguments (no shell), or an http:// or https:// URL")
+        if isinstance(value, tuple) and not value:
+            raise ValueError("a command with at least one argument")
         return value
 
 

@@ -7,6 +7,7 @@
     ├── OutsideSystemError       Docker, Compose, the registry or the health endpoint misbehaved
     │   ├── ComposeError         a `docker compose` process failed or timed out
     │   ├── DockerError          the Docker daemon refused, could not be reached or did not answer
+    │   ├── MetricsError         Prometheus could not be reached or refused a query
     │   └── AttachmentsMissing   (bot/reporting/jira_tickets) a ticket exists; some attachments did not land
     ├── ComposeFileError         the compose file cannot be read or edited safely
     ├── BrainError               (bot/brain/facts) the brain or a snapshot cannot be read, staged or swapped
@@ -58,6 +59,10 @@ class ComposeError(OutsideSystemError):
 
 class DockerError(OutsideSystemError):
     """The Docker daemon could not answer a question about containers or images."""
+
+
+class MetricsError(OutsideSystemError):
+    """Prometheus could not be reached or could not answer a query; the message names which."""
 
 
 class ComposeFileError(RollbotError):

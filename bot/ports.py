@@ -129,6 +129,33 @@ class Health(Protocol):
     def wait_until_healthy(self, url: str, timeout: float) -> HealthResult: ...
 
 
+Series = list[tuple[datetime, float]]  # (when, value), oldest first
+
+
+class Metrics(Protocol):
+    """The Engine's own metrics (Prometheus' HTTP API): what the judgement of a rollback reads.
+
+    Both raise `MetricsError` when the server cannot be reached or refuses the query; an answer
+    with no data is `None` or an empty series, not an error."""
+
+    def instant(self, base_url: str, query: str, at: datetime | None = None) -> float | None: ...
+    def series(self, base_url: str, query: str, start: datetime, end: datetime, step: float) -> Series: ...
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """What the regression eval said: passed or not, and the line a person reads."""
+
+    passed: bool
+    detail: str
+
+
+class RegressionEval(Protocol):
+    """Runs the target's regression eval (a command's argument list, or a URL)."""
+
+    def run(self, how: tuple[str, ...] | str, timeout: float) -> EvalResult: ...
+
+
 LABEL_PREFIX = "rollbot-run-"
 
 

@@ -25,7 +25,7 @@ from bot.config import config_path, load_settings
 from bot.core.rollbot import Rollbot
 from bot.errors import RollbotError, report_unexpected
 from bot.logs import use_json
-from bot.terminal import cli, maintenance
+from bot.terminal import checks, cli, maintenance
 from bot.terminal.session import EXIT_FAILED, EXIT_NOTHING_DONE, fail_line, rollbot_for
 
 if TYPE_CHECKING:
@@ -45,6 +45,7 @@ def build_command_line() -> typer.Typer:
     app.callback()(_options)
     cli.register(app)
     maintenance.register(app)
+    checks.register(app)
     app.command()(serve)
     return app
 

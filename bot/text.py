@@ -59,6 +59,12 @@ def summary_line(run: RunView) -> str:
                 f"rolled-back row(s) is kept at {summary.forensic_copy}"
             )
         journal = f"; {summary.journal}" if summary.journal else ""
+        if summary.errors_persist:
+            return (
+                f"{run.target} is healthy on {run.to_version} but errors persist ({summary.errors_persist}) — "
+                f"not an all-clear; took {took}{down}; logs of {run.from_version}: {logs}{brain}{journal} (run {run.id})"
+            )
+        journal += f"; {summary.recovery}" if summary.recovery else ""
         return (
             f"{run.target} is healthy on {run.to_version} — took {took}{down}; logs of {run.from_version}: "
             f"{logs}{brain}{journal} (run {run.id})"

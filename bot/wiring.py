@@ -9,6 +9,8 @@ from typing import Any
 from bot.adapters.compose import ComposeCli
 from bot.adapters.docker_host import DockerHost
 from bot.adapters.health import HealthProbe
+from bot.adapters.prometheus import PrometheusClient
+from bot.adapters.regression_eval import EvalRunner
 from bot.config import Config, Settings, TargetConfig, load_config, load_settings
 from bot.core.rollbot import Rollbot
 from bot.errors import ConfigError
@@ -32,7 +34,7 @@ def build_rollbot(config_file: Path) -> Rollbot:
     def compose_for(target: TargetConfig) -> ComposeCli:
         return ComposeCli(target.compose_file, docker.service_container_ids, target.compose_files)
 
-    systems = Systems(docker=docker, compose_for=compose_for)
+    systems = Systems(docker=docker, compose_for=compose_for, metrics=PrometheusClient(), evals=EvalRunner())
     desk = TicketDesk(
         TicketOutbox(engine),
         ticket_sink(config, settings),

@@ -23,7 +23,9 @@ from slack_sdk.models.blocks import (
 
 from bot.core.drill import describe_report
 from bot.core.outcomes import ServiceState, TargetStatus
+from bot.planning.judgement import Call, Judgement
 from bot.planning.plan import Plan
+from bot.running.summary import RunSummary
 from bot.text import CHECK_MARKS, STEP_MARKS, Mark, summary_line, versions
 from handlers.ids import ActionId, AnswerActionId, BlockId, RecoveryActionId
 from storage import RunStatus, RunView, StepStatus
@@ -80,6 +82,8 @@ def plan_message(plan: Plan, run: RunView) -> Message:
         blocks.append(_section(_brain_text(plan)))
     if plan.kept is not None and plan.kept.warning:
         blocks.append(_section(f":warning: *Earlier versions:* {esc(plan.kept.warning)}"))
+    if plan.judgement is not None:
+        blocks.append(_section(evidence_text(plan.judgement)))
     if plan.rehearsal is not None:
         icon = ":warning:" if plan.rehearsal.warning else ":stopwatch:"
         text = plan.rehearsal.describe() + (
@@ -147,9 +151,10 @@ def announcement(run: RunView) -> str:
     )
 
 
-def status_message(run: RunView) -> Message:
-    """The live checklist, rendered from the journal."""
+def status_message(run: RunView, note: str | None = None) -> Message:
+    """The live checklist, rendered from the journal; `note` is a line under it (the soak's countdown)."""
     lines = [f"{EMOJI[STEP_MARKS[step.status]]} {esc(step.description)}{_took(step.seconds)}" for step in run.steps]
+    lines += [note] if note and run.status is RunStatus.RUNNING else []
     head = {
         RunStatus.RUNNING: ":hourglass_flowing_sand: in progress",
         RunStatus.SUCCEEDED: ":white_check_mark: done",
@@ -163,8 +168,17 @@ def status_message(run: RunView) -> Message:
     return _message(title, blocks)
 
 
+def evidence_text(judgement: Judgement) -> str:
+    """The evidence block, the same on `/rollback check` and on every plan."""
+    icon = {Call.ROLL_BACK: ":red_circle:", Call.UNSURE: ":large_yellow_circle:", Call.DONT: ":large_green_circle:"}
+    lines = "\n".join(f"• {esc(line)}" for line in judgement.evidence)
+    return f"{icon[judgement.call]} *{esc(judgement.headline)}*\n{lines}"
+
+
 def final_message(run: RunView, ticket_link: str | None = None) -> Message:
-    if run.status is RunStatus.SUCCEEDED:
+    if run.status is RunStatus.SUCCEEDED and RunSummary.from_dict(run.summary).errors_persist:
+        text = f":large_yellow_circle: *Healthy but errors persist:* {esc(summary_line(run))}"
+    elif run.status is RunStatus.SUCCEEDED:
         text = f":large_green_circle: *All clear:* {esc(summary_line(run))}"
     else:
         text = f":red_circle: *Rollback {esc(run.status.value)}:* {esc(summary_line(run))}"
@@ -348,6 +362,9 @@ def _answer_buttons(plan: Plan, run: RunView) -> ActionsBlock:
 
 def _section(text: str) -> SectionBlock:
     return SectionBlock(text=MarkdownTextObject(text=_clip(text, SECTION_LIMIT)))
+
+
+section = _section  # for the other block builders (check_blocks)
 
 
 def _message(text: str, blocks: list[Block]) -> Message:

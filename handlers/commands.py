@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
 
 from bot.planning.plan import RollbackRequest
 from handlers.blocks import drill_report_message, esc, history_message, plan_message, status_command_message
+from handlers.check_blocks import check_message
 from handlers.inbound import shown
 from handlers.parsing import HELP, Command, CommandKind, ParseError, parse
+from handlers.poster import Posted
 from handlers.services import Services
 
 
@@ -29,6 +32,11 @@ def on_rollback(ack: Ack, command: dict[str, Any], context: BoltContext, respond
         ack(response_type="ephemeral", text=HELP)
     elif parsed.kind is CommandKind.ROLLBACK:
         _rollback(ack, services, parsed, user, channel)
+    elif parsed.kind is CommandKind.CHECK:
+        assert parsed.target is not None, "the parser gives a check its target"
+        if not _refused(ack, services, parsed.target, user):
+            ack(response_type="ephemeral", text=f"Checking {parsed.target} against the runbook's criteria…")
+            services.guarded(channel, user, _check, parsed.target, user, channel)
     elif parsed.kind is CommandKind.STATUS:
         ack(response_type="ephemeral", text="Checking every target…")
         services.guarded(channel, user, _status, respond)
@@ -78,6 +86,12 @@ def post_plan(services: Services, request: RollbackRequest, channel: str) -> Non
     services.outbox.send(post)
 
 
+def _check(services: Services, target: str, user: str, channel: str) -> None:
+    """The verdict goes to the channel: whoever is on call sees the same evidence."""
+    message = check_message(target, services.rollbot.check(target), user)
+    services.outbox.send(lambda: services.poster.post(channel, message))
+
+
 def _drill(ack: Ack, services: Services, parsed: Command, user: str, channel: str) -> None:
     assert parsed.target is not None and parsed.version is not None
     if _refused(ack, services, parsed.target, user):
@@ -93,7 +107,20 @@ def _drill(ack: Ack, services: Services, parsed: Command, user: str, channel: st
 def _run_drill(services: Services, target: str, broken: str, user: str, channel: str) -> None:
     drill = services.rollbot.drill(target, broken, user, rollback_sink=services.progress_for(channel))
     message = drill_report_message(drill)
-    services.outbox.send(lambda: services.poster.post(channel, message))
+    chart = drill.summary.get("chart")
+    posted: list[Posted] = []
+    services.outbox.send(lambda: posted.append(services.poster.post(channel, message)))
+    if chart and Path(chart).is_file():  # the rollback's chart, as in its postmortem, in the report's thread
+
+        def upload() -> None:
+            where = posted[-1] if posted else None
+            title = "Drill: error rate and p95 latency, upgrade to rollback"
+            content = Path(chart).read_bytes()
+            services.poster.upload(
+                where.channel if where else channel, where.ts if where else None, Path(chart).name, content, title
+            )
+
+        services.outbox.send(upload)
 
 
 def _status(services: Services, respond: Respond) -> None:

@@ -23,6 +23,13 @@ class RecoveryActionId(StrEnum):
     ABORT = "rollback_abort"
 
 
+class CheckActionId(StrEnum):
+    """The button on a `/rollback check` verdict that recommends a rollback: it plans one."""
+
+    PLAN = "rollback_plan_from_check"
+
+
 class BlockId(StrEnum):
     PLAN_ACTIONS = "rollback_plan_actions"
+    CHECK_ACTIONS = "rollback_check_actions"
     RECOVERY_ACTIONS = "rollback_recovery_actions"

@@ -1,6 +1,7 @@
 """The text after `/rollback`, parsed into one command or refused with what was wrong.
 
 /rollback TARGET VERSION [reason…] [--brain restore|keep]
+/rollback check TARGET
 /rollback status
 /rollback history [TARGET]
 /rollback snapshot TARGET
@@ -23,6 +24,7 @@ MAX_REASON = 500
 HELP = """*rollbot* rolls a target back by the runbook: plan, checks, confirmation, live progress.
 • `/rollback TARGET VERSION [reason…]` — plan a rollback, e.g. `/rollback engine 2.3.1 health failing since upgrade`
   add `--brain restore` or `--brain keep` when rollbot asks whether to restore the brain
+• `/rollback check TARGET` — should it be rolled back? health, error rate and latency against the baseline, the eval
 • `/rollback status` — each target: version running, health, newest snapshot, a run in progress
 • `/rollback history [TARGET]` — past runs
 • `/rollback snapshot TARGET` — snapshot the target's brain now
@@ -32,6 +34,7 @@ HELP = """*rollbot* rolls a target back by the runbook: plan, checks, confirmati
 
 class CommandKind(StrEnum):
     ROLLBACK = "rollback"
+    CHECK = "check"
     STATUS = "status"
     HISTORY = "history"
     SNAPSHOT = "snapshot"
@@ -67,6 +70,10 @@ def parse(text: object) -> Command:
     if head == "history":
         _no_more(words, 2, "history takes at most a target")
         return Command(CommandKind.HISTORY, target=words[1] if len(words) > 1 else None)
+    if head == "check":
+        if len(words) != 2:
+            raise ParseError("check needs exactly one target, e.g. `/rollback check engine`")
+        return Command(CommandKind.CHECK, target=words[1])
     if head == "snapshot":
         if len(words) != 2:
             raise ParseError("snapshot needs exactly one target, e.g. `/rollback snapshot engine`")

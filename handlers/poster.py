@@ -46,6 +46,13 @@ class SlackPoster:
         """Replace a message in place (chat.update, which takes only a channel id)."""
         self._client.chat_update(channel=channel, ts=ts, text=message.text, blocks=message.blocks)
 
+    def upload(self, channel: str, thread_ts: str | None, filename: str, content: str | bytes, title: str) -> None:
+        """A file into a channel, in a thread when `thread_ts` is given (files_upload_v2: an upload
+        URL from files.getUploadURLExternal, the bytes to it, then files.completeUploadExternal)."""
+        self._client.files_upload_v2(
+            channel=channel, thread_ts=thread_ts, filename=filename, content=content, title=title
+        )
+
     def ephemeral(self, channel: str, user: str, text: str) -> None:
         """A message only `user` sees (chat.postEphemeral)."""
         self._client.chat_postEphemeral(channel=channel, user=user, text=text)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from slack_sdk import WebClient
@@ -80,6 +81,9 @@ class SlackProgress:
             self._refresh_status()
             if event.kind == EventKind.STEP_FINISHED:
                 self._detail(event.details, event.outcome)
+        elif event.kind == EventKind.SOAK_PROGRESS:
+            left = event.details.get("seconds_left")
+            self._refresh_status(f":hourglass: all-clear in {left}s if health and errors stay recovered")
         elif event.kind == EventKind.RUN_FINISHED:
             self._refresh_status()
             self._finished(event)
@@ -165,11 +169,11 @@ class SlackProgress:
         self._status_ts = posted.ts
         self._remember(self._run_id, status_message={"channel": self._channel, "ts": posted.ts})
 
-    def _refresh_status(self) -> None:
+    def _refresh_status(self, note: str | None = None) -> None:
         def update() -> None:
             if self._status_ts is None:
                 return
-            message = status_message(self._read(self._run_id))
+            message = status_message(self._read(self._run_id), note)
             self._slack.update(self._channel, self._status_ts, message)
 
         self._outbox.send(update, key=f"status:{self._run_id}")
@@ -189,6 +193,9 @@ class SlackProgress:
             self._remember(run.id, final_linked_ticket=link is not None)
 
         self._outbox.send(post_final)
+        chart = next((Path(step.detail["chart"]) for step in run.steps if step.detail.get("chart")), None)
+        if chart is not None:  # queued behind the announcement, so its thread is known
+            self._outbox.send(lambda: self._upload_chart(chart))
         if run.next_action and run.status is not RunStatus.SUCCEEDED:
             self._outbox.send(lambda: self._reply(f":point_right: Next: {esc(run.next_action)}"))
         if self._plan_message:
@@ -213,6 +220,16 @@ class SlackProgress:
             next_action=details.pop("next_action", run.next_action),
             summary=details,
         )
+
+    def _upload_chart(self, chart: Path) -> None:
+        """The bad window's chart into the announcement's thread; a chart gone missing is said so."""
+        try:
+            content = chart.read_bytes()
+        except OSError as error:
+            self._reply(f":warning: the chart {esc(chart.name)} could not be read: {esc(error.strerror or str(error))}")
+            return
+        title = "Error rate and p95 latency: upgrade, stop, start, all-clear"
+        self._slack.upload(self._channel, self._thread_ts, chart.name, content, title)
 
     def _reply(self, text: str) -> None:
         self._slack.post(self._channel, text, thread_ts=self._thread_ts)

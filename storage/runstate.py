@@ -85,6 +85,7 @@ class EventKind(StrEnum):
     RECOVERY_PREVIOUS_STARTED = "recovery.previous_started"
     RECOVERY_PREVIOUS_START_FAILED = "recovery.previous_start_failed"
     SNAPSHOT_TAKEN = "snapshot.taken"
+    SOAK_PROGRESS = "soak.progress"  # the all-clear's soak window: seconds left in a clean window
 
 
 class Move(StrEnum):

@@ -312,6 +312,8 @@ def report(drill: RunView, rollback: RunView | None, previous: RunView | None, t
         "slowest_step": slowest,
         "slowest_step_seconds": steps.get(slowest) if slowest else None,
         "previous_drill": previous.id if previous else None,
+        # the rollback's chart of error rate and latency (when the target has metrics), as in its postmortem
+        "chart": next((s.detail["chart"] for s in (rollback.steps if rollback else ()) if s.detail.get("chart")), None),
     }
     if previous is not None and summary["rollback_seconds"] is not None:
         before = previous.summary.get("rollback_seconds")
@@ -340,6 +342,8 @@ def describe_report(drill: RunView) -> list[str]:
             mark = "  ← slowest" if name == summary.get("slowest_step") else ""
             lines.append(f"  {name}: {seconds}s{mark}")
     lines.append(f"total: {summary.get('total_seconds')}s")
+    if summary.get("chart"):
+        lines.append(f"chart of error rate and latency: {summary['chart']}")
     if summary.get("previous_drill"):
         change = summary.get("rollback_change_seconds")
         if change is not None:

@@ -13,6 +13,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from bot.config import Config, TargetConfig
+from bot.core.checking import Checking
 from bot.core.clicks import clicked_run
 from bot.core.outcomes import Outcome, PlannedRun
 from bot.core.postmortems import Postmortems
@@ -50,7 +51,9 @@ class Rollbacks:
         queries: Queries,
         runners: Runners,
         postmortems: Postmortems,
+        checking: Checking | None = None,
     ) -> None:
+        self._checking = checking
         self._config = config
         self._journal = journal
         self._systems = systems
@@ -67,6 +70,7 @@ class Rollbacks:
                 plan,
                 rehearsal=self._queries.rehearsal(request.target),
                 kept=self._queries.kept(plan.current_image, target.keep_images),
+                judgement=self._checking.for_plan(target) if self._checking else None,
             )
         record = NewRun(
             target=request.target,
@@ -161,8 +165,11 @@ class Rollbacks:
     def _confirm(self, run: RunView, user: str, sink_for: Callable[[RunView], ProgressSink | None]) -> Outcome:
         """Run the plan a person confirmed, unless the facts it was made from changed since:
         then it is superseded by a fresh plan, which needs its own confirmation."""
-        request = _request_of(run, _journaled_plan(run))
+        journaled = _journaled_plan(run)
+        request = _request_of(run, journaled)
         fresh = self._make_plan(request)
+        if journaled is not None:  # the evidence the person saw, and the baseline the soak keeps to
+            fresh = replace(fresh, judgement=journaled.judgement)
         changed = changed_facts(plan_facts(run.plan), plan_facts(fresh))
         if fresh.refusal or changed:
             why = fresh.refusal or "the facts changed since the plan was made: " + ", ".join(changed)

@@ -13,6 +13,7 @@ from concurrent.futures import Future
 
 from bot.brain.snapshots import Snapshot
 from bot.config import Config
+from bot.core.checking import Checking
 from bot.core.drill import Drill
 from bot.core.foreground import PATIENCE_SECONDS, Foreground
 from bot.core.outcomes import Outcome, PlannedRun, Recovery, ServiceState, TargetStatus
@@ -26,6 +27,7 @@ from bot.core.workers import SHUTTING_DOWN, Workers
 from bot.errors import InvalidRequest
 from bot.planning.approvals import Decision, MembersOf, Verdict
 from bot.planning.brain_plan import BrainChoice
+from bot.planning.judgement import Judgement
 from bot.planning.plan import Rehearsal, RollbackRequest, Systems
 from bot.ports import Health
 from bot.reporting.tickets import TicketDesk
@@ -52,7 +54,8 @@ class Rollbot:
         runners = Runners(config, journal, systems, health, self._workers.stop_signal)
         self._postmortems = Postmortems(journal, tickets)
         self._queries = Queries(config, journal, systems, health, tickets)
-        self._rollbacks = Rollbacks(config, journal, systems, self._queries, runners, self._postmortems)
+        self._checking = Checking(config, systems, health, self._queries)
+        self._rollbacks = Rollbacks(config, journal, systems, self._queries, runners, self._postmortems, self._checking)
         self._snapshotting = Snapshotting(config, journal, systems, health, self._queries)
         self._interrupted = InterruptedRuns(config, journal, self._queries, runners, self._postmortems)
 
@@ -78,6 +81,10 @@ class Rollbot:
     def plan(self, request: RollbackRequest) -> PlannedRun:
         """Preflight the request and journal the plan (as `planned`, or `refused` with why)."""
         return self._rollbacks.plan(request)
+
+    def check(self, target_name: str) -> Judgement:
+        """The runbook's "When to roll back", measured now: roll back, don't, or cannot tell."""
+        return self._checking.check(target_name)
 
     def rehearsal(self, target_name: str) -> Rehearsal | None:
         """What the drills of a target (and of the targets that rehearse it) say about rolling it back."""

@@ -1,9 +1,8 @@
 """The plan: what a rollback will do and why, computed from the request and live facts.
 
-A plan is data. It lists every preflight check with its result and the steps the runner will
-take; front ends render it, the journal stores it, and the runner executes it. Nothing here
-changes anything: preflight only looks. A check that fails refuses the whole plan, and checks
-that depend on it are reported as not run rather than guessed.
+A plan is data. It lists every preflight check with its result and the steps the runner will take; front
+ends render it, the journal stores it, and the runner executes it. Nothing here changes anything: preflight
+only looks. A check that fails refuses the whole plan, and those that depend on it are reported as not run.
 """
 
 from __future__ import annotations
@@ -20,9 +19,10 @@ from bot.adapters.compose_file import ImageSite, check_tag_edit, image_site
 from bot.config import Config, TargetConfig
 from bot.errors import RollbotError
 from bot.planning.brain_plan import BRAIN_CHECKS, BrainChoice, BrainPlan, RunningFacts, preflight_brain
+from bot.planning.judgement import Judgement
 from bot.planning.kept_images import KeptVersions
 from bot.planning.preflight import Check, CheckResult, Preflight, Refused
-from bot.ports import Compose, ContainerFacts, DockerFacts, ImageSource, ServiceConfig
+from bot.ports import Compose, ContainerFacts, DockerFacts, ImageSource, Metrics, RegressionEval, ServiceConfig
 from bot.tags import ImageRef, describe_invalid_tag, is_valid_tag
 from storage.schemas import SchemaSighting
 
@@ -92,6 +92,7 @@ class Plan:
     brain: BrainPlan | None = None
     rehearsal: Rehearsal | None = None  # what earlier drills say; shown, never blocking
     kept: KeptVersions | None = None  # earlier versions still available; a warning when too few
+    judgement: Judgement | None = None  # the runbook's "when to roll back", measured: the evidence block
 
     @property
     def refusal(self) -> str | None:
@@ -124,8 +125,7 @@ class Plan:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Plan:
-        """The plan a run was approved with, read back from the journal to resume the run:
-        after a crash the facts have changed (the service may be stopped), so it is never re-made."""
+        """The approved plan, read back to resume its run: after a crash the facts changed, so it is never re-made."""
         asked = data["request"]
         return cls(
             request=RollbackRequest(
@@ -149,6 +149,7 @@ class Plan:
             image_variable=data.get("image_variable"),
             image_source=ImageSource(data["image_source"]) if data.get("image_source") else None,
             brain=BrainPlan.from_dict(data["brain"]) if data.get("brain") else None,
+            judgement=Judgement.from_dict(data["judgement"]) if data.get("judgement") else None,
         )
 
 
@@ -158,6 +159,8 @@ class Systems:
 
     docker: DockerFacts
     compose_for: Callable[[TargetConfig], Compose]
+    metrics: Metrics | None = None  # the Engine's Prometheus, for the judgement and the all-clear
+    evals: RegressionEval | None = None
 
 
 CHECKS = (
@@ -170,7 +173,6 @@ CHECKS = (
     "not the version running now",
     "image is available",
 )
-
 
 RunsInProgress = Callable[[str], list[str]]
 SchemaSeenOf = Callable[[str, str], SchemaSighting | None]  # (target, version) -> what rollbot saw

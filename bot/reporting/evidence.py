@@ -45,9 +45,14 @@ def gather(
         originals.append(Path(capture.detail["log_file"]))
         if capture.detail.get("inspect_file"):
             originals.append(Path(capture.detail["inspect_file"]))
+    # The bad window's metrics: the CSV read before the stop (text: redacted and capped like the rest).
+    originals += [Path(step.detail["metrics_csv"]) for step in run.steps if step.detail.get("metrics_csv")]
     outbox = folder / "attachments"
     outbox.mkdir(mode=0o700, exist_ok=True)
-    return [attachable(path, outbox, redact, cap_bytes) for path in originals if path.is_file()]
+    texts = [attachable(path, outbox, redact, cap_bytes) for path in originals if path.is_file()]
+    # The chart drawn after the soak is rollbot's own picture of numbers: attached as it is.
+    charts = [Path(step.detail["chart"]) for step in run.steps if step.detail.get("chart")]
+    return texts + [path for path in charts if path.is_file()]
 
 
 def _journal(run: RunView, folder: Path) -> Path:

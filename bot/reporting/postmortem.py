@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from bot.brain.facts import TableLoss
+from bot.planning.judgement import Judgement
 from bot.ports import Postmortem
 from bot.running.summary import RunSummary
 from storage import EventKind, RunStatus, RunView, StepStatus
@@ -136,7 +137,19 @@ def _describe_event(
 
 
 def _detection(run: RunView) -> list[str]:
+    """The symptom, the evidence block the plan showed (the runbook's criteria, measured, and
+    what could not be), how the errors came out of the soak window, and preflight's findings."""
     lines = [f"Reported symptom: {run.reason or '(none given)'}"]
+    judged = run.plan.get("judgement")
+    if judged:
+        judgement = Judgement.from_dict(judged)
+        lines.append(f"Verdict when planned: {judgement.headline}")
+        lines += [f"Evidence: {line}" for line in judgement.evidence]
+    facts = RunSummary.from_dict(run.summary)
+    if facts.recovery or facts.errors_persist:
+        lines.append(
+            f"After the rollback: {facts.recovery or 'healthy but errors persist: ' + str(facts.errors_persist)}"
+        )
     for check in run.plan.get("checks", []):
         if check.get("result") in ("warning", "failed", "needs a decision") or check.get("name") in (
             "running container",

@@ -95,10 +95,10 @@ class JournalWrites:
             state, notify, lambda: self._journal.note(state.run_id, self._actor, kind, details, owner=state.lease)
         )
 
-    def note_now(self, state: RunState, kind: EventKind, details: dict[str, Any]) -> None:
+    def note_now(self, state: RunState, kind: EventKind, details: dict[str, Any]) -> EventView:
         """A fact that must be in the journal before the next side effect (where the original brain
         goes): no deferring, a journal that cannot take it fails the step."""
-        self.write(lambda: self._journal.note(state.run_id, self._actor, kind, details, owner=state.lease))
+        return self.write(lambda: self._journal.note(state.run_id, self._actor, kind, details, owner=state.lease))
 
     def hold(self, state: RunState) -> None:
         """Before a side effect outside a step (an undo, a put-back): `LostRun` unless this runner

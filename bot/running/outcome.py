@@ -61,6 +61,8 @@ def summarise(
         service_state=service_state,
         failed_step=str(failed_step) if failed_step is not None else None,
         after_failure=after_failure,
+        recovery=state.soak.text if state.soak and state.soak.recovered else None,
+        errors_persist=state.soak.text if state.soak and not state.soak.recovered else None,
     )
 
 

@@ -66,7 +66,9 @@ class Runner:
         self._stopping = stopping or threading.Event()
         self._heartbeat_seconds = heartbeat_seconds
         self._writes = JournalWrites(journal, actor, retry or journal_retry())
-        self._bodies = StepBodies(self._writes, systems.docker, health, config.evidence_dir, clock, on_healthy)
+        self._bodies = StepBodies(
+            self._writes, systems.docker, health, config.evidence_dir, clock, on_healthy, systems.metrics
+        )
         self._compensation = Compensation(self._writes, systems.docker, config.evidence_dir)
 
     def execute(
@@ -133,6 +135,7 @@ class Runner:
         (`LostRun`), before its next side effect; a journal that cannot be written stops the run
         before the drain-stop and is written afterwards once the service was stopped."""
         started = self._clock()
+        state.notify = notify
         assert state.lease is not None
         with about_run(state.run_id), heartbeat(self._journal, state.run_id, state.lease, self._heartbeat_seconds):
             try:

@@ -17,6 +17,7 @@ from bot.config import TargetConfig
 from bot.errors import RollbotError
 from bot.planning.plan import Plan, StepKind
 from bot.ports import Compose, HealthResult
+from bot.running.soak import SoakResult
 from storage import EventView, Lease, StepStatus
 
 ProgressSink = Callable[[EventView], None]
@@ -50,6 +51,9 @@ class RunState:
     past_stop: bool = False  # the drain-stop has begun: from here the run must not strand the Engine
     journal_down: str | None = None  # why the journal could not be written, once it could not after the stop
     deferred: list[Callable[[], EventView]] = field(default_factory=list)  # writes owed to the journal
+    notify: Callable[[EventView], None] | None = None  # the run's progress sink, for notes a step writes
+    marks: dict[str, datetime] = field(default_factory=dict)  # stop, start, all-clear: for the chart
+    soak: SoakResult | None = None  # the all-clear's soak window: errors recovered, or persisting
 
 
 def image_site(state: RunState) -> ImageSite:

@@ -19,10 +19,12 @@ from bot.brain.swap import brain_in_place, forensic_dir, prepare_swap, stage, sw
 from bot.config import TargetConfig
 from bot.files import write_atomically
 from bot.planning.plan import StepKind
-from bot.ports import DockerFacts, Health
+from bot.ports import DockerFacts, Health, Metrics
 from bot.reporting.evidence import redacted_inspect, run_folder
 from bot.running.journal_writes import JournalWrites
+from bot.running.soak import Soak
 from bot.running.state import RunState, StepFailed, backup_path, image_site
+from bot.running.window_capture import WindowCapture
 from storage import EventKind
 
 StepBody = Callable[[RunState], dict[str, Any]]
@@ -39,7 +41,10 @@ class StepBodies:
         evidence_dir: Path,
         clock: Callable[[], float],
         on_healthy: Callable[[TargetConfig, str], None],
+        metrics: Metrics | None = None,
     ) -> None:
+        self._soak = Soak(health, metrics)
+        self._window = WindowCapture(metrics, evidence_dir)
         self._writes = writes
         self._docker = docker
         self._health = health
@@ -76,6 +81,7 @@ class StepBodies:
             "inspect_file": str(inspected),
             "containers": len(containers),
             "cap_bytes": state.target.log_cap_bytes,
+            **self._window.before_stop(state),
         }
 
     def _stage_snapshot(self, state: RunState) -> dict[str, Any]:
@@ -158,10 +164,12 @@ class StepBodies:
         if state.stop_started_at is None:  # a stop that began before a restart counts from then
             state.stop_started = began
         state.past_stop = True
+        state.marks["stop"] = datetime.now(UTC)
         state.compose.stop(state.target.service, state.target.drain_timeout)
         return {"drain_timeout": state.target.drain_timeout, "seconds": round(self._clock() - began, 2)}
 
     def _start(self, state: RunState) -> dict[str, Any]:
+        state.marks["start"] = datetime.now(UTC)
         state.compose.up(state.target.service)
         return {"image": state.plan.target_image}
 
@@ -183,4 +191,28 @@ class StepBodies:
             state.downtime = self._clock() - state.stop_started
         elif state.stop_started_at is not None:
             state.downtime = (datetime.now(UTC) - state.stop_started_at).total_seconds()
+        if state.target.soak > 0:
+            state.soak = self._soak.wait(state.target, state.plan.judgement, self._countdown(state))
+            detail.update(soak=state.soak.text, recovered=state.soak.recovered)
+        state.marks["all-clear" if state.soak is None or state.soak.recovered else "errors persist"] = datetime.now(UTC)
+        detail.update(self._window.chart(state))
         return detail
+
+    def _countdown(self, state: RunState) -> Callable[[float], None]:
+        """A journal note (and progress) every few seconds of the soak, not every poll: Slack
+        rate-limits message updates, and the journal needs no second-by-second record."""
+        shown: list[int] = []
+
+        def count(seconds_left: float) -> None:
+            step = 5 if state.target.soak >= 20 else 2
+            left = round(seconds_left)
+            if shown and abs(shown[-1] - left) < step:
+                return
+            shown.append(left)
+            event = self._writes.note_now(
+                state, EventKind.SOAK_PROGRESS, {"seconds_left": left, "window": state.target.soak}
+            )
+            if state.notify is not None:
+                state.notify(event)
+
+        return count

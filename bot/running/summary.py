@@ -34,6 +34,12 @@ class RunSummary:
     failed_step: str | None = None
     after_failure: str | None = None
     journal: str | None = None  # why the outcome is not in the journal yet, when it is not
+    recovery: str | None = None  # the soak window: errors recovered, with the numbers
+    errors_persist: str | None = None  # healthy, but no clean soak window: not an all-clear
+
+    @property
+    def all_clear(self) -> bool:
+        return bool(self.healthy) and self.errors_persist is None
 
     def with_journal_problem(self, problem: str) -> RunSummary:
         return replace(self, journal=problem)
@@ -62,6 +68,8 @@ class RunSummary:
             "failed_step": self.failed_step,
             "after_failure": self.after_failure,
             "journal": self.journal,
+            "recovery": self.recovery,
+            "errors_persist": self.errors_persist,
         }
         data.update({key: value for key, value in optional.items() if value is not None})
         return data
@@ -86,6 +94,8 @@ class RunSummary:
             failed_step=_text(data, "failed_step"),
             after_failure=_text(data, "after_failure"),
             journal=_text(data, "journal"),
+            recovery=_text(data, "recovery"),
+            errors_persist=_text(data, "errors_persist"),
         )
 
 

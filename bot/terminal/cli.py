@@ -17,6 +17,7 @@ from bot.core.outcomes import PlannedRun, Recovery
 from bot.core.rollbot import Rollbot
 from bot.planning.brain_plan import BrainChoice
 from bot.planning.plan import RollbackRequest
+from bot.running.summary import RunSummary
 from bot.terminal.render import StepProgress, console, render_plan
 from bot.terminal.session import EXIT_FAILED, EXIT_NOTHING_DONE, EXIT_OK, fail_line, rollbot_for
 from bot.text import summary_line
@@ -60,7 +61,9 @@ def rollback(
         run = rollbot.execute(planned, requester, progress)
     _print_outcome(run)
     _print_ticket(rollbot, run.id)
-    raise typer.Exit(EXIT_OK if run.status is RunStatus.SUCCEEDED else EXIT_FAILED)
+    # Healthy but errors persist is not the all-clear: a script waiting for one must not see 0.
+    all_clear = run.status is RunStatus.SUCCEEDED and RunSummary.from_dict(run.summary).all_clear
+    raise typer.Exit(EXIT_OK if all_clear else EXIT_FAILED)
 
 
 def resume(
@@ -149,7 +152,9 @@ def _confirmed(request: RollbackRequest) -> bool:
 
 def _print_outcome(run: RunView) -> None:
     line = summary_line(run)
-    if run.status is RunStatus.SUCCEEDED:
+    if run.status is RunStatus.SUCCEEDED and RunSummary.from_dict(run.summary).errors_persist:
+        console().print(Text(line, style="yellow"), highlight=False)
+    elif run.status is RunStatus.SUCCEEDED:
         console().print(Text(line, style="green"), highlight=False)
     else:
         fail_line(line)

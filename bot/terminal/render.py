@@ -51,6 +51,11 @@ def render_plan(out: Console, plan: Plan) -> None:
         _render_brain(out, plan)
     if plan.kept is not None and plan.kept.warning:
         out.print(Text(f"Earlier versions: {plan.kept.warning}", style="yellow"), highlight=False)
+    if plan.judgement is not None:
+        out.print("[bold]Evidence[/] (the runbook's when to roll back)")
+        out.print(Text(f"  {plan.judgement.headline}"), highlight=False, soft_wrap=True)
+        for line in plan.judgement.evidence:
+            out.print(Text(f"  {line}"), highlight=False, soft_wrap=True)
     if plan.rehearsal is not None:
         warning = plan.rehearsal.warning
         text = plan.rehearsal.describe() + (
@@ -137,6 +142,19 @@ class StepProgress:
             self._started(position)
         elif event.kind == EventKind.STEP_FINISHED and isinstance(position, int):
             self._finished(position, StepStatus(event.outcome or "failed"), event.details)
+        elif event.kind == EventKind.SOAK_PROGRESS:
+            self._soaking(event.details.get("seconds_left"))
+
+    def _soaking(self, seconds_left: object) -> None:
+        """The all-clear's countdown, on the health step's line while it is in flight."""
+        note = f"all-clear in {seconds_left}s if health and errors stay recovered"
+        finished = {task.id for task in self._progress.tasks if task.finished}
+        running = [position for position, task in self._tasks.items() if task not in finished]
+        if self._live and running:
+            name = self._names.get(running[-1], "")
+            self._progress.update(self._tasks[running[-1]], description=f"{escape(name)} — {note}")
+        elif not self._live:
+            self._out.print(f"  … {note}", highlight=False)
 
     def _started(self, position: int) -> None:
         name = self._names.get(position, f"step {position + 1}")

@@ -98,6 +98,7 @@ class Deployment:
     folder: Path
     project: str
     port: int
+    repository: str = REPOSITORY  # where its versions' images are: deploy() names tags of it
 
     @property
     def compose_file(self) -> Path:
@@ -183,7 +184,7 @@ class Deployment:
         """What a deploy does: bump the tag in the compose file and `up -d`."""
         text = self.compose_file.read_text()
         current = next(line for line in text.splitlines() if line.strip().startswith("image:"))
-        self.compose_file.write_text(text.replace(current, f"    image: {REPOSITORY}:{version}"))
+        self.compose_file.write_text(text.replace(current, f"    image: {self.repository}:{version}"))
         self.compose("up", "--detach", "engine")
         self.wait_for_answer()
 
@@ -209,6 +210,7 @@ def deployment(
     brain: bool = False,
     config_edits: dict[str, str] | None = None,
     up: bool = True,
+    repository: str = REPOSITORY,
 ) -> Iterator[Deployment]:
     """The example compose project, made unique (project, port, image repo), up on `running`.
 
@@ -223,7 +225,7 @@ def deployment(
     text = (EXAMPLE / "docker-compose.yml").read_text()
     text = (
         text.replace("name: rollbot-demo", f"name: {project}")
-        .replace(f"{EXAMPLE_IMAGE}:2.4.0", f"{REPOSITORY}:{running}")
+        .replace(f"{EXAMPLE_IMAGE}:2.4.0", f"{repository}:{running}")
         .replace("127.0.0.1:8080:8080", f"127.0.0.1:{port}:8080")
         .replace('ENGINE_DRAIN_SECONDS: "2"', f'ENGINE_DRAIN_SECONDS: "{drain_seconds}"')
     )
@@ -249,7 +251,7 @@ def deployment(
         assert old in config, f"{old!r} is not in the example rollbot.yaml"
         config = config.replace(old, new)
     (folder / "rollbot.yaml").write_text(config)
-    deployed = Deployment(folder, project, port)
+    deployed = Deployment(folder, project, port, repository)
     try:
         if up:
             deployed.compose("up", "--detach", "engine")

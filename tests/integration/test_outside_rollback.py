@@ -11,6 +11,7 @@ it before: the brain question is decided from the snapshot's time against the up
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -88,6 +89,21 @@ def test_terminal_image_only_when_the_upgrade_did_not_migrate(tmp_path: Path) ->
         assert digests(deployed.brain) == brain, "the brain was kept, bad window and all"
         assert_on_healthy_and_files_kept(deployed, files)
         assert deployed.journal().runs()[0].summary["brain"] == "not restored"
+
+
+def test_terminal_check_judges_the_owners_engine_on_health_alone(tmp_path: Path) -> None:
+    """No Prometheus configured: the verdict rests on /health and says what it did not measure;
+    the plan of the rollback it recommends shows the same evidence."""
+    with upgraded(tmp_path, migrates=False) as deployed:
+        check = deployed.rollbot("check", "engine")
+        done = deployed.rollbot("rollback", "engine", HEALTHY, "--yes")
+    assert check.returncode == 3, check.stdout + check.stderr
+    assert re.match(r"Roll back to \S+: /health is not ok", check.stdout), check.stdout
+    assert f"running: {BROKEN}, up since" in check.stdout
+    assert "not measured: error rate and p95 latency (no metrics.prometheus_url)" in check.stdout
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Evidence (the runbook's when to roll back)" in done.stdout
+    assert "not measured: error rate and p95 latency (no metrics.prometheus_url)" in done.stdout
 
 
 def test_terminal_brain_restore_when_the_upgrade_migrated(tmp_path: Path) -> None:

@@ -104,6 +104,7 @@ class FakeSlack:
         self._responses: list[tuple[str, dict]] = []
         self._faults: dict[str, list[_Fault]] = {}
         self._delays: dict[str, float] = {}
+        self._uploads: dict[str, dict[str, Any]] = {}  # file id -> filename, length, bytes, shared to
 
     def start(self) -> FakeSlack:
         """Listen on host:port (port 0 = a free one, see `.port` afterwards) in a daemon thread."""
@@ -166,6 +167,18 @@ class FakeSlack:
                 msgs = [m for m in msgs if m.get("thread_ts", m["ts"]) == m["ts"]]
             return copy.deepcopy(sorted(msgs, key=lambda m: m["ts"]))  # all ts are 10.6 digits
 
+    def files(self, channel: str, thread_ts: str | None = None) -> list[dict]:
+        """Files shared into a channel (a thread, when given) by files_upload_v2's three calls:
+        each with its id, filename, title and the bytes uploaded to its upload URL."""
+        with self._lock:
+            return copy.deepcopy(
+                [
+                    f
+                    for f in self._uploads.values()
+                    if f.get("channel") == channel and (thread_ts is None or f.get("thread_ts") == thread_ts)
+                ]
+            )
+
     def thread(self, channel: str, ts: str) -> list[dict]:
         """Like conversations.replies: the parent message first, then its replies in `ts` order."""
         return [m for m in self.messages(channel, replies=True) if m["ts"] == ts or m.get("thread_ts") == ts]
@@ -196,6 +209,9 @@ class FakeSlack:
         auth = req.headers.get("Authorization", "")
         token = (auth[7:].strip() or None) if auth[:7].lower() == "bearer " else None
         name = parts.path.lstrip("/")
+        if name.startswith("upload/"):  # files_upload_v2's step 2: the bytes, to the URL step 1 gave
+            self._receive_upload(req, name.split("/", 1)[1], raw)
+            return
         method = "response" if name.startswith("response/") else name
         try:
             params, problem = _parse(ctype, raw, parts.query), None
@@ -236,6 +252,42 @@ class FakeSlack:
             req.send_header(key, value)
         req.end_headers()
         req.wfile.write(data)
+
+    def _receive_upload(self, req: BaseHTTPRequestHandler, file_id: str, raw: bytes) -> None:
+        with self._lock:
+            known = file_id in self._uploads
+            if known:
+                self._uploads[file_id]["content"] = raw
+        data = f"OK - {len(raw)}".encode() if known else b"file not found"
+        req.send_response(200 if known else 404)
+        req.close_connection = True
+        req.send_header("Content-Type", "text/plain")
+        req.send_header("Content-Length", str(len(data)))
+        req.send_header("Connection", "close")
+        req.end_headers()
+        req.wfile.write(data)
+
+    def _upload_url(self, p: dict) -> dict:
+        if not p.get("filename") or not str(p.get("length") or "").isdigit():
+            raise SlackError("invalid_arguments")
+        file_id = f"F{len(self._uploads) + 1:08d}"
+        self._uploads[file_id] = {"id": file_id, "filename": p["filename"], "length": int(p["length"])}
+        return {"upload_url": f"http://{self.host}:{self.port}/upload/{file_id}", "file_id": file_id}
+
+    def _complete_upload(self, p: dict) -> dict:
+        files = p.get("files")
+        files = json.loads(files) if isinstance(files, str) else files
+        if not isinstance(files, list) or not files:
+            raise SlackError("invalid_arguments")
+        channel = self._channel({"channel": p.get("channel_id")}) if p.get("channel_id") else None
+        done = []
+        for item in files:
+            upload = self._uploads.get(str(item.get("id")))
+            if upload is None or "content" not in upload:
+                raise SlackError("file_not_found")
+            upload.update(title=item.get("title") or upload["filename"], channel=channel, thread_ts=p.get("thread_ts"))
+            done.append({"id": upload["id"], "name": upload["filename"], "title": upload["title"]})
+        return {"files": done}
 
     def _take_fault(self, method: str) -> _Fault | None:
         queue = self._faults.get(method) or []
@@ -464,6 +516,8 @@ _METHODS = {
     "conversations.list": FakeSlack._conversations_list,
     "users.info": FakeSlack._user_info,
     "chat.getPermalink": FakeSlack._permalink,
+    "files.getUploadURLExternal": FakeSlack._upload_url,
+    "files.completeUploadExternal": FakeSlack._complete_upload,
 }
 _TOKEN_METHODS = {  # methods whose answer depends on the kind of token that called them
     "apps.connections.open": FakeSlack._connections_open,

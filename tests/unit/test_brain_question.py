@@ -243,3 +243,19 @@ def test_every_run_and_step_state_renders_everywhere(world: World, journal: Jour
     assert all(run.id in text or run.target in text for text in rendered)
     for state in StepStatus:
         assert f"step in state {state.value}" in str(status_message(run).blocks)
+
+
+def test_healthy_but_errors_persist_is_not_an_all_clear_anywhere(world: World, journal: Journal) -> None:
+    _, planned = every_check_plan(world, journal)
+    persisting = "no clean window in 30s: error rate 40.0% above the tolerance 1.0%"
+    run = replace(
+        every_step_run(planned, RunStatus.SUCCEEDED),
+        summary={"healthy": True, "seconds": 40.0, "errors_persist": persisting},
+    )
+    final = final_message(run)
+    assert "All clear" not in final.text + str(final.blocks)
+    assert "*Healthy but errors persist:*" in str(final.blocks)
+    assert f"but errors persist ({persisting}) — not an all-clear" in summary_line(run)
+    recovered = replace(run, summary={"healthy": True, "seconds": 40.0, "recovery": "errors recovered: …"})
+    assert "All clear" in str(final_message(recovered).blocks)
+    assert summary_line(recovered).endswith(f"; errors recovered: … (run {run.id})")

@@ -6,10 +6,17 @@ older brain forward (forward-only, like the real Engine) and refuses a newer one
 `/health` with 503 — the runbook's "the old version can't read the upgraded brain".
 `POST /remember` writes one row to each memory table, the way turns do. It logs to stdout so
 rollbot has evidence to capture, and on SIGTERM it drains for ENGINE_DRAIN_SECONDS.
+
+`GET /turn` is a turn without memory, for load: it fails (HTTP 500) with the share
+ENGINE_FAIL_SHARE and takes ENGINE_SLOW_SECONDS longer, as the broken build does by default
+(half its turns fail, each 0.3 s slower); `/turn?input=bad` is one bad request that fails alone.
+`GET /metrics` exports what Prometheus scrapes from the real Engine: requests by path and
+status (`engine_http_requests_total`) and their latency (`engine_http_request_duration_seconds`).
 """
 
 import json
 import os
+import random
 import signal
 import sqlite3
 import sys
@@ -24,6 +31,9 @@ PORT = int(os.environ.get("ENGINE_PORT", "8080"))
 DRAIN_SECONDS = float(os.environ.get("ENGINE_DRAIN_SECONDS", "1"))
 BRAIN_PATH = os.environ.get("ENGINE_BRAIN_PATH", "/data/brain.sqlite")
 BRAIN_SCHEMA = int(os.environ.get("ENGINE_BRAIN_SCHEMA", "1"))
+FAIL_SHARE = float(os.environ.get("ENGINE_FAIL_SHARE") or ("0.5" if BROKEN else "0"))
+SLOW_SECONDS = float(os.environ.get("ENGINE_SLOW_SECONDS") or ("0.3" if BROKEN else "0"))
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 MEMORY_TABLES = ("episodes", "knowledge", "social_graph", "conversations", "feedback")
 MIGRATIONS = {
@@ -38,6 +48,12 @@ MIGRATIONS = {
 }
 
 brain_lock = threading.Lock()
+metrics_lock = threading.Lock()
+# Turns' series exist from the start at 0, as Prometheus' client libraries advise: a counter
+# that first appears at 1 shows no increase, and the first failed turn would go unseen.
+request_counts: dict[tuple[str, str], int] = {("/turn", "200"): 0, ("/turn", "500"): 0}
+latency_buckets: dict[str, list[int]] = {"/turn": [0] * (len(LATENCY_BUCKETS) + 1)}
+latency_sums: dict[str, float] = {"/turn": 0.0}
 brain: sqlite3.Connection | None = None
 brain_error: str | None = None
 
@@ -82,16 +98,74 @@ def remember(text: str) -> int:
     return len(MEMORY_TABLES) + (1 if BRAIN_SCHEMA >= 2 else 0)
 
 
+def observe(path: str, status: int, seconds: float) -> None:
+    with metrics_lock:
+        key = (path, str(status))
+        request_counts[key] = request_counts.get(key, 0) + 1
+        buckets = latency_buckets.setdefault(path, [0] * (len(LATENCY_BUCKETS) + 1))
+        for index, bound in enumerate((*LATENCY_BUCKETS, float("inf"))):
+            if seconds <= bound:
+                buckets[index] += 1
+        latency_sums[path] = latency_sums.get(path, 0.0) + seconds
+
+
+def exposition() -> str:
+    """Prometheus' text format, written out by hand: the demo image has no pip packages."""
+    lines = [
+        "# HELP engine_http_requests_total HTTP requests answered, by path and status.",
+        "# TYPE engine_http_requests_total counter",
+    ]
+    with metrics_lock:
+        for (path, status), count in sorted(request_counts.items()):
+            lines.append(f'engine_http_requests_total{{path="{path}",status="{status}"}} {count}')
+        lines += [
+            "# HELP engine_http_request_duration_seconds Time to answer an HTTP request.",
+            "# TYPE engine_http_request_duration_seconds histogram",
+        ]
+        for path, buckets in sorted(latency_buckets.items()):
+            for bound, count in zip((*LATENCY_BUCKETS, "+Inf"), buckets, strict=True):
+                lines.append(f'engine_http_request_duration_seconds_bucket{{path="{path}",le="{bound}"}} {count}')
+            lines.append(f'engine_http_request_duration_seconds_sum{{path="{path}"}} {latency_sums[path]}')
+            lines.append(f'engine_http_request_duration_seconds_count{{path="{path}"}} {buckets[-1]}')
+    return "\n".join(lines) + "\n"
+
+
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
-        if self.path == "/health":
+        began = time.monotonic()
+        path = self.path.split("?", 1)[0]
+        if path == "/metrics":
+            data = exposition().encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        if path == "/turn":
+            time.sleep(SLOW_SECONDS)
+            if self.path.endswith("input=bad"):
+                log("ERROR turn failed: this input crashed the agent loop")
+                self._answer(500, {"error": "this input crashed the agent loop"})
+            elif random.random() < FAIL_SHARE:
+                log("ERROR turn failed: brain index missing after upgrade")
+                self._answer(500, {"error": "brain index missing after upgrade"})
+            else:
+                self._answer(200, {"reply": "done", "version": VERSION})
+            observe(path, self._status, time.monotonic() - began)
+            return
+        self._get(path)
+        observe(path, self._status, time.monotonic() - began)
+
+    def _get(self, path: str) -> None:
+        if path == "/health":
             problem = brain_error or ("brain index missing after upgrade" if BROKEN else None)
             if problem:
                 log(f"ERROR health check failed: {problem}")
                 self._answer(503, {"status": "failing", "version": VERSION, "error": problem})
             else:
                 self._answer(200, {"status": "ok", "version": VERSION, "brain_schema": BRAIN_SCHEMA})
-        elif self.path == "/version":
+        elif path == "/version":
             self._answer(200, {"version": VERSION})
         else:
             self._answer(404, {"error": "not found"})
@@ -105,6 +179,7 @@ class Handler(BaseHTTPRequestHandler):
         self._answer(200, {"rows": remember(text)})
 
     def _answer(self, code: int, body: dict) -> None:
+        self._status = code
         data = json.dumps(body).encode()
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
@@ -113,6 +188,8 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def log_message(self, format: str, *args: object) -> None:
+        if self.path in ("/metrics", "/turn"):
+            return  # load and scrapes would drown the log the rollback captures
         log(f"{self.command} {self.path} -> {args[1] if len(args) > 1 else '?'}")
 
 

@@ -1,0 +1,199 @@
+"""`check`: the evidence the runbook's "When to roll back" asks for, gathered now, and its verdict.
+
+Health comes from `/health` (one short probe) and Docker's health log (since when it has not
+been ok); the running version's age from its container; error rate and p95 latency from the
+Engine's Prometheus, now against the baseline window before the running version started and over
+the last minutes; the regression eval from its command or URL. Whatever cannot be read is named,
+never guessed: the verdict is then unsure, and the plan and the postmortem say which criteria
+were not measured. The same evidence is shown on every plan.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from bot.config import Config, MetricsConfig, TargetConfig
+from bot.core.queries import Queries
+from bot.errors import InvalidRequest, RollbotError
+from bot.planning.judgement import Evidence, Judgement, MetricReading, judge, series_values
+from bot.planning.plan import Systems
+from bot.ports import ContainerFacts, EvalResult, Health, Metrics
+
+log = logging.getLogger(__name__)
+
+HEALTH_PROBE_SECONDS = 1.0
+EVAL_TIMEOUT_SECONDS = 120.0
+BASELINE_POINTS, TREND_POINTS = 60, 30  # range queries' resolution: enough points, never thousands
+
+
+@dataclass
+class _Reading:
+    """What one pass over the metrics read; what it could not read goes to the evidence's lists."""
+
+    error_rate: MetricReading | None = None
+    latency: MetricReading | None = None
+    failed_requests: float | None = None
+
+
+class Checking:
+    def __init__(
+        self,
+        config: Config,
+        systems: Systems,
+        health: Health,
+        queries: Queries,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._config = config
+        self._systems = systems
+        self._health = health
+        self._queries = queries
+        self._clock = clock
+
+    def check(self, target_name: str) -> Judgement:
+        """The verdict on the target as it is now; an unknown target is an `InvalidRequest`."""
+        target = self._config.target(target_name)
+        if target is None:
+            known = ", ".join(sorted(self._config.targets)) or "none"
+            raise InvalidRequest(f"unknown target {target_name!r}; configured targets: {known}")
+        return judge(self.evidence(target), target.metrics)
+
+    def for_plan(self, target: TargetConfig) -> Judgement | None:
+        """The same verdict for a plan's evidence block; a plan is never refused for want of it."""
+        try:
+            return judge(self.evidence(target), target.metrics)
+        except RollbotError as error:
+            log.warning("could not gather the evidence for %s's plan: %s", target.name, error)
+            return None
+        except Exception:  # a bug here must not stop a rollback being planned
+            log.exception("gathering the evidence for %s's plan failed unexpectedly", target.name)
+            return None
+
+    def evidence(self, target: TargetConfig) -> Evidence:
+        now = self._clock()
+        container = self._container(target)
+        started = container.started_at if container else None
+        probe = self._health.wait_until_healthy(target.health_url, HEALTH_PROBE_SECONDS)
+        not_measured: list[str] = []
+        unreadable: list[str] = []
+        reading = self._metrics(target, started, now, not_measured, unreadable)
+        return Evidence(
+            target=target.name,
+            running_version=container.tag if container else None,
+            running_since=started,
+            previous_good=self._previous_good(target, container),
+            health_ok=probe.ok,
+            health=probe.describe(),
+            failing_since=None if probe.ok or container is None else self._failing_since(container.id),
+            error_rate=reading.error_rate,
+            latency=reading.latency,
+            failed_requests=reading.failed_requests,
+            regression_eval=self._eval(target, not_measured),
+            not_measured=tuple(not_measured),
+            unreadable=tuple(unreadable),
+            checked_at=now,
+        )
+
+    def _container(self, target: TargetConfig) -> ContainerFacts | None:
+        try:
+            container_id = self._systems.compose_for(target).container_id(target.service)
+            return self._systems.docker.container(container_id) if container_id else None
+        except RollbotError as error:
+            log.warning("could not look at %s's container: %s", target.name, error)
+            return None
+
+    def _previous_good(self, target: TargetConfig, container: ContainerFacts | None) -> str | None:
+        kept = self._queries.kept(container.image if container else None, target.keep_images)
+        return kept.earlier[0] if kept and kept.earlier else None
+
+    def _failing_since(self, container_id: str) -> datetime | None:
+        """The start of the newest unbroken run of failing checks in Docker's health log, when
+        the container has a healthcheck; None when it has none or its last check passed."""
+        try:
+            log_entries = (self._systems.docker.inspect(container_id).get("State", {}).get("Health") or {}).get("Log")
+        except RollbotError:
+            return None
+        since = None
+        for entry in reversed(log_entries or []):
+            if entry.get("ExitCode") == 0:
+                break
+            since = _parse_time(entry.get("Start"))
+        return since
+
+    def _metrics(
+        self,
+        target: TargetConfig,
+        started: datetime | None,
+        now: datetime,
+        not_measured: list[str],
+        unreadable: list[str],
+    ) -> _Reading:
+        reading = _Reading()
+        config, client = target.metrics, self._systems.metrics
+        if config is None or client is None:
+            not_measured.append("error rate and p95 latency (no metrics.prometheus_url)")
+            return reading
+        for name, query in (("error rate", config.error_rate_query), ("p95 latency", config.latency_query)):
+            if query is None:
+                not_measured.append(f"{name} (no metrics.{'error_rate' if name == 'error rate' else 'latency'}_query)")
+                continue
+            try:
+                measured = _read(client, config, name, query, started, now)
+            except RollbotError as error:
+                unreadable.append(f"{name}: {error}")
+                continue
+            if name == "error rate":
+                reading.error_rate = measured
+            else:
+                reading.latency = measured
+        if config.error_count_query and started is not None and reading.error_rate is not None:
+            age = max(int((now - started).total_seconds()), 1)
+            try:
+                reading.failed_requests = client.instant(
+                    config.prometheus_url, config.error_count_query.replace("$window", f"{age}s")
+                )
+            except RollbotError as error:
+                unreadable.append(f"failed requests: {error}")
+        return reading
+
+    def _eval(self, target: TargetConfig, not_measured: list[str]) -> EvalResult | None:
+        if target.regression_eval is None or self._systems.evals is None:
+            not_measured.append("regression eval (no regression_eval)")
+            return None
+        return self._systems.evals.run(target.regression_eval, EVAL_TIMEOUT_SECONDS)
+
+
+def _read(
+    client: Metrics, config: MetricsConfig, name: str, query: str, started: datetime | None, now: datetime
+) -> MetricReading:
+    """Now, the baseline before `started` (its mean) and the trend since max(started, now − trend)."""
+    url = config.prometheus_url
+    value = client.instant(url, query, now)
+    baseline = None
+    if started is not None:
+        window = timedelta(seconds=config.baseline_seconds)
+        points = series_values(
+            client.series(url, query, started - window, started, max(config.baseline_seconds / BASELINE_POINTS, 1))
+        )
+        baseline = statistics.fmean(points) if points else None
+    trend_start = now - timedelta(seconds=config.trend_seconds)
+    if started is not None and started > trend_start:
+        trend_start = started
+    trend = series_values(client.series(url, query, trend_start, now, max(config.trend_seconds / TREND_POINTS, 1)))
+    return MetricReading(name, value, baseline, trend)
+
+
+def _parse_time(raw: object) -> datetime | None:
+    """Docker writes nanoseconds (`2026-01-02T03:04:05.123456789Z`); Python reads microseconds."""
+    if not isinstance(raw, str):
+        return None
+    head, _, fraction = raw.rstrip("Z").partition(".")
+    try:
+        parsed = datetime.fromisoformat(head + (f".{fraction[:6]}" if fraction else ""))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
