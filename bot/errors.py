@@ -6,7 +6,8 @@
     │   └── ParseError           (handlers/parsing) the text of `/rollback …` is not a command
     ├── OutsideSystemError       Docker, Compose, the registry or the health endpoint misbehaved
     │   ├── ComposeError         a `docker compose` process failed or timed out
-    │   └── DockerError          the Docker daemon refused, could not be reached or did not answer
+    │   ├── DockerError          the Docker daemon refused, could not be reached or did not answer
+    │   └── MembershipUnknown    (handlers/directory) a Slack user group's members were never read
     ├── ComposeFileError         the compose file cannot be read or edited safely
     ├── BrainError               (bot/brain/facts) the brain or a snapshot cannot be read, staged or swapped
     │   └── BrainBusy            (bot/brain/snapshots) a snapshot or a restore holds the brain's lock

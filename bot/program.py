@@ -83,6 +83,7 @@ def serve(
     sys.setswitchinterval(0.001)
     rollbot = rollbot_for(ctx)
     slack_app, services = build_app(settings, rollbot)
+    services.watch_usergroups()  # before serving: acks answer from this cache, never from Slack
     _file_tickets_in_background(rollbot)
     watching = watch_interruptions(services)
     signal.signal(signal.SIGTERM, _stop_serving)

@@ -8,6 +8,7 @@ from slack_bolt import Ack, App, BoltContext, Respond
 
 from bot.planning.plan import RollbackRequest
 from handlers.blocks import drill_report_message, esc, history_message, plan_message, status_command_message
+from handlers.directory import MembershipUnknown
 from handlers.inbound import shown
 from handlers.parsing import HELP, Command, CommandKind, ParseError, parse
 from handlers.services import Services
@@ -59,7 +60,11 @@ def _refused(ack: Ack, services: Services, target: str, user: str) -> bool:
         known = ", ".join(sorted(config.targets))
         ack(response_type="ephemeral", text=f"Unknown target {shown(target)}; configured targets: {known}.\n\n{HELP}")
         return True
-    verdict = services.rollbot.may_request(user, target, services.directory.members_of)
+    try:  # the directory answers from its cache: this never waits on Slack
+        verdict = services.rollbot.may_request(user, target, services.directory.members_of)
+    except MembershipUnknown as unknown:
+        ack(response_type="ephemeral", text=f":hourglass: {esc(str(unknown))}.")
+        return True
     if not verdict.allowed:
         ack(response_type="ephemeral", text=f":no_entry: {esc(verdict.reason)}.")
         return True

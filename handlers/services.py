@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVarTuple, Unpack
 
+from bot.config import Config
 from bot.core.rollbot import Rollbot
 from bot.errors import RollbotError, report_unexpected
 from bot.ports import Ticket
@@ -30,12 +32,29 @@ def unresolved_notice(target: str, entry: str, problem: str) -> str:
     )
 
 
+def usergroups_in(config: Config) -> set[str]:
+    """The user groups (S…) named as requesters or approvers of any target."""
+    return {
+        entry
+        for target in config.targets.values()
+        for entry in (*target.requesters, *target.approvers)
+        if entry.startswith("S")
+    }
+
+
 @dataclass(frozen=True)
 class Services:
     rollbot: Rollbot
     poster: SlackPoster
     outbox: Outbox
     directory: SlackDirectory
+
+    def watch_usergroups(self) -> threading.Event:
+        """Read every user group the configuration names now (a cold start serves nothing before
+        this), then keep them fresh in the background; set the event to stop."""
+        groups = usergroups_in(self.rollbot.config)
+        self.directory.refresh_groups(groups)
+        return self.directory.keep_refreshing(groups)
 
     def ticket_link(self, run_id: str) -> str | None:
         desk = self.rollbot.tickets
