@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
 
+from bot.errors import RollbotError
+from bot.planning.approvals import Verdict
 from bot.planning.plan import RollbackRequest
 from handlers.blocks import drill_report_message, esc, history_message, plan_message, status_command_message
 from handlers.directory import MembershipUnknown
+from handlers.form import TargetChoices, form_view, read_form
+from handlers.ids import FormBlock, ViewId
 from handlers.inbound import shown
 from handlers.parsing import HELP, Command, CommandKind, ParseError, parse
 from handlers.services import Services
 
+log = logging.getLogger(__name__)
+
 
 def register(app: App) -> None:
     app.command("/rollback")(on_rollback)
+    app.view(ViewId.ROLLBACK_FORM.value)(on_form_submitted)
 
 
 def on_rollback(ack: Ack, command: dict[str, Any], context: BoltContext, respond: Respond) -> None:
@@ -28,6 +36,8 @@ def on_rollback(ack: Ack, command: dict[str, Any], context: BoltContext, respond
         return
     if parsed.kind is CommandKind.HELP:
         ack(response_type="ephemeral", text=HELP)
+    elif parsed.kind is CommandKind.FORM:
+        _form(ack, services, str(command.get("trigger_id") or ""), user, channel)
     elif parsed.kind is CommandKind.ROLLBACK:
         _rollback(ack, services, parsed, user, channel)
     elif parsed.kind is CommandKind.STATUS:
@@ -45,12 +55,58 @@ def on_rollback(ack: Ack, command: dict[str, Any], context: BoltContext, respond
 
 
 def _rollback(ack: Ack, services: Services, parsed: Command, user: str, channel: str) -> None:
-    assert parsed.target is not None and parsed.version is not None
+    assert parsed.target is not None
     if _refused(ack, services, parsed.target, user):
         return
-    ack(response_type="ephemeral", text=f"Planning the rollback of {parsed.target} to {parsed.version}…")
-    request = RollbackRequest(parsed.target, parsed.version, user, parsed.reason, parsed.brain)
+    to = parsed.version or "its previous good version"
+    ack(response_type="ephemeral", text=f"Planning the rollback of {parsed.target} to {to}…")
+    request = RollbackRequest(parsed.target, parsed.version or "", user, parsed.reason, parsed.brain)
     services.guarded(channel, user, post_plan, request, channel)
+
+
+def _form(ack: Ack, services: Services, trigger_id: str, user: str, channel: str) -> None:
+    """`/rollback` alone: the form. The ack goes first; the form opens right after it, on the
+    command's trigger (valid for 3 seconds), with the versions rollbot knows."""
+    if not trigger_id:
+        ack(response_type="ephemeral", text=f"Slack sent no trigger to open the form with.\n\n{HELP}")
+        return
+    ack()
+    services.guarded(channel, user, _open_form, trigger_id, channel)
+
+
+def _open_form(services: Services, trigger_id: str, channel: str) -> None:
+    rollbot = services.rollbot
+    choices = []
+    for target in rollbot.config.targets.values():
+        try:
+            versions, previous = rollbot.known_versions(target.name)
+        except RollbotError as error:  # a target Docker cannot describe now: offered, typed version only
+            log.warning("the form offers no versions of %s: %s", target.name, error)
+            versions, previous = [], None
+        choices.append(TargetChoices(target.name, target.environment, versions, previous))
+    services.poster.open_view(trigger_id, form_view(choices, channel))
+
+
+def on_form_submitted(ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
+    """The form's Submit: field errors in the ack, or the plan posted as the command posts it."""
+    services: Services = context["services"]
+    user = str((body.get("user") or {}).get("id") or "")
+    view = body.get("view") or {}
+    environments = {name: target.environment for name, target in services.rollbot.config.targets.items()}
+    read = read_form(view.get("state", {}).get("values", {}), view.get("private_metadata", ""), environments)
+    if isinstance(read, dict):
+        ack(response_action="errors", errors=read)
+        return
+    try:
+        verdict = services.rollbot.may_request(user, read.target, services.directory.members_of)
+    except MembershipUnknown as unknown:
+        verdict = Verdict(False, str(unknown))
+    if not verdict.allowed:
+        ack(response_action="errors", errors={FormBlock.TARGET.value: verdict.reason[:150]})
+        return
+    ack()
+    request = RollbackRequest(read.target, read.version, user, read.reason)
+    services.guarded(read.channel, user, post_plan, request, read.channel)
 
 
 def _refused(ack: Ack, services: Services, target: str, user: str) -> bool:
@@ -72,8 +128,9 @@ def _refused(ack: Ack, services: Services, target: str, user: str) -> bool:
 
 
 def post_plan(services: Services, request: RollbackRequest, channel: str) -> None:
-    """Plan (preflight runs here, after the ack) and post the plan where it was asked for."""
-    planned = services.rollbot.plan(request)
+    """Plan (preflight runs here, after the ack) and post the plan where it was asked for; a
+    request without a version goes to the previous good version."""
+    planned = services.rollbot.plan(request) if request.version else services.rollbot.plan_previous_good(request)
     message = plan_message(planned.plan, planned.run)
 
     def post() -> None:

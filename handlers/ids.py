@@ -26,3 +26,18 @@ class RecoveryActionId(StrEnum):
 class BlockId(StrEnum):
     PLAN_ACTIONS = "rollback_plan_actions"
     RECOVERY_ACTIONS = "rollback_recovery_actions"
+
+
+class ViewId(StrEnum):
+    """Callback ids of rollbot's modals."""
+
+    ROLLBACK_FORM = "rollback_form"
+
+
+class FormBlock(StrEnum):
+    """The fields of the `/rollback` form: each block and its element share the id."""
+
+    TARGET = "form_target"
+    VERSION = "form_version"
+    OTHER_VERSION = "form_other_version"
+    REASON = "form_reason"

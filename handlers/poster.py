@@ -10,6 +10,7 @@ retries what `retryable` allows, waiting `retry_after` when Slack said how long.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -49,6 +50,18 @@ class SlackPoster:
     def ephemeral(self, channel: str, user: str, text: str) -> None:
         """A message only `user` sees (chat.postEphemeral)."""
         self._client.chat_postEphemeral(channel=channel, user=user, text=text)
+
+    def open_view(self, trigger_id: str, view: dict[str, Any]) -> str:
+        """Open a modal on a command's trigger (views.open); the view's id."""
+        answer = self._client.views_open(trigger_id=trigger_id, view=view)
+        return str((answer.get("view") or {}).get("id") or "")
+
+    def upload(self, channel: str, thread_ts: str | None, filename: str, content: bytes | str, title: str) -> None:
+        """A file shared in a channel, in a thread when `thread_ts` is given: files_upload_v2
+        (files.getUploadURLExternal, the upload, files.completeUploadExternal)."""
+        self._client.files_upload_v2(
+            channel=channel, thread_ts=thread_ts, filename=filename, content=content, title=title
+        )
 
     def usergroup_members(self, usergroup: str) -> set[str]:
         """The user ids in a usergroup (usergroups.users.list)."""

@@ -15,13 +15,14 @@ from bot.config import Config, TargetConfig
 from bot.core.drill import rehearsal
 from bot.core.outcomes import ServiceState, TargetStatus
 from bot.core.sightings import saw_healthy
-from bot.errors import RollbotError
+from bot.errors import InvalidRequest, RollbotError
 from bot.planning.kept_images import KeptVersions, kept_versions
 from bot.planning.plan import Rehearsal, Systems
+from bot.planning.previous_good import HealthySighting, VersionChoice, known_versions, previous_good
 from bot.ports import Health
 from bot.reporting.metrics import render as render_metrics
 from bot.reporting.tickets import TicketDesk
-from storage import Journal, RunKind, RunView
+from storage import Journal, RunKind, RunStatus, RunView
 from storage.runstate import HOLDING
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,41 @@ class Queries:
         except RollbotError as error:
             log.warning("could not count the earlier versions of %s: %s", running_image, error)
             return None
+
+    def previous_good(self, target_name: str) -> VersionChoice:
+        """The version to roll back to when none is named (see bot/planning/previous_good.py)."""
+        running, seen, kept = self._version_facts(target_name)
+        choice = previous_good(running, seen, kept)
+        if choice is None:
+            raise InvalidRequest(
+                f"rollbot knows no earlier version of {target_name} (it saw none healthy and found no earlier "
+                f"image); name the version, e.g. `rollback {target_name} 2.3.1`"
+            )
+        return choice
+
+    def known_versions(self, target_name: str) -> tuple[list[str], VersionChoice | None]:
+        """The versions a person may pick for `target_name`, newest first, and the previous good one."""
+        running, seen, kept = self._version_facts(target_name)
+        return known_versions(running, seen, kept), previous_good(running, seen, kept)
+
+    def _version_facts(self, target_name: str) -> tuple[str | None, list[HealthySighting], KeptVersions | None]:
+        target = self._config.target(target_name)
+        if target is None:
+            known = ", ".join(sorted(self._config.targets))
+            raise InvalidRequest(f"unknown target {target_name!r}; configured targets: {known}")
+        container_id = self._systems.compose_for(target).container_id(target.service)
+        container = self._systems.docker.container(container_id) if container_id else None
+        seen = [
+            HealthySighting(s.version, s.last_seen, f"healthy on brain schema {s.schema}, by {s.source}")
+            for s in self._journal.versions_seen_healthy(target.name)
+        ]
+        seen += [
+            HealthySighting(run.to_version, run.finished_at, f"healthy at the end of run {run.id}")
+            for run in self._journal.runs(target.name, limit=50, status=RunStatus.SUCCEEDED, kind=RunKind.ROLLBACK)
+            if run.finished_at is not None
+        ]
+        kept = self.kept(container.image if container else None, target.keep_images)
+        return (container.tag if container else None), seen, kept
 
     def rehearsal(self, target_name: str) -> Rehearsal | None:
         """What the drills of a target (and of the targets that rehearse it) say about rolling it back."""

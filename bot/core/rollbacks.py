@@ -32,13 +32,15 @@ from bot.planning.approvals import (
 )
 from bot.planning.brain_plan import BrainChoice
 from bot.planning.plan import Plan, RollbackRequest, Systems, make_plan
-from bot.planning.preflight import CheckResult
+from bot.planning.preflight import Check, CheckResult
+from bot.planning.previous_good import VersionChoice
 from bot.running.liveness import process_owner
 from bot.running.runner import ProgressSink
 from storage import EventKind, Journal, NotStartable, RunStatus, RunView
 from storage.repository import NewRun
 
 log = logging.getLogger(__name__)
+PREVIOUS_GOOD_CHECK = "version chosen by rollbot"
 
 
 class Rollbacks:
@@ -58,9 +60,13 @@ class Rollbacks:
         self._runners = runners
         self._postmortems = postmortems
 
-    def plan(self, request: RollbackRequest) -> PlannedRun:
-        """Preflight the request and journal the plan (as `planned`, or `refused` with why)."""
+    def plan(self, request: RollbackRequest, chosen: VersionChoice | None = None) -> PlannedRun:
+        """Preflight the request and journal the plan (as `planned`, or `refused` with why).
+        `chosen`: rollbot picked the version itself; the plan says which and why."""
         plan = self._make_plan(request)
+        if chosen is not None:
+            picked = Check(PREVIOUS_GOOD_CHECK, CheckResult.PASSED, chosen.why)
+            plan = replace(plan, checks=(plan.checks[0], picked, *plan.checks[1:]))
         if plan.approvable or plan.question:
             target = self._config.targets[request.target]
             plan = replace(
@@ -82,6 +88,11 @@ class Rollbacks:
         refusal = None if plan.question else plan.refusal
         run = self._journal.record_plan(record, actor=request.requester, refusal=refusal)
         return PlannedRun(run, plan)
+
+    def plan_previous_good(self, request: RollbackRequest) -> PlannedRun:
+        """A plan back to the previous good version; `request.version` is ignored."""
+        chosen = self._queries.previous_good(request.target)
+        return self.plan(replace(request, version=chosen.version), chosen)
 
     def _make_plan(self, request: RollbackRequest) -> Plan:
         return make_plan(

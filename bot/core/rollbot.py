@@ -27,6 +27,7 @@ from bot.errors import InvalidRequest
 from bot.planning.approvals import Decision, MembersOf, Verdict
 from bot.planning.brain_plan import BrainChoice
 from bot.planning.plan import Rehearsal, RollbackRequest, Systems
+from bot.planning.previous_good import VersionChoice
 from bot.ports import Health
 from bot.reporting.tickets import TicketDesk
 from bot.running.runner import ProgressSink
@@ -78,6 +79,15 @@ class Rollbot:
     def plan(self, request: RollbackRequest) -> PlannedRun:
         """Preflight the request and journal the plan (as `planned`, or `refused` with why)."""
         return self._rollbacks.plan(request)
+
+    def plan_previous_good(self, request: RollbackRequest) -> PlannedRun:
+        """Plan the rollback to the previous good version of the request's target (its version is
+        ignored; see bot/planning/previous_good.py); no such version is an `InvalidRequest`."""
+        return self._rollbacks.plan_previous_good(request)
+
+    def known_versions(self, target_name: str) -> tuple[list[str], VersionChoice | None]:
+        """The versions a person may roll `target_name` back to, newest first, and the previous good one."""
+        return self._queries.known_versions(target_name)
 
     def rehearsal(self, target_name: str) -> Rehearsal | None:
         """What the drills of a target (and of the targets that rehearse it) say about rolling it back."""

@@ -33,18 +33,21 @@ def register(app: typer.Typer) -> None:
 def rollback(
     ctx: typer.Context,
     target: Annotated[str, typer.Argument(help="target name from the config, e.g. engine")],
-    version: Annotated[str, typer.Argument(help="the image tag to go back to, e.g. 2.3.1")],
+    version: Annotated[
+        str | None, typer.Argument(help="the image tag to go back to, e.g. 2.3.1; default: the previous good version")
+    ] = None,
     reason: Annotated[str, typer.Option("--reason", "-r", help="the symptom, for the announcement")] = "",
     yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
     brain: Annotated[
         BrainChoice, typer.Option(help="restore the brain from a snapshot, keep it, or decide from the facts")
     ] = BrainChoice.AUTO,
 ) -> None:
-    """Plan a rollback of TARGET to VERSION, confirm it, and run it."""
+    """Plan a rollback of TARGET to VERSION (or to the previous good version), confirm it, and run it."""
     rollbot = rollbot_for(ctx)
     out = console()
     requester = f"cli:{getpass.getuser()}"
-    planned = rollbot.plan(RollbackRequest(target, version, requester, reason, brain))
+    request = RollbackRequest(target, version or "", requester, reason, brain)
+    planned = rollbot.plan(request) if version else rollbot.plan_previous_good(request)
     render_plan(out, planned.plan)
     if planned.plan.question:
         planned = _settle_question(rollbot, planned, requester, yes)

@@ -104,6 +104,8 @@ class FakeSlack:
         self._responses: list[tuple[str, dict]] = []
         self._faults: dict[str, list[_Fault]] = {}
         self._delays: dict[str, float] = {}
+        self._views: list[dict] = []  # every view opened or updated, oldest first
+        self._files: dict[str, dict] = {}  # file id -> name, length, bytes, title, channel, thread_ts
 
     def start(self) -> FakeSlack:
         """Listen on host:port (port 0 = a free one, see `.port` afterwards) in a daemon thread."""
@@ -185,6 +187,19 @@ class FakeSlack:
         with self._lock:
             return copy.deepcopy([body for rid, body in self._responses if id is None or rid == id])
 
+    def views(self) -> list[dict]:
+        """Modals opened (views.open) and updated (views.update), oldest first: each the view as
+        sent plus `id`, `trigger_id` (opened) and `method`."""
+        with self._lock:
+            return copy.deepcopy(self._views)
+
+    def files(self, channel: str | None = None) -> list[dict]:
+        """Files shared with files.completeUploadExternal (name, title, content bytes, channel,
+        thread_ts), oldest first."""
+        with self._lock:
+            shared = [f for f in self._files.values() if f.get("channel")]
+            return copy.deepcopy([f for f in shared if channel is None or f["channel"] == channel])
+
     def calls_to(self, method: str) -> list[Call]:
         with self._lock:
             return [c for c in self.calls if c.method == method]
@@ -197,8 +212,9 @@ class FakeSlack:
         token = (auth[7:].strip() or None) if auth[:7].lower() == "bearer " else None
         name = parts.path.lstrip("/")
         method = "response" if name.startswith("response/") else name
+        method = "upload" if name.startswith("upload/") else method
         try:
-            params, problem = _parse(ctype, raw, parts.query), None
+            params, problem = ({}, None) if method == "upload" else (_parse(ctype, raw, parts.query), None)
         except ValueError as error:
             params, problem = {}, str(error)
         call = Call(method, params, time.time(), parts.path, token, ctype.split(";")[0].strip())
@@ -218,6 +234,8 @@ class FakeSlack:
             with self._lock:
                 self._responses.append((name.split("/", 1)[1], params))
             body = {"ok": True}
+        elif method == "upload":
+            status, body = self._upload(name.split("/", 1)[1], raw)
         else:
             body = self._api(method, params, token)
         call.status = status
@@ -445,6 +463,90 @@ class FakeSlack:
             }
         }
 
+    def _views_open(self, p: dict) -> dict:
+        """A modal opened on a trigger. Slack refuses a trigger used twice (or older than 3 s:
+        not modelled) and a view that is not a modal with a title and at most 100 blocks."""
+        trigger = p.get("trigger_id")
+        if not trigger:
+            raise SlackError("invalid_trigger_id")
+        if any(v.get("trigger_id") == trigger for v in self._views):
+            raise SlackError("expired_trigger_id")
+        view = self._view(p)
+        view.update({"id": f"V{len(self._views) + 1:08d}", "trigger_id": trigger, "method": "views.open"})
+        self._views.append(view)
+        return {"view": self._view_answer(view)}
+
+    def _views_update(self, p: dict) -> dict:
+        known = next((v for v in self._views if v["id"] == p.get("view_id")), None)
+        if known is None:
+            raise SlackError("not_found")
+        view = self._view(p)
+        view.update({"id": known["id"], "method": "views.update"})
+        self._views.append(view)
+        return {"view": self._view_answer(view)}
+
+    @staticmethod
+    def _view(p: dict) -> dict:
+        view = p.get("view")
+        try:
+            view = json.loads(view) if isinstance(view, str) else view
+        except ValueError:
+            raise SlackError("invalid_arguments") from None
+        blocks = view.get("blocks") if isinstance(view, dict) else None
+        if not isinstance(view, dict) or view.get("type") != "modal" or not view.get("title"):
+            raise SlackError("invalid_arguments")
+        if not isinstance(blocks, list) or len(blocks) > 100:
+            raise SlackError("invalid_arguments")
+        return copy.deepcopy(view)
+
+    def _view_answer(self, view: dict) -> dict:
+        shown = {k: v for k, v in view.items() if k not in ("trigger_id", "method")}
+        return {**shown, "team_id": self.team_id, "app_id": "A0ROLLBOT", "bot_id": self.bot_id, "state": {"values": {}}}
+
+    def _get_upload_url(self, p: dict) -> dict:
+        """files v2, step 1: an upload URL on this fake (never through Prism) for `length` bytes."""
+        filename, length = p.get("filename"), p.get("length")
+        try:
+            size = int(length)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise SlackError("invalid_arguments") from None
+        if not filename or size < 1:
+            raise SlackError("invalid_arguments")
+        file_id = f"F{len(self._files) + 1:08d}"
+        self._files[file_id] = {"id": file_id, "name": filename, "length": size, "content": None}
+        return {"upload_url": f"{self.url}upload/{file_id}", "file_id": file_id}
+
+    def _upload(self, file_id: str, raw: bytes) -> tuple[int, dict]:
+        """files v2, step 2: the bytes, POSTed to the upload URL; their length must be the one announced."""
+        with self._lock:
+            entry = self._files.get(file_id)
+            if entry is None or len(raw) != entry["length"]:
+                return 400, {"ok": False, "error": "invalid_upload"}
+            entry["content"] = raw
+        return 200, {"ok": True}
+
+    def _complete_upload(self, p: dict) -> dict:
+        """files v2, step 3: share uploaded files in a channel (and thread)."""
+        try:
+            listed = json.loads(p["files"]) if isinstance(p.get("files"), str) else p.get("files")
+        except ValueError:
+            raise SlackError("invalid_arguments") from None
+        if not isinstance(listed, list) or not listed:
+            raise SlackError("invalid_arguments")
+        channel = self._channel({"channel": p.get("channel_id")}) if p.get("channel_id") else None
+        done = []
+        for item in listed:
+            entry = self._files.get(str(item.get("id")))
+            if entry is None or entry["content"] is None:
+                raise SlackError("file_not_found")
+            entry.update(
+                {"title": item.get("title") or entry["name"], "channel": channel, "thread_ts": p.get("thread_ts")}
+            )
+            if p.get("initial_comment"):
+                entry["initial_comment"] = p["initial_comment"]
+            done.append({"id": entry["id"], "title": entry["title"], "name": entry["name"], "size": entry["length"]})
+        return {"files": done}
+
     def _permalink(self, p: dict) -> dict:
         channel = self._channel(p)
         msg = self._find(channel, p.get("message_ts"))[-1]
@@ -464,6 +566,10 @@ _METHODS = {
     "conversations.list": FakeSlack._conversations_list,
     "users.info": FakeSlack._user_info,
     "chat.getPermalink": FakeSlack._permalink,
+    "views.open": FakeSlack._views_open,
+    "views.update": FakeSlack._views_update,
+    "files.getUploadURLExternal": FakeSlack._get_upload_url,
+    "files.completeUploadExternal": FakeSlack._complete_upload,
 }
 _TOKEN_METHODS = {  # methods whose answer depends on the kind of token that called them
     "apps.connections.open": FakeSlack._connections_open,

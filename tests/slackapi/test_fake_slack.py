@@ -229,7 +229,7 @@ def test_bad_call_gives_exactly_one_violation(fake: FakeSlack, prism: Prism) -> 
 def test_method_outside_the_spec_is_reported(fake: FakeSlack, prism: Prism) -> None:
     mark = prism.mark()
     with pytest.raises(SlackApiError) as unknown:
-        WebClient(token="xoxb-test", base_url=prism.url).api_call("files.getUploadURLExternal")
+        WebClient(token="xoxb-test", base_url=prism.url).api_call("canvases.create")
     assert unknown.value.response["error"] == "unknown_method"
     assert [str(v) for v in prism.violations(since=mark)] == ["warning: request Selected route not found"]
 

@@ -52,7 +52,8 @@ from .fakes import FakeHealth, World
         ("status", CommandKind.STATUS, None, None, "", BrainChoice.AUTO),
         ("history engine", CommandKind.HISTORY, "engine", None, "", BrainChoice.AUTO),
         ("snapshot engine", CommandKind.SNAPSHOT, "engine", None, "", BrainChoice.AUTO),
-        ("", CommandKind.HELP, None, None, "", BrainChoice.AUTO),
+        ("", CommandKind.FORM, None, None, "", BrainChoice.AUTO),
+        ("engine", CommandKind.ROLLBACK, "engine", None, "", BrainChoice.AUTO),
         ("  help ", CommandKind.HELP, None, None, "", BrainChoice.AUTO),
     ],
 )
@@ -72,7 +73,6 @@ def test_commands_parse(
 @pytest.mark.parametrize(
     "text, says",
     [
-        ("engine", "give a target and a version"),
         ("engine 2.3.1;rm -rf /", "is not a Docker tag"),
         ("engine ../x", "is not a Docker tag"),
         ("engine " + "a" * 200, "is 200 characters"),
