@@ -10,7 +10,7 @@ from slack_bolt import Ack, App, BoltContext, Respond
 from bot.errors import RollbotError
 from bot.planning.approvals import Verdict
 from bot.planning.plan import RollbackRequest
-from handlers.blocks import drill_report_message, esc, history_message, plan_message, status_command_message
+from handlers.blocks import drill_report_message, esc, history_message, status_command_message
 from handlers.directory import MembershipUnknown
 from handlers.form import TargetChoices, form_view, read_form
 from handlers.ids import FormBlock, ViewId
@@ -130,14 +130,9 @@ def _refused(ack: Ack, services: Services, target: str, user: str) -> bool:
 def post_plan(services: Services, request: RollbackRequest, channel: str) -> None:
     """Plan (preflight runs here, after the ack) and post the plan where it was asked for; a
     request without a version goes to the previous good version."""
-    planned = services.rollbot.plan(request) if request.version else services.rollbot.plan_previous_good(request)
-    message = plan_message(planned.plan, planned.run)
-
-    def post() -> None:
-        posted = services.poster.post(channel, message)
-        services.rollbot.remember(planned.run.id, plan_message={"channel": channel, "ts": posted.ts})
-
-    services.outbox.send(post)
+    rollbot = services.rollbot
+    planned = rollbot.plan(request) if request.version else rollbot.plan_previous_good(request)
+    services.post_plan(planned, channel)
 
 
 def _drill(ack: Ack, services: Services, parsed: Command, user: str, channel: str) -> None:

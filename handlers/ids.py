@@ -41,3 +41,9 @@ class FormBlock(StrEnum):
     VERSION = "form_version"
     OTHER_VERSION = "form_other_version"
     REASON = "form_reason"
+
+
+class ExpiredPlanActionId(StrEnum):
+    """The button on a plan that expired unconfirmed: the same request, planned again."""
+
+    PLAN_AGAIN = "rollback_plan_again"

@@ -24,7 +24,6 @@ from slack_sdk.errors import SlackApiError
 from handlers.blocks import (
     announcement,
     closed_interruption_message,
-    closed_plan_message,
     esc,
     final_message,
     status_message,
@@ -32,6 +31,7 @@ from handlers.blocks import (
     user,
 )
 from handlers.outbox import Outbox
+from handlers.plan_blocks import closed_plan_message
 from handlers.poster import SlackPoster, poster_for
 from storage import EventKind, EventView, RunStatus, RunView
 

@@ -9,15 +9,17 @@ from dataclasses import dataclass
 from typing import TypeVarTuple, Unpack
 
 from bot.config import Config
+from bot.core.outcomes import PlannedRun
 from bot.core.rollbot import Rollbot
 from bot.errors import RollbotError, report_unexpected
 from bot.ports import Ticket
-from handlers.blocks import esc, ticket_link
+from handlers.blocks import Message, esc, ticket_link
 from handlers.directory import SlackDirectory
 from handlers.outbox import Outbox
+from handlers.plan_blocks import approver_call, expired_plan_message, plan_message
 from handlers.poster import SlackPoster
 from handlers.progress import SlackProgress
-from storage import RunView
+from storage import RunStatus, RunView
 
 log = logging.getLogger(__name__)
 Args = TypeVarTuple("Args")
@@ -55,6 +57,60 @@ class Services:
         groups = usergroups_in(self.rollbot.config)
         self.directory.refresh_groups(groups)
         return self.directory.keep_refreshing(groups)
+
+    def plan_message(self, planned: PlannedRun) -> Message:
+        """The plan as Slack shows it, calling the target's approvers when it needs one."""
+        target = self.rollbot.config.target(planned.run.target)
+        return plan_message(planned.plan, planned.run, target.approvers if target else ())
+
+    def post_plan(self, planned: PlannedRun, channel: str) -> None:
+        """Post a plan in `channel` (after whatever is queued there), remember where, and watch it."""
+        message = self.plan_message(planned)
+
+        def post() -> None:
+            posted = self.poster.post(channel, message)
+            where = {"channel": posted.channel, "ts": posted.ts}
+            self.rollbot.remember(planned.run.id, plan_message=where)
+            self.watch_plan(planned, where)
+
+        self.outbox.send(post)
+
+    def watch_plan(self, planned: PlannedRun, where: dict[str, str]) -> None:
+        """A plan left alone is acted on by time: its approvers are called again in its thread
+        after `approval_reminder_minutes`, and it is edited in place to "expired — plan again"
+        once `plan_ttl_minutes` have passed, unless someone decided it before."""
+        if not (planned.plan.approvable or planned.plan.question):
+            return
+        config, run_id = self.rollbot.config, planned.run.id
+        target = config.target(planned.run.target)
+        if planned.plan.restores_brain and target is not None and target.approvers:
+            call = approver_call(target.approvers)
+            self._later(config.approval_reminder_minutes * 60, self._remind, run_id, where, call)
+        self._later(config.plan_ttl_minutes * 60 + 0.5, self._expire, run_id, where)
+
+    def _remind(self, run_id: str, where: dict[str, str], call: str) -> None:
+        if self.rollbot.run(run_id).status is not RunStatus.PLANNED:
+            return
+        self.outbox.send(lambda: self.poster.post(where["channel"], f"{call} Still waiting.", thread_ts=where["ts"]))
+
+    def _expire(self, run_id: str, where: dict[str, str]) -> None:
+        if not self.rollbot.expire(run_id):
+            return
+        message = expired_plan_message(self.rollbot.run(run_id), self.rollbot.config.plan_ttl_minutes)
+        self.outbox.send(lambda: self.poster.update(where["channel"], where["ts"], message), key=f"plan:{run_id}")
+
+    def _later(self, seconds: float, work: Callable[..., None], *args: object) -> None:
+        """Run `work(*args)` in `seconds` on a daemon timer; a failure is logged, never raised."""
+
+        def run() -> None:
+            try:
+                work(*args)
+            except Exception as error:  # noqa: BLE001 - a reminder must never take the bot down
+                report_unexpected(error, f"running a timed {getattr(work, '__name__', 'task')}")
+
+        timer = threading.Timer(seconds, run)
+        timer.daemon = True
+        timer.start()
 
     def ticket_link(self, run_id: str) -> str | None:
         desk = self.rollbot.tickets

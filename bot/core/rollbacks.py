@@ -215,6 +215,33 @@ class Rollbacks:
             return Outcome(refusal=_not_open(self._journal.run(run_id)))  # another click won meanwhile
         return Outcome(replanned=self.plan(replace(_request_of(run, journaled), brain=choice)))
 
+    def expire(self, run_id: str) -> bool:
+        """Close a plan nobody confirmed in time; True when this call closed it (a front end then
+        shows it expired). A plan still in time, or already decided, is left alone."""
+        run = self._journal.run(run_id)
+        if run.status is not RunStatus.PLANNED:
+            return False
+        if not expired(run.created_at, datetime.now(UTC), self._config.plan_ttl_minutes):
+            return False
+        return bool(self._journal.cancel(run_id, "rollbot", "expired before it was confirmed"))
+
+    def replan(
+        self, run_id: str, user: str, members_of: MembersOf, seen_on: Mapping[str, str] | None = None
+    ) -> Outcome:
+        """ "Plan again" on a closed plan: the same request (target, version, reason, brain choice),
+        asked now by `user`, who must be allowed to ask; a fresh plan that needs its own decision."""
+        found = clicked_run(self._journal, self._config, run_id, "plan_message", "the plan on this message", seen_on)
+        if isinstance(found, Outcome):
+            return found
+        run, target = found
+        if run.status is RunStatus.PLANNED:
+            return Outcome(refusal="this plan is still open: confirm or cancel it with its buttons")
+        verdict = may_request(user, target, members_of)
+        if not verdict.allowed:
+            return Outcome(refusal=verdict.reason)
+        request = replace(_request_of(run, _journaled_plan(run)), requester=user)
+        return Outcome(replanned=self.plan(request))
+
     def _expired(self) -> str:
         return f"this plan expired after {self._config.plan_ttl_minutes:g} minutes; ask again with a fresh plan"
 

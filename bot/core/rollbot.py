@@ -131,6 +131,16 @@ class Rollbot:
         """A person's answer to a plan's question: a fresh plan with it (see `Rollbacks.answer`)."""
         return self._rollbacks.answer(run_id, user, choice, members_of, seen_on)
 
+    def expire(self, run_id: str) -> bool:
+        """Close a plan nobody confirmed in time (see `Rollbacks.expire`); True when this call did."""
+        return self._rollbacks.expire(run_id)
+
+    def replan(
+        self, run_id: str, user: str, members_of: MembersOf, seen_on: Mapping[str, str] | None = None
+    ) -> Outcome:
+        """The same request as a closed plan's, planned again for `user` (see `Rollbacks.replan`)."""
+        return self._rollbacks.replan(run_id, user, members_of, seen_on)
+
     def cancel(self, run_id: str, actor: str, why: str) -> None:
         self._rollbacks.cancel(run_id, actor, why)
 

@@ -12,10 +12,11 @@ from slack_sdk.web import SlackResponse
 from bot.core.rollbot import Rollbot
 from bot.planning.brain_plan import BrainChoice
 from bot.planning.plan import RollbackRequest
-from handlers.blocks import esc, history_message, plan_message, status_message
+from handlers.blocks import esc, history_message, status_message
 from handlers.ids import ActionId
 from handlers.outbox import Outbox
 from handlers.parsing import CommandKind, ParseError, parse
+from handlers.plan_blocks import plan_message
 from storage import Journal
 
 from .fakes import FakeHealth, World
