@@ -7,6 +7,7 @@ and shapes, so an invalid message fails here, in tests, rather than at Slack. Te
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,14 +83,22 @@ def status_message(run: RunView) -> Message:
     return message_of(title, blocks)
 
 
-def final_message(run: RunView, ticket_link: str | None = None) -> Message:
+def final_message(run: RunView, ticket_link: str | None = None, log_lines: Sequence[str] = ()) -> Message:
+    """The all-clear, or the failure with where the service is; a failure also shows the error
+    lines of the replaced version's logs (the whole log is in the thread)."""
     if run.status is RunStatus.SUCCEEDED:
         text = f":large_green_circle: *All clear:* {esc(summary_line(run))}"
     else:
         text = f":red_circle: *Rollback {esc(run.status.value)}:* {esc(summary_line(run))}"
     if ticket_link:
         text += f"\n:memo: Postmortem: {ticket_link}"
-    return message_of(summary_line(run), [section(text)])
+    blocks: list[Block] = [section(text)]
+    if log_lines:
+        shown = clip("\n".join(log_lines), SECTION_LIMIT - 120)
+        blocks.append(
+            section(f":scroll: *Error lines in the logs of {esc(run.from_version or '?')}:*\n```{esc(shown)}```")
+        )
+    return message_of(summary_line(run), blocks)
 
 
 def interruption_message(run: RunView, state: ServiceState) -> Message:

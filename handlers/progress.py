@@ -16,11 +16,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.reporting.log_excerpts import error_lines, log_tail
 from handlers.blocks import (
     announcement,
     closed_interruption_message,
@@ -80,6 +82,8 @@ class SlackProgress:
             self._refresh_status()
             if event.kind == EventKind.STEP_FINISHED:
                 self._detail(event.details, event.outcome)
+                if event.details.get("step") == "capture_logs" and event.details.get("log_file"):
+                    self._share_log(Path(str(event.details["log_file"])))
         elif event.kind == EventKind.RUN_FINISHED:
             self._refresh_status()
             self._finished(event)
@@ -166,12 +170,26 @@ class SlackProgress:
         if text:
             self._outbox.send(lambda: self._reply(text))
 
+    def _share_log(self, log_file: Path) -> None:
+        """The last part of the bad version's logs, as a file in the announcement's thread (queued
+        behind the announcement, so the thread exists when it is sent)."""
+        version = self._known.from_version or "the replaced version"
+
+        def upload() -> None:
+            content = log_tail(log_file)
+            title = f"Logs of {self._known.target} {version} (last {len(content) // 1024 or 1} KB)"
+            self._slack.upload(self._channel, self._thread_ts, log_file.name, content, title)
+
+        self._outbox.send(upload)
+
     def _finished(self, event: EventView) -> None:
         run = self._as_finished(event)
+        log_file = run.summary.get("log_file")
+        evidence = error_lines(Path(str(log_file))) if log_file and run.status is not RunStatus.SUCCEEDED else []
 
         def post_final() -> None:
             link = self._ticket_link(run.id)  # asked at delivery: a ticket filed meanwhile is linked
-            message = final_message(run, link)
+            message = final_message(run, link, evidence)
             self._slack.post(self._channel, message)
             self._remember(run.id, final_linked_ticket=link is not None)
 
