@@ -93,7 +93,8 @@ def serve(
         else:
             assert settings.slack_signing_secret is not None  # signing_key refused to go on without it
             door = Door(slack_app, settings.slack_signing_secret.get_secret_value(), services.tell)
-            serve_http(door, rollbot.foreground, host, port, metrics=rollbot.metrics)  # returns on SIGTERM or Ctrl-C
+            metrics = lambda: rollbot.metrics() + services.outbox.metrics()  # noqa: E731 - the journal's and Slack's
+            serve_http(door, rollbot.foreground, host, port, metrics=metrics)  # returns on SIGTERM or Ctrl-C
     except (SystemExit, KeyboardInterrupt):
         pass
     finally:

@@ -144,7 +144,7 @@ def _answer(
         services.rollbot.remember(fresh.run.id, plan_message=where)
         services.watch_plan(fresh, where)
 
-    services.outbox.send(replace_in_place, key=f"plan:{run_id}")
+    services.outbox.send(replace_in_place, key=f"plan:{run_id}", lane=f"channel:{where['channel']}", run_id=run_id)
 
 
 def _report(services: Services, outcome: Outcome, run_id: str, user: str, channel: str) -> None:
@@ -164,4 +164,9 @@ def _close_plan(services: Services, run: RunView, note: str) -> None:
     if not where:
         return
     message = closed_plan_message(run, note)
-    services.outbox.send(lambda: services.poster.update(where["channel"], where["ts"], message), key=f"plan:{run.id}")
+    services.outbox.send(
+        lambda: services.poster.update(where["channel"], where["ts"], message),
+        key=f"plan:{run.id}",
+        lane=f"channel:{where['channel']}",
+        run_id=run.id,
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
@@ -39,7 +40,7 @@ def on_rollback(ack: Ack, command: dict[str, Any], context: BoltContext, respond
     elif parsed.kind is CommandKind.FORM:
         _form(ack, services, str(command.get("trigger_id") or ""), user, channel)
     elif parsed.kind is CommandKind.ROLLBACK:
-        _rollback(ack, services, parsed, user, channel)
+        _rollback(ack, services, parsed, user, channel, respond)
     elif parsed.kind is CommandKind.STATUS:
         ack(response_type="ephemeral", text="Checking every target…")
         services.guarded(channel, user, _status, respond)
@@ -54,14 +55,18 @@ def on_rollback(ack: Ack, command: dict[str, Any], context: BoltContext, respond
         services.guarded(channel, user, _snapshot, parsed.target, user, respond)
 
 
-def _rollback(ack: Ack, services: Services, parsed: Command, user: str, channel: str) -> None:
+def _rollback(ack: Ack, services: Services, parsed: Command, user: str, channel: str, respond: Respond) -> None:
     assert parsed.target is not None
     if _refused(ack, services, parsed.target, user):
         return
     to = parsed.version or "its previous good version"
     ack(response_type="ephemeral", text=f"Planning the rollback of {parsed.target} to {to}…")
     request = RollbackRequest(parsed.target, parsed.version or "", user, parsed.reason, parsed.brain)
-    services.guarded(channel, user, post_plan, request, channel)
+
+    def tell_requester(text: str) -> None:
+        respond(response_type="ephemeral", text=text)
+
+    services.guarded(channel, user, post_plan, request, channel, tell_requester)
 
 
 def _form(ack: Ack, services: Services, trigger_id: str, user: str, channel: str) -> None:
@@ -127,12 +132,14 @@ def _refused(ack: Ack, services: Services, target: str, user: str) -> bool:
     return False
 
 
-def post_plan(services: Services, request: RollbackRequest, channel: str) -> None:
+def post_plan(
+    services: Services, request: RollbackRequest, channel: str, tell_requester: Callable[[str], None] | None = None
+) -> None:
     """Plan (preflight runs here, after the ack) and post the plan where it was asked for; a
     request without a version goes to the previous good version."""
     rollbot = services.rollbot
     planned = rollbot.plan(request) if request.version else rollbot.plan_previous_good(request)
-    services.post_plan(planned, channel)
+    services.post_plan(planned, channel, tell_requester)
 
 
 def _drill(ack: Ack, services: Services, parsed: Command, user: str, channel: str) -> None:
@@ -150,7 +157,7 @@ def _drill(ack: Ack, services: Services, parsed: Command, user: str, channel: st
 def _run_drill(services: Services, target: str, broken: str, user: str, channel: str) -> None:
     drill = services.rollbot.drill(target, broken, user, rollback_sink=services.progress_for(channel))
     message = drill_report_message(drill)
-    services.outbox.send(lambda: services.poster.post(channel, message))
+    services.outbox.send(lambda: services.poster.post(channel, message), lane=f"channel:{channel}")
 
 
 def _status(services: Services, respond: Respond) -> None:

@@ -73,6 +73,11 @@ class SlackProgress:
         self._fallback = fallback
         self._notice = notice  # why progress is not in the incident channel, told once
 
+    def _send(self, call: Callable[[], object], key: str | None = None) -> None:
+        """Queue a call in the target's lane: a run's messages keep their order, and another
+        target's stuck lane never delays them."""
+        self._outbox.send(call, key=key, lane=f"target:{self._known.target}", run_id=self._run_id)
+
     def __call__(self, event: EventView) -> None:
         if event.kind == EventKind.RUN_STARTED:
             self._started()
@@ -90,11 +95,11 @@ class SlackProgress:
 
     def _started(self) -> None:
         run = self._read(self._run_id)
-        self._outbox.send(lambda: self._post_announcement(run))
-        self._outbox.send(self._post_status)
+        self._send(lambda: self._post_announcement(run))
+        self._send(self._post_status)
         if self._plan_message:
             # queued behind the announcement: the channel is known for sure only once it is posted
-            self._outbox.send(lambda: self._update_plan_message(run, self._approved_note(run)))
+            self._send(lambda: self._update_plan_message(run, self._approved_note(run)))
 
     def _approved_note(self, run: RunView) -> str:
         where = f" — progress in <#{self._channel}>" if self._channel != self._plan_message.get("channel") else ""
@@ -108,18 +113,16 @@ class SlackProgress:
         else:
             note = f":no_entry_sign: Aborted by {user(str(by or 'someone'))} at step `{esc(step)}`."
         if self._thread_ts is None:
-            self._outbox.send(lambda: self._post_announcement(run))
-        self._outbox.send(lambda: self._reply(note))
+            self._send(lambda: self._post_announcement(run))
+        self._send(lambda: self._reply(note))
         if self._status_ts is None:
-            self._outbox.send(self._post_status)
+            self._send(self._post_status)
         else:
             self._refresh_status()
         if self._interruption:
             where = self._interruption
             message = closed_interruption_message(run, note)
-            self._outbox.send(
-                lambda: self._slack.update(where["channel"], where["ts"], message), key=f"interruption:{run.id}"
-            )
+            self._send(lambda: self._slack.update(where["channel"], where["ts"], message), key=f"interruption:{run.id}")
 
     def _post_announcement(self, run: RunView) -> None:
         self._post_notice(run)
@@ -163,12 +166,12 @@ class SlackProgress:
             message = status_message(self._read(self._run_id))
             self._slack.update(self._channel, self._status_ts, message)
 
-        self._outbox.send(update, key=f"status:{self._run_id}")
+        self._send(update, key=f"status:{self._run_id}")
 
     def _detail(self, details: dict[str, Any], outcome: str | None) -> None:
         text = step_detail(self._read(self._run_id), details, outcome)
         if text:
-            self._outbox.send(lambda: self._reply(text))
+            self._send(lambda: self._reply(text))
 
     def _share_log(self, log_file: Path) -> None:
         """The last part of the bad version's logs, as a file in the announcement's thread (queued
@@ -180,7 +183,7 @@ class SlackProgress:
             title = f"Logs of {self._known.target} {version} (last {len(content) // 1024 or 1} KB)"
             self._slack.upload(self._channel, self._thread_ts, log_file.name, content, title)
 
-        self._outbox.send(upload)
+        self._send(upload)
 
     def _finished(self, event: EventView) -> None:
         run = self._as_finished(event)
@@ -193,9 +196,9 @@ class SlackProgress:
             self._slack.post(self._channel, message)
             self._remember(run.id, final_linked_ticket=link is not None)
 
-        self._outbox.send(post_final)
+        self._send(post_final)
         if run.next_action and run.status is not RunStatus.SUCCEEDED:
-            self._outbox.send(lambda: self._reply(f":point_right: Next: {esc(run.next_action)}"))
+            self._send(lambda: self._reply(f":point_right: Next: {esc(run.next_action)}"))
         if self._plan_message:
             self._update_plan_message(run, f"Finished: *{run.status.value}* — see <#{self._channel}>.")
 
@@ -225,7 +228,12 @@ class SlackProgress:
     def _update_plan_message(self, run: RunView, note: str) -> None:
         message = closed_plan_message(run, note)
         channel, ts = self._plan_message["channel"], self._plan_message["ts"]
-        self._outbox.send(lambda: self._slack.update(channel, ts, message), key=f"plan:{run.id}")
+        self._outbox.send(
+            lambda: self._slack.update(channel, ts, message),
+            key=f"plan:{run.id}",
+            lane=f"channel:{channel}",
+            run_id=run.id,
+        )
 
 
 def _ts_in(where: dict[str, str] | None, channel: str) -> str | None:

@@ -15,7 +15,7 @@ from bot.errors import RollbotError, report_unexpected
 from bot.ports import Ticket
 from handlers.blocks import Message, esc, ticket_link
 from handlers.directory import SlackDirectory
-from handlers.outbox import Outbox
+from handlers.outbox import Outbox, Undelivered
 from handlers.plan_blocks import approver_call, expired_plan_message, plan_message
 from handlers.poster import SlackPoster
 from handlers.progress import SlackProgress
@@ -63,9 +63,23 @@ class Services:
         target = self.rollbot.config.target(planned.run.target)
         return plan_message(planned.plan, planned.run, target.approvers if target else ())
 
-    def post_plan(self, planned: PlannedRun, channel: str) -> None:
-        """Post a plan in `channel` (after whatever is queued there), remember where, and watch it."""
+    def post_plan(self, planned: PlannedRun, channel: str, tell_requester: Undelivered | None = None) -> None:
+        """Post a plan in `channel` (after whatever is queued there), remember where, and watch it.
+        When Slack will not take it there (`not_in_channel`, a DM), the requester is told how, by
+        `tell_requester` (the command's response_url, which works where rollbot cannot post) or
+        else an ephemeral."""
         message = self.plan_message(planned)
+        requester = planned.run.requester
+
+        def undelivered(error: str) -> None:
+            text = (
+                f":warning: rollbot could not post the plan of run `{planned.run.id}` in this channel "
+                f"(Slack answered `{esc(error)}`). Invite @rollbot here, or ask in a channel it is in."
+            )
+            if tell_requester is not None:
+                tell_requester(text)
+            else:
+                self.tell(channel, requester, text)
 
         def post() -> None:
             posted = self.poster.post(channel, message)
@@ -73,7 +87,7 @@ class Services:
             self.rollbot.remember(planned.run.id, plan_message=where)
             self.watch_plan(planned, where)
 
-        self.outbox.send(post)
+        self.outbox.send(post, lane=f"channel:{channel}", run_id=planned.run.id, if_undelivered=undelivered)
 
     def watch_plan(self, planned: PlannedRun, where: dict[str, str]) -> None:
         """A plan left alone is acted on by time: its approvers are called again in its thread
@@ -91,7 +105,11 @@ class Services:
     def _remind(self, run_id: str, where: dict[str, str], call: str) -> None:
         if self.rollbot.run(run_id).status is not RunStatus.PLANNED:
             return
-        self.outbox.send(lambda: self.poster.post(where["channel"], f"{call} Still waiting.", thread_ts=where["ts"]))
+        self.outbox.send(
+            lambda: self.poster.post(where["channel"], f"{call} Still waiting.", thread_ts=where["ts"]),
+            lane=f"channel:{where['channel']}",
+            run_id=run_id,
+        )
 
     def _expire(self, run_id: str, where: dict[str, str]) -> None:
         if not self.rollbot.expire(run_id):
@@ -132,7 +150,7 @@ class Services:
                 thread_ts=thread["ts"],
             )
 
-        self.outbox.send(reply)
+        self.outbox.send(reply, lane=f"target:{run.target}", run_id=run.id)
 
     def progress_for(self, channel: str) -> Callable[[RunView], SlackProgress]:
         """The progress sink of a run started or taken up from `channel`: it reports in the
@@ -172,7 +190,7 @@ class Services:
 
     def tell(self, channel: str, user: str, text: str) -> None:
         """An ephemeral message: refusals and errors go only to the person who clicked or typed."""
-        self.outbox.send(lambda: self.poster.ephemeral(channel, user, text))
+        self.outbox.send(lambda: self.poster.ephemeral(channel, user, text), lane=f"user:{user}")
 
     def guarded(
         self, channel: str, user: str, work: Callable[[Services, Unpack[Args]], None], *args: *Args, runs: bool = False

@@ -55,6 +55,7 @@ class _Fault:
     status: int
     retry_after: int
     times: int
+    channel: str | None = None
 
 
 class SlackError(Exception):
@@ -146,12 +147,15 @@ class FakeSlack:
             self.calls.clear()
             self._reset_state()
 
-    def fail(self, method: str, status: int = 429, retry_after: int = 1, times: int = 1) -> None:
+    def fail(
+        self, method: str, status: int = 429, retry_after: int = 1, times: int = 1, channel: str | None = None
+    ) -> None:
         """Make the next `times` calls of `method` fail: 429 answers `Retry-After: retry_after` and
         `{"ok": false, "error": "ratelimited"}` like Slack; 500/503 answer a server error. The
-        method is not performed. Use method "response" for posts to a response_url."""
+        method is not performed. Use method "response" for posts to a response_url. With
+        `channel`, only calls naming that channel fail (Slack rate-limits posting per channel)."""
         with self._lock:
-            self._faults.setdefault(method, []).append(_Fault(status, retry_after, times))
+            self._faults.setdefault(method, []).append(_Fault(status, retry_after, times, channel))
 
     def delay(self, method: str, seconds: float) -> None:
         """Make every call of `method` take `seconds` longer (0 removes the delay): for testing
@@ -220,7 +224,7 @@ class FakeSlack:
         call = Call(method, params, time.time(), parts.path, token, ctype.split(";")[0].strip())
         with self._lock:
             self.calls.append(call)
-            fault, pause = self._take_fault(method), self._delays.get(method, 0)
+            fault, pause = self._take_fault(method, params), self._delays.get(method, 0)
         time.sleep(pause)
         status, extra = 200, {}
         if fault is not None and fault.status == 429:  # the method is not performed
@@ -255,14 +259,14 @@ class FakeSlack:
         req.end_headers()
         req.wfile.write(data)
 
-    def _take_fault(self, method: str) -> _Fault | None:
+    def _take_fault(self, method: str, params: dict[str, Any]) -> _Fault | None:
         queue = self._faults.get(method) or []
-        if not queue:
+        fault = next((f for f in queue if f.channel is None or f.channel == params.get("channel")), None)
+        if fault is None:
             return None
-        fault = queue[0]
         fault.times -= 1
         if fault.times <= 0:
-            queue.pop(0)
+            queue.remove(fault)
         return fault
 
     def _api(self, method: str, params: dict, token: str | None) -> dict:

@@ -17,7 +17,7 @@ from tests.slackapi.fake_slack import FakeSlack
 from tests.slackapi.prism import Prism
 from tests.slackapi.signing import view_submission
 
-from .slack_bot import GROUPIE, ONCALL_GROUP, PLANS, REQUESTER, STRANGER, Bot, button, slack_bot, wait
+from .slack_bot import GROUPIE, ONCALL_GROUP, PLANS, REQUESTER, STRANGER, Bot, button, slack_bot, spec_complaints, wait
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def slack(web_api: tuple[FakeSlack, Prism]) -> Iterator[FakeSlack]:
     fake.reset()
     mark = prism.mark()
     yield fake
-    assert prism.violations(since=mark) == []
+    assert spec_complaints(prism, mark, fake) == []
 
 
 @pytest.fixture

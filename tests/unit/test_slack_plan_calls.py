@@ -21,7 +21,7 @@ from tests.slackapi.fake_slack import FakeSlack
 from tests.slackapi.prism import Prism
 
 from .fakes import REPO, brain_config, make_brain, upgrade_brain
-from .slack_bot import APPROVER, GROUPIE, ONCALL_GROUP, PLANS, REQUESTER, Bot, button, slack_bot, wait
+from .slack_bot import APPROVER, GROUPIE, ONCALL_GROUP, PLANS, REQUESTER, Bot, button, slack_bot, spec_complaints, wait
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def slack(web_api: tuple[FakeSlack, Prism]) -> Iterator[FakeSlack]:
     fake.reset()
     mark = prism.mark()
     yield fake
-    assert prism.violations(since=mark) == []
+    assert spec_complaints(prism, mark, fake) == []
 
 
 def quick(reminder_minutes: float = 24 * 60, ttl_minutes: float = 15) -> Any:

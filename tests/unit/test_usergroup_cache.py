@@ -14,7 +14,7 @@ from handlers.directory import SlackDirectory
 from tests.slackapi.fake_slack import FakeSlack
 from tests.slackapi.prism import Prism
 
-from .slack_bot import GROUPIE, ONCALL_GROUP, STRANGER, slack_bot, wait
+from .slack_bot import GROUPIE, ONCALL_GROUP, STRANGER, slack_bot, spec_complaints, wait
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def slack(web_api: tuple[FakeSlack, Prism]) -> Iterator[FakeSlack]:
     fake.usergroups = {ONCALL_GROUP: [GROUPIE]}
     mark = prism.mark()
     yield fake
-    assert prism.violations(since=mark) == []
+    assert spec_complaints(prism, mark, fake) == []
 
 
 def test_the_ack_answers_from_the_cache_while_slack_takes_ten_seconds(
