@@ -26,7 +26,7 @@ from bot.core.rollbot import Rollbot
 from bot.errors import RollbotError, report_unexpected
 from bot.logs import use_json
 from bot.terminal import cli, maintenance
-from bot.terminal.session import EXIT_FAILED, EXIT_NOTHING_DONE, fail_line, rollbot_for
+from bot.terminal.session import ALSO_REPORT, EXIT_FAILED, EXIT_NOTHING_DONE, AtExit, SinkFor, fail_line, rollbot_for
 
 if TYPE_CHECKING:
     from handlers.outbox import Outbox
@@ -56,6 +56,26 @@ def _options(
     ] = None,
 ) -> None:
     ctx.obj = config_path(config)
+    ctx.meta[ALSO_REPORT] = _slack_reporter
+
+
+def _slack_reporter(rollbot: Rollbot, at_exit: AtExit) -> SinkFor | None:
+    """With SLACK_BOT_TOKEN set, a run started at the terminal (rollback, resume, abort) is
+    announced, followed and closed in its target's incident channel like one started in Slack.
+    Its messages are delivered before the command exits."""
+    settings = load_settings()
+    if settings.slack_bot_token is None:
+        return None
+    from handlers.app import build_services
+
+    services = build_services(settings, rollbot)
+    at_exit(lambda: _deliver(services.outbox))
+    return services.terminal_progress
+
+
+def _deliver(outbox: Outbox) -> None:
+    if not outbox.drain(timeout=60):
+        log.warning("some Slack messages of this run were not delivered before exit")
 
 
 def serve(

@@ -54,6 +54,9 @@ def esc(text: object) -> str:
 
 
 def user(user_id: str) -> str:
+    """A Slack user as a mention; a person at rollbot's terminal (`cli:NAME`) by name."""
+    if user_id.startswith("cli:"):
+        return f"*{esc(user_id[4:])}* (at the terminal)"
     return f"<@{user_id}>" if user_id.startswith(("U", "W")) and user_id.isalnum() else esc(user_id)
 
 

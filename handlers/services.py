@@ -174,6 +174,18 @@ class Services:
 
         return progress
 
+    def terminal_progress(self, run: RunView) -> SlackProgress | None:
+        """The Slack progress sink of a run started at the terminal: its target's incident channel,
+        like a run started in Slack; None when the target names none or it cannot be found (the
+        terminal says where the run is anyway)."""
+        channel, notice = self.incident_channel(run.target, "")
+        if not channel or notice:
+            return None
+        rollbot = self.rollbot
+        return SlackProgress(
+            self.poster, self.outbox, rollbot.run, run, channel, ticket_link=self.ticket_link, remember=rollbot.remember
+        )
+
     def incident_channel(self, target_name: str, fallback: str) -> tuple[str, str | None]:
         """The id of the channel a run of `target_name` reports in, and a notice when that is
         `fallback` because the configured `incident_channel` did not resolve. Called after the

@@ -18,7 +18,7 @@ from bot.core.rollbot import Rollbot
 from bot.planning.brain_plan import BrainChoice
 from bot.planning.plan import RollbackRequest
 from bot.terminal.render import StepProgress, console, render_plan
-from bot.terminal.session import EXIT_FAILED, EXIT_NOTHING_DONE, EXIT_OK, fail_line, rollbot_for
+from bot.terminal.session import EXIT_FAILED, EXIT_NOTHING_DONE, EXIT_OK, fail_line, reporting_sinks, rollbot_for
 from bot.text import summary_line
 from storage import RunStatus, RunView
 
@@ -60,7 +60,7 @@ def rollback(
         fail_line("cancelled: not confirmed; nothing was changed")
         raise typer.Exit(EXIT_NOTHING_DONE)
     with StepProgress(out, planned.run) as progress:
-        run = rollbot.execute(planned, requester, progress)
+        run = rollbot.execute(planned, requester, reporting_sinks(ctx, rollbot, progress)(planned.run))
     _print_outcome(run)
     _print_ticket(rollbot, run.id)
     raise typer.Exit(EXIT_OK if run.status is RunStatus.SUCCEEDED else EXIT_FAILED)
@@ -90,7 +90,8 @@ def _take_up(ctx: typer.Context, run_id: str, action: Recovery) -> None:
         fail_line(f"refused: run {run_id} is not known to rollbot; see `rollbot history`")
         raise typer.Exit(EXIT_NOTHING_DONE)
     with StepProgress(out, run) as progress:
-        outcome = rollbot.take_up(run_id, f"cli:{getpass.getuser()}", action, sink_for=lambda _: progress)
+        sink_for = reporting_sinks(ctx, rollbot, progress)
+        outcome = rollbot.take_up(run_id, f"cli:{getpass.getuser()}", action, sink_for=sink_for)
     if outcome.refusal or outcome.run is None:
         fail_line(f"refused: {outcome.refusal}")
         raise typer.Exit(EXIT_NOTHING_DONE)
