@@ -66,9 +66,9 @@ def _slack_reporter(rollbot: Rollbot, at_exit: AtExit) -> SinkFor | None:
     settings = load_settings()
     if settings.slack_bot_token is None:
         return None
-    from handlers.app import build_services
+    from handlers.app import build_services, web_client
 
-    services = build_services(settings, rollbot)
+    services = build_services(rollbot, web_client(settings))
     at_exit(lambda: _deliver(services.outbox))
     return services.terminal_progress
 

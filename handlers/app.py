@@ -18,18 +18,22 @@ from handlers.poster import SlackPoster
 from handlers.services import Services
 
 
-def build_services(settings: Settings, rollbot: Rollbot, client: WebClient | None = None) -> Services:
-    """What talks to Slack, without the Bolt app: `serve` adds the app; a terminal run uses it to
-    report in the incident channel."""
+def web_client(settings: Settings) -> WebClient:
     if settings.slack_bot_token is None:
         raise ConfigError("environment: SLACK_BOT_TOKEN is required to talk to Slack")
-    client = client or WebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url)
+    return WebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url)
+
+
+def build_services(rollbot: Rollbot, client: WebClient) -> Services:
+    """What talks to Slack, without the Bolt app: `serve` adds the app; a terminal run uses it to
+    report in the incident channel."""
     poster = SlackPoster(client)
     return Services(rollbot=rollbot, poster=poster, outbox=Outbox(), directory=SlackDirectory(poster))
 
 
 def build_app(settings: Settings, rollbot: Rollbot, client: WebClient | None = None) -> tuple[App, Services]:
-    services = build_services(settings, rollbot, client)
+    client = client or web_client(settings)
+    services = build_services(rollbot, client)
     app = App(
         client=client,
         # Bolt never verifies: the door in handlers/server.py checks the signature over the bytes

@@ -36,7 +36,7 @@ def slack(web_api: tuple[FakeSlack, Prism]) -> Iterator[FakeSlack]:
     fake.reset()
     mark = prism.mark()
     yield fake
-    assert spec_complaints(prism, mark, fake) == []
+    assert spec_complaints(prism, mark) == []
     fake.channels = None
 
 

@@ -30,7 +30,7 @@ def slack(web_api: tuple[FakeSlack, Prism]) -> Iterator[FakeSlack]:
     fake.usergroups = {ONCALL_GROUP: [GROUPIE]}
     mark = prism.mark()
     yield fake
-    assert spec_complaints(prism, mark, fake) == []
+    assert spec_complaints(prism, mark) == []
 
 
 def test_the_ack_answers_from_the_cache_while_slack_takes_ten_seconds(
