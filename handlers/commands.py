@@ -75,7 +75,7 @@ def _form(ack: Ack, services: Services, trigger_id: str, user: str, channel: str
     if not trigger_id:
         ack(response_type="ephemeral", text=f"Slack sent no trigger to open the form with.\n\n{HELP}")
         return
-    ack()
+    ack(response_type="ephemeral", text="Opening the rollback form…")
     services.guarded(channel, user, _open_form, trigger_id, channel)
 
 

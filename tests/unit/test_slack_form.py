@@ -44,7 +44,7 @@ def bot(tmp_path: Path, slack: FakeSlack, web_api: tuple[FakeSlack, Prism]) -> I
 
 def open_form(bot: Bot, user: str = REQUESTER) -> dict[str, Any]:
     answer, _ = bot.command("", user=user)
-    assert answer.status == 200 and answer.body in ("", "{}"), answer.body
+    assert answer.status == 200 and "Opening the rollback form" in answer.body, answer.body
     return wait(lambda: bot.slack.views(), what="the form opened")[-1]
 
 
