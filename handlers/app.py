@@ -11,7 +11,7 @@ from slack_sdk import WebClient
 from bot.config import Settings
 from bot.core.rollbot import Rollbot
 from bot.errors import ConfigError
-from handlers import actions, commands, fallback
+from handlers import actions, commands, fallback, home
 from handlers.directory import SlackDirectory
 from handlers.outbox import Outbox
 from handlers.poster import SlackPoster
@@ -60,4 +60,5 @@ def build_app(settings: Settings, rollbot: Rollbot, client: WebClient | None = N
     app.error(fallback.on_error)
     commands.register(app)
     actions.register(app)
+    home.register(app)
     return app, services

@@ -13,7 +13,8 @@ form parser looks for that substring anywhere in the body).
                     of a view_submission (the `/rollback` form: its callback id, metadata and
                     the typed or picked values); other payload types keep only their `type`,
                     so Bolt can refuse them by name
-    Events API      a JSON body; only `url_verification` is answered, others keep their `type`
+    Events API      a JSON body; `url_verification` is answered and `app_home_opened` (who opened
+                    rollbot's App Home) is kept; other events keep only their `type`
 """
 
 from __future__ import annotations
@@ -243,9 +244,25 @@ def _events_api(text: str) -> Checked | Refusal:
         kind = _string(body, "type", MAX_SHORT)
         if kind == "url_verification":
             return Checked({"type": kind, "challenge": _string(body, "challenge", MAX_SHORT)})
+        event = body.get("event")
+        if kind == "event_callback" and isinstance(event, dict) and event.get("type") == "app_home_opened":
+            return _home_opened(body, event)
     except _Bad as bad:
         return Refusal(f"rollbot refused this request: {bad}")
     return Checked({"type": kind})
+
+
+def _home_opened(body: dict[str, Any], event: dict[str, Any]) -> Checked:
+    """Someone opened rollbot's App Home: who, and which tab (only `home` is drawn)."""
+    user = _matching(event, "user", USER_ID, "a Slack user id")
+    checked: dict[str, Any] = {
+        "type": "event_callback",
+        "event": {"type": "app_home_opened", "user": user, "tab": _bounded(event.get("tab"), "event.tab", MAX_SHORT)},
+    }
+    for key in ("team_id", "api_app_id", "event_id"):
+        if isinstance(body.get(key), str) and 0 < len(body[key]) <= MAX_SHORT:
+            checked[key] = body[key]
+    return Checked(checked)
 
 
 def _json(text: str, what: str) -> Any:

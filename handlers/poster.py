@@ -56,6 +56,10 @@ class SlackPoster:
         answer = self._client.views_open(trigger_id=trigger_id, view=view)
         return str((answer.get("view") or {}).get("id") or "")
 
+    def publish_home(self, user: str, view: dict[str, Any]) -> None:
+        """Draw a person's App Home tab (views.publish)."""
+        self._client.views_publish(user_id=user, view=view)
+
     def upload(self, channel: str, thread_ts: str | None, filename: str, content: bytes | str, title: str) -> None:
         """A file shared in a channel, in a thread when `thread_ts` is given: files_upload_v2
         (files.getUploadURLExternal, the upload, files.completeUploadExternal)."""

@@ -489,6 +489,24 @@ class FakeSlack:
         self._views.append(view)
         return {"view": self._view_answer(view)}
 
+    def _views_publish(self, p: dict) -> dict:
+        """A user's App Home: a `home` view (not a modal) published for `user_id`."""
+        if not p.get("user_id"):
+            raise SlackError("invalid_arguments")
+        raw = p.get("view")
+        try:
+            view = json.loads(raw) if isinstance(raw, str) else raw
+        except ValueError:
+            raise SlackError("invalid_arguments") from None
+        if not isinstance(view, dict) or view.get("type") != "home" or not isinstance(view.get("blocks"), list):
+            raise SlackError("invalid_arguments")
+        if len(view["blocks"]) > 100:
+            raise SlackError("invalid_arguments")
+        published = {**copy.deepcopy(view), "id": f"V{len(self._views) + 1:08d}", "method": "views.publish"}
+        published["user_id"] = p["user_id"]
+        self._views.append(published)
+        return {"view": self._view_answer(published)}
+
     @staticmethod
     def _view(p: dict) -> dict:
         view = p.get("view")
@@ -504,7 +522,7 @@ class FakeSlack:
         return copy.deepcopy(view)
 
     def _view_answer(self, view: dict) -> dict:
-        shown = {k: v for k, v in view.items() if k not in ("trigger_id", "method")}
+        shown = {k: v for k, v in view.items() if k not in ("trigger_id", "method", "user_id")}
         return {**shown, "team_id": self.team_id, "app_id": "A0ROLLBOT", "bot_id": self.bot_id, "state": {"values": {}}}
 
     def _get_upload_url(self, p: dict) -> dict:
@@ -572,6 +590,7 @@ _METHODS = {
     "chat.getPermalink": FakeSlack._permalink,
     "views.open": FakeSlack._views_open,
     "views.update": FakeSlack._views_update,
+    "views.publish": FakeSlack._views_publish,
     "files.getUploadURLExternal": FakeSlack._get_upload_url,
     "files.completeUploadExternal": FakeSlack._complete_upload,
 }

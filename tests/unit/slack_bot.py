@@ -67,8 +67,10 @@ class Bot:
         )
         return answer, time.monotonic() - started
 
-    def command(self, text: str, user: str = REQUESTER, channel: str = PLANS) -> tuple[Answer, float]:
-        return self.send(slash_command(text, user, channel, self.slack.response_url()))
+    def command(
+        self, text: str, user: str = REQUESTER, channel: str = PLANS, trigger_id: str | None = None
+    ) -> tuple[Answer, float]:
+        return self.send(slash_command(text, user, channel, self.slack.response_url(), trigger_id=trigger_id))
 
     def click(self, action_id: str, value: str, message: dict[str, Any], user: str, channel: str = PLANS) -> Answer:
         body = block_action(action_id, value, user, channel, message["ts"], self.slack.response_url(), message=message)

@@ -15,7 +15,7 @@ from handlers.ids import ActionId, FormBlock, ViewId
 from storage import RunStatus
 from tests.slackapi.fake_slack import FakeSlack
 from tests.slackapi.prism import Prism
-from tests.slackapi.signing import view_submission
+from tests.slackapi.signing import new_trigger_id, view_submission
 
 from .slack_bot import GROUPIE, ONCALL_GROUP, PLANS, REQUESTER, STRANGER, Bot, button, slack_bot, spec_complaints, wait
 
@@ -43,9 +43,14 @@ def bot(tmp_path: Path, slack: FakeSlack, web_api: tuple[FakeSlack, Prism]) -> I
 
 
 def open_form(bot: Bot, user: str = REQUESTER) -> dict[str, Any]:
-    answer, _ = bot.command("", user=user)
+    """`/rollback` alone: acked at once, and the form opened on that command's own trigger."""
+    trigger = new_trigger_id()
+    answer, seconds = bot.command("", user=user, trigger_id=trigger)
     assert answer.status == 200 and "Opening the rollback form" in answer.body, answer.body
-    return wait(lambda: bot.slack.views(), what="the form opened")[-1]
+    assert seconds < 1.0, "the ack does not wait for the form (bench/ack_latency.py measures acks)"
+    view = wait(lambda: bot.slack.views(), what="the form opened")[-1]
+    assert view["trigger_id"] == trigger
+    return view
 
 
 def values(version: str | None = None, typed: str = "", reason: str = "", target: str = "engine") -> dict[str, Any]:
