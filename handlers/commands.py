@@ -88,7 +88,8 @@ def _open_form(services: Services, trigger_id: str, channel: str) -> None:
         except RollbotError as error:  # a target Docker cannot describe now: offered, typed version only
             log.warning("the form offers no versions of %s: %s", target.name, error)
             versions, previous = [], None
-        choices.append(TargetChoices(target.name, target.environment, versions, previous))
+        asks = previous is not None and rollbot.asks_about_brain(target.name, previous.version)
+        choices.append(TargetChoices(target.name, target.environment, versions, previous, asks))
     services.poster.open_view(trigger_id, form_view(choices, channel))
 
 
@@ -110,7 +111,7 @@ def on_form_submitted(ack: Ack, body: dict[str, Any], context: BoltContext) -> N
         ack(response_action="errors", errors={FormBlock.TARGET.value: verdict.reason[:150]})
         return
     ack()
-    request = RollbackRequest(read.target, read.version, user, read.reason)
+    request = RollbackRequest(read.target, read.version, user, read.reason, read.brain)
     services.guarded(read.channel, user, post_plan, request, read.channel)
 
 

@@ -4,8 +4,9 @@ Typing `/rollback engine 2.3.1 reason --brain restore` mid-incident is fragile (
 `--brain` into `—brain`, which becomes part of the reason), and nothing proposes a version. The
 form offers the configured targets, the versions rollbot knows for each, newest first, with the
 previous good one preselected, a field to type another version, and the reason, which a
-production target requires. The brain question is not asked here: rollbot decides it from the
-facts at planning time, and only a plan that cannot decide asks it, with its own buttons.
+production target requires. Whether the brain must be restored rollbot decides from the facts;
+only when it cannot for the preselected version does the form ask (restore or keep); for any
+other version the plan asks with its own buttons if it must.
 
 Pure functions: the view from the core's facts, and the submitted values into a request or field
 errors (Slack's `response_action: errors`, keyed by block id). Slack's select options carry at
@@ -30,6 +31,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
+from bot.planning.brain_plan import BrainChoice
 from bot.planning.previous_good import VersionChoice
 from bot.tags import describe_invalid_tag, is_valid_tag
 from handlers.ids import FormBlock, ViewId
@@ -46,6 +48,7 @@ class TargetChoices:
     environment: str
     versions: Sequence[str]
     previous: VersionChoice | None
+    asks_brain: bool = False  # rollbot cannot tell whether `previous` reads the live brain
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class FormRequest:
     version: str
     reason: str
     channel: str
+    brain: BrainChoice = BrainChoice.AUTO
 
 
 def form_view(targets: Sequence[TargetChoices], channel: str) -> dict[str, Any]:
@@ -98,13 +102,33 @@ def form_view(targets: Sequence[TargetChoices], channel: str) -> dict[str, Any]:
             ),
             optional=True,
         ),
-        SectionBlock(
-            text=PlainTextObject(
-                text="rollbot decides from the facts whether the brain must be restored; when it cannot, "
-                "the plan asks with its buttons."
-            )
-        ),
     ]
+    if first.asks_brain and first.previous is not None:
+        blocks.append(
+            InputBlock(
+                block_id=FormBlock.BRAIN,
+                label=_clip(f"The brain: rollbot cannot tell whether {first.previous.version} reads it", 150),
+                element=StaticSelectElement(
+                    action_id=FormBlock.BRAIN,
+                    placeholder="Restore or keep",
+                    options=[
+                        Option(value=BrainChoice.RESTORE.value, text="Restore it from the snapshot"),
+                        Option(value=BrainChoice.KEEP.value, text="Keep the live brain"),
+                    ],
+                ),
+                optional=True,
+                hint="Left empty, the plan asks, with the snapshot and the rows a restore removes.",
+            )
+        )
+    else:
+        blocks.append(
+            SectionBlock(
+                text=PlainTextObject(
+                    text="rollbot decides from the facts whether the brain must be restored; when it cannot, "
+                    "the plan asks with its buttons."
+                )
+            )
+        )
     view = View(
         type="modal",
         callback_id=ViewId.ROLLBACK_FORM,
@@ -174,7 +198,9 @@ def read_form(
         channel = ""
     if not channel and not errors:
         errors[FormBlock.TARGET] = "this form lost the channel it was opened in; type /rollback again"
-    return errors or FormRequest(target, version, reason, channel)
+    brain = _picked(values, FormBlock.BRAIN)
+    choice = BrainChoice(brain) if brain in (BrainChoice.RESTORE.value, BrainChoice.KEEP.value) else BrainChoice.AUTO
+    return errors or FormRequest(target, version, reason, channel, choice)
 
 
 def _picked(values: Mapping[str, Mapping[str, Mapping[str, Any]]], block: str) -> str:

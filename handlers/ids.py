@@ -41,6 +41,7 @@ class FormBlock(StrEnum):
     VERSION = "form_version"
     OTHER_VERSION = "form_other_version"
     REASON = "form_reason"
+    BRAIN = "form_brain"
 
 
 class ExpiredPlanActionId(StrEnum):

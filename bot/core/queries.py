@@ -10,18 +10,21 @@ import logging
 
 from sqlalchemy.exc import NoResultFound
 
+from bot.brain.facts import schema_version
 from bot.brain.snapshots import list_snapshots
 from bot.config import Config, TargetConfig
 from bot.core.drill import rehearsal
 from bot.core.outcomes import ServiceState, TargetStatus
 from bot.core.sightings import saw_healthy
 from bot.errors import InvalidRequest, RollbotError
+from bot.planning.brain_plan import RunningFacts, target_reads
 from bot.planning.kept_images import KeptVersions, kept_versions
 from bot.planning.plan import Rehearsal, Systems
 from bot.planning.previous_good import HealthySighting, VersionChoice, known_versions, previous_good
 from bot.ports import Health
 from bot.reporting.metrics import render as render_metrics
 from bot.reporting.tickets import TicketDesk
+from bot.tags import ImageRef
 from storage import Journal, RunKind, RunStatus, RunView
 from storage.runstate import HOLDING
 
@@ -86,6 +89,34 @@ class Queries:
         """The versions a person may pick for `target_name`, newest first, and the previous good one."""
         running, seen, kept = self._version_facts(target_name)
         return known_versions(running, seen, kept), previous_good(running, seen, kept)
+
+    def asks_about_brain(self, target_name: str, version: str) -> bool:
+        """Whether a plan to `version` would have to ask whether to restore the brain: none of
+        the facts of bot/planning/brain_plan.py tells which schema it reads. Looks at local facts
+        only (the image's label on this host, the journal, the snapshots); when it cannot look,
+        False: the plan itself then asks, if it must."""
+        target = self._config.target(target_name)
+        if target is None or target.brain is None or not target.brain.path.is_file():
+            return False
+        try:
+            compose = self._systems.compose_for(target)
+            configured = ImageRef.parse(compose.service(target.service).image)
+            container_id = compose.container_id(target.service)
+            container = self._systems.docker.container(container_id) if container_id else None
+            live = schema_version(target.brain.path, target.brain.schema_query)
+            running = RunningFacts(
+                version=configured.tag,
+                went_live=container.created_at if container is not None else None,
+                seen=lambda seen_version: self._journal.schema_seen(target.name, seen_version),
+            )
+            snapshots = list_snapshots(target.brain)
+            evidence = target_reads(
+                version, str(configured.with_tag(version)), self._systems.docker, snapshots, live, running
+            )
+        except RollbotError as error:
+            log.warning("could not tell whether %s %s reads the brain: %s", target_name, version, error)
+            return False
+        return evidence.reads is None
 
     def _version_facts(self, target_name: str) -> tuple[str | None, list[HealthySighting], KeptVersions | None]:
         target = self._config.target(target_name)

@@ -89,6 +89,10 @@ class Rollbot:
         """The versions a person may roll `target_name` back to, newest first, and the previous good one."""
         return self._queries.known_versions(target_name)
 
+    def asks_about_brain(self, target_name: str, version: str) -> bool:
+        """Whether a plan to `version` would have to ask whether to restore the brain (local facts only)."""
+        return self._queries.asks_about_brain(target_name, version)
+
     def rehearsal(self, target_name: str) -> Rehearsal | None:
         """What the drills of a target (and of the targets that rehearse it) say about rolling it back."""
         return self._queries.rehearsal(target_name)

@@ -11,12 +11,14 @@ from typing import Any
 
 import pytest
 
+from bot.brain.snapshots import take_snapshot
 from handlers.ids import ActionId, FormBlock, ViewId
 from storage import RunStatus
 from tests.slackapi.fake_slack import FakeSlack
 from tests.slackapi.prism import Prism
 from tests.slackapi.signing import new_trigger_id, view_submission
 
+from .fakes import brain_config, make_brain, upgrade_brain
 from .slack_bot import GROUPIE, ONCALL_GROUP, PLANS, REQUESTER, STRANGER, Bot, button, slack_bot, spec_complaints, wait
 
 
@@ -157,3 +159,35 @@ def test_the_command_with_a_target_alone_plans_the_previous_good_version(bot: Bo
     assert "Planning the rollback of engine to its previous good version" in answer.body
     plan = bot.plan_message("2.2.0")
     assert "version chosen by rollbot" in str(plan["blocks"]) and "previous good version" in str(plan["blocks"])
+
+
+def test_the_form_asks_about_the_brain_only_when_rollbot_cannot_tell(
+    tmp_path: Path, slack: FakeSlack, web_api: tuple[FakeSlack, Prism]
+) -> None:
+    """No label, no sighting, no pre-upgrade snapshot to infer from: the form asks restore or
+    keep for the preselected version, and the answer makes a plan that needs no question."""
+    brain = brain_config(tmp_path)
+    make_brain(brain.path, schema=1)
+    with slack_bot(tmp_path, slack, web_api[1], brain=brain) as bot:
+        take_snapshot(brain, None)  # taken by hand: it says nothing of the version it ran on
+        upgrade_brain(brain.path, schema=2, new_rows=2)
+        view = open_form(bot)
+        asked = block(view, FormBlock.BRAIN)
+        assert "rollbot cannot tell whether 2.3.1 reads it" in asked["label"]["text"]
+        assert [o["value"] for o in asked["element"]["options"]] == ["restore", "keep"]
+        filled = values("engine:2.3.1", reason="5xx")
+        filled[FormBlock.BRAIN] = {FormBlock.BRAIN: {"type": "static_select", "selected_option": {"value": "restore"}}}
+        assert submit(bot, view, filled) == {}
+        plan = bot.plan_message("2.3.1")
+        assert button(plan, ActionId.BRAIN_RESTORE_APPROVE) is not None, "restore, as answered in the form"
+
+
+def test_the_form_does_not_ask_about_the_brain_when_the_facts_tell(
+    tmp_path: Path, slack: FakeSlack, web_api: tuple[FakeSlack, Prism]
+) -> None:
+    brain = brain_config(tmp_path)
+    make_brain(brain.path, schema=1)
+    with slack_bot(tmp_path, slack, web_api[1], brain=brain) as bot:
+        bot.journal.saw_schema("engine", "2.3.1", 1, "status")
+        view = open_form(bot)
+        assert all(b.get("block_id") != FormBlock.BRAIN for b in view["blocks"])
