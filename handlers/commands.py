@@ -7,8 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
+from slack_sdk.errors import SlackApiError
 
-from bot.errors import RollbotError
+from bot.errors import InvalidRequest, RollbotError
 from bot.planning.approvals import Verdict
 from bot.planning.plan import RollbackRequest
 from handlers.blocks import drill_report_message, esc, history_message, status_command_message
@@ -90,7 +91,14 @@ def _open_form(services: Services, trigger_id: str, channel: str) -> None:
             versions, previous = [], None
         asks = previous is not None and rollbot.asks_about_brain(target.name, previous.version)
         choices.append(TargetChoices(target.name, target.environment, versions, previous, asks))
-    services.poster.open_view(trigger_id, form_view(choices, channel))
+    try:
+        services.poster.open_view(trigger_id, form_view(choices, channel))
+    except SlackApiError as error:  # e.g. expired_trigger_id: the 3 seconds passed
+        problem = error.response.get("error") or "an error"
+        raise InvalidRequest(
+            f"the rollback form could not be opened (Slack answered `{problem}`); try again, or type "
+            "`/rollback TARGET [VERSION] [reason]`"
+        ) from None
 
 
 def on_form_submitted(ack: Ack, body: dict[str, Any], context: BoltContext) -> None:

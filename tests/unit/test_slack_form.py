@@ -191,3 +191,13 @@ def test_the_form_does_not_ask_about_the_brain_when_the_facts_tell(
         bot.journal.saw_schema("engine", "2.3.1", 1, "status")
         view = open_form(bot)
         assert all(b.get("block_id") != FormBlock.BRAIN for b in view["blocks"])
+
+
+def test_a_form_slack_will_not_open_is_explained_to_the_person(bot: Bot, slack: FakeSlack) -> None:
+    trigger = new_trigger_id()
+    bot.command("", trigger_id=trigger)
+    wait(lambda: slack.views(), what="the first form")
+    bot.command("", trigger_id=trigger)  # a trigger used twice: Slack answers expired_trigger_id
+    told = wait(lambda: slack.ephemerals(REQUESTER), what="the person told")
+    assert "could not be opened (Slack answered `expired_trigger_id`)" in told[-1]["text"]
+    assert "unexpected" not in told[-1]["text"]
