@@ -47,7 +47,8 @@ def rollback(
     out = console()
     requester = f"cli:{getpass.getuser()}"
     request = RollbackRequest(target, version or "", requester, reason, brain)
-    planned = rollbot.plan(request) if version else rollbot.plan_previous_good(request)
+    # Only a missing VERSION means "the previous good one"; an empty one is refused as empty.
+    planned = rollbot.plan(request) if version is not None else rollbot.plan_previous_good(request)
     render_plan(out, planned.plan)
     if planned.plan.question:
         planned = _settle_question(rollbot, planned, requester, yes)
