@@ -65,7 +65,8 @@ class Rollbacks:
         `chosen`: rollbot picked the version itself; the plan says which and why."""
         plan = self._make_plan(request)
         if chosen is not None:
-            picked = Check(PREVIOUS_GOOD_CHECK, CheckResult.PASSED, chosen.why)
+            result = CheckResult.PASSED if chosen.seen_healthy else CheckResult.WARNING
+            picked = Check(PREVIOUS_GOOD_CHECK, result, chosen.why)
             plan = replace(plan, checks=(plan.checks[0], picked, *plan.checks[1:]))
         if plan.approvable or plan.question:
             target = self._config.targets[request.target]

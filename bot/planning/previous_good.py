@@ -40,6 +40,7 @@ class VersionChoice:
 
     version: str
     why: str
+    seen_healthy: bool = True  # False: only an image kept; rollbot never saw it run well
 
 
 def previous_good(
@@ -71,6 +72,7 @@ def previous_good(
             newest,
             f"{newest} is the newest earlier version kept in the {kept.looked_at}; rollbot has not seen it "
             "healthy itself, so check the plan",
+            seen_healthy=False,
         )
     return None
 

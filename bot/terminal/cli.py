@@ -14,9 +14,11 @@ import typer
 from rich.text import Text
 
 from bot.core.outcomes import PlannedRun, Recovery
+from bot.core.rollbacks import PREVIOUS_GOOD_CHECK
 from bot.core.rollbot import Rollbot
 from bot.planning.brain_plan import BrainChoice
 from bot.planning.plan import RollbackRequest
+from bot.planning.preflight import CheckResult
 from bot.terminal.render import StepProgress, console, render_plan
 from bot.terminal.session import EXIT_FAILED, EXIT_NOTHING_DONE, EXIT_OK, fail_line, reporting_sinks, rollbot_for
 from bot.text import summary_line
@@ -55,6 +57,11 @@ def rollback(
         render_plan(out, planned.plan)
     if planned.plan.refusal:
         fail_line(f"refused: {planned.plan.refusal}")
+        raise typer.Exit(EXIT_NOTHING_DONE)
+    unverified = _unverified_choice(planned)
+    if yes and unverified:
+        rollbot.cancel(planned.run.id, requester, "the version rollbot chose was never seen healthy (--yes)")
+        fail_line(f"refused: {unverified}; with --yes name the version, e.g. `rollbot rollback {target} VERSION --yes`")
         raise typer.Exit(EXIT_NOTHING_DONE)
     if not yes and not _confirmed(planned.plan.request):
         rollbot.cancel(planned.run.id, requester, "not confirmed at the terminal")
@@ -143,6 +150,14 @@ def _print_ticket(rollbot: Rollbot, run_id: str) -> None:
             ),
             highlight=False,
         )
+
+
+def _unverified_choice(planned: PlannedRun) -> str | None:
+    """A version rollbot chose without ever seeing it healthy: --yes never takes such a guess."""
+    for check in planned.plan.checks:
+        if check.name == PREVIOUS_GOOD_CHECK and check.result is CheckResult.WARNING:
+            return check.detail
+    return None
 
 
 def _confirmed(request: RollbackRequest) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import getpass
 from pathlib import Path
 
+from storage import RunStatus
 from tests.integration.demo import BROKEN, HEALTHY, deployment
 from tests.integration.slack_harness import BOT_TOKEN, INCIDENT_CHANNEL, assert_blocks_valid, slack_web_api
 
@@ -60,3 +61,15 @@ def test_without_slack_configured_a_terminal_run_posts_nothing(tmp_path: Path) -
         done = deployed.rollbot("rollback", "engine", HEALTHY, "--yes", env={"SLACK_API_URL": slack.url})
         assert done.returncode == 0, done.stdout + done.stderr
         assert slack.calls == []
+
+
+def test_yes_never_takes_a_version_rollbot_never_saw_healthy(tmp_path: Path) -> None:
+    """Nothing tells rollbot which earlier version ran well (no sighting, no successful run): the
+    newest kept image is only a guess, so --yes refuses it and touches nothing."""
+    with deployment(tmp_path, running=BROKEN) as deployed:
+        before, container = deployed.compose_file.read_bytes(), deployed.container().id
+        done = deployed.rollbot("rollback", "engine", "--yes")
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "rollbot has not seen it healthy itself" in done.stderr and "with --yes name the version" in done.stderr
+        assert deployed.compose_file.read_bytes() == before and deployed.container().id == container
+        assert deployed.runs()[0].status is RunStatus.CANCELLED
