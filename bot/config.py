@@ -182,6 +182,8 @@ class Config(_Frozen):
     tickets: TicketsConfig = TicketsConfig()
     evidence_dir: Path = Path("evidence")
     plan_ttl_minutes: float = Field(15, gt=0, le=24 * 60)
+    # A plan waiting for an approver calls them again in its thread after this long.
+    approval_reminder_minutes: float = Field(5, gt=0, le=24 * 60)
     # On SIGTERM, how long a step in flight may take to reach its end before rollbot exits
     # anyway (the run is then resumed by the next start). Give the container manager more.
     shutdown_timeout_seconds: float = Field(90, gt=0, le=3600)

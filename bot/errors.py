@@ -8,7 +8,8 @@
     │   ├── ComposeError         a `docker compose` process failed or timed out
     │   ├── DockerError          the Docker daemon refused, could not be reached or did not answer
     │   ├── MetricsError         Prometheus could not be reached or refused a query
-    │   └── AttachmentsMissing   (bot/reporting/jira_tickets) a ticket exists; some attachments did not land
+    │   ├── AttachmentsMissing   (bot/reporting/jira_tickets) a ticket exists; some attachments did not land
+    │   └── MembershipUnknown    (handlers/directory) a Slack user group's members were never read
     ├── ComposeFileError         the compose file cannot be read or edited safely
     ├── BrainError               (bot/brain/facts) the brain or a snapshot cannot be read, staged or swapped
     │   └── BrainBusy            (bot/brain/snapshots) a snapshot or a restore holds the brain's lock

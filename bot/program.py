@@ -26,7 +26,7 @@ from bot.core.rollbot import Rollbot
 from bot.errors import RollbotError, report_unexpected
 from bot.logs import use_json
 from bot.terminal import checks, cli, maintenance
-from bot.terminal.session import EXIT_FAILED, EXIT_NOTHING_DONE, fail_line, rollbot_for
+from bot.terminal.session import ALSO_REPORT, EXIT_FAILED, EXIT_NOTHING_DONE, AtExit, SinkFor, fail_line, rollbot_for
 
 if TYPE_CHECKING:
     from handlers.outbox import Outbox
@@ -57,6 +57,26 @@ def _options(
     ] = None,
 ) -> None:
     ctx.obj = config_path(config)
+    ctx.meta[ALSO_REPORT] = _slack_reporter
+
+
+def _slack_reporter(rollbot: Rollbot, at_exit: AtExit) -> SinkFor | None:
+    """With SLACK_BOT_TOKEN set, a run started at the terminal (rollback, resume, abort) is
+    announced, followed and closed in its target's incident channel like one started in Slack.
+    Its messages are delivered before the command exits."""
+    settings = load_settings()
+    if settings.slack_bot_token is None:
+        return None
+    from handlers.app import build_services, web_client
+
+    services = build_services(rollbot, web_client(settings))
+    at_exit(lambda: _deliver(services.outbox))
+    return services.terminal_progress
+
+
+def _deliver(outbox: Outbox) -> None:
+    if not outbox.drain(timeout=60):
+        log.warning("some Slack messages of this run were not delivered before exit")
 
 
 def serve(
@@ -84,6 +104,7 @@ def serve(
     sys.setswitchinterval(0.001)
     rollbot = rollbot_for(ctx)
     slack_app, services = build_app(settings, rollbot)
+    services.watch_usergroups()  # before serving: acks answer from this cache, never from Slack
     _file_tickets_in_background(rollbot)
     watching = watch_interruptions(services)
     signal.signal(signal.SIGTERM, _stop_serving)
@@ -93,7 +114,8 @@ def serve(
         else:
             assert settings.slack_signing_secret is not None  # signing_key refused to go on without it
             door = Door(slack_app, settings.slack_signing_secret.get_secret_value(), services.tell)
-            serve_http(door, rollbot.foreground, host, port, metrics=rollbot.metrics)  # returns on SIGTERM or Ctrl-C
+            metrics = lambda: rollbot.metrics() + services.outbox.metrics()  # noqa: E731 - the journal's and Slack's
+            serve_http(door, rollbot.foreground, host, port, metrics=metrics)  # returns on SIGTERM or Ctrl-C
     except (SystemExit, KeyboardInterrupt):
         pass
     finally:

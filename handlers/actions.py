@@ -10,8 +10,9 @@ from slack_bolt import Ack, App, BoltContext
 from bot.core.outcomes import Outcome, Recovery
 from bot.planning.approvals import Decision
 from bot.planning.brain_plan import BrainChoice
-from handlers.blocks import closed_plan_message, esc, plan_message
-from handlers.ids import ActionId, AnswerActionId, RecoveryActionId
+from handlers.blocks import esc
+from handlers.ids import ActionId, AnswerActionId, ExpiredPlanActionId, RecoveryActionId
+from handlers.plan_blocks import closed_plan_message
 from handlers.services import Services
 from storage import RunView
 
@@ -25,6 +26,26 @@ def register(app: App) -> None:
         app.action(recovery_id.value)(on_recovery_click)
     for answer_id in AnswerActionId:
         app.action(answer_id.value)(on_answer_click)
+    app.action(ExpiredPlanActionId.PLAN_AGAIN.value)(on_plan_again_click)
+
+
+def on_plan_again_click(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext) -> None:
+    """ "Plan again" on an expired plan: the same request, planned afresh, posted below it."""
+    ack()
+    services: Services = context["services"]
+    user, channel, run_id = _click(body, action)
+    if run_id is not None:
+        services.guarded(channel, user, _plan_again, run_id, user, channel, _seen_on(body, channel))
+
+
+def _plan_again(services: Services, run_id: str, user: str, channel: str, seen_on: dict[str, str]) -> None:
+    outcome = services.rollbot.replan(run_id, user, services.directory.members_of, seen_on=seen_on)
+    if outcome.refusal or outcome.replanned is None:
+        services.tell(channel, user, f":no_entry: {esc(outcome.refusal or 'nothing was done')}")
+        return
+    old = services.rollbot.run(run_id)
+    _close_plan(services, old, f":hourglass: Expired — planned again by <@{user}> below.")
+    services.post_plan(outcome.replanned, channel)
 
 
 def on_click(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext) -> None:
@@ -115,14 +136,15 @@ def _answer(
         services.tell(channel, user, f":no_entry: {esc(outcome.refusal or 'nothing was done')}")
         return
     fresh = outcome.replanned
-    message = plan_message(fresh.plan, fresh.run)
+    message = services.plan_message(fresh)
     where = {"channel": seen_on["channel"], "ts": seen_on["ts"]}
 
     def replace_in_place() -> None:
         services.poster.update(where["channel"], where["ts"], message)
         services.rollbot.remember(fresh.run.id, plan_message=where)
+        services.watch_plan(fresh, where)
 
-    services.outbox.send(replace_in_place, key=f"plan:{run_id}")
+    services.outbox.send(replace_in_place, key=f"plan:{run_id}", lane=f"channel:{where['channel']}", run_id=run_id)
 
 
 def _report(services: Services, outcome: Outcome, run_id: str, user: str, channel: str) -> None:
@@ -134,14 +156,7 @@ def _report(services: Services, outcome: Outcome, run_id: str, user: str, channe
     if outcome.replanned is not None:
         old = services.rollbot.run(run_id)
         _close_plan(services, old, ":recycle: Superseded: the facts changed before the click; a fresh plan follows.")
-        message = plan_message(outcome.replanned.plan, outcome.replanned.run)
-        new_id = outcome.replanned.run.id
-
-        def post() -> None:
-            posted = services.poster.post(channel, message)
-            services.rollbot.remember(new_id, plan_message={"channel": channel, "ts": posted.ts})
-
-        services.outbox.send(post)
+        services.post_plan(outcome.replanned, channel)
 
 
 def _close_plan(services: Services, run: RunView, note: str) -> None:
@@ -149,4 +164,9 @@ def _close_plan(services: Services, run: RunView, note: str) -> None:
     if not where:
         return
     message = closed_plan_message(run, note)
-    services.outbox.send(lambda: services.poster.update(where["channel"], where["ts"], message), key=f"plan:{run.id}")
+    services.outbox.send(
+        lambda: services.poster.update(where["channel"], where["ts"], message),
+        key=f"plan:{run.id}",
+        lane=f"channel:{where['channel']}",
+        run_id=run.id,
+    )

@@ -11,19 +11,29 @@ from slack_sdk import WebClient
 from bot.config import Settings
 from bot.core.rollbot import Rollbot
 from bot.errors import ConfigError
-from handlers import actions, checks, commands, fallback
+from handlers import actions, checks, commands, fallback, home
 from handlers.directory import SlackDirectory
 from handlers.outbox import Outbox
 from handlers.poster import SlackPoster
 from handlers.services import Services
 
 
-def build_app(settings: Settings, rollbot: Rollbot, client: WebClient | None = None) -> tuple[App, Services]:
+def web_client(settings: Settings) -> WebClient:
     if settings.slack_bot_token is None:
-        raise ConfigError("environment: SLACK_BOT_TOKEN is required to serve Slack")
-    client = client or WebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url)
+        raise ConfigError("environment: SLACK_BOT_TOKEN is required to talk to Slack")
+    return WebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url)
+
+
+def build_services(rollbot: Rollbot, client: WebClient) -> Services:
+    """What talks to Slack, without the Bolt app: `serve` adds the app; a terminal run uses it to
+    report in the incident channel."""
     poster = SlackPoster(client)
-    services = Services(rollbot=rollbot, poster=poster, outbox=Outbox(), directory=SlackDirectory(poster))
+    return Services(rollbot=rollbot, poster=poster, outbox=Outbox(), directory=SlackDirectory(poster))
+
+
+def build_app(settings: Settings, rollbot: Rollbot, client: WebClient | None = None) -> tuple[App, Services]:
+    client = client or web_client(settings)
+    services = build_services(rollbot, client)
     app = App(
         client=client,
         # Bolt never verifies: the door in handlers/server.py checks the signature over the bytes
@@ -51,4 +61,5 @@ def build_app(settings: Settings, rollbot: Rollbot, client: WebClient | None = N
     commands.register(app)
     actions.register(app)
     checks.register(app)
+    home.register(app)
     return app, services

@@ -7,6 +7,7 @@ and shapes, so an invalid message fails here, in tests, rather than at Slack. Te
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,6 @@ from slack_sdk.models.blocks import (
     ButtonElement,
     ConfirmObject,
     ContextBlock,
-    HeaderBlock,
     MarkdownTextObject,
     SectionBlock,
 )
@@ -24,10 +24,9 @@ from slack_sdk.models.blocks import (
 from bot.core.drill import describe_report
 from bot.core.outcomes import ServiceState, TargetStatus
 from bot.planning.judgement import Call, Judgement
-from bot.planning.plan import Plan
 from bot.running.summary import RunSummary
-from bot.text import CHECK_MARKS, STEP_MARKS, Mark, summary_line, versions
-from handlers.ids import ActionId, AnswerActionId, BlockId, RecoveryActionId
+from bot.text import STEP_MARKS, Mark, summary_line, versions
+from handlers.ids import BlockId, RecoveryActionId
 from storage import RunStatus, RunView, StepStatus
 
 SECTION_LIMIT = 3000
@@ -57,88 +56,10 @@ def esc(text: object) -> str:
 
 
 def user(user_id: str) -> str:
+    """A Slack user as a mention; a person at rollbot's terminal (`cli:NAME`) by name."""
+    if user_id.startswith("cli:"):
+        return f"*{esc(user_id[4:])}* (at the terminal)"
     return f"<@{user_id}>" if user_id.startswith(("U", "W")) and user_id.isalnum() else esc(user_id)
-
-
-def plan_message(plan: Plan, run: RunView) -> Message:
-    request = plan.request
-    title = f"Rollback plan: {request.target} → {request.version}"
-    lines = [
-        f"*{esc(request.target)}* ({esc(plan.environment or '?')}): "
-        f"`{esc(plan.running_version or '?')}` → `{esc(request.version)}`",
-        f"Requested by {user(request.requester)}" + (f" — due to {esc(request.reason)}" if request.reason else ""),
-    ]
-    blocks: list[Block] = [
-        HeaderBlock(text=_clip(title, 150)),
-        _section("\n".join(lines)),
-        _section(
-            "*Preflight*\n"
-            + "\n".join(
-                f"{EMOJI[CHECK_MARKS[check.result]]} *{esc(check.name)}*: {esc(check.detail)}" for check in plan.checks
-            )
-        ),
-    ]
-    if plan.brain is not None and plan.brain.snapshot is not None and (plan.restores_brain or plan.brain.asking):
-        blocks.append(_section(_brain_text(plan)))
-    if plan.kept is not None and plan.kept.warning:
-        blocks.append(_section(f":warning: *Earlier versions:* {esc(plan.kept.warning)}"))
-    if plan.judgement is not None:
-        blocks.append(_section(evidence_text(plan.judgement)))
-    if plan.rehearsal is not None:
-        icon = ":warning:" if plan.rehearsal.warning else ":stopwatch:"
-        text = plan.rehearsal.describe() + (
-            f" — {plan.rehearsal.warning}"
-            if plan.rehearsal.warning and plan.rehearsal.expected_seconds is not None
-            else ""
-        )
-        blocks.append(_section(f"{icon} *Drills:* {esc(text)}"))
-    if plan.approvable:
-        blocks.append(
-            _section(
-                "*Steps*\n"
-                + "\n".join(
-                    f"{number}. {esc(step.description)}"
-                    + (f" _(skipped: {esc(step.skip_reason)})_" if step.skip_reason else "")
-                    for number, step in enumerate(plan.steps, 1)
-                )
-            )
-        )
-        blocks.append(_buttons(plan, run))
-        blocks.append(
-            ContextBlock(
-                elements=[MarkdownTextObject(text=f"run `{run.id}` · the plan expires if not confirmed in time")]
-            )
-        )
-    elif plan.question:
-        blocks.append(_section(f":question: *Restore the brain or keep it?* {esc(plan.question)}"))
-        blocks.append(_answer_buttons(plan, run))
-        blocks.append(
-            ContextBlock(
-                elements=[
-                    MarkdownTextObject(
-                        text=f"run `{run.id}` · the answer makes a fresh plan here; a restore still needs a second approver"
-                    )
-                ]
-            )
-        )
-    else:
-        blocks.append(_section(f":no_entry: *Refused:* {esc(plan.refusal)}\nNothing was changed."))
-    return _message(title, blocks)
-
-
-def closed_plan_message(run: RunView, note: str) -> Message:
-    """The plan message after its decision: buttons gone, who decided what."""
-    title = f"Rollback plan: {run.target} → {run.to_version}"
-    blocks: list[Block] = [
-        HeaderBlock(text=_clip(title, 150)),
-        _section(
-            f"*{esc(run.target)}*: `{esc(run.from_version or '?')}` → `{esc(run.to_version)}` — requested by "
-            f"{user(run.requester)}" + (f" — due to {esc(run.reason)}" if run.reason else "")
-        ),
-        _section(note),
-        ContextBlock(elements=[MarkdownTextObject(text=f"run `{run.id}`")]),
-    ]
-    return _message(f"{title}: {note}", blocks)
 
 
 def announcement(run: RunView) -> str:
@@ -163,9 +84,9 @@ def status_message(run: RunView, note: str | None = None) -> Message:
         RunStatus.ABORTED: ":no_entry_sign: aborted",
     }.get(run.status, run.status.value)
     title = f"Rollback of {run.target} to {run.to_version}: {head}"
-    blocks: list[Block] = [_section(f"*{esc(title)}*\n" + "\n".join(lines))]
+    blocks: list[Block] = [section(f"*{esc(title)}*\n" + "\n".join(lines))]
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"run `{run.id}`")]))
-    return _message(title, blocks)
+    return message_of(title, blocks)
 
 
 def evidence_text(judgement: Judgement) -> str:
@@ -175,7 +96,9 @@ def evidence_text(judgement: Judgement) -> str:
     return f"{icon[judgement.call]} *{esc(judgement.headline)}*\n{lines}"
 
 
-def final_message(run: RunView, ticket_link: str | None = None) -> Message:
+def final_message(run: RunView, ticket_link: str | None = None, log_lines: Sequence[str] = ()) -> Message:
+    """The all-clear, or the failure with where the service is; a failure also shows the error
+    lines of the replaced version's logs (the whole log is in the thread)."""
     if run.status is RunStatus.SUCCEEDED and RunSummary.from_dict(run.summary).errors_persist:
         text = f":large_yellow_circle: *Healthy but errors persist:* {esc(summary_line(run))}"
     elif run.status is RunStatus.SUCCEEDED:
@@ -184,7 +107,13 @@ def final_message(run: RunView, ticket_link: str | None = None) -> Message:
         text = f":red_circle: *Rollback {esc(run.status.value)}:* {esc(summary_line(run))}"
     if ticket_link:
         text += f"\n:memo: Postmortem: {ticket_link}"
-    return _message(summary_line(run), [_section(text)])
+    blocks: list[Block] = [section(text)]
+    if log_lines:
+        shown = clip("\n".join(log_lines), SECTION_LIMIT - 120)
+        blocks.append(
+            section(f":scroll: *Error lines in the logs of {esc(run.from_version or '?')}:*\n```{esc(shown)}```")
+        )
+    return message_of(summary_line(run), blocks)
 
 
 def interruption_message(run: RunView, state: ServiceState) -> Message:
@@ -218,20 +147,20 @@ def interruption_message(run: RunView, state: ServiceState) -> Message:
         ],
     )
     blocks: list[Block] = [
-        _section("\n".join(lines)),
+        section("\n".join(lines)),
         buttons,
         ContextBlock(elements=[MarkdownTextObject(text=f"run `{run.id}`")]),
     ]
-    return _message(f"{title} during step {run.current_step}: {state.describe()}", blocks)
+    return message_of(f"{title} during step {run.current_step}: {state.describe()}", blocks)
 
 
 def closed_interruption_message(run: RunView, note: str) -> Message:
     """The report once someone resumed or aborted the run: no buttons left to click."""
     title = f"Rollback of {run.target} to {run.to_version} was interrupted during step {run.current_step or 'start'}"
-    return _message(
+    return message_of(
         f"{title}: {note}",
         [
-            _section(f":warning: *{esc(title)}*\n{note}"),
+            section(f":warning: *{esc(title)}*\n{note}"),
             ContextBlock(elements=[MarkdownTextObject(text=f"run `{run.id}`")]),
         ],
     )
@@ -242,7 +171,9 @@ def drill_report_message(drill: RunView) -> Message:
     lines = describe_report(drill)
     icon = ":white_check_mark:" if drill.status is RunStatus.SUCCEEDED else ":x:"
     body = f"{icon} *{esc(lines[0])}*\n```" + esc("\n".join(lines[1:])) + "```"
-    return _message(lines[0], [_section(body), ContextBlock(elements=[MarkdownTextObject(text=f"drill `{drill.id}`")])])
+    return message_of(
+        lines[0], [section(body), ContextBlock(elements=[MarkdownTextObject(text=f"drill `{drill.id}`")])]
+    )
 
 
 def ticket_link(key: str, url: str | None) -> str:
@@ -283,17 +214,17 @@ def status_command_message(statuses: list[TargetStatus]) -> Message:
         if status.kept is not None:
             kept = f"\n{':warning: ' if status.kept.warning else ''}{esc(status.kept.describe())}"
         blocks.append(
-            _section(
+            section(
                 f"*{esc(status.name)}* ({esc(status.environment)}): `{esc(status.running_version or '?')}` "
                 f"({esc(status.container_state)}) — {health}\n{snapshot}{busy}{kept}"
             )
         )
-    return _message("rollbot status", blocks[:50] or [_section("no targets are configured")])
+    return message_of("rollbot status", blocks[:50] or [section("no targets are configured")])
 
 
 def history_message(runs: list[RunView]) -> Message:
     if not runs:
-        return _message("no runs yet", [_section("No runs yet.")])
+        return message_of("no runs yet", [section("No runs yet.")])
     lines = [
         f"`{run.id}` {run.created_at:%Y-%m-%d %H:%M} UTC · *{esc(run.target)}* {esc(versions(run))}"
         f" · {esc(run.status.value)}"
@@ -301,77 +232,18 @@ def history_message(runs: list[RunView]) -> Message:
         + f" · {user(run.requester)}"
         for run in runs
     ]
-    return _message("rollbot history", [_section("*History*\n" + "\n".join(lines))])
+    return message_of("rollbot history", [section("*History*\n" + "\n".join(lines))])
 
 
-def _brain_text(plan: Plan) -> str:
-    brain = plan.brain
-    assert brain is not None and brain.snapshot is not None
-    heading = "*If restored:*" if brain.asking else "*Brain restore*"
-    lines = [
-        f"{heading} from `{esc(brain.snapshot.path.name)}` (schema {brain.snapshot.schema_version}, "
-        f"taken {brain.snapshot.taken_at:%Y-%m-%d %H:%M} UTC)"
-    ]
-    if brain.loss is not None:
-        lines.append(
-            f"What the restore undoes ({brain.loss.counts()}; the live brain is kept whole in a forensic copy, "
-            "never deleted):"
-        )
-        lines += [f"• {esc(table.describe())}" for table in brain.loss.tables if table.undone]
-    return "\n".join(lines)
+def section(text: str) -> SectionBlock:
+    return SectionBlock(text=MarkdownTextObject(text=clip(text, SECTION_LIMIT)))
 
 
-def _buttons(plan: Plan, run: RunView) -> ActionsBlock:
-    if plan.restores_brain:
-        approve = ButtonElement(
-            text="Approve brain restore",
-            action_id=ActionId.BRAIN_RESTORE_APPROVE,
-            value=run.id,
-            style="danger",
-            confirm=ConfirmObject(
-                title="Restore the brain?",
-                text="Rows written since the snapshot leave the live brain (they are kept in a forensic copy).",
-                confirm="Restore",
-                deny="Back",
-            ),
-        )
-    else:
-        approve = ButtonElement(text="Roll back", action_id=ActionId.APPROVE, value=run.id, style="primary")
-    cancel = ButtonElement(text="Cancel", action_id=ActionId.CANCEL, value=run.id)
-    return ActionsBlock(block_id=BlockId.PLAN_ACTIONS, elements=[approve, cancel])
+def message_of(text: str, blocks: list[Block]) -> Message:
+    return Message(clip(text, 3000), [block.to_dict() for block in blocks[:50]])
 
 
-def _answer_buttons(plan: Plan, run: RunView) -> ActionsBlock:
-    """Restore from the named snapshot (when there is one) or keep the brain: a question answered in place."""
-    brain = plan.brain
-    elements = []
-    if brain is not None and brain.snapshot is not None:
-        rows = f", {brain.loss.total_rows} row(s) leave the live brain" if brain.loss is not None else ""
-        elements.append(
-            ButtonElement(
-                text=_clip(f"Restore from {brain.snapshot.path.name}{rows}", 75),
-                action_id=AnswerActionId.RESTORE,
-                value=run.id,
-                style="danger",
-            )
-        )
-    elements.append(ButtonElement(text="Keep the brain", action_id=AnswerActionId.KEEP, value=run.id))
-    elements.append(ButtonElement(text="Cancel", action_id=ActionId.CANCEL, value=run.id))
-    return ActionsBlock(block_id=BlockId.PLAN_ACTIONS, elements=elements)
-
-
-def _section(text: str) -> SectionBlock:
-    return SectionBlock(text=MarkdownTextObject(text=_clip(text, SECTION_LIMIT)))
-
-
-section = _section  # for the other block builders (check_blocks)
-
-
-def _message(text: str, blocks: list[Block]) -> Message:
-    return Message(_clip(text, 3000), [block.to_dict() for block in blocks[:50]])
-
-
-def _clip(text: str, limit: int) -> str:
+def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
+from slack_sdk.errors import SlackApiError
 
+from bot.errors import InvalidRequest, RollbotError
+from bot.planning.approvals import Verdict
 from bot.planning.plan import RollbackRequest
-from handlers.blocks import drill_report_message, esc, history_message, plan_message, status_command_message
+from handlers.blocks import drill_report_message, esc, history_message, status_command_message
 from handlers.check_blocks import check_message
+from handlers.directory import MembershipUnknown
+from handlers.form import TargetChoices, form_view, read_form
+from handlers.ids import FormBlock, ViewId
 from handlers.inbound import shown
 from handlers.parsing import HELP, Command, CommandKind, ParseError, parse
 from handlers.poster import Posted
 from handlers.services import Services
 
+log = logging.getLogger(__name__)
+
 
 def register(app: App) -> None:
     app.command("/rollback")(on_rollback)
+    app.view(ViewId.ROLLBACK_FORM.value)(on_form_submitted)
 
 
 def on_rollback(ack: Ack, command: dict[str, Any], context: BoltContext, respond: Respond) -> None:
@@ -30,8 +41,10 @@ def on_rollback(ack: Ack, command: dict[str, Any], context: BoltContext, respond
         return
     if parsed.kind is CommandKind.HELP:
         ack(response_type="ephemeral", text=HELP)
+    elif parsed.kind is CommandKind.FORM:
+        _form(ack, services, str(command.get("trigger_id") or ""), user, channel)
     elif parsed.kind is CommandKind.ROLLBACK:
-        _rollback(ack, services, parsed, user, channel)
+        _rollback(ack, services, parsed, user, channel, respond)
     elif parsed.kind is CommandKind.CHECK:
         assert parsed.target is not None, "the parser gives a check its target"
         if not _refused(ack, services, parsed.target, user):
@@ -51,13 +64,71 @@ def on_rollback(ack: Ack, command: dict[str, Any], context: BoltContext, respond
         services.guarded(channel, user, _snapshot, parsed.target, user, respond)
 
 
-def _rollback(ack: Ack, services: Services, parsed: Command, user: str, channel: str) -> None:
-    assert parsed.target is not None and parsed.version is not None
+def _rollback(ack: Ack, services: Services, parsed: Command, user: str, channel: str, respond: Respond) -> None:
+    assert parsed.target is not None
     if _refused(ack, services, parsed.target, user):
         return
-    ack(response_type="ephemeral", text=f"Planning the rollback of {parsed.target} to {parsed.version}…")
-    request = RollbackRequest(parsed.target, parsed.version, user, parsed.reason, parsed.brain)
-    services.guarded(channel, user, post_plan, request, channel)
+    to = parsed.version or "its previous good version"
+    ack(response_type="ephemeral", text=f"Planning the rollback of {parsed.target} to {to}…")
+    request = RollbackRequest(parsed.target, parsed.version or "", user, parsed.reason, parsed.brain)
+
+    def tell_requester(text: str) -> None:
+        respond(response_type="ephemeral", text=text)
+
+    services.guarded(channel, user, post_plan, request, channel, tell_requester)
+
+
+def _form(ack: Ack, services: Services, trigger_id: str, user: str, channel: str) -> None:
+    """`/rollback` alone: the form. The ack goes first; the form opens right after it, on the
+    command's trigger (valid for 3 seconds), with the versions rollbot knows."""
+    if not trigger_id:
+        ack(response_type="ephemeral", text=f"Slack sent no trigger to open the form with.\n\n{HELP}")
+        return
+    ack(response_type="ephemeral", text="Opening the rollback form…")
+    services.guarded(channel, user, _open_form, trigger_id, channel)
+
+
+def _open_form(services: Services, trigger_id: str, channel: str) -> None:
+    rollbot = services.rollbot
+    choices = []
+    for target in rollbot.config.targets.values():
+        try:
+            versions, previous = rollbot.known_versions(target.name)
+        except RollbotError as error:  # a target Docker cannot describe now: offered, typed version only
+            log.warning("the form offers no versions of %s: %s", target.name, error)
+            versions, previous = [], None
+        asks = previous is not None and rollbot.asks_about_brain(target.name, previous.version)
+        choices.append(TargetChoices(target.name, target.environment, versions, previous, asks))
+    try:
+        services.poster.open_view(trigger_id, form_view(choices, channel))
+    except SlackApiError as error:  # e.g. expired_trigger_id: the 3 seconds passed
+        problem = error.response.get("error") or "an error"
+        raise InvalidRequest(
+            f"the rollback form could not be opened (Slack answered `{problem}`); try again, or type "
+            "`/rollback TARGET [VERSION] [reason]`"
+        ) from None
+
+
+def on_form_submitted(ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
+    """The form's Submit: field errors in the ack, or the plan posted as the command posts it."""
+    services: Services = context["services"]
+    user = str((body.get("user") or {}).get("id") or "")
+    view = body.get("view") or {}
+    environments = {name: target.environment for name, target in services.rollbot.config.targets.items()}
+    read = read_form(view.get("state", {}).get("values", {}), view.get("private_metadata", ""), environments)
+    if isinstance(read, dict):
+        ack(response_action="errors", errors=read)
+        return
+    try:
+        verdict = services.rollbot.may_request(user, read.target, services.directory.members_of)
+    except MembershipUnknown as unknown:
+        verdict = Verdict(False, str(unknown))
+    if not verdict.allowed:
+        ack(response_action="errors", errors={FormBlock.TARGET.value: verdict.reason[:150]})
+        return
+    ack()
+    request = RollbackRequest(read.target, read.version, user, read.reason, read.brain)
+    services.guarded(read.channel, user, post_plan, request, read.channel)
 
 
 def _refused(ack: Ack, services: Services, target: str, user: str) -> bool:
@@ -67,23 +138,25 @@ def _refused(ack: Ack, services: Services, target: str, user: str) -> bool:
         known = ", ".join(sorted(config.targets))
         ack(response_type="ephemeral", text=f"Unknown target {shown(target)}; configured targets: {known}.\n\n{HELP}")
         return True
-    verdict = services.rollbot.may_request(user, target, services.directory.members_of)
+    try:  # the directory answers from its cache: this never waits on Slack
+        verdict = services.rollbot.may_request(user, target, services.directory.members_of)
+    except MembershipUnknown as unknown:
+        ack(response_type="ephemeral", text=f":hourglass: {esc(str(unknown))}.")
+        return True
     if not verdict.allowed:
         ack(response_type="ephemeral", text=f":no_entry: {esc(verdict.reason)}.")
         return True
     return False
 
 
-def post_plan(services: Services, request: RollbackRequest, channel: str) -> None:
-    """Plan (preflight runs here, after the ack) and post the plan where it was asked for."""
-    planned = services.rollbot.plan(request)
-    message = plan_message(planned.plan, planned.run)
-
-    def post() -> None:
-        posted = services.poster.post(channel, message)
-        services.rollbot.remember(planned.run.id, plan_message={"channel": channel, "ts": posted.ts})
-
-    services.outbox.send(post)
+def post_plan(
+    services: Services, request: RollbackRequest, channel: str, tell_requester: Callable[[str], None] | None = None
+) -> None:
+    """Plan (preflight runs here, after the ack) and post the plan where it was asked for; a
+    request without a version goes to the previous good version."""
+    rollbot = services.rollbot
+    planned = rollbot.plan(request) if request.version else rollbot.plan_previous_good(request)
+    services.post_plan(planned, channel, tell_requester)
 
 
 def _check(services: Services, target: str, user: str, channel: str) -> None:
@@ -109,7 +182,7 @@ def _run_drill(services: Services, target: str, broken: str, user: str, channel:
     message = drill_report_message(drill)
     chart = drill.summary.get("chart")
     posted: list[Posted] = []
-    services.outbox.send(lambda: posted.append(services.poster.post(channel, message)))
+    services.outbox.send(lambda: posted.append(services.poster.post(channel, message)), lane=f"channel:{channel}")
     if chart and Path(chart).is_file():  # the rollback's chart, as in its postmortem, in the report's thread
 
         def upload() -> None:
@@ -120,7 +193,7 @@ def _run_drill(services: Services, target: str, broken: str, user: str, channel:
                 where.channel if where else channel, where.ts if where else None, Path(chart).name, content, title
             )
 
-        services.outbox.send(upload)
+        services.outbox.send(upload, lane=f"channel:{channel}")
 
 
 def _status(services: Services, respond: Respond) -> None:

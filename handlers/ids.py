@@ -33,3 +33,25 @@ class BlockId(StrEnum):
     PLAN_ACTIONS = "rollback_plan_actions"
     CHECK_ACTIONS = "rollback_check_actions"
     RECOVERY_ACTIONS = "rollback_recovery_actions"
+
+
+class ViewId(StrEnum):
+    """Callback ids of rollbot's modals."""
+
+    ROLLBACK_FORM = "rollback_form"
+
+
+class FormBlock(StrEnum):
+    """The fields of the `/rollback` form: each block and its element share the id."""
+
+    TARGET = "form_target"
+    VERSION = "form_version"
+    OTHER_VERSION = "form_other_version"
+    REASON = "form_reason"
+    BRAIN = "form_brain"
+
+
+class ExpiredPlanActionId(StrEnum):
+    """The button on a plan that expired unconfirmed: the same request, planned again."""
+
+    PLAN_AGAIN = "rollback_plan_again"

@@ -9,9 +9,12 @@ slash command whose text contains the word "payload" is not mistaken for a click
 form parser looks for that substring anywhere in the body).
 
     slash command   form fields: command, text, user_id, channel_id, response_url, ...
-    interactivity   form field `payload`: JSON of a block_actions payload (a button click);
-                    other payload types keep only their `type`, so Bolt can refuse them by name
-    Events API      a JSON body; only `url_verification` is answered, others keep their `type`
+    interactivity   form field `payload`: JSON of a block_actions payload (a button click) or
+                    of a view_submission (the `/rollback` form: its callback id, metadata and
+                    the typed or picked values); other payload types keep only their `type`,
+                    so Bolt can refuse them by name
+    Events API      a JSON body; `url_verification` is answered and `app_home_opened` (who opened
+                    rollbot's App Home) is kept; other events keep only their `type`
 """
 
 from __future__ import annotations
@@ -105,9 +108,78 @@ def _interactivity(payload_text: str) -> Checked | Refusal:
         kind = _string(payload, "type", MAX_SHORT, where="payload.")
     except _Bad as bad:
         return Refusal(f"rollbot refused this request: {bad}")
+    if kind == "view_submission":
+        return _submission(payload)
     if kind != "block_actions":
         return Checked({"type": kind})
     return _click(payload)
+
+
+MAX_METADATA = 3000  # Slack's limit for a view's private_metadata
+MAX_FIELDS = 20  # the form has four; anything far beyond is not rollbot's form
+
+
+def _submission(payload: dict[str, Any]) -> Checked | Refusal:
+    """A submitted form: who, which form (callback_id), its metadata and each field's value."""
+    user = _nested(payload, "user", "id")
+    valid_user = user if _fits(user, USER_ID) else None
+    view = payload.get("view")
+    try:
+        if valid_user is None:
+            raise _Bad(_problem("user.id", user, "a Slack user id"))
+        if not isinstance(view, dict):
+            raise _Bad(_problem("view", view, "a view object"))
+        checked_view = {
+            "id": _string(view, "id", MAX_SHORT, where="view."),
+            "type": "modal",
+            "callback_id": _string(view, "callback_id", MAX_SHORT, where="view."),
+            "private_metadata": _bounded(view.get("private_metadata"), "view.private_metadata", MAX_METADATA),
+            "state": {"values": _form_values(view.get("state"))},
+        }
+    except _Bad as bad:
+        return Refusal(f"rollbot refused this form: {bad}", user=valid_user)
+    body: dict[str, Any] = {"type": "view_submission", "user": {"id": valid_user}, "view": checked_view}
+    team = _nested(payload, "team", "id")
+    if isinstance(team, str) and len(team) <= MAX_SHORT:
+        body["team"] = {"id": team}
+    return Checked(body)
+
+
+def _form_values(state: Any) -> dict[str, dict[str, dict[str, Any]]]:
+    """`state.values`: block id -> action id -> the typed `value` or the picked option's value."""
+    values = state.get("values") if isinstance(state, dict) else None
+    if not isinstance(values, dict) or len(values) > MAX_FIELDS:
+        raise _Bad(_problem("view.state.values", values, "the form's values"))
+    checked: dict[str, dict[str, dict[str, Any]]] = {}
+    for block_id, actions in values.items():
+        if not isinstance(actions, dict) or len(block_id) > MAX_SHORT or len(actions) > MAX_FIELDS:
+            raise _Bad(f"`view.state.values.{shown(str(block_id))}` is not a form field")
+        for action_id, field in actions.items():
+            where = f"view.state.values.{block_id}.{action_id}"
+            if not isinstance(field, dict) or len(action_id) > MAX_SHORT:
+                raise _Bad(_problem(where, field, "a form field"))
+            kind = _string(field, "type", MAX_SHORT, where=where + ".")
+            entry: dict[str, Any] = {"type": kind}
+            if field.get("value") is not None:
+                entry["value"] = _bounded(field["value"], where + ".value", MAX_VALUE)
+            option = field.get("selected_option")
+            if isinstance(option, dict):
+                entry["selected_option"] = {
+                    "value": _bounded(option.get("value"), where + ".selected_option", MAX_VALUE)
+                }
+            checked.setdefault(block_id, {})[action_id] = entry
+    return checked
+
+
+def _bounded(value: Any, key: str, limit: int) -> str:
+    """An optional string field: absent is empty; anything but a string, or too long, is refused."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _Bad(_problem(key, value, "a string"))
+    if len(value) > limit:
+        raise _Bad(f"`{key}` is {len(value)} characters long; at most {limit}")
+    return value
 
 
 def _click(payload: dict[str, Any]) -> Checked | Refusal:
@@ -172,9 +244,25 @@ def _events_api(text: str) -> Checked | Refusal:
         kind = _string(body, "type", MAX_SHORT)
         if kind == "url_verification":
             return Checked({"type": kind, "challenge": _string(body, "challenge", MAX_SHORT)})
+        event = body.get("event")
+        if kind == "event_callback" and isinstance(event, dict) and event.get("type") == "app_home_opened":
+            return _home_opened(body, event)
     except _Bad as bad:
         return Refusal(f"rollbot refused this request: {bad}")
     return Checked({"type": kind})
+
+
+def _home_opened(body: dict[str, Any], event: dict[str, Any]) -> Checked:
+    """Someone opened rollbot's App Home: who, and which tab (only `home` is drawn)."""
+    user = _matching(event, "user", USER_ID, "a Slack user id")
+    checked: dict[str, Any] = {
+        "type": "event_callback",
+        "event": {"type": "app_home_opened", "user": user, "tab": _bounded(event.get("tab"), "event.tab", MAX_SHORT)},
+    }
+    for key in ("team_id", "api_app_id", "event_id"):
+        if isinstance(body.get(key), str) and 0 < len(body[key]) <= MAX_SHORT:
+            checked[key] = body[key]
+    return Checked(checked)
 
 
 def _json(text: str, what: str) -> Any:

@@ -1,7 +1,8 @@
 """The text after `/rollback`, parsed into one command or refused with what was wrong.
 
-/rollback TARGET VERSION [reason…] [--brain restore|keep]
 /rollback check TARGET
+/rollback                     (no text: the form, see handlers/modal.py)
+/rollback TARGET [VERSION [reason…] [--brain restore|keep]]   (no version: the previous good one)
 /rollback status
 /rollback history [TARGET]
 /rollback snapshot TARGET
@@ -22,7 +23,9 @@ MAX_TEXT = 2000
 MAX_REASON = 500
 
 HELP = """*rollbot* rolls a target back by the runbook: plan, checks, confirmation, live progress.
-• `/rollback TARGET VERSION [reason…]` — plan a rollback, e.g. `/rollback engine 2.3.1 health failing since upgrade`
+• `/rollback` — a form: pick the target and the version (the previous good one is preselected), say why
+• `/rollback TARGET [VERSION] [reason…]` — plan a rollback, e.g. `/rollback engine 2.3.1 health failing since upgrade`;
+  with no version, to the previous good version (the last one rollbot saw healthy)
   add `--brain restore` or `--brain keep` when rollbot asks whether to restore the brain
 • `/rollback check TARGET` — should it be rolled back? health, error rate and latency against the baseline, the eval
 • `/rollback status` — each target: version running, health, newest snapshot, a run in progress
@@ -35,6 +38,7 @@ HELP = """*rollbot* rolls a target back by the runbook: plan, checks, confirmati
 class CommandKind(StrEnum):
     ROLLBACK = "rollback"
     CHECK = "check"
+    FORM = "form"
     STATUS = "status"
     HISTORY = "history"
     SNAPSHOT = "snapshot"
@@ -46,7 +50,7 @@ class CommandKind(StrEnum):
 class Command:
     kind: CommandKind
     target: str | None = None
-    version: str | None = None
+    version: str | None = None  # a rollback without one goes to the previous good version
     reason: str = ""
     brain: BrainChoice = BrainChoice.AUTO
 
@@ -61,7 +65,9 @@ def parse(text: object) -> Command:
     if len(text) > MAX_TEXT:
         raise ParseError(f"the command is {len(text)} characters long; at most {MAX_TEXT}")
     words = text.split()
-    if not words or words[0].lower() == "help":
+    if not words:
+        return Command(CommandKind.FORM)
+    if words[0].lower() == "help":
         return Command(CommandKind.HELP)
     head = words[0].lower()
     if head == "status":
@@ -88,8 +94,8 @@ def parse(text: object) -> Command:
 
 
 def _rollback(words: list[str]) -> Command:
-    if len(words) < 2:
-        raise ParseError(f"`{_shown(words[0])}` is not a command; to roll back give a target and a version")
+    if len(words) == 1:
+        return Command(CommandKind.ROLLBACK, target=words[0])
     target, version, rest = words[0], words[1], words[2:]
     if not is_valid_tag(version):
         raise ParseError(describe_invalid_tag(version))

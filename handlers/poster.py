@@ -10,6 +10,7 @@ retries what `retryable` allows, waiting `retry_after` when Slack said how long.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -61,6 +62,15 @@ class SlackPoster:
         """A message's link (chat.getPermalink): Slack builds it; the workspace's domain is not known otherwise."""
         link = self._client.chat_getPermalink(channel=channel, message_ts=ts).get("permalink")
         return link if isinstance(link, str) else None
+
+    def open_view(self, trigger_id: str, view: dict[str, Any]) -> str:
+        """Open a modal on a command's trigger (views.open); the view's id."""
+        answer = self._client.views_open(trigger_id=trigger_id, view=view)
+        return str((answer.get("view") or {}).get("id") or "")
+
+    def publish_home(self, user: str, view: dict[str, Any]) -> None:
+        """Draw a person's App Home tab (views.publish)."""
+        self._client.views_publish(user_id=user, view=view)
 
     def usergroup_members(self, usergroup: str) -> set[str]:
         """The user ids in a usergroup (usergroups.users.list)."""

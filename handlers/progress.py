@@ -22,10 +22,10 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.reporting.log_excerpts import error_lines, log_tail
 from handlers.blocks import (
     announcement,
     closed_interruption_message,
-    closed_plan_message,
     esc,
     final_message,
     status_message,
@@ -33,6 +33,7 @@ from handlers.blocks import (
     user,
 )
 from handlers.outbox import Outbox
+from handlers.plan_blocks import closed_plan_message
 from handlers.poster import SlackPoster, poster_for
 from storage import EventKind, EventView, RunStatus, RunView
 
@@ -72,6 +73,11 @@ class SlackProgress:
         self._fallback = fallback
         self._notice = notice  # why progress is not in the incident channel, told once
 
+    def _send(self, call: Callable[[], object], key: str | None = None) -> None:
+        """Queue a call in the target's lane: a run's messages keep their order, and another
+        target's stuck lane never delays them."""
+        self._outbox.send(call, key=key, lane=f"target:{self._known.target}", run_id=self._run_id)
+
     def __call__(self, event: EventView) -> None:
         if event.kind == EventKind.RUN_STARTED:
             self._started()
@@ -81,6 +87,8 @@ class SlackProgress:
             self._refresh_status()
             if event.kind == EventKind.STEP_FINISHED:
                 self._detail(event.details, event.outcome)
+                if event.details.get("step") == "capture_logs" and event.details.get("log_file"):
+                    self._share_log(Path(str(event.details["log_file"])))
         elif event.kind == EventKind.SOAK_PROGRESS:
             left = event.details.get("seconds_left")
             self._refresh_status(f":hourglass: all-clear in {left}s if health and errors stay recovered")
@@ -90,11 +98,11 @@ class SlackProgress:
 
     def _started(self) -> None:
         run = self._read(self._run_id)
-        self._outbox.send(lambda: self._post_announcement(run))
-        self._outbox.send(self._post_status)
+        self._send(lambda: self._post_announcement(run))
+        self._send(self._post_status)
         if self._plan_message:
             # queued behind the announcement: the channel is known for sure only once it is posted
-            self._outbox.send(lambda: self._update_plan_message(run, self._approved_note(run)))
+            self._send(lambda: self._update_plan_message(run, self._approved_note(run)))
 
     def _approved_note(self, run: RunView) -> str:
         where = f" — progress in <#{self._channel}>" if self._channel != self._plan_message.get("channel") else ""
@@ -108,18 +116,16 @@ class SlackProgress:
         else:
             note = f":no_entry_sign: Aborted by {user(str(by or 'someone'))} at step `{esc(step)}`."
         if self._thread_ts is None:
-            self._outbox.send(lambda: self._post_announcement(run))
-        self._outbox.send(lambda: self._reply(note))
+            self._send(lambda: self._post_announcement(run))
+        self._send(lambda: self._reply(note))
         if self._status_ts is None:
-            self._outbox.send(self._post_status)
+            self._send(self._post_status)
         else:
             self._refresh_status()
         if self._interruption:
             where = self._interruption
             message = closed_interruption_message(run, note)
-            self._outbox.send(
-                lambda: self._slack.update(where["channel"], where["ts"], message), key=f"interruption:{run.id}"
-            )
+            self._send(lambda: self._slack.update(where["channel"], where["ts"], message), key=f"interruption:{run.id}")
 
     def _post_announcement(self, run: RunView) -> None:
         self._post_notice(run)
@@ -176,28 +182,42 @@ class SlackProgress:
             message = status_message(self._read(self._run_id), note)
             self._slack.update(self._channel, self._status_ts, message)
 
-        self._outbox.send(update, key=f"status:{self._run_id}")
+        self._send(update, key=f"status:{self._run_id}")
 
     def _detail(self, details: dict[str, Any], outcome: str | None) -> None:
         text = step_detail(self._read(self._run_id), details, outcome)
         if text:
-            self._outbox.send(lambda: self._reply(text))
+            self._send(lambda: self._reply(text))
+
+    def _share_log(self, log_file: Path) -> None:
+        """The last part of the bad version's logs, as a file in the announcement's thread (queued
+        behind the announcement, so the thread exists when it is sent)."""
+        version = self._known.from_version or "the replaced version"
+
+        def upload() -> None:
+            content = log_tail(log_file)
+            title = f"Logs of {self._known.target} {version} (last {len(content) // 1024 or 1} KB)"
+            self._slack.upload(self._channel, self._thread_ts, log_file.name, content, title)
+
+        self._send(upload)
 
     def _finished(self, event: EventView) -> None:
         run = self._as_finished(event)
+        log_file = run.summary.get("log_file")
+        evidence = error_lines(Path(str(log_file))) if log_file and run.status is not RunStatus.SUCCEEDED else []
 
         def post_final() -> None:
             link = self._ticket_link(run.id)  # asked at delivery: a ticket filed meanwhile is linked
-            message = final_message(run, link)
+            message = final_message(run, link, evidence)
             self._slack.post(self._channel, message)
             self._remember(run.id, final_linked_ticket=link is not None)
 
-        self._outbox.send(post_final)
+        self._send(post_final)
         chart = next((Path(step.detail["chart"]) for step in run.steps if step.detail.get("chart")), None)
         if chart is not None:  # queued behind the announcement, so its thread is known
-            self._outbox.send(lambda: self._upload_chart(chart))
+            self._send(lambda: self._upload_chart(chart))
         if run.next_action and run.status is not RunStatus.SUCCEEDED:
-            self._outbox.send(lambda: self._reply(f":point_right: Next: {esc(run.next_action)}"))
+            self._send(lambda: self._reply(f":point_right: Next: {esc(run.next_action)}"))
         if self._plan_message:
             self._update_plan_message(run, f"Finished: *{run.status.value}* — see <#{self._channel}>.")
 
@@ -237,7 +257,12 @@ class SlackProgress:
     def _update_plan_message(self, run: RunView, note: str) -> None:
         message = closed_plan_message(run, note)
         channel, ts = self._plan_message["channel"], self._plan_message["ts"]
-        self._outbox.send(lambda: self._slack.update(channel, ts, message), key=f"plan:{run.id}")
+        self._outbox.send(
+            lambda: self._slack.update(channel, ts, message),
+            key=f"plan:{run.id}",
+            lane=f"channel:{channel}",
+            run_id=run.id,
+        )
 
 
 def _ts_in(where: dict[str, str] | None, channel: str) -> str | None:

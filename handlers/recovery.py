@@ -46,20 +46,24 @@ def _channel_for(services: Services, run: RunView) -> tuple[str, str | None] | N
 
 def _report(services: Services, run: RunView, state: ServiceState, channel: str, notice: str | None = None) -> None:
     message = interruption_message(run, state)
+    lane = f"target:{run.target}"  # in order with the run's own progress messages
 
     if notice:  # its own call: a retried report must not repeat it
-        services.outbox.send(lambda: services.poster.post(channel, notice))
+        services.outbox.send(lambda: services.poster.post(channel, notice), lane=lane, run_id=run.id)
 
     def post() -> None:
         posted = services.poster.post(channel, message)
         services.rollbot.remember(run.id, interruption_message={"channel": channel, "ts": posted.ts})
 
-    services.outbox.send(post)
+    services.outbox.send(post, lane=lane, run_id=run.id)
     where = run.context.get("status_message")
     if where:
         status = status_message(run)
         services.outbox.send(
-            lambda: services.poster.update(where["channel"], where["ts"], status), key=f"status:{run.id}"
+            lambda: services.poster.update(where["channel"], where["ts"], status),
+            key=f"status:{run.id}",
+            lane=lane,
+            run_id=run.id,
         )
 
 

@@ -258,6 +258,10 @@ class Journal(JournalHeartbeats):
         """`version` of `target` answered healthy while its brain was at `schema` (see storage/schemas.py)."""
         self._sightings.saw(target, version, schema, source)
 
+    def versions_seen_healthy(self, target: str) -> list[SchemaSighting]:
+        """The versions of `target` rollbot saw healthy, the most recently seen first."""
+        return self._sightings.healthy_versions(target)
+
     def schema_seen(self, target: str, version: str) -> SchemaSighting | None:
         """The highest brain schema rollbot saw `version` of `target` healthy on, if it ever did."""
         return self._sightings.newest_schema(target, version)

@@ -68,3 +68,20 @@ class SchemaSightings:
             if row is None:
                 return None
             return SchemaSighting(row.target, row.version, row.schema, row.first_seen, row.last_seen, row.source)
+
+    def healthy_versions(self, target: str) -> list[SchemaSighting]:
+        """Every version of `target` seen healthy, once each (its latest sighting), the most
+        recently seen first."""
+        with self._sessions() as session:
+            rows = session.scalars(
+                select(SchemaSightingRow)
+                .where(SchemaSightingRow.target == target)
+                .order_by(SchemaSightingRow.last_seen.desc())
+            ).all()
+        latest: dict[str, SchemaSighting] = {}
+        for row in rows:
+            latest.setdefault(
+                row.version,
+                SchemaSighting(row.target, row.version, row.schema, row.first_seen, row.last_seen, row.source),
+            )
+        return list(latest.values())

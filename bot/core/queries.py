@@ -10,18 +10,22 @@ import logging
 
 from sqlalchemy.exc import NoResultFound
 
+from bot.brain.facts import schema_version
 from bot.brain.snapshots import list_snapshots
 from bot.config import Config, TargetConfig
 from bot.core.drill import rehearsal
 from bot.core.outcomes import ServiceState, TargetStatus
 from bot.core.sightings import saw_healthy
-from bot.errors import RollbotError
+from bot.errors import InvalidRequest, RollbotError
+from bot.planning.brain_plan import RunningFacts, target_reads
 from bot.planning.kept_images import KeptVersions, kept_versions
 from bot.planning.plan import Rehearsal, Systems
+from bot.planning.previous_good import HealthySighting, VersionChoice, known_versions, previous_good
 from bot.ports import Health
 from bot.reporting.metrics import render as render_metrics
 from bot.reporting.tickets import TicketDesk
-from storage import Journal, RunKind, RunView
+from bot.tags import ImageRef
+from storage import Journal, RunKind, RunStatus, RunView
 from storage.runstate import HOLDING
 
 log = logging.getLogger(__name__)
@@ -69,6 +73,69 @@ class Queries:
         except RollbotError as error:
             log.warning("could not count the earlier versions of %s: %s", running_image, error)
             return None
+
+    def previous_good(self, target_name: str) -> VersionChoice:
+        """The version to roll back to when none is named (see bot/planning/previous_good.py)."""
+        running, seen, kept = self._version_facts(target_name)
+        choice = previous_good(running, seen, kept)
+        if choice is None:
+            raise InvalidRequest(
+                f"rollbot knows no earlier version of {target_name} (it saw none healthy and found no earlier "
+                f"image); name the version, e.g. `rollback {target_name} 2.3.1`"
+            )
+        return choice
+
+    def known_versions(self, target_name: str) -> tuple[list[str], VersionChoice | None]:
+        """The versions a person may pick for `target_name`, newest first, and the previous good one."""
+        running, seen, kept = self._version_facts(target_name)
+        return known_versions(running, seen, kept), previous_good(running, seen, kept)
+
+    def asks_about_brain(self, target_name: str, version: str) -> bool:
+        """Whether a plan to `version` would have to ask whether to restore the brain: none of
+        the facts of bot/planning/brain_plan.py tells which schema it reads. Looks at local facts
+        only (the image's label on this host, the journal, the snapshots); when it cannot look,
+        False: the plan itself then asks, if it must."""
+        target = self._config.target(target_name)
+        if target is None or target.brain is None or not target.brain.path.is_file():
+            return False
+        try:
+            compose = self._systems.compose_for(target)
+            configured = ImageRef.parse(compose.service(target.service).image)
+            container_id = compose.container_id(target.service)
+            container = self._systems.docker.container(container_id) if container_id else None
+            live = schema_version(target.brain.path, target.brain.schema_query)
+            running = RunningFacts(
+                version=configured.tag,
+                went_live=container.created_at if container is not None else None,
+                seen=lambda seen_version: self._journal.schema_seen(target.name, seen_version),
+            )
+            snapshots = list_snapshots(target.brain)
+            evidence = target_reads(
+                version, str(configured.with_tag(version)), self._systems.docker, snapshots, live, running
+            )
+        except RollbotError as error:
+            log.warning("could not tell whether %s %s reads the brain: %s", target_name, version, error)
+            return False
+        return evidence.reads is None
+
+    def _version_facts(self, target_name: str) -> tuple[str | None, list[HealthySighting], KeptVersions | None]:
+        target = self._config.target(target_name)
+        if target is None:
+            known = ", ".join(sorted(self._config.targets))
+            raise InvalidRequest(f"unknown target {target_name!r}; configured targets: {known}")
+        container_id = self._systems.compose_for(target).container_id(target.service)
+        container = self._systems.docker.container(container_id) if container_id else None
+        seen = [
+            HealthySighting(s.version, s.last_seen, f"healthy on brain schema {s.schema}, by {s.source}")
+            for s in self._journal.versions_seen_healthy(target.name)
+        ]
+        seen += [
+            HealthySighting(run.to_version, run.finished_at, f"healthy at the end of run {run.id}")
+            for run in self._journal.runs(target.name, limit=50, status=RunStatus.SUCCEEDED, kind=RunKind.ROLLBACK)
+            if run.finished_at is not None
+        ]
+        kept = self.kept(container.image if container else None, target.keep_images)
+        return (container.tag if container else None), seen, kept
 
     def rehearsal(self, target_name: str) -> Rehearsal | None:
         """What the drills of a target (and of the targets that rehearse it) say about rolling it back."""

@@ -33,13 +33,15 @@ from bot.planning.approvals import (
 )
 from bot.planning.brain_plan import BrainChoice
 from bot.planning.plan import Plan, RollbackRequest, Systems, make_plan
-from bot.planning.preflight import CheckResult
+from bot.planning.preflight import Check, CheckResult
+from bot.planning.previous_good import VersionChoice
 from bot.running.liveness import process_owner
 from bot.running.runner import ProgressSink
 from storage import EventKind, Journal, NotStartable, RunStatus, RunView
 from storage.repository import NewRun
 
 log = logging.getLogger(__name__)
+PREVIOUS_GOOD_CHECK = "version chosen by rollbot"
 
 
 class Rollbacks:
@@ -61,9 +63,14 @@ class Rollbacks:
         self._runners = runners
         self._postmortems = postmortems
 
-    def plan(self, request: RollbackRequest) -> PlannedRun:
-        """Preflight the request and journal the plan (as `planned`, or `refused` with why)."""
+    def plan(self, request: RollbackRequest, chosen: VersionChoice | None = None) -> PlannedRun:
+        """Preflight the request and journal the plan (as `planned`, or `refused` with why).
+        `chosen`: rollbot picked the version itself; the plan says which and why."""
         plan = self._make_plan(request)
+        if chosen is not None:
+            result = CheckResult.PASSED if chosen.seen_healthy else CheckResult.WARNING
+            picked = Check(PREVIOUS_GOOD_CHECK, result, chosen.why)
+            plan = replace(plan, checks=(plan.checks[0], picked, *plan.checks[1:]))
         if plan.approvable or plan.question:
             target = self._config.targets[request.target]
             plan = replace(
@@ -86,6 +93,11 @@ class Rollbacks:
         refusal = None if plan.question else plan.refusal
         run = self._journal.record_plan(record, actor=request.requester, refusal=refusal)
         return PlannedRun(run, plan)
+
+    def plan_previous_good(self, request: RollbackRequest) -> PlannedRun:
+        """A plan back to the previous good version; `request.version` is ignored."""
+        chosen = self._queries.previous_good(request.target)
+        return self.plan(replace(request, version=chosen.version), chosen)
 
     def _make_plan(self, request: RollbackRequest) -> Plan:
         return make_plan(
@@ -210,6 +222,33 @@ class Rollbacks:
         if not self._journal.cancel(run_id, user, f"answered by {user}: {choice.value} the brain"):
             return Outcome(refusal=_not_open(self._journal.run(run_id)))  # another click won meanwhile
         return Outcome(replanned=self.plan(replace(_request_of(run, journaled), brain=choice)))
+
+    def expire(self, run_id: str) -> bool:
+        """Close a plan nobody confirmed in time; True when this call closed it (a front end then
+        shows it expired). A plan still in time, or already decided, is left alone."""
+        run = self._journal.run(run_id)
+        if run.status is not RunStatus.PLANNED:
+            return False
+        if not expired(run.created_at, datetime.now(UTC), self._config.plan_ttl_minutes):
+            return False
+        return bool(self._journal.cancel(run_id, "rollbot", "expired before it was confirmed"))
+
+    def replan(
+        self, run_id: str, user: str, members_of: MembersOf, seen_on: Mapping[str, str] | None = None
+    ) -> Outcome:
+        """ "Plan again" on a closed plan: the same request (target, version, reason, brain choice),
+        asked now by `user`, who must be allowed to ask; a fresh plan that needs its own decision."""
+        found = clicked_run(self._journal, self._config, run_id, "plan_message", "the plan on this message", seen_on)
+        if isinstance(found, Outcome):
+            return found
+        run, target = found
+        if run.status is RunStatus.PLANNED:
+            return Outcome(refusal="this plan is still open: confirm or cancel it with its buttons")
+        verdict = may_request(user, target, members_of)
+        if not verdict.allowed:
+            return Outcome(refusal=verdict.reason)
+        request = replace(_request_of(run, _journaled_plan(run)), requester=user)
+        return Outcome(replanned=self.plan(request))
 
     def _expired(self) -> str:
         return f"this plan expired after {self._config.plan_ttl_minutes:g} minutes; ask again with a fresh plan"

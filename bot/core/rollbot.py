@@ -29,6 +29,7 @@ from bot.planning.approvals import Decision, MembersOf, Verdict
 from bot.planning.brain_plan import BrainChoice
 from bot.planning.judgement import Judgement
 from bot.planning.plan import Rehearsal, RollbackRequest, Systems
+from bot.planning.previous_good import VersionChoice
 from bot.ports import Health
 from bot.reporting.tickets import TicketDesk
 from bot.running.runner import ProgressSink
@@ -86,6 +87,19 @@ class Rollbot:
         """The runbook's "When to roll back", measured now: roll back, don't, or cannot tell."""
         return self._checking.check(target_name)
 
+    def plan_previous_good(self, request: RollbackRequest) -> PlannedRun:
+        """Plan the rollback to the previous good version of the request's target (its version is
+        ignored; see bot/planning/previous_good.py); no such version is an `InvalidRequest`."""
+        return self._rollbacks.plan_previous_good(request)
+
+    def known_versions(self, target_name: str) -> tuple[list[str], VersionChoice | None]:
+        """The versions a person may roll `target_name` back to, newest first, and the previous good one."""
+        return self._queries.known_versions(target_name)
+
+    def asks_about_brain(self, target_name: str, version: str) -> bool:
+        """Whether a plan to `version` would have to ask whether to restore the brain (local facts only)."""
+        return self._queries.asks_about_brain(target_name, version)
+
     def rehearsal(self, target_name: str) -> Rehearsal | None:
         """What the drills of a target (and of the targets that rehearse it) say about rolling it back."""
         return self._queries.rehearsal(target_name)
@@ -127,6 +141,16 @@ class Rollbot:
     ) -> Outcome:
         """A person's answer to a plan's question: a fresh plan with it (see `Rollbacks.answer`)."""
         return self._rollbacks.answer(run_id, user, choice, members_of, seen_on)
+
+    def expire(self, run_id: str) -> bool:
+        """Close a plan nobody confirmed in time (see `Rollbacks.expire`); True when this call did."""
+        return self._rollbacks.expire(run_id)
+
+    def replan(
+        self, run_id: str, user: str, members_of: MembersOf, seen_on: Mapping[str, str] | None = None
+    ) -> Outcome:
+        """The same request as a closed plan's, planned again for `user` (see `Rollbacks.replan`)."""
+        return self._rollbacks.replan(run_id, user, members_of, seen_on)
 
     def cancel(self, run_id: str, actor: str, why: str) -> None:
         self._rollbacks.cancel(run_id, actor, why)

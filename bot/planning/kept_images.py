@@ -39,19 +39,19 @@ def kept_versions(docker: DockerFacts, running_image: str, keep: int) -> KeptVer
     """The versions older than the running one that exist somewhere; None when the running tag
     has no version number to compare with (e.g. `latest`)."""
     reference = ImageRef.parse(running_image)
-    running = _version_key(reference.tag)
+    running = version_key(reference.tag)
     if running is None:
         return None
     tags, looked_at = docker.image_tags(reference.repository)
     earlier = sorted(
-        (tag for tag in tags if (key := _version_key(tag)) is not None and key < running),
-        key=lambda tag: _version_key(tag) or (),
+        (tag for tag in tags if (key := version_key(tag)) is not None and key < running),
+        key=lambda tag: version_key(tag) or (),
         reverse=True,
     )
     return KeptVersions(keep, tuple(earlier), looked_at)
 
 
-def _version_key(tag: str | None) -> tuple[int, ...] | None:
+def version_key(tag: str | None) -> tuple[int, ...] | None:
     """`2.10.1` sorts after `2.9.3`; a tag without a number does not sort at all."""
     numbers = re.findall(r"\d+", tag or "")
     return tuple(int(n) for n in numbers) if numbers else None

@@ -14,12 +14,14 @@ import typer
 from rich.text import Text
 
 from bot.core.outcomes import PlannedRun, Recovery
+from bot.core.rollbacks import PREVIOUS_GOOD_CHECK
 from bot.core.rollbot import Rollbot
 from bot.planning.brain_plan import BrainChoice
 from bot.planning.plan import RollbackRequest
+from bot.planning.preflight import CheckResult
 from bot.running.summary import RunSummary
 from bot.terminal.render import StepProgress, console, render_plan
-from bot.terminal.session import EXIT_FAILED, EXIT_NOTHING_DONE, EXIT_OK, fail_line, rollbot_for
+from bot.terminal.session import EXIT_FAILED, EXIT_NOTHING_DONE, EXIT_OK, fail_line, reporting_sinks, rollbot_for
 from bot.text import summary_line
 from storage import RunStatus, RunView
 
@@ -34,18 +36,22 @@ def register(app: typer.Typer) -> None:
 def rollback(
     ctx: typer.Context,
     target: Annotated[str, typer.Argument(help="target name from the config, e.g. engine")],
-    version: Annotated[str, typer.Argument(help="the image tag to go back to, e.g. 2.3.1")],
+    version: Annotated[
+        str | None, typer.Argument(help="the image tag to go back to, e.g. 2.3.1; default: the previous good version")
+    ] = None,
     reason: Annotated[str, typer.Option("--reason", "-r", help="the symptom, for the announcement")] = "",
     yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
     brain: Annotated[
         BrainChoice, typer.Option(help="restore the brain from a snapshot, keep it, or decide from the facts")
     ] = BrainChoice.AUTO,
 ) -> None:
-    """Plan a rollback of TARGET to VERSION, confirm it, and run it."""
+    """Plan a rollback of TARGET to VERSION (or to the previous good version), confirm it, and run it."""
     rollbot = rollbot_for(ctx)
     out = console()
     requester = f"cli:{getpass.getuser()}"
-    planned = rollbot.plan(RollbackRequest(target, version, requester, reason, brain))
+    request = RollbackRequest(target, version or "", requester, reason, brain)
+    # Only a missing VERSION means "the previous good one"; an empty one is refused as empty.
+    planned = rollbot.plan(request) if version is not None else rollbot.plan_previous_good(request)
     render_plan(out, planned.plan)
     if planned.plan.question:
         planned = _settle_question(rollbot, planned, requester, yes)
@@ -53,12 +59,17 @@ def rollback(
     if planned.plan.refusal:
         fail_line(f"refused: {planned.plan.refusal}")
         raise typer.Exit(EXIT_NOTHING_DONE)
+    unverified = _unverified_choice(planned)
+    if yes and unverified:
+        rollbot.cancel(planned.run.id, requester, "the version rollbot chose was never seen healthy (--yes)")
+        fail_line(f"refused: {unverified}; with --yes name the version, e.g. `rollbot rollback {target} VERSION --yes`")
+        raise typer.Exit(EXIT_NOTHING_DONE)
     if not yes and not _confirmed(planned.plan.request):
         rollbot.cancel(planned.run.id, requester, "not confirmed at the terminal")
         fail_line("cancelled: not confirmed; nothing was changed")
         raise typer.Exit(EXIT_NOTHING_DONE)
     with StepProgress(out, planned.run) as progress:
-        run = rollbot.execute(planned, requester, progress)
+        run = rollbot.execute(planned, requester, reporting_sinks(ctx, rollbot, progress)(planned.run))
     _print_outcome(run)
     _print_ticket(rollbot, run.id)
     # Healthy but errors persist is not the all-clear: a script waiting for one must not see 0.
@@ -90,7 +101,8 @@ def _take_up(ctx: typer.Context, run_id: str, action: Recovery) -> None:
         fail_line(f"refused: run {run_id} is not known to rollbot; see `rollbot history`")
         raise typer.Exit(EXIT_NOTHING_DONE)
     with StepProgress(out, run) as progress:
-        outcome = rollbot.take_up(run_id, f"cli:{getpass.getuser()}", action, sink_for=lambda _: progress)
+        sink_for = reporting_sinks(ctx, rollbot, progress)
+        outcome = rollbot.take_up(run_id, f"cli:{getpass.getuser()}", action, sink_for=sink_for)
     if outcome.refusal or outcome.run is None:
         fail_line(f"refused: {outcome.refusal}")
         raise typer.Exit(EXIT_NOTHING_DONE)
@@ -141,6 +153,14 @@ def _print_ticket(rollbot: Rollbot, run_id: str) -> None:
             ),
             highlight=False,
         )
+
+
+def _unverified_choice(planned: PlannedRun) -> str | None:
+    """A version rollbot chose without ever seeing it healthy: --yes never takes such a guess."""
+    for check in planned.plan.checks:
+        if check.name == PREVIOUS_GOOD_CHECK and check.result is CheckResult.WARNING:
+            return check.detail
+    return None
 
 
 def _confirmed(request: RollbackRequest) -> bool:

@@ -21,7 +21,7 @@ from slack_sdk.models.blocks import Block
 from tests.integration.demo import Deployment
 from tests.slackapi.fake_slack import FakeSlack
 from tests.slackapi.prism import Prism, free_port
-from tests.slackapi.signing import Reply, block_action, post, signed_headers, slash_command
+from tests.slackapi.signing import Reply, block_action, post, signed_headers, slash_command, view_submission
 from tests.slackapi.socket_mode import FakeSocketMode
 
 SIGNING_SECRET = "test-signing-secret-8f2c-d41a96be07"
@@ -52,6 +52,17 @@ class Bot:
         self, action_id: str, run_id: str, user: str, message: dict[str, Any], channel: str = COMMAND_CHANNEL
     ) -> Reply:
         body = block_action(action_id, run_id, user, channel, message["ts"], self.slack.response_url(), message=message)
+        return post(self.events_url, body, signed_headers(body, SIGNING_SECRET))
+
+    def open_form(self, user: str, timeout: float = 30) -> dict[str, Any]:
+        """`/rollback` with no text, and the form it opened (as views.open received it)."""
+        opened = len(self.slack.views())
+        reply = self.command("", user)
+        assert reply.status == 200, reply
+        return wait_for(lambda: self.slack.views()[opened:], timeout, "the form opened")[-1]
+
+    def submit_form(self, user: str, view: dict[str, Any], values: dict[str, Any]) -> Reply:
+        body = view_submission(user, view, values)
         return post(self.events_url, body, signed_headers(body, SIGNING_SECRET))
 
     def plan_message(self, run_hint: str, timeout: float = 60) -> dict[str, Any]:

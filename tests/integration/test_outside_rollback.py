@@ -186,7 +186,22 @@ def test_slack_image_only_and_brain_restore_without_asking(tmp_path: Path, web_a
             serving(deployed, slack, prism) as bot,
         ):
             files, snapshot = deployed.files(), digests(deployed.hand_snapshot)
-            assert bot.command(f"engine {HEALTHY} 5xx since the upgrade", REQUESTER).status == 200
+            if migrates:  # the form: the previous good version preselected, the reason typed
+                view = bot.open_form(REQUESTER)
+                picked = next(b for b in view["blocks"] if b.get("block_id") == "form_version")["element"]
+                assert picked["initial_option"]["value"] == f"engine:{HEALTHY}"
+                values = {
+                    "form_target": {"form_target": {"type": "static_select", "selected_option": {"value": "engine"}}},
+                    "form_version": {
+                        "form_version": {"type": "static_select", "selected_option": picked["initial_option"]}
+                    },
+                    "form_other_version": {"form_other_version": {"type": "plain_text_input", "value": None}},
+                    "form_reason": {"form_reason": {"type": "plain_text_input", "value": "5xx since the upgrade"}},
+                }
+                submitted = bot.submit_form(REQUESTER, view, values)
+                assert submitted.status == 200 and submitted.body in ("", "{}"), submitted
+            else:
+                assert bot.command(f"engine {HEALTHY} 5xx since the upgrade", REQUESTER).status == 200
             plan = bot.plan_message(BROKEN)
             assert INFERRED in str(plan["blocks"]) and button(plan, AnswerActionId.RESTORE) is None
             if migrates:

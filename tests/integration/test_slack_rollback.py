@@ -69,6 +69,10 @@ def test_image_rollback_by_command_and_click(tmp_path: Path, web_api: tuple[Fake
         replies = [m["text"] for m in slack.thread(INCIDENT_CHANNEL, announcement["ts"])[1:]]
         assert any("captured" in r and "bytes of logs" in r for r in replies)
         assert any("/health ok" in r for r in replies)
+        [shared] = slack.files(INCIDENT_CHANNEL)
+        assert shared["thread_ts"] == announcement["ts"] and f"engine {BROKEN}: ERROR" in shared["content"].decode()
+        [completed] = slack.calls_to("files.completeUploadExternal")
+        assert completed.params["thread_ts"] == announcement["ts"]
 
         linked = wait_for(
             lambda: [m for m in slack.messages(INCIDENT_CHANNEL, replies=True) if "Postmortem" in str(m)],

@@ -55,6 +55,7 @@ class _Fault:
     status: int
     retry_after: int
     times: int
+    channel: str | None = None
 
 
 class SlackError(Exception):
@@ -104,7 +105,8 @@ class FakeSlack:
         self._responses: list[tuple[str, dict]] = []
         self._faults: dict[str, list[_Fault]] = {}
         self._delays: dict[str, float] = {}
-        self._uploads: dict[str, dict[str, Any]] = {}  # file id -> filename, length, bytes, shared to
+        self._views: list[dict] = []  # every view opened or updated, oldest first
+        self._files: dict[str, dict] = {}  # file id -> name, length, bytes, title, channel, thread_ts
 
     def start(self) -> FakeSlack:
         """Listen on host:port (port 0 = a free one, see `.port` afterwards) in a daemon thread."""
@@ -145,12 +147,15 @@ class FakeSlack:
             self.calls.clear()
             self._reset_state()
 
-    def fail(self, method: str, status: int = 429, retry_after: int = 1, times: int = 1) -> None:
+    def fail(
+        self, method: str, status: int = 429, retry_after: int = 1, times: int = 1, channel: str | None = None
+    ) -> None:
         """Make the next `times` calls of `method` fail: 429 answers `Retry-After: retry_after` and
         `{"ok": false, "error": "ratelimited"}` like Slack; 500/503 answer a server error. The
-        method is not performed. Use method "response" for posts to a response_url."""
+        method is not performed. Use method "response" for posts to a response_url. With
+        `channel`, only calls naming that channel fail (Slack rate-limits posting per channel)."""
         with self._lock:
-            self._faults.setdefault(method, []).append(_Fault(status, retry_after, times))
+            self._faults.setdefault(method, []).append(_Fault(status, retry_after, times, channel))
 
     def delay(self, method: str, seconds: float) -> None:
         """Make every call of `method` take `seconds` longer (0 removes the delay): for testing
@@ -166,18 +171,6 @@ class FakeSlack:
             if not replies:
                 msgs = [m for m in msgs if m.get("thread_ts", m["ts"]) == m["ts"]]
             return copy.deepcopy(sorted(msgs, key=lambda m: m["ts"]))  # all ts are 10.6 digits
-
-    def files(self, channel: str, thread_ts: str | None = None) -> list[dict]:
-        """Files shared into a channel (a thread, when given) by files_upload_v2's three calls:
-        each with its id, filename, title and the bytes uploaded to its upload URL."""
-        with self._lock:
-            return copy.deepcopy(
-                [
-                    f
-                    for f in self._uploads.values()
-                    if f.get("channel") == channel and (thread_ts is None or f.get("thread_ts") == thread_ts)
-                ]
-            )
 
     def thread(self, channel: str, ts: str) -> list[dict]:
         """Like conversations.replies: the parent message first, then its replies in `ts` order."""
@@ -198,6 +191,26 @@ class FakeSlack:
         with self._lock:
             return copy.deepcopy([body for rid, body in self._responses if id is None or rid == id])
 
+    def views(self) -> list[dict]:
+        """Modals opened (views.open) and updated (views.update), oldest first: each the view as
+        sent plus `id`, `trigger_id` (opened) and `method`."""
+        with self._lock:
+            return copy.deepcopy(self._views)
+
+    def files(self, channel: str | None = None, thread_ts: str | None = None) -> list[dict]:
+        """Files shared with files.completeUploadExternal (name, title, content bytes, channel,
+        thread_ts), oldest first; of one channel, and of one thread in it, when given."""
+        with self._lock:
+            shared = [f for f in self._files.values() if f.get("channel")]
+            return copy.deepcopy(
+                [
+                    f
+                    for f in shared
+                    if (channel is None or f["channel"] == channel)
+                    and (thread_ts is None or f["thread_ts"] == thread_ts)
+                ]
+            )
+
     def calls_to(self, method: str) -> list[Call]:
         with self._lock:
             return [c for c in self.calls if c.method == method]
@@ -209,18 +222,16 @@ class FakeSlack:
         auth = req.headers.get("Authorization", "")
         token = (auth[7:].strip() or None) if auth[:7].lower() == "bearer " else None
         name = parts.path.lstrip("/")
-        if name.startswith("upload/"):  # files_upload_v2's step 2: the bytes, to the URL step 1 gave
-            self._receive_upload(req, name.split("/", 1)[1], raw)
-            return
         method = "response" if name.startswith("response/") else name
+        method = "upload" if name.startswith("upload/") else method
         try:
-            params, problem = _parse(ctype, raw, parts.query), None
+            params, problem = ({}, None) if method == "upload" else (_parse(ctype, raw, parts.query), None)
         except ValueError as error:
             params, problem = {}, str(error)
         call = Call(method, params, time.time(), parts.path, token, ctype.split(";")[0].strip())
         with self._lock:
             self.calls.append(call)
-            fault, pause = self._take_fault(method), self._delays.get(method, 0)
+            fault, pause = self._take_fault(method, params), self._delays.get(method, 0)
         time.sleep(pause)
         status, extra = 200, {}
         if fault is not None and fault.status == 429:  # the method is not performed
@@ -234,6 +245,8 @@ class FakeSlack:
             with self._lock:
                 self._responses.append((name.split("/", 1)[1], params))
             body = {"ok": True}
+        elif method == "upload":
+            status, body = self._upload(name.split("/", 1)[1], raw)
         else:
             body = self._api(method, params, token)
         call.status = status
@@ -253,50 +266,14 @@ class FakeSlack:
         req.end_headers()
         req.wfile.write(data)
 
-    def _receive_upload(self, req: BaseHTTPRequestHandler, file_id: str, raw: bytes) -> None:
-        with self._lock:
-            known = file_id in self._uploads
-            if known:
-                self._uploads[file_id]["content"] = raw
-        data = f"OK - {len(raw)}".encode() if known else b"file not found"
-        req.send_response(200 if known else 404)
-        req.close_connection = True
-        req.send_header("Content-Type", "text/plain")
-        req.send_header("Content-Length", str(len(data)))
-        req.send_header("Connection", "close")
-        req.end_headers()
-        req.wfile.write(data)
-
-    def _upload_url(self, p: dict) -> dict:
-        if not p.get("filename") or not str(p.get("length") or "").isdigit():
-            raise SlackError("invalid_arguments")
-        file_id = f"F{len(self._uploads) + 1:08d}"
-        self._uploads[file_id] = {"id": file_id, "filename": p["filename"], "length": int(p["length"])}
-        return {"upload_url": f"http://{self.host}:{self.port}/upload/{file_id}", "file_id": file_id}
-
-    def _complete_upload(self, p: dict) -> dict:
-        files = p.get("files")
-        files = json.loads(files) if isinstance(files, str) else files
-        if not isinstance(files, list) or not files:
-            raise SlackError("invalid_arguments")
-        channel = self._channel({"channel": p.get("channel_id")}) if p.get("channel_id") else None
-        done = []
-        for item in files:
-            upload = self._uploads.get(str(item.get("id")))
-            if upload is None or "content" not in upload:
-                raise SlackError("file_not_found")
-            upload.update(title=item.get("title") or upload["filename"], channel=channel, thread_ts=p.get("thread_ts"))
-            done.append({"id": upload["id"], "name": upload["filename"], "title": upload["title"]})
-        return {"files": done}
-
-    def _take_fault(self, method: str) -> _Fault | None:
+    def _take_fault(self, method: str, params: dict[str, Any]) -> _Fault | None:
         queue = self._faults.get(method) or []
-        if not queue:
+        fault = next((f for f in queue if f.channel is None or f.channel == params.get("channel")), None)
+        if fault is None:
             return None
-        fault = queue[0]
         fault.times -= 1
         if fault.times <= 0:
-            queue.pop(0)
+            queue.remove(fault)
         return fault
 
     def _api(self, method: str, params: dict, token: str | None) -> dict:
@@ -497,6 +474,108 @@ class FakeSlack:
             }
         }
 
+    def _views_open(self, p: dict) -> dict:
+        """A modal opened on a trigger. Slack refuses a trigger used twice (or older than 3 s:
+        not modelled) and a view that is not a modal with a title and at most 100 blocks."""
+        trigger = p.get("trigger_id")
+        if not trigger:
+            raise SlackError("invalid_trigger_id")
+        if any(v.get("trigger_id") == trigger for v in self._views):
+            raise SlackError("expired_trigger_id")
+        view = self._view(p)
+        view.update({"id": f"V{len(self._views) + 1:08d}", "trigger_id": trigger, "method": "views.open"})
+        self._views.append(view)
+        return {"view": self._view_answer(view)}
+
+    def _views_update(self, p: dict) -> dict:
+        known = next((v for v in self._views if v["id"] == p.get("view_id")), None)
+        if known is None:
+            raise SlackError("not_found")
+        view = self._view(p)
+        view.update({"id": known["id"], "method": "views.update"})
+        self._views.append(view)
+        return {"view": self._view_answer(view)}
+
+    def _views_publish(self, p: dict) -> dict:
+        """A user's App Home: a `home` view (not a modal) published for `user_id`."""
+        if not p.get("user_id"):
+            raise SlackError("invalid_arguments")
+        raw = p.get("view")
+        try:
+            view = json.loads(raw) if isinstance(raw, str) else raw
+        except ValueError:
+            raise SlackError("invalid_arguments") from None
+        if not isinstance(view, dict) or view.get("type") != "home" or not isinstance(view.get("blocks"), list):
+            raise SlackError("invalid_arguments")
+        if len(view["blocks"]) > 100:
+            raise SlackError("invalid_arguments")
+        published = {**copy.deepcopy(view), "id": f"V{len(self._views) + 1:08d}", "method": "views.publish"}
+        published["user_id"] = p["user_id"]
+        self._views.append(published)
+        return {"view": self._view_answer(published)}
+
+    @staticmethod
+    def _view(p: dict) -> dict:
+        view = p.get("view")
+        try:
+            view = json.loads(view) if isinstance(view, str) else view
+        except ValueError:
+            raise SlackError("invalid_arguments") from None
+        blocks = view.get("blocks") if isinstance(view, dict) else None
+        if not isinstance(view, dict) or view.get("type") != "modal" or not view.get("title"):
+            raise SlackError("invalid_arguments")
+        if not isinstance(blocks, list) or len(blocks) > 100:
+            raise SlackError("invalid_arguments")
+        return copy.deepcopy(view)
+
+    def _view_answer(self, view: dict) -> dict:
+        shown = {k: v for k, v in view.items() if k not in ("trigger_id", "method", "user_id")}
+        return {**shown, "team_id": self.team_id, "app_id": "A0ROLLBOT", "bot_id": self.bot_id, "state": {"values": {}}}
+
+    def _get_upload_url(self, p: dict) -> dict:
+        """files v2, step 1: an upload URL on this fake (never through Prism) for `length` bytes."""
+        filename, length = p.get("filename"), p.get("length")
+        try:
+            size = int(length)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise SlackError("invalid_arguments") from None
+        if not filename or size < 1:
+            raise SlackError("invalid_arguments")
+        file_id = f"F{len(self._files) + 1:08d}"
+        self._files[file_id] = {"id": file_id, "name": filename, "length": size, "content": None}
+        return {"upload_url": f"{self.url}upload/{file_id}", "file_id": file_id}
+
+    def _upload(self, file_id: str, raw: bytes) -> tuple[int, dict]:
+        """files v2, step 2: the bytes, POSTed to the upload URL; their length must be the one announced."""
+        with self._lock:
+            entry = self._files.get(file_id)
+            if entry is None or len(raw) != entry["length"]:
+                return 400, {"ok": False, "error": "invalid_upload"}
+            entry["content"] = raw
+        return 200, {"ok": True}
+
+    def _complete_upload(self, p: dict) -> dict:
+        """files v2, step 3: share uploaded files in a channel (and thread)."""
+        try:
+            listed = json.loads(p["files"]) if isinstance(p.get("files"), str) else p.get("files")
+        except ValueError:
+            raise SlackError("invalid_arguments") from None
+        if not isinstance(listed, list) or not listed:
+            raise SlackError("invalid_arguments")
+        channel = self._channel({"channel": p.get("channel_id")}) if p.get("channel_id") else None
+        done = []
+        for item in listed:
+            entry = self._files.get(str(item.get("id")))
+            if entry is None or entry["content"] is None:
+                raise SlackError("file_not_found")
+            entry.update(
+                {"title": item.get("title") or entry["name"], "channel": channel, "thread_ts": p.get("thread_ts")}
+            )
+            if p.get("initial_comment"):
+                entry["initial_comment"] = p["initial_comment"]
+            done.append({"id": entry["id"], "title": entry["title"], "name": entry["name"], "size": entry["length"]})
+        return {"files": done}
+
     def _permalink(self, p: dict) -> dict:
         channel = self._channel(p)
         msg = self._find(channel, p.get("message_ts"))[-1]
@@ -516,7 +595,10 @@ _METHODS = {
     "conversations.list": FakeSlack._conversations_list,
     "users.info": FakeSlack._user_info,
     "chat.getPermalink": FakeSlack._permalink,
-    "files.getUploadURLExternal": FakeSlack._upload_url,
+    "views.open": FakeSlack._views_open,
+    "views.update": FakeSlack._views_update,
+    "views.publish": FakeSlack._views_publish,
+    "files.getUploadURLExternal": FakeSlack._get_upload_url,
     "files.completeUploadExternal": FakeSlack._complete_upload,
 }
 _TOKEN_METHODS = {  # methods whose answer depends on the kind of token that called them

@@ -25,6 +25,7 @@ What Prism 5.14.2 does here (found by running it, see test_fake_slack.py):
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -38,6 +39,8 @@ from pathlib import Path
 DEFAULT_PRISM = "/var/tmp/rollbot-ci/prism/node_modules/.bin/prism"
 INSTALL_HINT = "npm install --prefix /var/tmp/rollbot-ci/prism @stoplight/prism-cli@5.14.2"
 SLACK_SPEC = Path(__file__).parent / "contracts" / "slack_web_openapi_v3_prism.json"
+# Methods the 2020 spec lacks, from Slack's method reference: merged into SLACK_SPEC when served.
+SLACK_OVERLAY = Path(__file__).parent / "contracts" / "files_v2_overlay.json"
 _VIOLATION = re.compile(r"\[VALIDATOR\]\s+\S+\s+(\w+)\s+Violation: (\S+) (.*)$")
 
 
@@ -104,6 +107,7 @@ class Prism:
         self.process: subprocess.Popen | None = None
         self.startup_seconds: float | None = None
         self._ready_offset = 0
+        self._served = self.spec
 
     @property
     def url(self) -> str:
@@ -117,6 +121,7 @@ class Prism:
             fd, name = tempfile.mkstemp(prefix="prism-", suffix=".log")
             os.close(fd)
             self.log_path = Path(name)
+        self._served = self._with_overlay()
         fixed_port = self.port is not None
         for attempt in range(3):  # a free port can be taken between probing and Prism's bind
             if not fixed_port:
@@ -133,7 +138,7 @@ class Prism:
         # NODE_ENV=production would fork a worker (multiprocess) and log asynchronously;
         # FORCE_COLOR=0 keeps ANSI codes out of the log we parse.
         env = {**os.environ, "NODE_ENV": "test", "FORCE_COLOR": "0", "NO_COLOR": "1"}
-        cmd = [binary, "proxy", str(self.spec), self.upstream, "-h", self.host, "-p", str(self.port)]
+        cmd = [binary, "proxy", str(self._served), self.upstream, "-h", self.host, "-p", str(self.port)]
         began = time.monotonic()
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
@@ -150,6 +155,17 @@ class Prism:
             time.sleep(0.05)
         self.stop()
         raise PrismError(f"prism did not listen on {self.url} within {self.startup_timeout}s:\n{self._tail()}")
+
+    def _with_overlay(self) -> Path:
+        """Slack's spec plus the files v2 methods it lacks (see contracts/README.md); another spec as is."""
+        if self.spec.resolve() != SLACK_SPEC.resolve():
+            return self.spec
+        spec = json.loads(self.spec.read_text())
+        spec["paths"].update(json.loads(SLACK_OVERLAY.read_text())["paths"])
+        fd, name = tempfile.mkstemp(prefix="slack-spec-", suffix=".json")
+        with os.fdopen(fd, "w") as served:
+            json.dump(spec, served)
+        return Path(name)
 
     def _accepts(self) -> bool:
         try:

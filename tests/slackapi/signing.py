@@ -194,3 +194,58 @@ def post(url: str, body: str | bytes, headers: dict[str, str], timeout: float = 
         response = client.post(url, content=raw, headers=headers)
         elapsed = time.monotonic() - started
     return Reply(response.status_code, response.text, elapsed)
+
+
+def view_submission(
+    user_id: str, view: dict[str, Any], values: dict[str, dict[str, dict[str, Any]]], **options: Any
+) -> str:
+    """The form body Slack POSTs when a modal is submitted: `payload=<json>` of a view_submission
+    payload, its `view` the one that was opened (as FakeSlack.views() keeps it) with the
+    person's input in `state.values` (block id -> action id -> value or selected_option)."""
+    payload = view_submission_payload(user_id, view, values, **options)
+    return urlencode({"payload": json.dumps(payload, separators=(",", ":"))})
+
+
+def view_submission_payload(
+    user_id: str,
+    view: dict[str, Any],
+    values: dict[str, dict[str, dict[str, Any]]],
+    *,
+    team_id: str = TEAM_ID,
+    team_domain: str = TEAM_DOMAIN,
+    api_app_id: str = APP_ID,
+    token: str = VERIFICATION_TOKEN,
+) -> dict[str, Any]:
+    """Field names and nesting of Slack's `ViewSubmissionPayload.json` sample."""
+    name = user_id.lower()
+    shown = {
+        key: view[key]
+        for key in ("type", "title", "submit", "close", "blocks", "private_metadata", "callback_id")
+        if key in view
+    }
+    return {
+        "type": "view_submission",
+        "team": {"id": team_id, "domain": team_domain},
+        "user": {"id": user_id, "username": name, "name": name, "team_id": team_id},
+        "api_app_id": api_app_id,
+        "token": token,
+        "trigger_id": new_trigger_id(),
+        "view": {
+            "id": view.get("id", "V00000001"),
+            "team_id": team_id,
+            **shown,
+            "external_id": "",
+            "state": {"values": values},
+            "hash": f"{int(time.time())}.{secrets.token_hex(4)}",
+            "clear_on_close": False,
+            "notify_on_close": False,
+            "root_view_id": view.get("id", "V00000001"),
+            "previous_view_id": None,
+            "app_id": api_app_id,
+            "app_installed_team_id": team_id,
+            "bot_id": "B0ROLLBOT",
+        },
+        "response_urls": [],
+        "is_enterprise_install": False,
+        "enterprise": None,
+    }

@@ -24,7 +24,7 @@ from bot.planning.plan import CHECKS, Check, CheckResult, Plan, RollbackRequest,
 from bot.planning.preflight import Preflight, Refused
 from bot.reporting.postmortem import build, to_jira_wiki, to_markdown
 from bot.terminal.render import render_plan
-from handlers.blocks import plan_message
+from handlers.plan_blocks import plan_message
 from storage import Journal, SchemaSighting
 
 from .fakes import ENGINE_TABLES, REPO, FakeHealth, World, brain_config, make_brain, make_world, run_sql, upgrade_brain

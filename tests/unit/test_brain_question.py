@@ -21,14 +21,9 @@ from bot.planning.preflight import Check, CheckResult
 from bot.reporting.postmortem import build, to_markdown
 from bot.terminal.render import StepProgress, history_table, render_plan
 from bot.text import summary_line
-from handlers.blocks import (
-    final_message,
-    history_message,
-    interruption_message,
-    plan_message,
-    status_message,
-)
+from handlers.blocks import final_message, history_message, interruption_message, status_message
 from handlers.ids import ActionId, AnswerActionId
+from handlers.plan_blocks import plan_message
 from storage import EventView, Journal, RunStatus, RunView, StepStatus, StepView
 
 from .fakes import REPO, FakeHealth, World, brain_config, make_brain, make_world, upgrade_brain

@@ -142,7 +142,8 @@ def test_a_reason_that_says_payload_is_still_a_command(served: Served) -> None:
         (lambda s: s.command("payments 2.3.1"), "Unknown target `payments`"),
         (lambda s: s.command("drill <!channel> 2.4.0"), "Unknown target `&lt;!channel&gt;`"),
         (lambda s: s.command("engine <!channel>"), "'&lt;!channel&gt;' is not a Docker tag"),
-        (lambda s: s.send('payload={"type":"view_submission","view":{}}'), "does not handle `view_submission`"),
+        (lambda s: s.send('payload={"type":"view_closed","view":{}}'), "does not handle `view_closed`"),
+        (lambda s: s.send('payload={"type":"view_submission","view":{}}'), "refused this form: `user.id` is missing"),
         (lambda s: s.send('payload={"type":"shortcut","callback_id":"x"}'), "does not handle `shortcut`"),
         (
             lambda s: s.send('{"type":"event_callback","event":{"type":"message"}}', "application/json"),

@@ -155,7 +155,7 @@ def test_an_unreadable_body_is_refused_with_why(body: bytes, content_type: str, 
     assert names in refusal.text
 
 
-@pytest.mark.parametrize("kind", ["view_submission", "shortcut", "message_action", "block_suggestion"])
+@pytest.mark.parametrize("kind", ["view_closed", "shortcut", "message_action", "block_suggestion"])
 def test_other_payload_types_keep_only_their_type_for_bolt_to_refuse(kind: str) -> None:
     body = urlencode({"payload": json.dumps({"type": kind, "user": 5, "view": "x", "authorizations": 7})}).encode()
     assert read(body, FORM) == Checked({"type": kind})
@@ -165,3 +165,53 @@ def test_shown_clips_and_makes_text_inert() -> None:
     assert shown("<@U0BOSS> & <!here>") == "`&lt;@U0BOSS&gt; &amp; &lt;!here&gt;`"
     assert shown("x" * 100) == "`" + "x" * 37 + "...`"
     assert shown("a\nFORGED LOG LINE\x1b[2J") == "`a\\nFORGED LOG LINE\\x1b[2J`"
+
+
+def _submission(**view: object) -> bytes:
+    payload = {"type": "view_submission", "user": {"id": "U0ALICE01"}, "team": {"id": "T0ROLLBOT"}, "view": view}
+    return urlencode({"payload": json.dumps(payload)}).encode()
+
+
+def test_a_form_submission_keeps_its_callback_metadata_and_values() -> None:
+    values = {
+        "form_target": {"form_target": {"type": "static_select", "selected_option": {"value": "engine", "text": {}}}},
+        "form_reason": {"form_reason": {"type": "plain_text_input", "value": "5xx", "extra": [1]}},
+    }
+    body = _submission(
+        id="V0001",
+        callback_id="rollback_form",
+        private_metadata='{"channel": "C0PLANS001"}',
+        state={"values": values},
+        blocks=[{"type": "input"}],
+    )
+    checked = read(body, FORM)
+    assert isinstance(checked, Checked)
+    assert checked.body["view"] == {
+        "id": "V0001",
+        "type": "modal",
+        "callback_id": "rollback_form",
+        "private_metadata": '{"channel": "C0PLANS001"}',
+        "state": {
+            "values": {
+                "form_target": {"form_target": {"type": "static_select", "selected_option": {"value": "engine"}}},
+                "form_reason": {"form_reason": {"type": "plain_text_input", "value": "5xx"}},
+            }
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    "view, names",
+    [
+        ({"callback_id": "rollback_form", "state": {"values": {}}}, "`view.id` is missing"),
+        ({"id": "V1", "callback_id": "rollback_form", "state": {"values": []}}, "view.state.values"),
+        (
+            {"id": "V1", "callback_id": "rollback_form", "state": {"values": {"b": {"a": {"type": "x", "value": 5}}}}},
+            "`view.state.values.b.a.value` is a number",
+        ),
+        ({"id": "V1", "callback_id": "f", "private_metadata": "x" * 4000, "state": {"values": {}}}, "at most 3000"),
+    ],
+)
+def test_a_malformed_form_submission_is_refused_by_field(view: dict[str, object], names: str) -> None:
+    refusal = read(_submission(**view), FORM)
+    assert isinstance(refusal, Refusal) and names in refusal.text and refusal.user == "U0ALICE01"

@@ -12,10 +12,11 @@ from slack_sdk.web import SlackResponse
 from bot.core.rollbot import Rollbot
 from bot.planning.brain_plan import BrainChoice
 from bot.planning.plan import RollbackRequest
-from handlers.blocks import esc, history_message, plan_message, status_message
+from handlers.blocks import esc, history_message, status_message
 from handlers.ids import ActionId
 from handlers.outbox import Outbox
 from handlers.parsing import CommandKind, ParseError, parse
+from handlers.plan_blocks import plan_message
 from storage import Journal
 
 from .fakes import FakeHealth, World
@@ -52,7 +53,8 @@ from .fakes import FakeHealth, World
         ("status", CommandKind.STATUS, None, None, "", BrainChoice.AUTO),
         ("history engine", CommandKind.HISTORY, "engine", None, "", BrainChoice.AUTO),
         ("snapshot engine", CommandKind.SNAPSHOT, "engine", None, "", BrainChoice.AUTO),
-        ("", CommandKind.HELP, None, None, "", BrainChoice.AUTO),
+        ("", CommandKind.FORM, None, None, "", BrainChoice.AUTO),
+        ("engine", CommandKind.ROLLBACK, "engine", None, "", BrainChoice.AUTO),
         ("  help ", CommandKind.HELP, None, None, "", BrainChoice.AUTO),
     ],
 )
@@ -72,7 +74,6 @@ def test_commands_parse(
 @pytest.mark.parametrize(
     "text, says",
     [
-        ("engine", "give a target and a version"),
         ("engine 2.3.1;rm -rf /", "is not a Docker tag"),
         ("engine ../x", "is not a Docker tag"),
         ("engine " + "a" * 200, "is 200 characters"),
