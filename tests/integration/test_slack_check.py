@@ -133,7 +133,11 @@ def test_rollback_captures_the_bad_window_and_uploads_its_chart_into_the_thread(
             )
             assert "errors recovered: health ok and error rate" in final["text"]
             announcement = slack.messages(INCIDENT_CHANNEL)[0]
-            [chart] = wait_for(lambda: slack.files(INCIDENT_CHANNEL, announcement["ts"]), 30, "the chart in the thread")
+            [chart] = wait_for(
+                lambda: [f for f in slack.files(INCIDENT_CHANNEL, announcement["ts"]) if f["name"].endswith(".png")],
+                30,
+                "the chart in the thread (beside the replaced version's logs)",
+            )
             run_id = approve["value"]
             postmortem = wait_for(
                 lambda: (p := deployed.folder / "postmortems" / run_id / "postmortem.md").is_file() and p,
