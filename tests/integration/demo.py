@@ -7,6 +7,7 @@ compose file (its comments included), on a free port, and tears it down afterwar
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -30,7 +31,18 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "demo"
 REGISTRY = os.environ.get("ROLLBOT_TEST_REGISTRY", "127.0.0.1:5000")
 BASE_IMAGE = os.environ.get("ROLLBOT_TEST_BASE_IMAGE", "rollbot-test-base:bookworm")
-REPOSITORY = f"{REGISTRY}/rollbot-test/engine"
+
+
+def source_digest(*files: Path) -> str:
+    """An image's build inputs, hashed into its repository name: the tests share one Docker daemon and
+    registry, and a tag pushed by a checkout with another engine.py must never be pulled by this one."""
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.read_bytes())
+    return digest.hexdigest()[:10]
+
+
+REPOSITORY = f"{REGISTRY}/rollbot-test/engine-{source_digest(EXAMPLE / 'engine' / 'engine.py', EXAMPLE / 'engine' / 'Dockerfile')}"
 EXAMPLE_IMAGE = "127.0.0.1:5000/rollbot-demo/engine"
 
 HEALTHY, BROKEN = "2.3.1", "2.4.0"

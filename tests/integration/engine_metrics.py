@@ -8,7 +8,6 @@ second: tests never share a time series, and stopping one stops nothing of anoth
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
 import subprocess
 import tempfile
@@ -20,19 +19,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.integration.demo import BASE_IMAGE, BROKEN, EXAMPLE, HEALTHY, REGISTRY, Deployment, free_port
+from tests.integration.demo import BASE_IMAGE, BROKEN, EXAMPLE, HEALTHY, REGISTRY, Deployment, free_port, source_digest
 
-
-def _engine_digest() -> str:
-    """The demo Engine's source, hashed: the tests share one Docker daemon and registry, and an
-    image tagged 2.3.1 by a checkout with another engine.py would lack the /metrics these read."""
-    digest = hashlib.sha256()
-    for name in ("engine.py", "Dockerfile"):
-        digest.update((EXAMPLE / "engine" / name).read_bytes())
-    return digest.hexdigest()[:10]
-
-
-METRICS_REPOSITORY = f"{REGISTRY}/rollbot-test/engine-{_engine_digest()}"
+METRICS_REPOSITORY = f"{REGISTRY}/rollbot-test/metrics-engine-{source_digest(EXAMPLE / 'engine' / 'engine.py', EXAMPLE / 'engine' / 'Dockerfile')}"
 EARLIER_HEALTHY = "2.3.0"  # a good release before HEALTHY
 FLAKY = "2.2.9-flaky"  # healthy /health, half its turns fail: what a rollback may land on
 # version: (broken, share of turns failing; None = the build's default)

@@ -31,10 +31,20 @@ from typing import Literal
 
 import docker
 
-from tests.integration.demo import BASE_IMAGE, BROKEN, DEMO_VERSIONS, EXAMPLE, HEALTHY, REGISTRY, Deployment, free_port
+from tests.integration.demo import (
+    BASE_IMAGE,
+    BROKEN,
+    DEMO_VERSIONS,
+    EXAMPLE,
+    HEALTHY,
+    REGISTRY,
+    Deployment,
+    free_port,
+    source_digest,
+)
 
-REPOSITORY = f"{REGISTRY}/outside/engine"
 DOCKERFILE = Path(__file__).resolve().parent / "outside_engine" / "Dockerfile"
+REPOSITORY = f"{REGISTRY}/outside/engine-{source_digest(DOCKERFILE, EXAMPLE / 'engine' / 'engine.py')}"
 ONEOFF_MARKER = "one-off of the engine service"
 HAND_SNAPSHOT = "brain-pre-upgrade.db"  # the runbook's name, in the brain's own folder
 ImageIn = Literal["base", "override", "env"]
