@@ -22,7 +22,8 @@ from bot.planning.brain_plan import BRAIN_CHECKS, BrainChoice, BrainPlan, Runnin
 from bot.planning.judgement import Judgement
 from bot.planning.kept_images import KeptVersions
 from bot.planning.preflight import Check, CheckResult, Preflight, Refused
-from bot.ports import Compose, ContainerFacts, DockerFacts, ImageSource, Metrics, RegressionEval, ServiceConfig
+from bot.planning.target_checks import CHECKS, check_image, check_running_version, service_container
+from bot.ports import Compose, DockerFacts, ImageSource, Metrics, RegressionEval
 from bot.tags import ImageRef, describe_invalid_tag, is_valid_tag
 from storage.schemas import SchemaSighting
 
@@ -163,17 +164,6 @@ class Systems:
     evals: RegressionEval | None = None
 
 
-CHECKS = (
-    "target is configured",
-    "version is a Docker tag",
-    "compose file names the service",
-    "no other run of this target",
-    "running container",
-    "container started from these files",
-    "not the version running now",
-    "image is available",
-)
-
 RunsInProgress = Callable[[str], list[str]]
 SchemaSeenOf = Callable[[str, str], SchemaSighting | None]  # (target, version) -> what rollbot saw
 
@@ -253,9 +243,9 @@ def _preflight(
         )
     preflight.passed(CHECKS[3], "no run of this target is in progress")
 
-    container = _service_container(target, compose, systems, facts)
-    _check_running_version(request, target, configured, container, service, preflight, facts)
-    _check_image(target_image, target, systems, preflight, facts)
+    container = service_container(target, compose, systems.docker, facts)
+    check_running_version(request.version, target, configured, container, service, preflight, facts)
+    check_image(target_image, target, systems.docker, preflight, facts)
     if target.brain is not None:
         running = RunningFacts(
             version=facts.get("running_version"),
@@ -266,86 +256,6 @@ def _preflight(
         facts["brain"] = preflight_brain(
             target.brain, request.version, target_image, request.brain, systems.docker, preflight, running
         )
-
-
-def _service_container(
-    target: TargetConfig, compose: Compose, systems: Systems, facts: dict[str, Any]
-) -> ContainerFacts | None:
-    """The newest of the service's containers (a one-off is never one of them); all are kept
-    in the plan, because the logs of every one of them are evidence."""
-    ids = compose.container_ids(target.service)
-    facts["container_ids"] = tuple(ids)
-    return systems.docker.container(ids[0]) if ids else None
-
-
-def _check_config_hash(
-    target: TargetConfig, service: ServiceConfig, container: ContainerFacts | None, preflight: Preflight
-) -> None:
-    """A warning, never a refusal: the rollback starts the service from the files as they are,
-    and the person approving should know when that is not how the running one was started."""
-    name = CHECKS[5]
-    if container is None:
-        preflight.passed(name, "no container to compare")
-        return
-    label = container.labels.get("com.docker.compose.config-hash")
-    if not label:
-        preflight.warn(
-            name,
-            f"{container.name} carries no Compose config-hash label: it was not started by "
-            f"`docker compose up`, and the rollback will start '{target.service}' from the compose files",
-        )
-    elif label != service.config_hash:
-        files = ", ".join(path.name for path in service.files)
-        preflight.warn(
-            name,
-            f"{container.name} was not started from {files} as they are now (its config hash "
-            f"differs from `docker compose config --hash {target.service}`): they changed since, "
-            "or it was started another way; the rollback starts it from these files",
-        )
-    else:
-        preflight.passed(name, f"{container.name} was started from these compose files")
-
-
-def _check_running_version(
-    request: RollbackRequest,
-    target: TargetConfig,
-    configured: ImageRef,
-    container: ContainerFacts | None,
-    service: ServiceConfig,
-    preflight: Preflight,
-    facts: dict[str, Any],
-) -> None:
-    if container is None:
-        preflight.warn(CHECKS[4], f"no container for '{target.service}'; there are no logs to capture")
-        running = configured.tag
-    else:
-        facts.update(container_id=container.id, current_image=container.image)
-        running = container.tag
-        state = "running" if container.running else f"not running ({container.state})"
-        preflight.passed(CHECKS[4], f"{container.name} {state} on {container.image}")
-    facts["running_version"] = running
-    _check_config_hash(target, service, container, preflight)
-    if running == request.version:
-        preflight.fail(
-            CHECKS[6],
-            f"{target.name} already runs {request.version}; nothing to roll back "
-            "(if it is unhealthy, this is not a version problem)",
-        )
-    preflight.passed(CHECKS[6], f"{running or 'unknown'} → {request.version}")
-
-
-def _check_image(
-    reference: str, target: TargetConfig, systems: Systems, preflight: Preflight, facts: dict[str, Any]
-) -> None:
-    location = systems.docker.locate_image(reference)
-    facts["image_source"] = location.source
-    if location.source is ImageSource.NOWHERE:
-        preflight.fail(
-            CHECKS[7],
-            f"{location.detail}. Rebuild it from the git tag of {reference.rsplit(':', 1)[-1]} and push it, "
-            f"then try again; the runbook says keep at least the last {target.keep_images} versions of each image",
-        )
-    preflight.passed(CHECKS[7], location.detail)
 
 
 def _steps(target: TargetConfig, facts: dict[str, Any]) -> tuple[PlannedStep, ...]:
