@@ -40,8 +40,12 @@ def redacted(pm: Postmortem, redact: Callable[[str], str]) -> Postmortem:
 
 def build(run: RunView, attachments: list[Path]) -> Postmortem:
     summary_facts = RunSummary.from_dict(run.summary)
+    persisting = summary_facts.errors_persist
+    healthy = f"{run.target} is healthy on {run.to_version}"
     outcome = {
-        RunStatus.SUCCEEDED: f"{run.target} is healthy on {run.to_version}",
+        RunStatus.SUCCEEDED: f"{healthy} but errors persist, not an all-clear ({persisting})"
+        if persisting
+        else healthy,
         RunStatus.FAILED: f"the rollback failed: {run.error}",
         RunStatus.INTERRUPTED: f"the rollback was interrupted: {run.error}",
     }.get(run.status, run.status.value)
@@ -57,10 +61,10 @@ def build(run: RunView, attachments: list[Path]) -> Postmortem:
         ],
         impact=_impact(run, summary_facts),
         loss=_loss(run),
-        timeline=_timeline(run),
+        timeline=_timeline(run, persisting),
         detection=_detection(run),
         resolution=_resolution(run),
-        action_items=_action_items(run),
+        action_items=_action_items(run, persisting),
         supporting=_supporting(run, attachments),
         attachments=attachments,
         slack_link=_slack_link(run),
@@ -108,11 +112,21 @@ def _loss(run: RunView) -> list[TableLoss]:
     return [loss for loss in (TableLoss(**table) for table in tables) if loss.undone]
 
 
-def _timeline(run: RunView) -> list[tuple[datetime, str]]:
+def _timeline(run: RunView, errors_persist: str | None) -> list[tuple[datetime, str]]:
+    """Each journaled fact a person needs, in order. A run that ended healthy with its errors
+    still above the tolerance ends in "errors persist", never in an all-clear it did not post."""
     entries: list[tuple[datetime, str]] = [(run.created_at, f"rollback requested by {run.requester}")]
     for event in run.events:
         entries.extend(_describe_event(event.kind, event.actor, event.outcome, event.details, event.at))
+    if errors_persist:
+        entries = [
+            (at, f"healthy but errors persist, not an all-clear: {errors_persist}") if what == ALL_CLEAR else (at, what)
+            for at, what in entries
+        ]
     return sorted(entries, key=lambda entry: entry[0])
+
+
+ALL_CLEAR = "all-clear: healthy"
 
 
 def _describe_event(
@@ -130,7 +144,7 @@ def _describe_event(
         error = f": {details.get('error')}" if details.get("error") else ""
         return [(at, f"step {details.get('step')} {outcome}{error}")]
     if kind == EventKind.RUN_FINISHED:
-        return [(at, "all-clear: healthy" if outcome == RunStatus.SUCCEEDED else f"run {outcome}")]
+        return [(at, ALL_CLEAR if outcome == RunStatus.SUCCEEDED else f"run {outcome}")]
     if kind == EventKind.RUN_INTERRUPTED:
         return [(at, f"run found interrupted during step {details.get('step')}")]
     return []
@@ -146,10 +160,10 @@ def _detection(run: RunView) -> list[str]:
         lines.append(f"Verdict when planned: {judgement.headline}")
         lines += [f"Evidence: {line}" for line in judgement.evidence]
     facts = RunSummary.from_dict(run.summary)
-    if facts.recovery or facts.errors_persist:
-        lines.append(
-            f"After the rollback: {facts.recovery or 'healthy but errors persist: ' + str(facts.errors_persist)}"
-        )
+    if facts.errors_persist:
+        lines.append(f"After the rollback: healthy but errors persist, not an all-clear: {facts.errors_persist}")
+    elif facts.recovery:
+        lines.append(f"After the rollback: {facts.recovery}")
     for check in run.plan.get("checks", []):
         if check.get("result") in ("warning", "failed", "needs a decision") or check.get("name") in (
             "running container",
@@ -167,9 +181,17 @@ def _resolution(run: RunView) -> list[str]:
     return lines
 
 
-def _action_items(run: RunView) -> list[str]:
+def _action_items(run: RunView, errors_persist: str | None) -> list[str]:
     items = [
         f"Find the root cause of the failure of {run.from_version} before any redeploy",
+        *(
+            [
+                f"Find why errors persist on {run.to_version} after the rollback ({errors_persist}): the cause may "
+                f"not be {run.from_version} alone"
+            ]
+            if errors_persist
+            else []
+        ),
         f"Add a regression eval for this exact failure ({run.reason or 'the reported symptom'})",
         "Review snapshot freshness: take a snapshot before every upgrade",
     ]
