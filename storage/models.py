@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar, cast
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -170,3 +170,23 @@ class SchemaSightingRow(Base):
     first_seen: Mapped[datetime]
     last_seen: Mapped[datetime]
     source: Mapped[str] = mapped_column(BoundedString(64))
+
+
+class HealthProbeRow(Base):
+    """rollbot's own /health probes of a target, kept bounded: the last probe, and when the
+    state it found (ok or not) began as far as rollbot's probes saw, and the last ok probe.
+
+    Docker's health log exists only for images or compose files with a `healthcheck:`; these
+    rows tell `check` since when /health has failed on every target rollbot probes. One row
+    per target, rewritten by one upsert per probe, never a row per probe."""
+
+    __tablename__ = "health_probes"
+
+    target: Mapped[str] = mapped_column(BoundedString(128), primary_key=True)
+    probed_at: Mapped[datetime]
+    ok: Mapped[bool] = mapped_column(Boolean)
+    answer: Mapped[str] = mapped_column(BoundedString(300))
+    source: Mapped[str] = mapped_column(BoundedString(64))
+    since: Mapped[datetime]  # the first probe that found the state `ok` holds now
+    since_source: Mapped[str] = mapped_column(BoundedString(64))
+    last_ok_at: Mapped[datetime | None]

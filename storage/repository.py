@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from storage.health_probes import HealthRecord
 from storage.heartbeats import JournalHeartbeats
 from storage.models import RunRow, StepRow
 from storage.runstate import FINISHING, EventKind, IllegalMove, Lease, LostRun, Move, target_of
@@ -265,6 +266,14 @@ class Journal(JournalHeartbeats):
     def schema_seen(self, target: str, version: str) -> SchemaSighting | None:
         """The highest brain schema rollbot saw `version` of `target` healthy on, if it ever did."""
         return self._sightings.newest_schema(target, version)
+
+    def probed(self, target: str, ok: bool, answer: str, source: str, at: datetime, began: datetime) -> None:
+        """rollbot probed `target`'s /health from `began` to `at` (see storage/health_probes.py)."""
+        self._probes.probed(target, ok, answer, source, at, began)
+
+    def health_record(self, target: str) -> HealthRecord | None:
+        """What rollbot's own probes saw of `target`: the last one, and since when its state holds."""
+        return self._probes.record(target)
 
 
 def _new_run_id(now: datetime) -> str:

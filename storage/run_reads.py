@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from storage.health_probes import HealthProbes
 from storage.models import EventRow, RunRow, StepRow
 from storage.schemas import SchemaSightings
 from storage.views import EventView, RunStatus, RunView, StepStatus, StepView
@@ -27,6 +28,7 @@ class JournalReads:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._now = clock or (lambda: datetime.now(UTC))
         self._sightings = SchemaSightings(engine, clock)
+        self._probes = HealthProbes(engine)
 
     def runs(
         self, target: str | None = None, limit: int = 20, status: RunStatus | None = None, kind: str | None = None

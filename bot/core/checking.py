@@ -1,7 +1,8 @@
 """`check`: the evidence the runbook's "When to roll back" asks for, gathered now, and its verdict.
 
-Health comes from `/health` (one short probe) and Docker's health log (since when it has not
-been ok); the running version's age from its container; error rate and p95 latency from the
+Health comes from `/health` (one short probe); since when it has not been ok, from the earlier
+of rollbot's own probes (bot/core/probe_record.py) and Docker's health log, naming which; the
+running version's age from its container; error rate and p95 latency from the
 Engine's Prometheus, now against the baseline window before the running version started and over
 the last minutes; the regression eval from its command or URL. Whatever cannot be read is named,
 never guessed: the verdict is then unsure, and the plan and the postmortem say which criteria
@@ -37,6 +38,15 @@ class _Reading:
     error_rate: MetricReading | None = None
     latency: MetricReading | None = None
     failed_requests: float | None = None
+
+
+@dataclass(frozen=True)
+class _Failing:
+    """Since when /health has not been ok, by which source, and rollbot's last ok probe."""
+
+    since: datetime | None = None
+    source: str | None = None
+    last_ok: datetime | None = None
 
 
 class Checking:
@@ -78,6 +88,7 @@ class Checking:
         container = self._container(target)
         started = container.started_at if container else None
         probe = self._health.wait_until_healthy(target.health_url, HEALTH_PROBE_SECONDS)
+        failing = _Failing() if probe.ok else self._failing(target, container)
         not_measured: list[str] = []
         unreadable: list[str] = []
         reading = self._metrics(target, started, now, not_measured, unreadable)
@@ -88,7 +99,9 @@ class Checking:
             previous_good=self._previous_good(target, container),
             health_ok=probe.ok,
             health=probe.describe(),
-            failing_since=None if probe.ok or container is None else self._failing_since(container.id),
+            failing_since=failing.since,
+            failing_source=failing.source,
+            last_ok_probe=failing.last_ok,
             error_rate=reading.error_rate,
             latency=reading.latency,
             failed_requests=reading.failed_requests,
@@ -109,6 +122,23 @@ class Checking:
     def _previous_good(self, target: TargetConfig, container: ContainerFacts | None) -> str | None:
         kept = self._queries.kept(container.image if container else None, target.keep_images)
         return kept.earlier[0] if kept and kept.earlier else None
+
+    def _failing(self, target: TargetConfig, container: ContainerFacts | None) -> _Failing:
+        """The earlier known start of the failure: Docker's health log (with a healthcheck) or
+        rollbot's own probes (any target; the first failing one after the last ok one)."""
+        known: list[tuple[datetime, str]] = []
+        docker_since = self._failing_since(container.id) if container is not None else None
+        if docker_since is not None:
+            known.append((docker_since, "Docker's health log"))
+        record = self._queries.health_record(target.name)
+        probed_since = record.failing_since if record is not None else None
+        if record is not None and probed_since is not None:
+            known.append((probed_since, f"rollbot's probes, first failing in {record.since_source}"))
+        last_ok = record.last_ok_at if record is not None else None
+        if not known:
+            return _Failing(last_ok=last_ok)
+        since, source = min(known, key=lambda found: found[0])
+        return _Failing(since, source, last_ok)
 
     def _failing_since(self, container_id: str) -> datetime | None:
         """The start of the newest unbroken run of failing checks in Docker's health log, when

@@ -25,7 +25,7 @@ from bot.ports import Health
 from bot.reporting.metrics import render as render_metrics
 from bot.reporting.tickets import TicketDesk
 from bot.tags import ImageRef
-from storage import Journal, RunKind, RunStatus, RunView
+from storage import HealthRecord, Journal, RunKind, RunStatus, RunView
 from storage.runstate import HOLDING
 
 log = logging.getLogger(__name__)
@@ -158,6 +158,15 @@ class Queries:
             healthy=health.ok,
             health=health.describe(),
         )
+
+    def health_record(self, target_name: str) -> HealthRecord | None:
+        """What rollbot's own /health probes saw of the target (bot/core/probe_record.py); None
+        when it never probed it or the journal cannot say: "since when" is then less precise."""
+        try:
+            return self._journal.health_record(target_name)
+        except Exception as error:  # noqa: BLE001 - evidence is best effort; a verdict still comes
+            log.warning("could not read the /health probes of %s: %s", target_name, error)
+            return None
 
     def metrics(self) -> bytes:
         """rollbot's own metrics in Prometheus' text format, read from the journal now."""

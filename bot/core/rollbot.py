@@ -18,6 +18,7 @@ from bot.core.drill import Drill
 from bot.core.foreground import PATIENCE_SECONDS, Foreground
 from bot.core.outcomes import Outcome, PlannedRun, Recovery, ServiceState, TargetStatus
 from bot.core.postmortems import Postmortems
+from bot.core.probe_record import recorded
 from bot.core.queries import Queries
 from bot.core.recovery import InterruptedRuns
 from bot.core.rollbacks import Rollbacks
@@ -52,12 +53,13 @@ class Rollbot:
         self.foreground = Foreground()  # front ends mark the answers they owe their callers
         self._journal = journal
         self._workers = Workers(journal, self.foreground, run_workers, patience)
-        runners = Runners(config, journal, systems, health, self._workers.stop_signal)
+        probe_as = recorded(health, journal, config)  # every probe is remembered: "not ok since when"
+        runners = Runners(config, journal, systems, probe_as("a run"), self._workers.stop_signal)
         self._postmortems = Postmortems(journal, tickets)
-        self._queries = Queries(config, journal, systems, health, tickets)
-        self._checking = Checking(config, systems, health, self._queries)
+        self._queries = Queries(config, journal, systems, probe_as("status"), tickets)
+        self._checking = Checking(config, systems, probe_as("check"), self._queries)
         self._rollbacks = Rollbacks(config, journal, systems, self._queries, runners, self._postmortems, self._checking)
-        self._snapshotting = Snapshotting(config, journal, systems, health, self._queries)
+        self._snapshotting = Snapshotting(config, journal, systems, probe_as("snapshot"), self._queries)
         self._interrupted = InterruptedRuns(config, journal, self._queries, runners, self._postmortems)
 
     # --- threads and shutdown (bot/core/workers.py) ---------------------------------------------

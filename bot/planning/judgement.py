@@ -13,7 +13,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -75,7 +75,9 @@ class Evidence:
     previous_good: str | None
     health_ok: bool
     health: str  # the answer, in words
-    failing_since: datetime | None = None
+    failing_since: datetime | None = None  # the earlier known start of the failure
+    failing_source: str | None = None  # which told it: Docker's health log or rollbot's probes
+    last_ok_probe: datetime | None = None  # rollbot's newest ok probe: the failure began after it
     error_rate: MetricReading | None = None
     latency: MetricReading | None = None
     failed_requests: float | None = None  # since the running version started
@@ -130,7 +132,8 @@ def judge(evidence: Evidence, metrics: MetricsConfig | None) -> Judgement:
     roll: list[str] = []
     hold: list[str] = []
     if not evidence.health_ok:
-        since = f" since {evidence.failing_since:%H:%M:%S} UTC" if evidence.failing_since else ""
+        day = evidence.checked_at.date() if evidence.checked_at else None
+        since = f" since {_moment(evidence.failing_since, day)} UTC" if evidence.failing_since else ""
         roll.append(f"/health is not ok{since} ({evidence.health})")
     if evidence.regression_eval is not None and not evidence.regression_eval.passed:
         roll.append(f"the regression eval fails: {evidence.regression_eval.detail}")
@@ -209,8 +212,7 @@ def evidence_lines(evidence: Evidence, ratio: float = 2.0) -> tuple[str, ...]:
     running = evidence.running_version or "no running version"
     since = f", up since {evidence.running_since:%Y-%m-%d %H:%M:%S} UTC" if evidence.running_since else ""
     lines.append(f"running: {running}{since}")
-    failing = f", not ok since {evidence.failing_since:%H:%M:%S} UTC" if evidence.failing_since else ""
-    lines.append(f"health: {'ok' if evidence.health_ok else 'NOT ok'}{failing} — {evidence.health}")
+    lines.append(f"health: {'ok' if evidence.health_ok else 'NOT ok'}{_failing_words(evidence)} — {evidence.health}")
     for reading in (evidence.error_rate, evidence.latency):
         if reading is not None:
             lines.append(
@@ -226,6 +228,23 @@ def evidence_lines(evidence: Evidence, ratio: float = 2.0) -> tuple[str, ...]:
     lines += [f"could not read: {what}" for what in evidence.unreadable]
     lines.append(f"previous good version: {evidence.previous_good or 'none found'}")
     return tuple(lines)
+
+
+def _failing_words(evidence: Evidence) -> str:
+    """ ", not ok since 12:03:10 UTC (Docker's health log; rollbot's last ok probe 11:58:00 UTC)"."""
+    if evidence.health_ok:
+        return ""
+    day = evidence.checked_at.date() if evidence.checked_at else None
+    last_ok = f"rollbot's last ok probe {_moment(evidence.last_ok_probe, day)} UTC" if evidence.last_ok_probe else None
+    if evidence.failing_since is None:
+        return f" ({last_ok})" if last_ok else ""
+    told = "; ".join(part for part in (evidence.failing_source, last_ok) if part)
+    return f", not ok since {_moment(evidence.failing_since, day)} UTC" + (f" ({told})" if told else "")
+
+
+def _moment(when: datetime, day: date | None) -> str:
+    """The time of day, with the date when it is not the day of the check."""
+    return f"{when:%H:%M:%S}" if day is None or when.date() == day else f"{when:%Y-%m-%d %H:%M:%S}"
 
 
 def series_values(series: Sequence[tuple[datetime, float]]) -> tuple[float, ...]:
