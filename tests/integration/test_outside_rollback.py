@@ -96,9 +96,14 @@ def test_terminal_check_judges_the_owners_engine_on_health_alone(tmp_path: Path)
     the plan of the rollback it recommends shows the same evidence."""
     with upgraded(tmp_path, migrates=False) as deployed:
         check = deployed.rollbot("check", "engine")
+        again = deployed.rollbot("check", "engine")
         done = deployed.rollbot("rollback", "engine", HEALTHY, "--yes")
     assert check.returncode == 3, check.stdout + check.stderr
     assert re.match(r"Roll back to \S+: /health is not ok", check.stdout), check.stdout
+    # The owners' compose files define no healthcheck: rollbot's own probes date the failure.
+    first_failing = re.search(r"not ok since (\S+) UTC \(rollbot's probes, first failing in check\)", check.stdout)
+    assert first_failing is not None, check.stdout
+    assert f"not ok since {first_failing.group(1)} UTC (rollbot's probes, first failing in check)" in again.stdout
     assert f"running: {BROKEN}, up since" in check.stdout
     assert "not measured: error rate and p95 latency (no metrics.prometheus_url)" in check.stdout
     assert done.returncode == 0, done.stdout + done.stderr
