@@ -56,6 +56,8 @@ class MetricsConfig(_Frozen):
     isolated_errors: int = Field(3, ge=0)  # this many failed requests or fewer: a bad request, not the service
     baseline_seconds: int = Field(900, ge=5)  # the window before the running version started
     trend_seconds: int = Field(300, ge=5)  # "not improving" is judged over this last stretch
+    # A check or plan waits at most this long for all of its queries together (then says what it could
+    # not measure); each query of the soak and of the bad window's capture at most this long.
     timeout_seconds: float = Field(5, gt=0, le=60)
 
     @field_validator("prometheus_url")

@@ -135,11 +135,16 @@ Series = list[tuple[datetime, float]]  # (when, value), oldest first
 class Metrics(Protocol):
     """The Engine's own metrics (Prometheus' HTTP API): what the judgement of a rollback reads.
 
-    Both raise `MetricsError` when the server cannot be reached or refuses the query; an answer
-    with no data is `None` or an empty series, not an error."""
+    Both raise `MetricsError` when the server cannot be reached, refuses the query or does not
+    answer within `timeout` seconds (None: the client's own); an answer with no data is `None`
+    or an empty series, not an error."""
 
-    def instant(self, base_url: str, query: str, at: datetime | None = None) -> float | None: ...
-    def series(self, base_url: str, query: str, start: datetime, end: datetime, step: float) -> Series: ...
+    def instant(
+        self, base_url: str, query: str, at: datetime | None = None, timeout: float | None = None
+    ) -> float | None: ...
+    def series(
+        self, base_url: str, query: str, start: datetime, end: datetime, step: float, timeout: float | None = None
+    ) -> Series: ...
 
 
 @dataclass(frozen=True)

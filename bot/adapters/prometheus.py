@@ -24,15 +24,19 @@ class PrometheusClient:
         self._client = client or httpx.Client(follow_redirects=False)
         self._timeout = timeout
 
-    def instant(self, base_url: str, query: str, at: datetime | None = None) -> float | None:
+    def instant(
+        self, base_url: str, query: str, at: datetime | None = None, timeout: float | None = None
+    ) -> float | None:
         """The query's value at `at` (now by default), summed over its series; None when it has no data."""
         params = {"query": query, **({"time": f"{at.timestamp():.3f}"} if at else {})}
-        result = self._ask(base_url, "query", params)
+        result = self._ask(base_url, "query", params, timeout)
         values = [_number(item["value"][1]) for item in result if "value" in item]
         finite = [value for value in values if value is not None]
         return sum(finite) if finite else None
 
-    def series(self, base_url: str, query: str, start: datetime, end: datetime, step: float) -> Series:
+    def series(
+        self, base_url: str, query: str, start: datetime, end: datetime, step: float, timeout: float | None = None
+    ) -> Series:
         """The query's values from `start` to `end` every `step` seconds; several series are summed."""
         params = {
             "query": query,
@@ -41,17 +45,17 @@ class PrometheusClient:
             "step": f"{max(step, 0.001):.3f}",
         }
         summed: dict[float, float] = {}
-        for item in self._ask(base_url, "query_range", params):
+        for item in self._ask(base_url, "query_range", params, timeout):
             for stamp, raw in item.get("values", []):
                 value = _number(raw)
                 if value is not None:
                     summed[float(stamp)] = summed.get(float(stamp), 0.0) + value
         return [(datetime.fromtimestamp(stamp, UTC), value) for stamp, value in sorted(summed.items())]
 
-    def _ask(self, base_url: str, endpoint: str, params: dict[str, str]) -> list[dict[str, Any]]:
+    def _ask(self, base_url: str, endpoint: str, params: dict[str, str], timeout: float | None) -> list[dict[str, Any]]:
         url = f"{base_url.rstrip('/')}/api/v1/{endpoint}"
         try:
-            response = self._client.get(url, params=params, timeout=self._timeout)
+            response = self._client.get(url, params=params, timeout=self._timeout if timeout is None else timeout)
         except httpx.HTTPError as error:
             raise MetricsError(f"Prometheus at {base_url} did not answer: {type(error).__name__}: {error}") from None
         try:

@@ -2,9 +2,9 @@
 
 Health comes from `/health` (one short probe); since when it has not been ok, from the earlier
 of rollbot's own probes (bot/core/probe_record.py) and Docker's health log, naming which; the
-running version's age from its container; error rate and p95 latency from the
-Engine's Prometheus, now against the baseline window before the running version started and over
-the last minutes; the regression eval from its command or URL. Whatever cannot be read is named,
+running version's age from its container; error rate and p95 latency from the Engine's
+Prometheus, now against the baseline window before the running version started and over the
+last minutes, within a time budget (bot/core/metric_readings.py); the regression eval from its command or URL. Whatever cannot be read is named,
 never guessed: the verdict is then unsure, and the plan and the postmortem say which criteria
 were not measured. The same evidence is shown on every plan.
 """
@@ -12,32 +12,23 @@ were not measured. The same evidence is shown on every plan.
 from __future__ import annotations
 
 import logging
-import statistics
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from bot.config import Config, MetricsConfig, TargetConfig
+from bot.config import Config, TargetConfig
+from bot.core.metric_readings import read_metrics
 from bot.core.queries import Queries
 from bot.errors import InvalidRequest, RollbotError
-from bot.planning.judgement import Evidence, Judgement, MetricReading, judge, series_values
+from bot.planning.judgement import Evidence, Judgement, judge
 from bot.planning.plan import Systems
-from bot.ports import ContainerFacts, EvalResult, Health, Metrics
+from bot.ports import ContainerFacts, EvalResult, Health
 
 log = logging.getLogger(__name__)
 
 HEALTH_PROBE_SECONDS = 1.0
 EVAL_TIMEOUT_SECONDS = 120.0
-BASELINE_POINTS, TREND_POINTS = 60, 30  # range queries' resolution: enough points, never thousands
-
-
-@dataclass
-class _Reading:
-    """What one pass over the metrics read; what it could not read goes to the evidence's lists."""
-
-    error_rate: MetricReading | None = None
-    latency: MetricReading | None = None
-    failed_requests: float | None = None
 
 
 @dataclass(frozen=True)
@@ -57,12 +48,14 @@ class Checking:
         health: Health,
         queries: Queries,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        timer: Callable[[], float] = time.monotonic,
     ) -> None:
         self._config = config
         self._systems = systems
         self._health = health
         self._queries = queries
         self._clock = clock
+        self._timer = timer  # measures the time Prometheus is given (bot/core/metric_readings.py)
 
     def check(self, target_name: str) -> Judgement:
         """The verdict on the target as it is now; an unknown target is an `InvalidRequest`."""
@@ -89,9 +82,8 @@ class Checking:
         started = container.started_at if container else None
         probe = self._health.wait_until_healthy(target.health_url, HEALTH_PROBE_SECONDS)
         failing = _Failing() if probe.ok else self._failing(target, container)
-        not_measured: list[str] = []
-        unreadable: list[str] = []
-        reading = self._metrics(target, started, now, not_measured, unreadable)
+        reading = read_metrics(self._systems.metrics, target.metrics, started, now, self._timer)
+        not_measured = reading.not_measured
         return Evidence(
             target=target.name,
             running_version=container.tag if container else None,
@@ -107,7 +99,7 @@ class Checking:
             failed_requests=reading.failed_requests,
             regression_eval=self._eval(target, not_measured),
             not_measured=tuple(not_measured),
-            unreadable=tuple(unreadable),
+            unreadable=tuple(reading.unreadable),
             checked_at=now,
         )
 
@@ -154,67 +146,11 @@ class Checking:
             since = _parse_time(entry.get("Start"))
         return since
 
-    def _metrics(
-        self,
-        target: TargetConfig,
-        started: datetime | None,
-        now: datetime,
-        not_measured: list[str],
-        unreadable: list[str],
-    ) -> _Reading:
-        reading = _Reading()
-        config, client = target.metrics, self._systems.metrics
-        if config is None or client is None:
-            not_measured.append("error rate and p95 latency (no metrics.prometheus_url)")
-            return reading
-        for name, query in (("error rate", config.error_rate_query), ("p95 latency", config.latency_query)):
-            if query is None:
-                not_measured.append(f"{name} (no metrics.{'error_rate' if name == 'error rate' else 'latency'}_query)")
-                continue
-            try:
-                measured = _read(client, config, name, query, started, now)
-            except RollbotError as error:
-                unreadable.append(f"{name}: {error}")
-                continue
-            if name == "error rate":
-                reading.error_rate = measured
-            else:
-                reading.latency = measured
-        if config.error_count_query and started is not None and reading.error_rate is not None:
-            age = max(int((now - started).total_seconds()), 1)
-            try:
-                reading.failed_requests = client.instant(
-                    config.prometheus_url, config.error_count_query.replace("$window", f"{age}s")
-                )
-            except RollbotError as error:
-                unreadable.append(f"failed requests: {error}")
-        return reading
-
     def _eval(self, target: TargetConfig, not_measured: list[str]) -> EvalResult | None:
         if target.regression_eval is None or self._systems.evals is None:
             not_measured.append("regression eval (no regression_eval)")
             return None
         return self._systems.evals.run(target.regression_eval, EVAL_TIMEOUT_SECONDS)
-
-
-def _read(
-    client: Metrics, config: MetricsConfig, name: str, query: str, started: datetime | None, now: datetime
-) -> MetricReading:
-    """Now, the baseline before `started` (its mean) and the trend since max(started, now − trend)."""
-    url = config.prometheus_url
-    value = client.instant(url, query, now)
-    baseline = None
-    if started is not None:
-        window = timedelta(seconds=config.baseline_seconds)
-        points = series_values(
-            client.series(url, query, started - window, started, max(config.baseline_seconds / BASELINE_POINTS, 1))
-        )
-        baseline = statistics.fmean(points) if points else None
-    trend_start = now - timedelta(seconds=config.trend_seconds)
-    if started is not None and started > trend_start:
-        trend_start = started
-    trend = series_values(client.series(url, query, trend_start, now, max(config.trend_seconds / TREND_POINTS, 1)))
-    return MetricReading(name, value, baseline, trend)
 
 
 def _parse_time(raw: object) -> datetime | None:

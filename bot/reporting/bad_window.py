@@ -27,7 +27,7 @@ def read_window(metrics: Metrics, config: MetricsConfig, start: datetime, end: d
     step = max((end - start).total_seconds() / POINTS, 1.0)
     queries = {"error rate": config.error_rate_query, "p95 latency seconds": config.latency_query}
     return {
-        name: metrics.series(config.prometheus_url, query, start, end, step)
+        name: metrics.series(config.prometheus_url, query, start, end, step, timeout=config.timeout_seconds)
         for name, query in queries.items()
         if query is not None
     }

@@ -88,7 +88,9 @@ class Soak:
         if config is None or config.error_rate_query is None or self._metrics is None:
             return None, _why_not_measured(target)
         try:
-            return self._metrics.instant(config.prometheus_url, config.error_rate_query), None
+            return self._metrics.instant(
+                config.prometheus_url, config.error_rate_query, timeout=config.timeout_seconds
+            ), None
         except RollbotError as error:
             return None, str(error)
 

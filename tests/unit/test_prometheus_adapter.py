@@ -60,3 +60,17 @@ def test_no_answer_is_a_metrics_error() -> None:
         MetricsError, match=re.escape("Prometheus at http://127.0.0.1:9090 did not answer: ConnectError")
     ):
         client(httpx.MockTransport(refuse)).instant(URL, "q")
+
+
+def test_a_query_waits_no_longer_than_the_time_it_is_given() -> None:
+    waited: list[float] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        waited.append(request.extensions["timeout"]["read"])
+        return httpx.Response(200, json={"status": "success", "data": {"resultType": "vector", "result": []}})
+
+    prometheus = client(httpx.MockTransport(answer))
+    prometheus.instant(URL, "q", timeout=1.5)
+    prometheus.series(URL, "q", datetime(2027, 1, 15, tzinfo=UTC), datetime(2027, 1, 15, tzinfo=UTC), 1, timeout=0.25)
+    prometheus.instant(URL, "q")
+    assert waited == [1.5, 0.25, 5.0], "given times, then the client's own"

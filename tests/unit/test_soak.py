@@ -38,13 +38,17 @@ class ScriptedRates:
     def __init__(self, answers: list[float | Exception | None]) -> None:
         self.answers = answers
 
-    def instant(self, base_url: str, query: str, at: datetime | None = None) -> float | None:
+    def instant(
+        self, base_url: str, query: str, at: datetime | None = None, timeout: float | None = None
+    ) -> float | None:
         answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
         if isinstance(answer, Exception):
             raise answer
         return answer
 
-    def series(self, base_url: str, query: str, start: datetime, end: datetime, step: float) -> Series:
+    def series(
+        self, base_url: str, query: str, start: datetime, end: datetime, step: float, timeout: float | None = None
+    ) -> Series:
         return []
 
 
