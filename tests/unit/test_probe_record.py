@@ -3,7 +3,6 @@ container has no Docker healthcheck, the earlier of both sources otherwise, and 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from bot.core.checking import Checking
 from bot.core.probe_record import RecordingHealth
 from bot.core.queries import Queries
 from bot.core.rollbot import Rollbot
-from bot.planning.judgement import Call
+from bot.planning.judgement import Call, Judgement
 from bot.planning.plan import RollbackRequest
 from bot.ports import HealthResult
 from storage import Journal, RunStatus, connect
@@ -73,34 +72,40 @@ def test_the_record_keeps_when_the_state_began_and_the_last_ok_probe(database_ur
     healthy = journal.health_record("engine")
     assert healthy is not None and healthy.ok and healthy.failing_since is None
     assert healthy.since == T0 + timedelta(minutes=4) and healthy.last_ok_at == healthy.since
-    with journal._sessions() as session:  # type: ignore[attr-defined]
+    with journal._sessions() as session:
         assert session.scalar(select(func.count()).select_from(HealthProbeRow)) == 1, "one row, not one per probe"
 
 
-def checking_with_records(world: World, journal: Journal, health: Answers, clock: Clock) -> Callable[[str], Any]:
-    """A check whose probes are recorded, and a way to probe as another part of rollbot."""
-    queries = Queries(world.config, journal, world.systems(), health, None)
-    checking = Checking(
-        world.config, world.systems(), RecordingHealth(health, journal, world.config, "check", clock), queries, clock
-    )
+class Rollbots:
+    """rollbot's parts over one journal and clock: `check()` as check does it, `probe(source)` as
+    status, a run or a snapshot probes /health, each recording what it found."""
 
-    def probe_as(source: str) -> HealthResult:
-        return RecordingHealth(health, journal, world.config, source, clock).wait_until_healthy(URL, 2)
+    def __init__(self, world: World, journal: Journal, health: Answers, clock: Clock) -> None:
+        self._world, self._journal, self._health, self._clock = world, journal, health, clock
+        queries = Queries(world.config, journal, world.systems(), health, None)
+        self._checking = Checking(world.config, world.systems(), self._recording("check"), queries, clock)
 
-    return lambda action: checking.check("engine") if action == "check" else probe_as(action)
+    def _recording(self, source: str) -> RecordingHealth:
+        return RecordingHealth(self._health, self._journal, self._world.config, source, self._clock)
+
+    def probe(self, source: str) -> HealthResult:
+        return self._recording(source).wait_until_healthy(URL, 2)
+
+    def check(self) -> Judgement:
+        return self._checking.check("engine")
 
 
 def test_without_a_docker_healthcheck_rollbots_own_probes_say_since_when(tmp_path: Path, journal: Journal) -> None:
     world = make_world(tmp_path)
     health, clock = Answers(), Clock()
-    do = checking_with_records(world, journal, health, clock)
-    do("status")  # healthy at 08:00:00
+    rollbot = Rollbots(world, journal, health, clock)
+    rollbot.probe("status")  # healthy at 08:00:00
     clock.advance(60)
     health.ok = False
-    do("a run")  # failing from 08:00:58 (its two seconds of polling) to 08:01:00
+    rollbot.probe("a run")  # failing from 08:00:58 (its two seconds of polling) to 08:01:00
     clock.advance(240)
 
-    verdict = do("check")
+    verdict = rollbot.check()
 
     assert verdict.call is Call.ROLL_BACK
     assert verdict.headline.startswith("Roll back to 2.3.1: /health is not ok since 08:00:58 UTC")
@@ -122,17 +127,17 @@ def test_the_earlier_of_dockers_health_log_and_rollbots_probes_is_reported(tmp_p
 
     world.docker.inspect = with_health_log  # type: ignore[method-assign]
     health, clock = Answers(), Clock()
-    do = checking_with_records(world, journal, health, clock)
+    rollbot = Rollbots(world, journal, health, clock)
     health.ok = False
     clock.advance(5 * 60)
-    do("status")  # rollbot saw it failing from 08:04:58: Docker's 08:03:00 is earlier
+    rollbot.probe("status")  # rollbot saw it failing from 08:04:58: Docker's 08:03:00 is earlier
     clock.advance(60)
 
-    told_by_docker = do("check")
+    told_by_docker = rollbot.check()
     assert "not ok since 08:03:00 UTC (Docker's health log)" in "\n".join(told_by_docker.evidence)
 
     docker_log[0]["Start"] = "2026-12-05T08:05:30Z"  # Docker's log keeps 5 results: its start moved on
-    told_by_rollbot = do("check")
+    told_by_rollbot = rollbot.check()
     assert "not ok since 08:04:58 UTC (rollbot's probes, first failing in status)" in "\n".join(
         told_by_rollbot.evidence
     )
@@ -141,11 +146,11 @@ def test_the_earlier_of_dockers_health_log_and_rollbots_probes_is_reported(tmp_p
 def test_a_failure_that_began_on_another_day_shows_its_date(tmp_path: Path, journal: Journal) -> None:
     world = make_world(tmp_path)
     health, clock = Answers(seconds=0), Clock()
-    do = checking_with_records(world, journal, health, clock)
+    rollbot = Rollbots(world, journal, health, clock)
     health.ok = False
-    do("status")
+    rollbot.probe("status")
     clock.advance(24 * 3600)
-    verdict = do("check")
+    verdict = rollbot.check()
     assert "/health is not ok since 2026-12-05 08:00:00 UTC" in verdict.headline
 
 
