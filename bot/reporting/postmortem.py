@@ -105,7 +105,7 @@ def _loss(run: RunView) -> list[TableLoss]:
     """The plan's loss report, tables the restore touches only; plans journaled before the
     changed/deleted counts read back with zeros there."""
     tables = ((run.plan.get("brain") or {}).get("loss") or {}).get("tables") or []
-    return [loss for loss in (TableLoss(**table) for table in tables) if loss.undone]
+    return [loss for loss in (TableLoss.from_dict(table) for table in tables) if loss.undone or loss.lost_columns]
 
 
 def _timeline(run: RunView) -> list[tuple[datetime, str]]:
