@@ -9,79 +9,36 @@ file, the key and what was expected; nothing here raises anything else.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from bot.brain_config import BrainConfig, ExternalCallsConfig, Frozen
 from bot.errors import ConfigError
+
+__all__ = [
+    "BrainConfig",
+    "Config",
+    "ConfigError",
+    "ExternalCallsConfig",
+    "Settings",
+    "TargetConfig",
+    "load_config",
+    "load_settings",
+]
 
 DEFAULT_CONFIG_PATH = Path("rollbot.yaml")
 CONFIG_ENV_VAR = "ROLLBOT_CONFIG"
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-# A table's or a column's name as the brain's own schema spells it: rollbot puts these names into
-# SQL (quoted), so anything else is refused when the configuration is read, not when a plan runs.
-IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
-
-
-def _identifier(value: str, what: str) -> str:
-    if not IDENTIFIER.fullmatch(value):
-        raise ValueError(f"a {what} name (letters, digits and _, not first a digit), not {value!r}")
-    return value
-
-
-class ExternalCallsConfig(_Frozen):
-    """Where the Engine records the calls it makes to the outside world (MCP tools): the runbook's
-    "destructive MCP calls (deleted external resources, sent emails)" that no restore undoes."""
-
-    table: str
-    tool: str  # the column naming the tool called
-    at: str  # the column with the call's time (ISO 8601 text, or seconds since the epoch)
-    outcome: str | None = None  # the column with what came of it, shown beside each call
-    destructive: tuple[str, ...] = Field(min_length=1)  # tool names whose effects stay after a rollback
-
-    @field_validator("table", "tool", "at", "outcome")
-    @classmethod
-    def _names(cls, value: str | None) -> str | None:
-        return None if value is None else _identifier(value, "column")
-
-
-class BrainConfig(_Frozen):
-    """Where the Engine keeps its SQLite brain and the snapshots of it, and what its rows say
-    about people (`affected`) and about the outside world (`external_calls`)."""
-
-    path: Path
-    snapshots_dir: Path
-    schema_query: str | None = None  # default: PRAGMA user_version
-    max_snapshot_age_hours: float = Field(24 * 7, gt=0)
-    # table -> the columns that identify a user or a conversation: the loss report names them
-    affected: dict[str, tuple[str, ...]] = Field(default_factory=dict)
-    external_calls: ExternalCallsConfig | None = None
-
-    @field_validator("affected")
-    @classmethod
-    def _affected_names(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
-        for table, columns in value.items():
-            _identifier(table, "table")
-            if not columns:
-                raise ValueError(f"at least one column that identifies a user or a conversation for {table!r}")
-            for column in columns:
-                _identifier(column, f"{table}.column")
-            if len(set(columns)) != len(columns):
-                raise ValueError(f"each column of {table!r} once")
-        return value
+_Frozen = Frozen
 
 
 class MetricsConfig(_Frozen):
