@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from bot.brain.facts import TableLoss
+from bot.brain.external import ExternalEffects
+from bot.brain.facts import LossReport, TableLoss
 from bot.planning.judgement import Judgement
 from bot.ports import Postmortem
+from bot.reporting.affected_csv import CSV_NAME as AFFECTED_CSV
 from bot.running.summary import RunSummary
 from storage import EventKind, RunStatus, RunView, StepStatus
 
@@ -40,15 +42,17 @@ def redacted(pm: Postmortem, redact: Callable[[str], str]) -> Postmortem:
 
 def build(run: RunView, attachments: list[Path]) -> Postmortem:
     summary_facts = RunSummary.from_dict(run.summary)
+    partial = run.status is RunStatus.SUCCEEDED and summary_facts.partial
     outcome = {
-        RunStatus.SUCCEEDED: f"{run.target} is healthy on {run.to_version}",
+        RunStatus.SUCCEEDED: (f"{summary_facts.partial_text()}; " if partial else "")
+        + f"{run.target} is healthy on {run.to_version}",
         RunStatus.FAILED: f"the rollback failed: {run.error}",
         RunStatus.INTERRUPTED: f"the rollback was interrupted: {run.error}",
     }.get(run.status, run.status.value)
     return Postmortem(
         run_id=run.id,
         title=f"Postmortem: {run.target} ({run.environment or '?'}) rolled back {run.from_version or '?'} → "
-        f"{run.to_version} [{run.status.value}]",
+        f"{run.to_version} [{'partial' if partial else run.status.value}]",
         summary=[
             f"Target: {run.target} ({run.environment or '?'})",
             f"Versions: {run.from_version or '?'} → {run.to_version}",
@@ -98,6 +102,34 @@ def _impact(run: RunView, facts: RunSummary) -> list[str]:
             )
     else:
         lines.append("Data rolled back: no data rolled back (image only)")
+    return lines + _people_and_outside(run)
+
+
+def _people_and_outside(run: RunView) -> list[str]:
+    """Who was affected, what the live brain had lost that the restore brings back, and the
+    external effects no rollback undoes: the runbook's "inform affected users", "migrations
+    dropped data" and "destructive MCP calls", from the plan and the run's summary."""
+    lines = []
+    loss = (run.plan.get("brain") or {}).get("loss")
+    if loss and RunSummary.from_dict(run.summary).forensic_copy:
+        report = LossReport.from_dict(loss)
+        if report.affected:
+            lines.append(
+                f"Who was affected (distinct values per identifying column): {report.who()}; the list is attached as {AFFECTED_CSV}"
+            )
+        lines += [
+            f"Data the live brain had lost since the snapshot (a migration dropped it; the restore brings it back): {table.describe()}"
+            for table in report.lost_by_migration
+        ]
+    external = ExternalEffects.from_dict(run.plan["external"]) if run.plan.get("external") else None
+    if external is not None:
+        facts = RunSummary.from_dict(run.summary)
+        count = facts.external_effects if facts.external_effects is not None else external.count
+        lines.append(
+            f"External effects not rolled back: {count} destructive call(s) in {external.table} since "
+            f"{external.since or 'the first record'}" + (f" ({facts.external_detail})" if facts.external_detail else "")
+        )
+        lines += [f"External effect not rolled back: {call.describe()}" for call in external.calls]
     return lines
 
 

@@ -10,7 +10,7 @@ text, or JSON saying who and what: `{"user": "U1", "conversation": "C1", "text":
 every turn's tool call is recorded in `tool_calls` with its outcome (`send_email` and
 `delete_resource` really "happen": outcome `sent` / `deleted`). Schema 3 (`ENGINE_BRAIN_SCHEMA=3`)
 is the migration that drops data the older versions keep: the feedback's `comment` column and the
-social graph's rows (rebuilt lazily by that version). It logs to stdout so rollbot has evidence
+social graph's older edges (rebuilt lazily by that version). It logs to stdout so rollbot has evidence
 to capture, and on SIGTERM it drains for ENGINE_DRAIN_SECONDS.
 
 `GET /turn` is a turn without memory, for load: it fails (HTTP 500) with the share
@@ -60,7 +60,7 @@ MIGRATIONS = {
     ],
     3: [
         "ALTER TABLE feedback DROP COLUMN comment",
-        "DELETE FROM social_graph",
+        "DELETE FROM social_graph WHERE id < (SELECT max(id) FROM social_graph)",
     ],
 }
 
