@@ -151,8 +151,11 @@ def approver_call(approvers: Sequence[str]) -> str:
 
 
 def _confirm_text(plan: Plan) -> str:
-    """What the confirmation dialog says: the versions and, for a restore, the rows that leave."""
+    """What the confirmation dialog says: the versions, what stays done outside (first: it must
+    fit), and for a restore the rows that leave and whose they are."""
     text = f"{plan.request.target} ({plan.environment or '?'}): {plan.running_version or '?'} → {plan.request.version}."
+    if plan.external is not None and plan.external.count:
+        text += f" {plan.external.count} external effect(s) stay done: a partial rollback."
     brain = plan.brain
     if plan.restores_brain and brain is not None and brain.snapshot is not None:
         text += f" The brain is restored from {brain.snapshot.path.name}"
@@ -162,8 +165,6 @@ def _confirm_text(plan: Plan) -> str:
             who = affected_counts(brain.loss)
             text += f"; affected: {who}" if who else ""
         text += "; they are kept in a forensic copy."
-    if plan.external is not None and plan.external.count:
-        text += f" {plan.external.count} external effect(s) stay done: a partial rollback."
     return clip(text, 300)
 
 

@@ -15,10 +15,23 @@ from pathlib import Path
 
 import pytest
 
+from handlers.ids import ActionId
 from storage import RunStatus
 from tests.integration.demo import BROKEN, HEALTHY, Deployment, build_demo_images, deployment
+from tests.integration.slack_harness import (
+    COMMAND_CHANNEL,
+    INCIDENT_CHANNEL,
+    assert_blocks_valid,
+    button,
+    serving,
+    slack_web_api,
+    wait_for,
+)
+from tests.slackapi.fake_slack import FakeSlack
+from tests.slackapi.prism import Prism
 
 DROPS = "2.5.0-drops"  # broken, and its migration (schema 3) drops feedback.comment and older social edges
+REQUESTER, APPROVER = "U0REQUEST1", "U0APPROVER"
 BAD_WINDOW = [("U1", "C1"), ("U1", "C1"), ("U2", "C2"), ("U3", "C3")]
 
 
@@ -128,3 +141,46 @@ def test_a_migration_that_drops_a_column_shows_in_the_loss_report(before_upgrade
     assert "column comment dropped (2 row(s) held data)" in postmortem
     with closing(sqlite3.connect(before_upgrade.brain)) as brain:
         assert brain.execute("SELECT count(*) FROM feedback WHERE comment IS NOT NULL").fetchone()[0] == 2
+
+
+@pytest.fixture(scope="module")
+def web_api() -> Iterator[tuple[FakeSlack, Prism]]:
+    with slack_web_api() as both:
+        yield both
+
+
+def test_slack_tells_the_channel_it_was_a_partial_rollback(
+    before_upgrade: Deployment, web_api: tuple[FakeSlack, Prism]
+) -> None:
+    slack, prism = web_api
+    slack.reset()
+    mark = prism.mark()
+    bad_window(before_upgrade, tool="delete_resource")
+    with serving(before_upgrade, slack, prism) as bot:
+        bot.command(f"engine {HEALTHY} 2.4.0 deletes customer resources", REQUESTER)
+        plan = bot.plan_message(BROKEN)
+        shown = str(plan["blocks"])
+        assert "External effects not rolled back:* 1 external effect(s) not rolled back (delete_resource ×1)" in shown
+        assert "delete_resource (deleted)" in shown
+        assert "who was affected: conversations.user_id: 3 distinct in 5 row(s)" in shown  # U2's mail is a turn too
+        approve = button(plan, ActionId.BRAIN_RESTORE_APPROVE)
+        assert approve is not None
+        assert "1 external effect(s) stay done: a partial rollback." in approve["confirm"]["text"]["text"]
+        bot.click(ActionId.BRAIN_RESTORE_APPROVE, approve["value"], APPROVER, plan)
+
+        final = wait_for(
+            lambda: next((m for m in slack.messages(INCIDENT_CHANNEL) if "Partial rollback" in str(m)), None),
+            120,
+            "the partial rollback's last message",
+        )
+        assert final["text"].startswith(
+            "partial rollback: 1 external effect(s) not rolled back (delete_resource ×1 since "
+        )
+        assert f"engine is healthy on {HEALTHY}" in final["text"]
+        assert not any("All clear" in str(m) for m in slack.messages(INCIDENT_CHANNEL))
+        bot.command("history", REQUESTER)
+        listed = wait_for(lambda: next((m for m in slack.responses() if "History" in str(m)), None), 30, "the history")
+        assert "partial (1 external effect(s) not rolled back)" in str(listed)
+        assert_blocks_valid(slack.messages(COMMAND_CHANNEL) + slack.messages(INCIDENT_CHANNEL, replies=True))
+        assert list(prism.violations(since=mark)) == []
+        assert "Traceback" not in bot.log()
