@@ -126,8 +126,12 @@ def _people_and_outside(run: RunView) -> list[str]:
         facts = RunSummary.from_dict(run.summary)
         count = facts.external_effects if facts.external_effects is not None else external.count
         lines.append(
-            f"External effects not rolled back: {count} destructive call(s) in {external.table} since "
-            f"{external.since or 'the first record'}" + (f" ({facts.external_detail})" if facts.external_detail else "")
+            f"External effects not rolled back: {count} destructive call(s) in {external.table}"
+            + (
+                f" ({facts.external_detail})"
+                if facts.external_detail
+                else f" since {external.since or 'the first record'}"
+            )
         )
         lines += [f"External effect not rolled back: {call.describe()}" for call in external.calls]
     return lines
@@ -162,6 +166,10 @@ def _describe_event(
         error = f": {details.get('error')}" if details.get("error") else ""
         return [(at, f"step {details.get('step')} {outcome}{error}")]
     if kind == EventKind.RUN_FINISHED:
+        if outcome == RunStatus.SUCCEEDED and details.get("external_effects"):
+            return [
+                (at, f"partial rollback: healthy, {details['external_effects']} external effect(s) not rolled back")
+            ]
         return [(at, "all-clear: healthy" if outcome == RunStatus.SUCCEEDED else f"run {outcome}")]
     if kind == EventKind.RUN_INTERRUPTED:
         return [(at, f"run found interrupted during step {details.get('step')}")]

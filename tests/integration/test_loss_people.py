@@ -112,7 +112,8 @@ def test_a_destructive_call_in_the_bad_window_makes_a_partial_rollback(before_up
     assert "partial (1 external effect(s) not rolled back)" in history.stdout
     postmortem = (postmortem_folder(before_upgrade) / "postmortem.md").read_text()
     assert "[partial]" in postmortem
-    assert "External effects not rolled back: 1 destructive call(s) in tool_calls since" in postmortem
+    assert "External effects not rolled back: 1 destructive call(s) in tool_calls (send_email ×1 since" in postmortem
+    assert "partial rollback: healthy, 1 external effect(s) not rolled back" in postmortem  # the timeline's end
     assert "External effect not rolled back: " in postmortem and "send_email (sent)" in postmortem
 
 
