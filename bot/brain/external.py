@@ -9,6 +9,7 @@ postmortem can say plainly what stays done. Reads only, the live brain opened re
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections import Counter
 from contextlib import closing
@@ -53,6 +54,11 @@ class ExternalEffects:
             problem=data.get("problem"),
         )
 
+    @property
+    def since_shown(self) -> str:
+        """The start of the window to the second, for people; `since` keeps it whole for counting."""
+        return re.sub(r"\.\d+", "", self.since) if self.since else "the first record"
+
     def by_tool(self) -> str:
         """`send_email ×2, delete_resource ×1` over the calls kept."""
         counts = Counter(call.tool for call in self.calls)
@@ -62,8 +68,8 @@ class ExternalEffects:
         if self.problem:
             return f"external effects could not be read from {self.table}: {self.problem}"
         if not self.count:
-            return f"no destructive external calls in {self.table} since {self.since or 'the first record'}"
-        return f"{self.count} external effect(s) not rolled back ({self.by_tool()}) since {self.since or 'the first record'}"
+            return f"no destructive external calls in {self.table} since {self.since_shown}"
+        return f"{self.count} external effect(s) not rolled back ({self.by_tool()}) since {self.since_shown}"
 
 
 def destructive_calls(brain: Path, config: ExternalCallsConfig, since: datetime | None) -> ExternalEffects:
@@ -72,7 +78,7 @@ def destructive_calls(brain: Path, config: ExternalCallsConfig, since: datetime 
     Times are compared as times, not text: the Engine may write ISO 8601 with any offset or
     seconds since the epoch. A time that cannot be read counts (rollbot would rather list a call
     too many than hide one), and its text is shown as it is."""
-    since_text = since.astimezone(UTC).isoformat(timespec="seconds") if since else None
+    since_text = since.astimezone(UTC).isoformat() if since else None  # whole: the run counts again from it
     effects = ExternalEffects(config.table, since_text)
     if not brain.is_file():
         return effects

@@ -127,11 +127,7 @@ def _people_and_outside(run: RunView) -> list[str]:
         count = facts.external_effects if facts.external_effects is not None else external.count
         lines.append(
             f"External effects not rolled back: {count} destructive call(s) in {external.table}"
-            + (
-                f" ({facts.external_detail})"
-                if facts.external_detail
-                else f" since {external.since or 'the first record'}"
-            )
+            + (f" ({facts.external_detail})" if facts.external_detail else f" since {external.since_shown}")
         )
         lines += [f"External effect not rolled back: {call.describe()}" for call in external.calls]
     return lines

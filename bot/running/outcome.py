@@ -85,7 +85,7 @@ def _external_facts(state: RunState) -> dict[str, Any]:
         return {"external_detail": counted.headline()}
     return {
         "external_effects": counted.count,
-        "external_detail": f"{counted.by_tool()} since {counted.since or 'the first record'}",
+        "external_detail": f"{counted.by_tool()} since {counted.since_shown}",
     }
 
 
