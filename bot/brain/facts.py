@@ -272,25 +272,16 @@ def _dropped_table(brain: sqlite3.Connection, table: str) -> TableLoss:
     return TableLoss(table, 0, deleted=rows, dropped_table=True)
 
 
-def _lost_columns(brain: sqlite3.Connection, table: str, keys: list[str]) -> tuple[str, ...]:
-    """Columns whose data the live brain lost: gone from its table, or emptied (NULL where the
-    snapshot's row with the same key has a value). One pass over each table for all columns."""
-    name, live = _quote(table), _columns(brain, "main", table)
-    theirs = _columns(brain, "snap", table)
-    dropped = [column for column in theirs if column not in live]
-    kept = [column for column in theirs if column in live]
-    lost = []
-    if dropped:
-        held = brain.execute(
-            "SELECT " + ", ".join(f"count({_quote(column)})" for column in dropped) + f" FROM snap.{name}"
-        ).fetchone()
-        lost += [f"{column} dropped ({count} row(s) held data)" for column, count in zip(dropped, held, strict=True)]
-    if kept:
-        on = " AND ".join(f"s.{key} = m.{key}" for key in keys)
-        sums = ", ".join(f"coalesce(sum(m.{_quote(c)} IS NULL AND s.{_quote(c)} IS NOT NULL), 0)" for c in kept)
-        emptied = brain.execute(f"SELECT {sums} FROM main.{name} AS m JOIN snap.{name} AS s ON {on}").fetchone()
-        lost += [f"{column} emptied in {count} row(s)" for column, count in zip(kept, emptied, strict=True) if count]
-    return tuple(lost)
+def _dropped_columns(brain: sqlite3.Connection, table: str) -> tuple[str, ...]:
+    """Columns of the snapshot's table that the live one no longer has, with the rows that held data."""
+    live = _columns(brain, "main", table)
+    dropped = [column for column in _columns(brain, "snap", table) if column not in live]
+    if not dropped:
+        return ()
+    held = brain.execute(
+        "SELECT " + ", ".join(f"count({_quote(column)})" for column in dropped) + f" FROM snap.{_quote(table)}"
+    ).fetchone()
+    return tuple(f"{column} dropped ({count} row(s) held data)" for column, count in zip(dropped, held, strict=True))
 
 
 def _columns(brain: sqlite3.Connection, schema: str, table: str) -> list[str]:
@@ -307,17 +298,23 @@ def _table_loss(brain: sqlite3.Connection, table: str, in_snapshot: bool) -> Tab
     keys = [key if key == "rowid" else _quote(key) for key in _key_columns(brain, table)]
     on = " AND ".join(f"s.{key} = m.{key}" for key in keys)
     absent = f"s.{keys[0]} IS NULL"  # a key column is never NULL in a row that matched
-    same = " AND ".join(f"m.{column} IS s.{column}" for column in _common_columns(brain, table)) or "1"
+    common = _common_columns(brain, table)
+    same = " AND ".join(f"m.{column} IS s.{column}" for column in common) or "1"
     when_added = f"CASE WHEN {absent} THEN m.{_quote(time_column)} END" if time_column else "NULL"
-    added, changed, first, last = brain.execute(
+    # In the same pass: per common column, rows whose value the live brain lost (NULL where the
+    # snapshot's row with the key has one); an unmatched row's s.column is NULL and never counts.
+    emptied = "".join(f", coalesce(sum(m.{column} IS NULL AND s.{column} IS NOT NULL), 0)" for column in common)
+    added, changed, first, last, *nulled = brain.execute(
         f"SELECT coalesce(sum({absent}), 0), coalesce(sum(NOT {absent} AND NOT ({same})), 0), "
-        f"min({when_added}), max({when_added}) FROM main.{name} AS m LEFT JOIN snap.{name} AS s ON {on}"
+        f"min({when_added}), max({when_added}){emptied} FROM main.{name} AS m LEFT JOIN snap.{name} AS s ON {on}"
     ).fetchone()
     match = " AND ".join(f"m.{key} = s.{key}" for key in keys)
     deleted = brain.execute(
         f"SELECT count(*) FROM snap.{name} AS s WHERE NOT EXISTS (SELECT 1 FROM main.{name} AS m WHERE {match})"
     ).fetchone()[0]
-    lost = _lost_columns(brain, table, keys)
+    lost = _dropped_columns(brain, table) + tuple(
+        f"{_unquote(column)} emptied in {count} row(s)" for column, count in zip(common, nulled, strict=True) if count
+    )
     return TableLoss(
         table, added, time_column, _text(first), _text(last), changed=changed, deleted=deleted, lost_columns=lost
     )
@@ -352,6 +349,10 @@ def _time_column(brain: sqlite3.Connection, table: str) -> str | None:
 
 def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
+
+
+def _unquote(quoted: str) -> str:
+    return quoted[1:-1].replace('""', '"')
 
 
 def _text(value: object) -> str | None:
