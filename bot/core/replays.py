@@ -8,6 +8,7 @@ here are the refusals a person reads, the brain's lock, and the journal.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy.exc import NoResultFound
@@ -41,18 +42,31 @@ class Replays:
             if busy:
                 raise InvalidRequest(f"run {busy[0]} of {run.target} is in progress; replay after it ends")
             kind = EventKind.BRAIN_REPLAY_CHECKED if dry_run else EventKind.BRAIN_REPLAYED
+            written: list[Replay] = []
 
             def journaled(done: Replay) -> None:
                 """Every copied row's key on the run's journal, written before the copy commits."""
                 self._journal.note(run.id, actor, kind, _details(done))
+                written.append(done)
 
             try:
                 done = replay_table(live, forensic, snapshot, table, dry_run, journaled)
             except BrainError as error:
+                self._correct(run, written, actor, str(error))
                 raise InvalidRequest(f"cannot replay {table} from run {run.id}: {error}") from None
+            except BaseException as error:
+                self._correct(run, written, actor, f"{type(error).__name__}: {error}")
+                raise
             if dry_run:
                 journaled(done)
             return done
+
+    def _correct(self, run: RunView, written: list[Replay], actor: str, why: str) -> None:
+        """The copy was journaled, then did not commit (SQLite rolled it back): the journal must
+        not keep saying those rows were copied."""
+        for done in written:
+            details = {**_details(replace(done, copied=())), "not_committed": why}
+            self._journal.note(run.id, actor, EventKind.BRAIN_REPLAYED, details)
 
     def _run(self, run_id: str) -> RunView:
         try:
