@@ -83,6 +83,8 @@ def status_message(run: RunView, note: str | None = None) -> Message:
         RunStatus.INTERRUPTED: ":warning: interrupted",
         RunStatus.ABORTED: ":no_entry_sign: aborted",
     }.get(run.status, run.status.value)
+    if run.status is RunStatus.SUCCEEDED and RunSummary.from_dict(run.summary).partial:
+        head = ":large_orange_circle: done, partial rollback (external effects not rolled back)"
     title = f"Rollback of {run.target} to {run.to_version}: {head}"
     blocks: list[Block] = [section(f"*{esc(title)}*\n" + "\n".join(lines))]
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"run `{run.id}`")]))

@@ -17,6 +17,7 @@ from bot.core.drill import describe_report
 from bot.ports import Ticket
 from bot.terminal.render import console, history_table, snapshot_table, ticket_table
 from bot.terminal.session import EXIT_FAILED, EXIT_OK, rollbot_for
+from bot.text import outcome_label
 from storage import EventKind, EventView, RunStatus, RunView
 from storage.tickets import TicketStatus
 
@@ -152,6 +153,7 @@ def _run_json(run: RunView) -> dict[str, object]:
         "id": run.id,
         "target": run.target,
         "status": run.status.value,
+        "outcome": outcome_label(run),  # "partial (…)" or "succeeded, errors persist" where status says succeeded
         "from_version": run.from_version,
         "to_version": run.to_version,
         "requester": run.requester,

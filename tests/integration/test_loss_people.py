@@ -110,6 +110,8 @@ def test_a_destructive_call_in_the_bad_window_makes_a_partial_rollback(before_up
     assert run.status is RunStatus.SUCCEEDED and run.summary["external_effects"] == 1
     history = before_upgrade.rollbot("history")
     assert "partial (1 external effect(s) not rolled back)" in history.stdout
+    [listed] = before_upgrade.history_json()
+    assert (listed["status"], listed["outcome"]) == ("succeeded", "partial (1 external effect(s) not rolled back)")
     postmortem = (postmortem_folder(before_upgrade) / "postmortem.md").read_text()
     assert "[partial]" in postmortem
     assert "External effects not rolled back: 1 destructive call(s) in tool_calls (send_email ×1 since" in postmortem
@@ -179,6 +181,8 @@ def test_slack_tells_the_channel_it_was_a_partial_rollback(
         )
         assert f"engine is healthy on {HEALTHY}" in final["text"]
         assert not any("All clear" in str(m) for m in slack.messages(INCIDENT_CHANNEL))
+        status = slack.messages(INCIDENT_CHANNEL)[1]
+        assert "done, partial rollback (external effects not rolled back)" in status["text"]
         bot.command("history", REQUESTER)
         listed = wait_for(lambda: next((m for m in slack.responses() if "History" in str(m)), None), 30, "the history")
         assert "partial (1 external effect(s) not rolled back)" in str(listed)
