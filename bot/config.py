@@ -13,30 +13,32 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from bot.brain_config import BrainConfig, ExternalCallsConfig, Frozen
 from bot.errors import ConfigError
+
+__all__ = [
+    "BrainConfig",
+    "Config",
+    "ConfigError",
+    "ExternalCallsConfig",
+    "Settings",
+    "TargetConfig",
+    "load_config",
+    "load_settings",
+]
 
 DEFAULT_CONFIG_PATH = Path("rollbot.yaml")
 CONFIG_ENV_VAR = "ROLLBOT_CONFIG"
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class BrainConfig(_Frozen):
-    """Where the Engine keeps its SQLite brain and the snapshots of it."""
-
-    path: Path
-    snapshots_dir: Path
-    schema_query: str | None = None  # default: PRAGMA user_version
-    max_snapshot_age_hours: float = Field(24 * 7, gt=0)
+_Frozen = Frozen
 
 
 class MetricsConfig(_Frozen):

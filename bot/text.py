@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from bot.brain.external import ExternalEffects
+from bot.brain.facts import LossReport
 from bot.planning.preflight import CheckResult
 from bot.running.summary import RunSummary
 from storage import RunStatus, RunView, StepStatus
@@ -65,6 +67,11 @@ def summary_line(run: RunView) -> str:
                 f"not an all-clear; took {took}{down}; logs of {run.from_version}: {logs}{brain}{journal} (run {run.id})"
             )
         journal += f"; {summary.recovery}" if summary.recovery else ""
+        if summary.partial:
+            return (
+                f"{summary.partial_text()} — {run.target} is healthy on {run.to_version}; took {took}{down}; "
+                f"logs of {run.from_version}: {logs}{brain}{journal} (run {run.id})"
+            )
         return (
             f"{run.target} is healthy on {run.to_version} — took {took}{down}; logs of {run.from_version}: "
             f"{logs}{brain}{journal} (run {run.id})"
@@ -73,6 +80,17 @@ def summary_line(run: RunView) -> str:
     if summary.journal:
         state = f"{state}; {summary.journal}"
     return f"rollback of {run.target} to {run.to_version} {run.status}: {run.error}. State: {state}. Next: {run.next_action} (run {run.id}, logs: {logs})"
+
+
+def outcome_label(run: RunView) -> str:
+    """A run's status as history shows it: a partial rollback (external effects stay) or healthy
+    with errors persisting is told apart from a plain success."""
+    summary = RunSummary.from_dict(run.summary)
+    if run.status is RunStatus.SUCCEEDED and summary.errors_persist:
+        return "succeeded, errors persist"
+    if run.status is RunStatus.SUCCEEDED and summary.partial:
+        return f"partial ({summary.external_effects} external effect(s) not rolled back)"
+    return run.status.value
 
 
 def versions(run: RunView) -> str:
@@ -89,3 +107,25 @@ def duration(seconds: object) -> str:
         return "?"
     minutes, rest = divmod(round(seconds), 60)
     return f"{minutes}m{rest:02d}s" if minutes else f"{seconds:.1f}s"
+
+
+SHOWN_EXTERNAL_CALLS = 10
+
+
+def affected_text(loss: LossReport) -> str | None:
+    """Who the rows that leave belong to, counted per identifying column (`brain.affected`)."""
+    return f"who was affected: {loss.who()}" if loss.affected else None
+
+
+def affected_counts(loss: LossReport) -> str:
+    """The same, short, for a confirm dialog: `conversations.user_id 3, feedback.user_id 3`."""
+    return ", ".join(f"{each.table}.{each.column} {each.distinct}" for each in loss.affected if each.problem is None)
+
+
+def external_lines(external: ExternalEffects) -> list[str]:
+    """The plan's "external effects not rolled back": the headline, then the first calls."""
+    lines = [external.headline()]
+    lines += [f"{call.describe()}" for call in external.calls[:SHOWN_EXTERNAL_CALLS]]
+    if external.count > SHOWN_EXTERNAL_CALLS:
+        lines.append(f"… and {external.count - SHOWN_EXTERNAL_CALLS} more (the postmortem lists {len(external.calls)})")
+    return lines

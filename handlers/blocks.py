@@ -25,7 +25,7 @@ from bot.core.drill import describe_report
 from bot.core.outcomes import ServiceState, TargetStatus
 from bot.planning.judgement import Call, Judgement
 from bot.running.summary import RunSummary
-from bot.text import STEP_MARKS, Mark, summary_line, versions
+from bot.text import STEP_MARKS, Mark, outcome_label, summary_line, versions
 from handlers.ids import BlockId, RecoveryActionId
 from storage import RunStatus, RunView, StepStatus
 
@@ -83,6 +83,8 @@ def status_message(run: RunView, note: str | None = None) -> Message:
         RunStatus.INTERRUPTED: ":warning: interrupted",
         RunStatus.ABORTED: ":no_entry_sign: aborted",
     }.get(run.status, run.status.value)
+    if run.status is RunStatus.SUCCEEDED and RunSummary.from_dict(run.summary).partial:
+        head = ":large_orange_circle: done, partial rollback (external effects not rolled back)"
     title = f"Rollback of {run.target} to {run.to_version}: {head}"
     blocks: list[Block] = [section(f"*{esc(title)}*\n" + "\n".join(lines))]
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"run `{run.id}`")]))
@@ -101,6 +103,8 @@ def final_message(run: RunView, ticket_link: str | None = None, log_lines: Seque
     lines of the replaced version's logs (the whole log is in the thread)."""
     if run.status is RunStatus.SUCCEEDED and RunSummary.from_dict(run.summary).errors_persist:
         text = f":large_yellow_circle: *Healthy but errors persist:* {esc(summary_line(run))}"
+    elif run.status is RunStatus.SUCCEEDED and RunSummary.from_dict(run.summary).partial:
+        text = f":large_orange_circle: *Partial rollback:* {esc(summary_line(run))}"
     elif run.status is RunStatus.SUCCEEDED:
         text = f":large_green_circle: *All clear:* {esc(summary_line(run))}"
     else:
@@ -227,7 +231,7 @@ def history_message(runs: list[RunView]) -> Message:
         return message_of("no runs yet", [section("No runs yet.")])
     lines = [
         f"`{run.id}` {run.created_at:%Y-%m-%d %H:%M} UTC · *{esc(run.target)}* {esc(versions(run))}"
-        f" · {esc(run.status.value)}"
+        f" · {esc(outcome_label(run))}"
         + (f" at `{esc(run.current_step)}`" if run.status in (RunStatus.FAILED, RunStatus.INTERRUPTED) else "")
         + f" · {user(run.requester)}"
         for run in runs

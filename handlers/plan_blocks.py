@@ -21,7 +21,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.planning.plan import Plan
-from bot.text import CHECK_MARKS
+from bot.text import CHECK_MARKS, affected_counts, affected_text, external_lines
 from handlers.blocks import EMOJI, Message, clip, esc, evidence_text, message_of, section, user
 from handlers.ids import ActionId, AnswerActionId, BlockId, ExpiredPlanActionId
 from storage import RunView
@@ -49,6 +49,12 @@ def plan_message(plan: Plan, run: RunView, approvers: Sequence[str] = ()) -> Mes
     ]
     if plan.brain is not None and plan.brain.snapshot is not None and (plan.restores_brain or plan.brain.asking):
         blocks.append(section(_brain_text(plan)))
+    if plan.external is not None:
+        head, *calls = external_lines(plan.external)
+        icon = ":warning:" if plan.external.count else ":white_check_mark:"
+        blocks.append(
+            section(f"{icon} *External effects not rolled back:* {esc(head)}" + "".join(f"\n• {esc(c)}" for c in calls))
+        )
     if plan.kept is not None and plan.kept.warning:
         blocks.append(section(f":warning: *Earlier versions:* {esc(plan.kept.warning)}"))
     if plan.judgement is not None:
@@ -125,7 +131,10 @@ def _brain_text(plan: Plan) -> str:
             f"What the restore undoes ({brain.loss.counts()}; the live brain is kept whole in a forensic copy, "
             "never deleted):"
         )
-        lines += [f"• {esc(table.describe())}" for table in brain.loss.tables if table.undone]
+        lines += [f"• {esc(table.describe())}" for table in brain.loss.tables if table.undone or table.lost_columns]
+        who = affected_text(brain.loss)
+        if who:
+            lines.append(f":busts_in_silhouette: {esc(who)}")
     return "\n".join(lines)
 
 
@@ -142,14 +151,19 @@ def approver_call(approvers: Sequence[str]) -> str:
 
 
 def _confirm_text(plan: Plan) -> str:
-    """What the confirmation dialog says: the versions and, for a restore, the rows that leave."""
+    """What the confirmation dialog says: the versions, what stays done outside (first: it must
+    fit), and for a restore the rows that leave and whose they are."""
     text = f"{plan.request.target} ({plan.environment or '?'}): {plan.running_version or '?'} → {plan.request.version}."
+    if plan.external is not None and plan.external.count:
+        text += f" {plan.external.count} external effect(s) stay done: a partial rollback."
     brain = plan.brain
     if plan.restores_brain and brain is not None and brain.snapshot is not None:
         text += f" The brain is restored from {brain.snapshot.path.name}"
         if brain.loss is not None:
             leaving = ", ".join(f"{t.table} {t.rows}" for t in brain.loss.tables if t.rows)
             text += f"; {brain.loss.total_rows} row(s) leave the live brain ({leaving or 'none added'})"
+            who = affected_counts(brain.loss)
+            text += f"; affected: {who}" if who else ""
         text += "; they are kept in a forensic copy."
     return clip(text, 300)
 

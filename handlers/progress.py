@@ -23,6 +23,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.reporting.log_excerpts import error_lines, log_tail
+from bot.text import outcome_label
 from handlers.blocks import (
     announcement,
     closed_interruption_message,
@@ -219,7 +220,7 @@ class SlackProgress:
         if run.next_action and run.status is not RunStatus.SUCCEEDED:
             self._send(lambda: self._reply(f":point_right: Next: {esc(run.next_action)}"))
         if self._plan_message:
-            self._update_plan_message(run, f"Finished: *{run.status.value}* — see <#{self._channel}>.")
+            self._update_plan_message(run, f"Finished: *{esc(outcome_label(run))}* — see <#{self._channel}>.")
 
     def _as_finished(self, event: EventView) -> RunView:
         """The run as its end event tells it. When the journal could not take the outcome (it still

@@ -76,6 +76,8 @@ class EventKind(StrEnum):
     STEP_FINISHED = "step.finished"
     BRAIN_SWAP = "brain.swap"
     BRAIN_INSPECTED = "brain.inspected"
+    BRAIN_REPLAY_CHECKED = "brain.replay_checked"  # a dry run of `rollbot replay`: what it would copy
+    BRAIN_REPLAYED = "brain.replayed"  # rows copied from a run's forensic copy back into the live brain, each key
     BRAIN_PUT_BACK = "brain.put_back"
     BRAIN_PUT_BACK_FAILED = "brain.put_back_failed"
     RECOVERY_NOT_STARTED = "recovery.not_started"

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 
+from bot.brain.replay import Replay
 from bot.brain.snapshots import Snapshot
 from bot.config import Config
 from bot.core.checking import Checking
@@ -21,6 +22,7 @@ from bot.core.postmortems import Postmortems
 from bot.core.probe_record import recorded
 from bot.core.queries import Queries
 from bot.core.recovery import InterruptedRuns
+from bot.core.replays import Replays
 from bot.core.rollbacks import Rollbacks
 from bot.core.runners import Runners
 from bot.core.snapshotting import Snapshotting
@@ -60,6 +62,7 @@ class Rollbot:
         self._checking = Checking(config, systems, probe_as("check"), self._queries)
         self._rollbacks = Rollbacks(config, journal, systems, self._queries, runners, self._postmortems, self._checking)
         self._snapshotting = Snapshotting(config, journal, systems, probe_as("snapshot"), self._queries)
+        self._replays = Replays(config, journal, self._queries)
         self._interrupted = InterruptedRuns(config, journal, self._queries, runners, self._postmortems)
 
     # --- threads and shutdown (bot/core/workers.py) ---------------------------------------------
@@ -215,6 +218,11 @@ class Rollbot:
     def snapshots(self, target_name: str) -> list[tuple[Snapshot, str | None]]:
         """Every snapshot of the target's brain, newest first, with what is wrong with it (or None)."""
         return self._snapshotting.snapshots(target_name)
+
+    def replay(self, run_id: str, table: str, dry_run: bool, actor: str) -> Replay:
+        """The bad window's rows of `table` from the run's forensic copy back into the live brain
+        (see bot/core/replays.py); a dry run counts and names conflicts, copying nothing."""
+        return self._replays.replay(run_id, table, dry_run, actor)
 
     # --- the read side (bot/core/queries.py) ---------------------------------------------------
 

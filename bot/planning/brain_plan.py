@@ -26,7 +26,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from bot.brain.facts import BrainError, LossReport, TableLoss, loss_report, schema_version
+from bot.brain.facts import BrainError, LossReport, loss_report, schema_version
 from bot.brain.holders import describe_holders, holders_before_stop
 from bot.brain.snapshots import RUNBOOK_NAME, Snapshot, list_snapshots, verify
 from bot.brain.swap import hard_links_work, ownership_problem
@@ -76,9 +76,7 @@ class BrainPlan:
             target_reads_source=data.get("target_reads_source", ""),
             restore=bool(data.get("restore")),
             snapshot=Snapshot.from_dict(data["snapshot"]) if data.get("snapshot") else None,
-            loss=LossReport(tuple(TableLoss(**table) for table in data["loss"]["tables"]))
-            if data.get("loss")
-            else None,
+            loss=LossReport.from_dict(data["loss"]) if data.get("loss") else None,
             asking=bool(data.get("asking")),
         )
 
@@ -122,13 +120,13 @@ def preflight_brain(
     evidence = target_reads(version, target_image, docker, snapshots, live, running)
     plan = BrainPlan(brain.path, live, evidence.reads, evidence.source, restore=False)
     if evidence.reads is None and choice is BrainChoice.AUTO:
-        return _ask(plan, version, snapshots, running, preflight)
+        return _ask(plan, version, snapshots, running, preflight, brain.affected)
     if not _decide(plan, live, version, choice, snapshots, preflight):
         preflight.not_applicable(BRAIN_CHECKS[1:])
         return plan
     snapshot = _check_snapshot(brain, snapshots, version, evidence.reads, live, preflight)
     _check_room(brain.path, snapshot, preflight)
-    loss = loss_report(brain.path, snapshot.path)
+    loss = loss_report(brain.path, snapshot.path, brain.affected)
     if loss.total_undone:
         tables = sum(1 for table in loss.tables if table.undone)
         preflight.warn(
@@ -199,7 +197,12 @@ def pre_upgrade_snapshot(snapshots: list[Snapshot], running: RunningFacts) -> Sn
 
 
 def _ask(
-    plan: BrainPlan, version: str, snapshots: list[Snapshot], running: RunningFacts, preflight: Preflight
+    plan: BrainPlan,
+    version: str,
+    snapshots: list[Snapshot],
+    running: RunningFacts,
+    preflight: Preflight,
+    affected: dict[str, tuple[str, ...]],
 ) -> BrainPlan:
     """Nothing tells: stop and ask, naming the snapshot a restore would use and what it would remove,
     so the person can answer in place (a button, the prompt) without asking again."""
@@ -208,7 +211,7 @@ def _ask(
     loss = None
     if option is not None:
         try:
-            loss = loss_report(plan.path, option.path)
+            loss = loss_report(plan.path, option.path, affected)
         except BrainError:
             loss = None  # counted again, with the snapshot verified, once restore is chosen
     restore = (

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.adapters.compose_file import ImageSite, check_tag_edit, image_site
+from bot.brain.external import ExternalEffects, destructive_calls
 from bot.config import Config, TargetConfig
 from bot.errors import RollbotError
 from bot.planning.brain_plan import BRAIN_CHECKS, BrainChoice, BrainPlan, RunningFacts, preflight_brain
@@ -94,6 +95,7 @@ class Plan:
     rehearsal: Rehearsal | None = None  # what earlier drills say; shown, never blocking
     kept: KeptVersions | None = None  # earlier versions still available; a warning when too few
     judgement: Judgement | None = None  # the runbook's "when to roll back", measured: the evidence block
+    external: ExternalEffects | None = None  # the bad window's destructive calls: what no rollback undoes
 
     @property
     def refusal(self) -> str | None:
@@ -151,6 +153,7 @@ class Plan:
             image_source=ImageSource(data["image_source"]) if data.get("image_source") else None,
             brain=BrainPlan.from_dict(data["brain"]) if data.get("brain") else None,
             judgement=Judgement.from_dict(data["judgement"]) if data.get("judgement") else None,
+            external=ExternalEffects.from_dict(data["external"]) if data.get("external") else None,
         )
 
 
@@ -256,6 +259,10 @@ def _preflight(
         facts["brain"] = preflight_brain(
             target.brain, request.version, target_image, request.brain, systems.docker, preflight, running
         )
+        if target.brain.external_calls is not None:
+            snapshot = facts["brain"].snapshot
+            since = running.went_live or (snapshot.taken_at if snapshot is not None else None)
+            facts["external"] = destructive_calls(target.brain.path, target.brain.external_calls, since)
 
 
 def _steps(target: TargetConfig, facts: dict[str, Any]) -> tuple[PlannedStep, ...]:

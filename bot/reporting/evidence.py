@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.redaction import redact_shapes
+from bot.reporting.affected_csv import write_affected_csv
 from bot.reporting.attachments import DEFAULT_ATTACHMENT_CAP_BYTES, Redact, attachable
 from bot.reporting.inspect_view import postmortem_inspect
 from bot.running.summary import RunSummary
@@ -47,6 +48,9 @@ def gather(
             originals.append(Path(capture.detail["inspect_file"]))
     # The bad window's metrics: the CSV read before the stop (text: redacted and capped like the rest).
     originals += [Path(step.detail["metrics_csv"]) for step in run.steps if step.detail.get("metrics_csv")]
+    # Who was affected: the users and conversations whose rows the restore took out of the live brain.
+    affected = write_affected_csv(run, folder)
+    originals += [affected] if affected is not None else []
     outbox = folder / "attachments"
     outbox.mkdir(mode=0o700, exist_ok=True)
     texts = [attachable(path, outbox, redact, cap_bytes) for path in originals if path.is_file()]

@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from bot.brain.facts import TableLoss
+from bot.brain.external import ExternalEffects
+from bot.brain.facts import LossReport, TableLoss
 from bot.planning.judgement import Judgement
 from bot.ports import Postmortem
+from bot.reporting.affected_csv import CSV_NAME as AFFECTED_CSV
 from bot.running.summary import RunSummary
 from storage import EventKind, RunStatus, RunView, StepStatus
 
@@ -41,18 +43,19 @@ def redacted(pm: Postmortem, redact: Callable[[str], str]) -> Postmortem:
 def build(run: RunView, attachments: list[Path]) -> Postmortem:
     summary_facts = RunSummary.from_dict(run.summary)
     persisting = summary_facts.errors_persist
+    partial = run.status is RunStatus.SUCCEEDED and summary_facts.partial
     healthy = f"{run.target} is healthy on {run.to_version}"
+    if persisting:
+        healthy += f" but errors persist, not an all-clear ({persisting})"
     outcome = {
-        RunStatus.SUCCEEDED: f"{healthy} but errors persist, not an all-clear ({persisting})"
-        if persisting
-        else healthy,
+        RunStatus.SUCCEEDED: (f"{summary_facts.partial_text()}; " if partial else "") + healthy,
         RunStatus.FAILED: f"the rollback failed: {run.error}",
         RunStatus.INTERRUPTED: f"the rollback was interrupted: {run.error}",
     }.get(run.status, run.status.value)
     return Postmortem(
         run_id=run.id,
         title=f"Postmortem: {run.target} ({run.environment or '?'}) rolled back {run.from_version or '?'} → "
-        f"{run.to_version} [{run.status.value}]",
+        f"{run.to_version} [{'partial' if partial else run.status.value}]",
         summary=[
             f"Target: {run.target} ({run.environment or '?'})",
             f"Versions: {run.from_version or '?'} → {run.to_version}",
@@ -102,6 +105,34 @@ def _impact(run: RunView, facts: RunSummary) -> list[str]:
             )
     else:
         lines.append("Data rolled back: no data rolled back (image only)")
+    return lines + _people_and_outside(run)
+
+
+def _people_and_outside(run: RunView) -> list[str]:
+    """Who was affected, what the live brain had lost that the restore brings back, and the
+    external effects no rollback undoes: the runbook's "inform affected users", "migrations
+    dropped data" and "destructive MCP calls", from the plan and the run's summary."""
+    lines = []
+    loss = (run.plan.get("brain") or {}).get("loss")
+    if loss and RunSummary.from_dict(run.summary).forensic_copy:
+        report = LossReport.from_dict(loss)
+        if report.affected:
+            lines.append(
+                f"Who was affected (distinct values per identifying column): {report.who()}; the list is attached as {AFFECTED_CSV}"
+            )
+        lines += [
+            f"Data the live brain had lost since the snapshot (a migration dropped it; the restore brings it back): {table.describe()}"
+            for table in report.lost_by_migration
+        ]
+    external = ExternalEffects.from_dict(run.plan["external"]) if run.plan.get("external") else None
+    if external is not None:
+        facts = RunSummary.from_dict(run.summary)
+        count = facts.external_effects if facts.external_effects is not None else external.count
+        lines.append(
+            f"External effects not rolled back: {count} destructive call(s) in {external.table}"
+            + (f" ({facts.external_detail})" if facts.external_detail else f" since {external.since_shown}")
+        )
+        lines += [f"External effect not rolled back: {call.describe()}" for call in external.calls]
     return lines
 
 
@@ -109,7 +140,7 @@ def _loss(run: RunView) -> list[TableLoss]:
     """The plan's loss report, tables the restore touches only; plans journaled before the
     changed/deleted counts read back with zeros there."""
     tables = ((run.plan.get("brain") or {}).get("loss") or {}).get("tables") or []
-    return [loss for loss in (TableLoss(**table) for table in tables) if loss.undone]
+    return [loss for loss in (TableLoss.from_dict(table) for table in tables) if loss.undone or loss.lost_columns]
 
 
 def _timeline(run: RunView, errors_persist: str | None) -> list[tuple[datetime, str]]:
@@ -144,6 +175,10 @@ def _describe_event(
         error = f": {details.get('error')}" if details.get("error") else ""
         return [(at, f"step {details.get('step')} {outcome}{error}")]
     if kind == EventKind.RUN_FINISHED:
+        if outcome == RunStatus.SUCCEEDED and details.get("external_effects"):
+            return [
+                (at, f"partial rollback: healthy, {details['external_effects']} external effect(s) not rolled back")
+            ]
         return [(at, ALL_CLEAR if outcome == RunStatus.SUCCEEDED else f"run {outcome}")]
     if kind == EventKind.RUN_INTERRUPTED:
         return [(at, f"run found interrupted during step {details.get('step')}")]

@@ -5,8 +5,11 @@ summary's facts. Words only, no side effects: compensation decides and acts, thi
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
 
 from bot.adapters.compose import compose_command
+from bot.brain.external import destructive_calls
 from bot.brain.facts import BrainError, loss_report
 from bot.brain.swap import brain_in_place
 from bot.config import TargetConfig
@@ -63,7 +66,27 @@ def summarise(
         after_failure=after_failure,
         recovery=state.soak.text if state.soak and state.soak.recovered else None,
         errors_persist=state.soak.text if state.soak and not state.soak.recovered else None,
+        **_external_facts(state),
     )
+
+
+def _external_facts(state: RunState) -> dict[str, Any]:
+    """The bad window's destructive calls, counted again from the forensic copy once the brain was
+    swapped (calls made between the plan and the drain-stop are in it too), else as planned."""
+    planned, config = state.plan.external, state.target.brain.external_calls if state.target.brain else None
+    if planned is None or config is None:
+        return {}
+    counted = planned
+    if state.swapped is not None and planned.problem is None:
+        since = datetime.fromisoformat(planned.since) if planned.since else None
+        recounted = destructive_calls(state.swapped.forensic_brain, config, since)
+        counted = recounted if recounted.problem is None else planned
+    if counted.problem is not None:
+        return {"external_detail": counted.headline()}
+    return {
+        "external_effects": counted.count,
+        "external_detail": f"{counted.by_tool()} since {counted.since_shown}",
+    }
 
 
 def _brain_facts(state: RunState) -> RunSummary:

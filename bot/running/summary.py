@@ -36,6 +36,17 @@ class RunSummary:
     journal: str | None = None  # why the outcome is not in the journal yet, when it is not
     recovery: str | None = None  # the soak window: errors recovered, with the numbers
     errors_persist: str | None = None  # healthy, but no clean soak window: not an all-clear
+    # The bad window's destructive external calls: a rollback with any is partial, never all clear.
+    external_effects: int | None = None
+    external_detail: str | None = None
+
+    @property
+    def partial(self) -> bool:
+        """Healthy, but the outside world keeps what the bad version did to it (sent, deleted)."""
+        return bool(self.healthy) and bool(self.external_effects)
+
+    def partial_text(self) -> str:
+        return f"partial rollback: {self.external_effects} external effect(s) not rolled back ({self.external_detail})"
 
     @property
     def all_clear(self) -> bool:
@@ -70,6 +81,8 @@ class RunSummary:
             "journal": self.journal,
             "recovery": self.recovery,
             "errors_persist": self.errors_persist,
+            "external_effects": self.external_effects,
+            "external_detail": self.external_detail,
         }
         data.update({key: value for key, value in optional.items() if value is not None})
         return data
@@ -96,6 +109,8 @@ class RunSummary:
             journal=_text(data, "journal"),
             recovery=_text(data, "recovery"),
             errors_persist=_text(data, "errors_persist"),
+            external_effects=_whole(data, "external_effects"),
+            external_detail=_text(data, "external_detail"),
         )
 
 

@@ -73,6 +73,7 @@ def rollback(
     _print_outcome(run)
     _print_ticket(rollbot, run.id)
     # Healthy but errors persist is not the all-clear: a script waiting for one must not see 0.
+    # A partial rollback is done (0): what stays undone is outside, and the last line says so.
     all_clear = run.status is RunStatus.SUCCEEDED and RunSummary.from_dict(run.summary).all_clear
     raise typer.Exit(EXIT_OK if all_clear else EXIT_FAILED)
 
@@ -172,7 +173,8 @@ def _confirmed(request: RollbackRequest) -> bool:
 
 def _print_outcome(run: RunView) -> None:
     line = summary_line(run)
-    if run.status is RunStatus.SUCCEEDED and RunSummary.from_dict(run.summary).errors_persist:
+    facts = RunSummary.from_dict(run.summary)
+    if run.status is RunStatus.SUCCEEDED and (facts.errors_persist or facts.partial):
         console().print(Text(line, style="yellow"), highlight=False)
     elif run.status is RunStatus.SUCCEEDED:
         console().print(Text(line, style="green"), highlight=False)

@@ -1,4 +1,4 @@
-"""The terminal's commands around runs: `rollbot drill`, `history`, `snapshot` and `tickets`.
+"""The terminal's commands around runs: `rollbot drill`, `history`, `snapshot`, `replay` and `tickets`.
 
 They practise, look back, prepare and follow up; none of them rolls anything back, which is
 bot/terminal/cli.py's part.
@@ -17,6 +17,7 @@ from bot.core.drill import describe_report
 from bot.ports import Ticket
 from bot.terminal.render import console, history_table, snapshot_table, ticket_table
 from bot.terminal.session import EXIT_FAILED, EXIT_OK, rollbot_for
+from bot.text import outcome_label
 from storage import EventKind, EventView, RunStatus, RunView
 from storage.tickets import TicketStatus
 
@@ -26,6 +27,7 @@ def register(app: typer.Typer) -> None:
     app.command()(drill)
     app.command()(history)
     app.command()(snapshot)
+    app.command()(replay)
     tickets_app = typer.Typer(
         help="Postmortem tickets: the pending ones, and retrying them now.", no_args_is_help=False
     )
@@ -151,6 +153,7 @@ def _run_json(run: RunView) -> dict[str, object]:
         "id": run.id,
         "target": run.target,
         "status": run.status.value,
+        "outcome": outcome_label(run),  # "partial (…)" or "succeeded, errors persist" where status says succeeded
         "from_version": run.from_version,
         "to_version": run.to_version,
         "requester": run.requester,
@@ -174,3 +177,19 @@ def _run_json(run: RunView) -> dict[str, object]:
             for s in run.steps
         ],
     }
+
+
+def replay(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(metavar="RUN", help="the run whose restore kept the forensic copy")],
+    table: Annotated[str, typer.Option("--table", help="the brain's table whose bad-window rows to copy back")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="say what would be copied and which keys conflict; copy nothing")
+    ] = False,
+) -> None:
+    """Copy a table's rows from a run's forensic copy back into the live brain (the Engine may run)."""
+    done = rollbot_for(ctx).replay(run_id, table, dry_run, f"cli:{getpass.getuser()}")
+    console().print(Text(("dry run: " if dry_run else "") + done.describe()), highlight=False)
+    if not dry_run and done.copied:
+        console().print(Text(f"journaled on run {run_id}: {len(done.copied)} key(s) copied"), highlight=False)
+    raise typer.Exit(EXIT_OK)

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from bot.brain.snapshots import Snapshot
 from bot.planning.plan import Plan
-from bot.text import CHECK_MARKS, STEP_MARKS, Mark, duration, versions
+from bot.text import CHECK_MARKS, STEP_MARKS, Mark, affected_text, duration, external_lines, outcome_label, versions
 from storage import EventKind, EventView, RunStatus, RunView, StepStatus
 from storage.tickets import TicketView
 
@@ -49,6 +49,13 @@ def render_plan(out: Console, plan: Plan) -> None:
         out.print(f"  {GLYPHS[CHECK_MARKS[check.result]]} {check.name}: {escape(check.detail)}", highlight=False)
     if plan.brain is not None and plan.brain.snapshot is not None and (plan.brain.restore or plan.brain.asking):
         _render_brain(out, plan)
+    if plan.external is not None:
+        out.print(
+            "[bold]External effects not rolled back[/]"
+            + (" [yellow](partial rollback)[/]" if plan.external.count else "")
+        )
+        for line in external_lines(plan.external):
+            out.print(Text(f"  {line}"), highlight=False)
     if plan.kept is not None and plan.kept.warning:
         out.print(Text(f"Earlier versions: {plan.kept.warning}", style="yellow"), highlight=False)
     if plan.judgement is not None:
@@ -88,6 +95,9 @@ def _render_brain(out: Console, plan: Plan) -> None:
         )
         for table in brain.loss.tables:
             out.print(Text(f"    {table.describe()}"))
+        who = affected_text(brain.loss)
+        if who:
+            out.print(Text(f"  {who}"))
 
 
 def snapshot_table(found: list[tuple[Snapshot, str | None]]) -> Table:
@@ -195,7 +205,7 @@ def history_table(runs: list[RunView]) -> Table:
             f"{run.created_at:%Y-%m-%d %H:%M:%S}",
             run.target,
             versions(run),
-            run.status.value,
+            outcome_label(run),
             _step_column(run),
             duration(run.seconds) if run.seconds is not None else "",
             run.requester,

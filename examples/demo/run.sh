@@ -3,9 +3,9 @@
 #   1. Docker, Compose v2 and a registry on 127.0.0.1:5000 (skipped when already there),
 #   2. rollbot installed, the demo Engine built as 2.3.1 (healthy, brain schema 1) and 2.4.0
 #      (broken, migrates the brain to schema 2),
-#   3. in $DEMO_DIR: 2.3.1 deployed and remembering, a snapshot, the upgrade to 2.4.0, more
-#      turns in the bad window, then `rollbot rollback engine 2.3.1 --yes`, which restores the
-#      brain too. rollbot runs on its embedded defaults except for the target in rollbot.yaml.
+#   3. in $DEMO_DIR: 2.3.1 deployed and remembering, a snapshot, the upgrade to 2.4.0, turns of
+#      three users in the bad window (one sends an email), then `rollbot rollback engine 2.3.1
+#      --yes`, which restores the brain too and ends as a partial rollback (the email stays sent). rollbot runs on its embedded defaults except for the target in rollbot.yaml.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -50,6 +50,8 @@ wait_for_engine() {
   for _ in $(seq 1 60); do curl -s http://127.0.0.1:8080/health >/dev/null && return; sleep 0.5; done
 }
 remember() { for i in $(seq 1 "$1"); do curl -s -X POST -d "turn $i" http://127.0.0.1:8080/remember >/dev/null; done; }
+# A turn saying who and what: turn USER CONVERSATION [TOOL]
+turn() { curl -s -X POST -d "{\"user\": \"$1\", \"conversation\": \"$2\", \"tool\": \"${3:-search}\"}" http://127.0.0.1:8080/remember >/dev/null; }
 docker compose up --detach --quiet-pull engine
 wait_for_engine
 remember 3
@@ -58,11 +60,11 @@ echo "/health says: $(curl -s http://127.0.0.1:8080/health)"
 say "rollbot snapshot engine (before the upgrade)"
 rollbot --config rollbot.yaml snapshot engine
 
-say "upgrading to 2.4.0: it migrates the brain and breaks; two turns land in the bad window"
+say "upgrading to 2.4.0: it migrates the brain and breaks; turns of three users land in the bad window, one sends an email"
 sed -i 's|rollbot-demo/engine:2.3.1|rollbot-demo/engine:2.4.0|' docker-compose.yml
 docker compose up --detach --quiet-pull engine
 wait_for_engine
-remember 2
+turn U1 C1; turn U2 C2 send_email; turn U3 C3
 echo "/health says: $(curl -s http://127.0.0.1:8080/health)"
 
 say "rollbot rollback engine 2.3.1 --yes"

@@ -51,6 +51,10 @@ DEMO_VERSIONS = {HEALTHY: (False, 1), BROKEN: (True, 2)}
 BRAIN_CONFIG = """    brain:
       path: data/brain.sqlite  # the same file the container sees as /data/brain.sqlite
       snapshots_dir: data/snapshots
+      # whose rows a restore takes out: the columns that name a user or a conversation
+      affected: {conversations: [user_id, conversation_id], feedback: [user_id]}
+      # where the Engine records its calls to the outside world, and which ones no rollback undoes
+      external_calls: {table: tool_calls, tool: tool, at: created_at, outcome: outcome, destructive: [send_email, delete_resource]}
 """
 
 
@@ -191,6 +195,12 @@ class Deployment:
         """Turns through the running Engine, each writing a row to every memory table."""
         for turn in range(turns):
             httpx.post(f"http://127.0.0.1:{self.port}/remember", content=f"turn {turn}", timeout=5).raise_for_status()
+
+    def turn(self, user: str, conversation: str, text: str = "a turn", tool: str | None = None) -> None:
+        """One turn saying who and what (the demo Engine's JSON body): its rows name the user
+        and the conversation, and from schema 2 its tool call is recorded with the outcome."""
+        body = {"user": user, "conversation": conversation, "text": text, **({"tool": tool} if tool else {})}
+        httpx.post(f"http://127.0.0.1:{self.port}/remember", json=body, timeout=5).raise_for_status()
 
     def deploy(self, version: str) -> None:
         """What a deploy does: bump the tag in the compose file and `up -d`."""

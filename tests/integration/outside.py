@@ -205,7 +205,7 @@ def _compose_texts(image_in: ImageIn, version: str, port: int, migrates: bool = 
     return base, override, image
 
 
-def _rollbot_yaml(port: int, brain: bool, health_timeout: int) -> str:
+def _rollbot_yaml(port: int, brain: bool, health_timeout: int, brain_extra: str = "") -> str:
     text = (
         "targets:\n"
         "  engine:\n"
@@ -218,7 +218,7 @@ def _rollbot_yaml(port: int, brain: bool, health_timeout: int) -> str:
         "    approvers: [U0APPROVER]\n"
     )
     if brain:
-        text += "    brain:\n      path: data/brain.sqlite\n      snapshots_dir: data/snapshots\n"
+        text += "    brain:\n      path: data/brain.sqlite\n      snapshots_dir: data/snapshots\n" + brain_extra
     return text
 
 
@@ -234,12 +234,14 @@ def outside_deployment(
     oneoff: bool = True,
     health_timeout: int = 30,
     migrates: bool = True,
+    brain_extra: str = "",
 ) -> Iterator[Outside]:
     """The owners' Engine, up on `running`. `before`: versions deployed (and up) first, e.g.
     (HEALTHY,) for a real upgrade; `hand_snapshot` takes the runbook's snapshot just before
     `running` is deployed. With `brain`, the rollbot target has the brain configured (the
     Engine always keeps its brain in ./data through the override's volume). With `migrates=False`
-    no version migrates the brain past schema 1: 2.4.0 is a bad release that changed no schema."""
+    no version migrates the brain past schema 1: 2.4.0 is a bad release that changed no schema.
+    `brain_extra`: more lines of the brain's config (e.g. `affected:`), indented under `brain:`."""
     build_outside_images()
     folder = tmp_path / "owners"
     (folder / "data").mkdir(parents=True)
@@ -251,7 +253,7 @@ def outside_deployment(
     (folder / "docker-compose.override.yml").write_text(override)
     env = f"# Compose reads this file itself.\nCOMPOSE_PROJECT_NAME={project}\n"
     (folder / ".env").write_text(env + (f"ENGINE_TAG={first}  # the live release\n" if image_in == "env" else ""))
-    (folder / "rollbot.yaml").write_text(_rollbot_yaml(port, brain, health_timeout))
+    (folder / "rollbot.yaml").write_text(_rollbot_yaml(port, brain, health_timeout, brain_extra))
     deployed = Outside(folder, project, port, image_in=image_in)
     try:
         deployed.compose("up", "--detach", "engine")

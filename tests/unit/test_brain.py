@@ -179,14 +179,17 @@ def test_loss_report_counts_a_table_new_since_the_snapshot_whole(tmp_path: Path)
     assert report.total_rows == 2 * len(ENGINE_TABLES) + 2
 
 
-def test_loss_report_ignores_tables_only_the_snapshot_has(tmp_path: Path) -> None:
-    """A table the live brain dropped has nothing to lose: it is not in the report."""
+def test_loss_report_names_a_table_only_the_snapshot_has(tmp_path: Path) -> None:
+    """A table the live brain dropped adds nothing, but its rows are data the live brain lost:
+    the restore brings them back, and the report says so (the other direction of loss)."""
     brain = make_brain(tmp_path / "brain.sqlite")
     snapshot = snapshot_of(brain, tmp_path)
     run_sql(brain, "DROP TABLE feedback")
     report = loss_report(brain, snapshot)
-    assert "feedback" not in losses(report)
-    assert report.total_rows == 0 and report.describe() == "no rows would be lost"
+    feedback = losses(report)["feedback"]
+    assert (feedback.rows, feedback.deleted, feedback.dropped_table) == (0, 3, True)
+    assert report.total_rows == 0 and report.lost_by_migration == (feedback,)
+    assert report.describe() == "feedback: 3 deleted — the live brain has no such table: it comes back whole"
 
 
 def test_loss_report_keys_without_rowid_tables_by_their_primary_key(tmp_path: Path) -> None:

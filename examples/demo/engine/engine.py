@@ -4,8 +4,14 @@ ENGINE_VERSION names the release; ENGINE_BROKEN=1 makes `/health` fail, as a bad
 ENGINE_BRAIN_SCHEMA is the newest brain schema this version reads: on start it migrates an
 older brain forward (forward-only, like the real Engine) and refuses a newer one, answering
 `/health` with 503 — the runbook's "the old version can't read the upgraded brain".
-`POST /remember` writes one row to each memory table, the way turns do. It logs to stdout so
-rollbot has evidence to capture, and on SIGTERM it drains for ENGINE_DRAIN_SECONDS.
+`POST /remember` writes one row to each memory table, the way turns do. Its body is the turn's
+text, or JSON saying who and what: `{"user": "U1", "conversation": "C1", "text": "...", "tool":
+"send_email"}`; conversations and feedback keep the user and the conversation, and from schema 2
+every turn's tool call is recorded in `tool_calls` with its outcome (`send_email` and
+`delete_resource` really "happen": outcome `sent` / `deleted`). Schema 3 (`ENGINE_BRAIN_SCHEMA=3`)
+is the migration that drops data the older versions keep: the feedback's `comment` column and the
+social graph's older edges (rebuilt lazily by that version). It logs to stdout so rollbot has evidence
+to capture, and on SIGTERM it drains for ENGINE_DRAIN_SECONDS.
 
 `GET /turn` is a turn without memory, for load: it fails (HTTP 500) with the share
 ENGINE_FAIL_SHARE and takes ENGINE_SLOW_SECONDS longer, as the broken build does by default
@@ -36,14 +42,25 @@ SLOW_SECONDS = float(os.environ.get("ENGINE_SLOW_SECONDS") or ("0.3" if BROKEN e
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 MEMORY_TABLES = ("episodes", "knowledge", "social_graph", "conversations", "feedback")
+# Who a row is about, per table: conversations and feedback say which user, in which conversation.
+WHO_COLUMNS = {
+    "conversations": ", user_id TEXT, conversation_id TEXT",
+    "feedback": ", user_id TEXT, conversation_id TEXT, comment TEXT",
+}
+DESTRUCTIVE_OUTCOMES = {"send_email": "sent", "delete_resource": "deleted"}
 MIGRATIONS = {
     1: [
-        f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, created_at TEXT NOT NULL, content TEXT NOT NULL)"
+        f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, created_at TEXT NOT NULL, content TEXT NOT NULL"
+        f"{WHO_COLUMNS.get(table, '')})"
         for table in MEMORY_TABLES
     ],
     2: [
         "ALTER TABLE episodes ADD COLUMN embedding_model TEXT",
-        "CREATE TABLE tool_calls (id INTEGER PRIMARY KEY, created_at TEXT NOT NULL, tool TEXT NOT NULL)",
+        "CREATE TABLE tool_calls (id INTEGER PRIMARY KEY, created_at TEXT NOT NULL, tool TEXT NOT NULL, outcome TEXT)",
+    ],
+    3: [
+        "ALTER TABLE feedback DROP COLUMN comment",
+        "DELETE FROM social_graph WHERE id < (SELECT max(id) FROM social_graph)",
     ],
 }
 
@@ -85,15 +102,43 @@ def open_brain() -> None:
     log(f"brain {BRAIN_PATH} open at schema {BRAIN_SCHEMA}")
 
 
-def remember(text: str) -> int:
-    """One turn's worth of memory: a row in every memory table (and tool_calls from schema 2)."""
+def read_turn(body: str) -> dict[str, str]:
+    """A turn as JSON ({"user", "conversation", "text", "tool"}) or, as before, plain text."""
+    try:
+        turn = json.loads(body)
+    except ValueError:
+        turn = None
+    if not isinstance(turn, dict):
+        return {"text": body or "a turn"}
+    return {key: str(value) for key, value in turn.items() if value is not None}
+
+
+def remember(turn: dict[str, str]) -> int:
+    """One turn's worth of memory: a row in every memory table (and its tool call from schema 2)."""
     now = datetime.now(UTC).isoformat(timespec="microseconds")
+    content = f"{VERSION}: {turn.get('text', 'a turn')}"
+    user, conversation = turn.get("user"), turn.get("conversation")
     with brain_lock:
         brain.execute("BEGIN")
         for table in MEMORY_TABLES:
-            brain.execute(f"INSERT INTO {table} (created_at, content) VALUES (?, ?)", (now, f"{VERSION}: {text}"))
+            if table == "conversations" or (table == "feedback" and BRAIN_SCHEMA >= 3):
+                brain.execute(
+                    f"INSERT INTO {table} (created_at, content, user_id, conversation_id) VALUES (?, ?, ?, ?)",
+                    (now, content, user, conversation),
+                )
+            elif table == "feedback":
+                brain.execute(
+                    "INSERT INTO feedback (created_at, content, user_id, conversation_id, comment) VALUES (?, ?, ?, ?, ?)",
+                    (now, content, user, conversation, turn.get("comment", f"comment on {content}")),
+                )
+            else:
+                brain.execute(f"INSERT INTO {table} (created_at, content) VALUES (?, ?)", (now, content))
         if BRAIN_SCHEMA >= 2:
-            brain.execute("INSERT INTO tool_calls (created_at, tool) VALUES (?, ?)", (now, "search"))
+            tool = turn.get("tool", "search")
+            outcome = DESTRUCTIVE_OUTCOMES.get(tool, "ok")
+            brain.execute("INSERT INTO tool_calls (created_at, tool, outcome) VALUES (?, ?, ?)", (now, tool, outcome))
+            if tool in DESTRUCTIVE_OUTCOMES:
+                log(f"tool call {tool}: {outcome} (an external effect no brain restore can undo)")
         brain.execute("COMMIT")
     return len(MEMORY_TABLES) + (1 if BRAIN_SCHEMA >= 2 else 0)
 
@@ -175,8 +220,8 @@ class Handler(BaseHTTPRequestHandler):
             self._answer(404 if brain is not None else 503, {"error": brain_error or "not found"})
             return
         length = int(self.headers.get("Content-Length") or 0)
-        text = self.rfile.read(length).decode("utf-8", "replace") or "a turn"
-        self._answer(200, {"rows": remember(text)})
+        body = self.rfile.read(length).decode("utf-8", "replace")
+        self._answer(200, {"rows": remember(read_turn(body))})
 
     def _answer(self, code: int, body: dict) -> None:
         self._status = code
