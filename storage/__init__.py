@@ -1,15 +1,18 @@
 """Persistence: the journal of runs, steps and events. The only package that speaks SQL."""
 
 from storage.database import connect
+from storage.known_bad import KnownBad
 from storage.repository import EventView, Journal, LostRun, NotStartable, RunStatus, RunView, StepStatus, StepView
-from storage.runstate import EventKind, IllegalMove, Lease, RunKind
+from storage.runstate import RUNNER_KINDS, EventKind, IllegalMove, Lease, RunKind
 from storage.schemas import SchemaSighting, SchemaSightings
 
 __all__ = [
+    "RUNNER_KINDS",
     "EventKind",
     "EventView",
     "IllegalMove",
     "Journal",
+    "KnownBad",
     "Lease",
     "LostRun",
     "NotStartable",
