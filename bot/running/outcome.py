@@ -114,11 +114,11 @@ def describe_recovery(state: RunState, kind: StepKind, brain: BrainBack | None, 
     if started.running:
         if brain is not None:
             where = (
-                f"{why}, so {service} is running {old} again (degraded, as before the rollback){brain_text}; "
+                f"{why}, so {service} is running {old} again (degraded, as before the {plan.kind}){brain_text}; "
                 f"the compose file names {old}"
             )
         else:
-            where = f"{why}, so {service} is running {old} again (as before the rollback){brain_text}; the compose file names {old}"
+            where = f"{why}, so {service} is running {old} again (as before the {plan.kind}){brain_text}; the compose file names {old}"
         next_action = f"read why in `{compose}logs {service}` and the error above, fix it, then run `{retry}` again"
         return Recovery(where, next_action, f"started {old} again")
     file_says = f"the compose file names {old}" if started.compose_put_back else f"the compose file names {new}"
