@@ -25,7 +25,7 @@ from bot.ports import Health
 from bot.reporting.metrics import render as render_metrics
 from bot.reporting.tickets import TicketDesk
 from bot.tags import ImageRef
-from storage import Journal, RunKind, RunStatus, RunView
+from storage import RUNNER_KINDS, Journal, RunStatus, RunView
 from storage.runstate import HOLDING
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,9 @@ class Queries:
             newest_snapshot=snapshots[0] if snapshots else None,
             run_in_progress=busy[0] if busy else None,
             kept=self.kept(container.image if container else None, target.keep_images),
+            known_bad=tuple(
+                mark.describe() for mark in self._journal.known_bad_versions(target.name, active_only=True)
+            ),
         )
 
     def kept(self, running_image: str | None, keep: int) -> KeptVersions | None:
@@ -131,7 +134,7 @@ class Queries:
         ]
         seen += [
             HealthySighting(run.to_version, run.finished_at, f"healthy at the end of run {run.id}")
-            for run in self._journal.runs(target.name, limit=50, status=RunStatus.SUCCEEDED, kind=RunKind.ROLLBACK)
+            for run in self._journal.runs(target.name, limit=50, status=RunStatus.SUCCEEDED, kind=RUNNER_KINDS)
             if run.finished_at is not None
         ]
         kept = self.kept(container.image if container else None, target.keep_images)
@@ -181,5 +184,5 @@ class Queries:
         return [
             run.id
             for status in HOLDING
-            for run in self._journal.runs(target, limit=10, status=status, kind=RunKind.ROLLBACK)
+            for run in self._journal.runs(target, limit=10, status=status, kind=RUNNER_KINDS)
         ]

@@ -72,13 +72,21 @@ def history(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable, with steps")] = False,
 ) -> None:
     """List past runs from the journal, newest first."""
-    runs = rollbot_for(ctx).history(target, limit)
+    rollbot = rollbot_for(ctx)
+    runs = rollbot.history(target, limit)
     if as_json:
         typer.echo(json.dumps([_run_json(run) for run in runs], indent=2, default=str))
-    elif not runs:
+        return
+    if not runs:
         typer.echo("no runs yet" + (f" for {target}" if target else ""))
     else:
         console().print(history_table(runs))
+    marks = rollbot.known_bad(target)
+    if marks:
+        console().print(Text("known-bad versions (refused until cleared: `rollbot clear TARGET VERSION --reason …`)"))
+        for mark in marks:
+            style = "red" if mark.active else ""
+            console().print(Text(f"  {mark.target}: {mark.describe()}", style=style), highlight=False)
 
 
 def snapshot(
