@@ -290,7 +290,8 @@ def _request_of(run: RunView, journaled: Plan | None) -> RollbackRequest:
     """The request again, for a re-plan: as the run records it, with the brain choice its plan was made with."""
     brain = journaled.request.brain if journaled is not None else BrainChoice.AUTO
     asked = journaled.request.kind if journaled is not None else RunKind.ROLLBACK
-    return RollbackRequest(run.target, run.to_version, run.requester, run.reason, brain, asked)
+    practice = journaled.request.practice if journaled is not None else False
+    return RollbackRequest(run.target, run.to_version, run.requester, run.reason, brain, asked, practice)
 
 
 def _asks(plan: Plan | None) -> bool:

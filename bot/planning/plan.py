@@ -50,6 +50,7 @@ class RollbackRequest:
     reason: str = ""
     brain: BrainChoice = BrainChoice.AUTO
     kind: RunKind = RunKind.ROLLBACK  # as asked; a rollback to a newer version is planned as an upgrade
+    practice: bool = False  # a drill's: its broken tag is known-bad on purpose, so that check does not apply
 
 
 class StepKind(StrEnum):
@@ -158,6 +159,7 @@ class Plan:
                 asked.get("reason", ""),
                 BrainChoice(asked.get("brain", BrainChoice.AUTO)),
                 RunKind(asked.get("kind", RunKind.ROLLBACK)),
+                bool(asked.get("practice")),
             ),
             checks=tuple(Check(c["name"], CheckResult(c["result"]), c["detail"]) for c in data.get("checks", [])),
             steps=tuple(
@@ -284,7 +286,7 @@ def _preflight(
     check_running_version(request.version, target, configured, container, service, preflight, facts)
     found = check_direction(request.kind, facts.get("running_version"), request.version, preflight)
     upgrade_facts(found, facts)
-    check_known_bad(target, request.version, history.known_bad, preflight)
+    check_known_bad(target, request.version, history.known_bad if not request.practice else _never, preflight)
     check_image(target_image, target, systems.docker, preflight, facts)
     if target.brain is not None:
         running = RunningFacts(
@@ -307,6 +309,11 @@ def _preflight(
         facts["brain"] = preflight_brain(
             target.brain, request.version, target_image, request.brain, systems.docker, preflight, running
         )
+
+
+def _never(target: str, version: str) -> None:
+    """A drill's view of known-bad versions: it deploys a broken tag on purpose."""
+    return None
 
 
 def _steps(target: TargetConfig, facts: dict[str, Any]) -> tuple[PlannedStep, ...]:

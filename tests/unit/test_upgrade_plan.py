@@ -119,3 +119,12 @@ def test_the_version_healthy_before_an_upgrade_is_the_previous_good_one(tmp_path
     rollbot.execute(upgrade, "cli:alice")
     chosen = rollbot.plan_previous_good(RollbackRequest("engine", "", "cli:alice", "5xx"))
     assert chosen.plan.request.version == "2.4.0" and chosen.plan.kind is RunKind.ROLLBACK
+
+
+def test_a_drill_may_deploy_a_known_bad_tag_on_purpose(tmp_path: Path, journal: Journal) -> None:
+    world = brain_world(tmp_path)
+    rolled_back = journal.record_plan(NewRun("engine", "2.4.0", "cli:bob", [], "test", "2.5.0"), actor="cli:bob")
+    journal.mark_known_bad("engine", "2.5.0", rolled_back.id, "", "rollbot")
+    request = RollbackRequest("engine", "2.5.0", "drill", "drill: deliberately broken upgrade", practice=True)
+    planned = make_plan(request, world.config, world.systems(), known_bad=journal.known_bad)
+    assert planned.approvable and check(planned, KNOWN_BAD_CHECK)[0] is CheckResult.PASSED
