@@ -26,7 +26,7 @@ from bot.core.outcomes import ServiceState, TargetStatus
 from bot.planning.judgement import Call, Judgement
 from bot.running.summary import RunSummary
 from bot.text import STEP_MARKS, Mark, summary_line, versions
-from handlers.ids import BlockId, RecoveryActionId
+from handlers.ids import BlockId, KnownBadActionId, RecoveryActionId
 from storage import KnownBad, RunStatus, RunView, StepStatus
 
 SECTION_LIMIT = 3000
@@ -114,6 +114,19 @@ def final_message(run: RunView, ticket_link: str | None = None, log_lines: Seque
     if ticket_link:
         text += f"\n:memo: Postmortem: {ticket_link}"
     blocks: list[Block] = [section(text)]
+    if run.kind == "rollback" and run.status is RunStatus.SUCCEEDED and run.from_version:
+        blocks.append(
+            ActionsBlock(
+                block_id=BlockId.KNOWN_BAD_ACTIONS,
+                elements=[
+                    ButtonElement(
+                        text=clip(f"Clear {run.from_version} for deployment…", 75),
+                        action_id=KnownBadActionId.CLEAR,
+                        value=run.id,
+                    )
+                ],
+            )
+        )
     if log_lines:
         shown = clip("\n".join(log_lines), SECTION_LIMIT - 120)
         blocks.append(

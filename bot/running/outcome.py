@@ -162,6 +162,11 @@ def describe_failure(plan: Plan, target: TargetConfig, kind: StepKind, undone: b
         where = f"the compose file names {new} and {service} is stopped: it did not start"
         return where, f"read `{compose}logs {service}`, fix it and run `{compose}up -d {service}`"
     where = f"{service} is now on {new} but unhealthy"
+    if plan.upgrades:
+        return where, (
+            f"read `{compose}logs {service}`, then roll back to {old} with the rollback offered "
+            f"(`rollbot rollback {target.name} {old}`)"
+        )
     return where, (
         f"read `{compose}logs {service}`; if {new} is not the way out, roll to another version "
         f"with `rollbot rollback {target.name} VERSION`"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from handlers.ids import ActionId
+from handlers.ids import ActionId, ClearFormBlock, KnownBadActionId
 from storage import RunKind, RunStatus
 from tests.integration.brains import digests
 from tests.integration.demo import wait_until
@@ -90,10 +90,12 @@ def test_slack_upgrade_on_the_owners_engine_offers_the_rollback_and_known_bad_wa
         assert not any("Rolling back" in t for t in announced)
 
         bot.click(ActionId.BRAIN_RESTORE_APPROVE, restore["value"], APPROVER, offered)
-        wait_for(
+        all_clear = wait_for(
             lambda: next((m for m in slack.messages(COMMAND_CHANNEL) if "All clear" in str(m)), None), 180, "all clear"
         )
         assert digests(owners.brain) == digests(taken)
+        clear_button = button(all_clear, KnownBadActionId.CLEAR)
+        assert clear_button is not None and clear_button["text"]["text"] == f"Clear {BROKEN} for deployment…"
 
         bot.command(f"upgrade engine {BROKEN}", REQUESTER)
         refused = wait_for(
@@ -103,9 +105,23 @@ def test_slack_upgrade_on_the_owners_engine_offers_the_rollback_and_known_bad_wa
         )[-1]
         assert button(refused, ActionId.APPROVE) is None and restore["value"] in str(refused["blocks"])
 
-        bot.command(f"clear engine {BROKEN} index migration fixed", APPROVER, response_id="clear")
-        cleared = wait_for(lambda: slack.responses("clear"), 60, "the clear's answer")[-1]["text"]
-        assert f"cleared {BROKEN} of engine" in cleared and "index migration fixed" in cleared
+        opened = len(slack.views())
+        assert bot.click(KnownBadActionId.CLEAR, clear_button["value"], APPROVER, all_clear).status == 200
+        form = wait_for(lambda: slack.views()[opened:], 60, "the clear's form")[-1]
+        reason = {ClearFormBlock.REASON: {ClearFormBlock.REASON: {"type": "plain_text_input", "value": "  "}}}
+        empty = bot.submit_form(APPROVER, form, reason)
+        assert empty.status == 200 and "say why it may run again" in empty.body
+        reason[ClearFormBlock.REASON][ClearFormBlock.REASON]["value"] = "index migration fixed"
+        assert bot.submit_form(APPROVER, form, reason).status == 200
+        cleared = wait_for(
+            lambda: [m for m in slack.messages(COMMAND_CHANNEL) if f"cleared {BROKEN} of engine" in m["text"]],
+            60,
+            "the clear's message",
+        )[-1]["text"]
+        assert f"<@{APPROVER}> cleared {BROKEN} of engine for deployment: index migration fixed" in cleared
+        bot.command(f"clear engine {BROKEN} once more", APPROVER)
+        nothing = wait_for(lambda: slack.ephemerals(APPROVER), 60, "the second clear's refusal")[-1]["text"]
+        assert f"{BROKEN} of engine is not known-bad; nothing to clear" in nothing
         bot.command("history engine", APPROVER, response_id="history")
         history = wait_for(lambda: slack.responses("history"), 60, "history")[-1]
         assert "cleared by U0APPROVER" in str(history["blocks"])
