@@ -1,4 +1,4 @@
-"""The terminal's commands around runs: `rollbot drill`, `history`, `snapshot` and `tickets`.
+"""The terminal's commands around runs: `rollbot drill`, `history`, `status`, `snapshot` and `tickets`.
 
 They practise, look back, prepare and follow up; none of them rolls anything back, which is
 bot/terminal/cli.py's part.
@@ -25,6 +25,7 @@ def register(app: typer.Typer) -> None:
     """Add these commands, and `tickets` with its `retry`, to the program's app."""
     app.command()(drill)
     app.command()(history)
+    app.command()(status)
     app.command()(snapshot)
     tickets_app = typer.Typer(
         help="Postmortem tickets: the pending ones, and retrying them now.", no_args_is_help=False
@@ -87,6 +88,27 @@ def history(
         for mark in marks:
             style = "red" if mark.active else ""
             console().print(Text(f"  {mark.target}: {mark.describe()}", style=style), highlight=False)
+
+
+def status(ctx: typer.Context) -> None:
+    """Each target now: the version running, its health, its newest snapshot, a run in progress,
+    and its known-bad versions (refused until cleared) — what `/rollback status` shows in Slack."""
+    out = console()
+    for found in rollbot_for(ctx).status():
+        health = "healthy" if found.healthy else found.health
+        out.print(
+            Text(
+                f"{found.name} ({found.environment}): {found.running_version or '?'} ({found.container_state}) — {health}"
+            ),
+            highlight=False,
+        )
+        if found.newest_snapshot is not None:
+            age = int(found.newest_snapshot.age_seconds() // 60)
+            out.print(Text(f"  newest snapshot {found.newest_snapshot.path.name}, {age} min old"), highlight=False)
+        if found.run_in_progress:
+            out.print(Text(f"  run {found.run_in_progress} in progress"), highlight=False)
+        for line in found.known_bad:
+            out.print(Text(f"  {line}", style="red"), highlight=False)
 
 
 def snapshot(

@@ -91,12 +91,15 @@ def test_a_known_bad_version_is_refused_until_cleared_then_a_fixed_build_rolls_f
     also = deployed.rollbot("rollback", "engine", BROKEN, "--yes")
     assert also.returncode == 2 and "root cause first" in also.stdout + also.stderr
 
+    status = deployed.rollbot("status")
+    assert status.returncode == 0 and f"{BROKEN} is known-bad: rolled back by run {rollback.id}" in status.stdout
     unreasoned = deployed.rollbot("clear", "engine", BROKEN, "--reason", " ")
     assert unreasoned.returncode == 2 and "needs a reason" in unreasoned.stdout + unreasoned.stderr
     cleared = deployed.rollbot("clear", "engine", BROKEN, "--reason", "index migration fixed in 2.4.1")
     assert cleared.returncode == 0, cleared.stdout + cleared.stderr
     history = deployed.rollbot("history", "engine")
     assert "cleared by cli:" in history.stdout and "index migration fixed in 2.4.1" in history.stdout
+    assert "known-bad" not in deployed.rollbot("status").stdout
     not_confirmed = deployed.rollbot("upgrade", "engine", BROKEN)  # no longer refused: it asks, and is told no
     assert not_confirmed.returncode == 2 and "cancelled: not confirmed" in not_confirmed.stdout + not_confirmed.stderr
 

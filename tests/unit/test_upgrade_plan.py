@@ -128,3 +128,18 @@ def test_a_drill_may_deploy_a_known_bad_tag_on_purpose(tmp_path: Path, journal: 
     request = RollbackRequest("engine", "2.5.0", "drill", "drill: deliberately broken upgrade", practice=True)
     planned = make_plan(request, world.config, world.systems(), known_bad=journal.known_bad)
     assert planned.approvable and check(planned, KNOWN_BAD_CHECK)[0] is CheckResult.PASSED
+
+
+def test_without_a_brain_the_version_an_upgrade_replaced_healthy_is_the_previous_good_one(
+    tmp_path: Path, journal: Journal
+) -> None:
+    world = make_world(tmp_path)
+    world.docker.registry.add(f"{REPO}:2.5.0")
+    rollbot = Rollbot(world.config, journal, world.systems(), FakeHealth(world.compose, {"2.4.0"}))
+    upgrade = rollbot.plan(RollbackRequest("engine", "2.5.0", "cli:alice", "", kind=RunKind.UPGRADE))
+    assert upgrade.plan.judgement is not None and not upgrade.plan.steps[3].kind == StepKind.SNAPSHOT_BRAIN
+    rollbot.execute(upgrade, "cli:alice")
+    chosen = rollbot.plan_previous_good(RollbackRequest("engine", "", "cli:alice", "5xx"))
+    assert chosen.plan.request.version == "2.4.0"
+    [picked] = [c for c in chosen.plan.checks if c.name == "version chosen by rollbot"]
+    assert picked.result is CheckResult.PASSED and f"healthy when upgrade run {upgrade.run.id} began" in picked.detail
