@@ -139,7 +139,7 @@ def interruption_message(run: RunView, state: ServiceState) -> Message:
     """An interrupted run, for the incident channel: where it stopped, what the service looks like
     now, and the two ways on. The buttons carry the run id; the core checks who clicks."""
     done = [step.name for step in run.steps if step.status in (StepStatus.SUCCEEDED, StepStatus.SKIPPED)]
-    title = f"Rollback of {run.target} to {run.to_version} was interrupted"
+    title = f"{'Upgrade' if run.kind == 'upgrade' else 'Rollback'} of {run.target} to {run.to_version} was interrupted"
     lines = [
         f":warning: *{esc(title)}* during step `{esc(run.current_step or 'start')}` — {esc(run.error or '')}",
         f"*Steps done:* {esc(', '.join(done) or 'none')}",

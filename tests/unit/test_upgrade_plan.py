@@ -137,7 +137,7 @@ def test_without_a_brain_the_version_an_upgrade_replaced_healthy_is_the_previous
     world.docker.registry.add(f"{REPO}:2.5.0")
     rollbot = Rollbot(world.config, journal, world.systems(), FakeHealth(world.compose, {"2.4.0"}))
     upgrade = rollbot.plan(RollbackRequest("engine", "2.5.0", "cli:alice", "", kind=RunKind.UPGRADE))
-    assert upgrade.plan.judgement is not None and not upgrade.plan.steps[3].kind == StepKind.SNAPSHOT_BRAIN
+    assert upgrade.plan.judgement is not None and upgrade.plan.steps[3].kind != StepKind.SNAPSHOT_BRAIN
     rollbot.execute(upgrade, "cli:alice")
     chosen = rollbot.plan_previous_good(RollbackRequest("engine", "", "cli:alice", "5xx"))
     assert chosen.plan.request.version == "2.4.0"
