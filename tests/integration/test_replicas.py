@@ -96,6 +96,9 @@ def one_round(replicas: tuple[Bot, Bot], journal: Journal, round_: int, version:
     replies = clicks_at_once(replicas, approve["value"], plan)
     assert [reply.status for reply in replies] == [200, 200], replies
     wait_until(lambda: journal.run(approve["value"]).status.is_final, 90, what=f"round {round_}'s run to finish")
+    done = journal.run(approve["value"])
+    if done.kind == "rollback" and done.status is RunStatus.SUCCEEDED:  # marked known-bad once the run has ended
+        wait_until(lambda: journal.known_bad("engine", str(done.from_version)) is not None, 30, what="the mark")
     return str(approve["value"])
 
 
