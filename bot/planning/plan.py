@@ -286,7 +286,7 @@ def _preflight(
     check_running_version(request.version, target, configured, container, service, preflight, facts)
     found = check_direction(request.kind, facts.get("running_version"), request.version, preflight)
     upgrade_facts(found, facts)
-    check_known_bad(target, request.version, history.known_bad if not request.practice else _never, preflight)
+    check_known_bad(target, request.version, history.known_bad, preflight, request.practice)
     check_image(target_image, target, systems.docker, preflight, facts)
     if target.brain is not None:
         running = RunningFacts(
@@ -309,11 +309,6 @@ def _preflight(
         facts["brain"] = preflight_brain(
             target.brain, request.version, target_image, request.brain, systems.docker, preflight, running
         )
-
-
-def _never(target: str, version: str) -> None:
-    """A drill's view of known-bad versions: it deploys a broken tag on purpose."""
-    return None
 
 
 def _steps(target: TargetConfig, facts: dict[str, Any]) -> tuple[PlannedStep, ...]:

@@ -38,8 +38,14 @@ def check_direction(asked: RunKind, running: str | None, version: str, preflight
     return found
 
 
-def check_known_bad(target: TargetConfig, version: str, known_bad: KnownBadOf, preflight: Preflight) -> None:
-    """The runbook's "root cause first": a version rolled back from is not deployed again until cleared."""
+def check_known_bad(
+    target: TargetConfig, version: str, known_bad: KnownBadOf, preflight: Preflight, practice: bool = False
+) -> None:
+    """The runbook's "root cause first": a version rolled back from is not deployed again until cleared.
+    A drill (`practice`) deploys its broken tag on purpose, so the rule does not apply to it."""
+    if practice:
+        preflight.passed(KNOWN_BAD_CHECK, f"a drill deploys {version} on purpose: known-bad versions do not apply")
+        return
     mark = known_bad(target.name, version)
     if mark is not None:
         preflight.fail(
