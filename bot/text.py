@@ -79,7 +79,7 @@ def summary_line(run: RunView) -> str:
     state = summary.service_state or run.error
     if summary.journal:
         state = f"{state}; {summary.journal}"
-    return f"rollback of {run.target} to {run.to_version} {run.status}: {run.error}. State: {state}. Next: {run.next_action} (run {run.id}, logs: {logs})"
+    return f"{run.kind} of {run.target} to {run.to_version} {run.status}: {run.error}. State: {state}. Next: {run.next_action} (run {run.id}, logs: {logs})"
 
 
 def outcome_label(run: RunView) -> str:
@@ -94,7 +94,10 @@ def outcome_label(run: RunView) -> str:
 
 
 def versions(run: RunView) -> str:
-    """`2.4.0 → 2.3.1` for a rollback; a drill names the broken tag it rehearsed with."""
+    """`2.4.0 → 2.3.1` for a rollback, `upgrade 2.3.1 → 2.4.0` for an upgrade; a drill names the
+    broken tag it rehearsed with."""
+    if run.kind == "upgrade":
+        return f"upgrade {run.from_version or '?'} → {run.to_version}"
     if run.kind != "rollback":
         return f"{run.kind} with broken {run.to_version}"
     return f"{run.from_version or '?'} → {run.to_version}"

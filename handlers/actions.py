@@ -153,6 +153,8 @@ def _report(services: Services, outcome: Outcome, run_id: str, user: str, channe
         return
     if outcome.refusal:
         services.tell(channel, user, f":no_entry: {esc(outcome.refusal)}")
+    if outcome.follow_up is not None:  # an upgrade that went wrong: its rollback, ready to approve
+        services.post_plan(outcome.follow_up, channel)
     if outcome.replanned is not None:
         old = services.rollbot.run(run_id)
         _close_plan(services, old, ":recycle: Superseded: the facts changed before the click; a fresh plan follows.")

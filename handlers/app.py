@@ -11,7 +11,7 @@ from slack_sdk import WebClient
 from bot.config import Settings
 from bot.core.rollbot import Rollbot
 from bot.errors import ConfigError
-from handlers import actions, checks, commands, fallback, home
+from handlers import actions, checks, commands, fallback, home, known_bad
 from handlers.directory import SlackDirectory
 from handlers.outbox import Outbox
 from handlers.poster import SlackPoster
@@ -62,4 +62,5 @@ def build_app(settings: Settings, rollbot: Rollbot, client: WebClient | None = N
     actions.register(app)
     checks.register(app)
     home.register(app)
+    known_bad.register(app)
     return app, services

@@ -26,8 +26,8 @@ from bot.core.outcomes import ServiceState, TargetStatus
 from bot.planning.judgement import Call, Judgement
 from bot.running.summary import RunSummary
 from bot.text import STEP_MARKS, Mark, outcome_label, summary_line, versions
-from handlers.ids import BlockId, RecoveryActionId
-from storage import RunStatus, RunView, StepStatus
+from handlers.ids import BlockId, KnownBadActionId, RecoveryActionId
+from storage import KnownBad, RunStatus, RunView, StepStatus
 
 SECTION_LIMIT = 3000
 # How Slack draws each mark (bot/text.py decides which mark a check or a step gets).
@@ -65,6 +65,12 @@ def user(user_id: str) -> str:
 def announcement(run: RunView) -> str:
     reason = f" due to {esc(run.reason)}" if run.reason else ""
     approved = f", approved by {user(run.approver)}" if run.approver else ""
+    if run.kind == "upgrade":
+        return (
+            f":arrow_up: Upgrading *{esc(run.target)}* ({esc(run.environment or '?')}) "
+            f"`{esc(run.from_version or '?')}` → `{esc(run.to_version)}`{reason} — requested by "
+            f"{user(run.requester)}{approved}"
+        )
     return (
         f":rotating_light: Rolling back *{esc(run.target)}* ({esc(run.environment or '?')}) from "
         f"`{esc(run.from_version or '?')}` to `{esc(run.to_version)}`{reason} — requested by "
@@ -85,7 +91,7 @@ def status_message(run: RunView, note: str | None = None) -> Message:
     }.get(run.status, run.status.value)
     if run.status is RunStatus.SUCCEEDED and RunSummary.from_dict(run.summary).partial:
         head = ":large_orange_circle: done, partial rollback (external effects not rolled back)"
-    title = f"Rollback of {run.target} to {run.to_version}: {head}"
+    title = f"{'Upgrade' if run.kind == 'upgrade' else 'Rollback'} of {run.target} to {run.to_version}: {head}"
     blocks: list[Block] = [section(f"*{esc(title)}*\n" + "\n".join(lines))]
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"run `{run.id}`")]))
     return message_of(title, blocks)
@@ -108,10 +114,23 @@ def final_message(run: RunView, ticket_link: str | None = None, log_lines: Seque
     elif run.status is RunStatus.SUCCEEDED:
         text = f":large_green_circle: *All clear:* {esc(summary_line(run))}"
     else:
-        text = f":red_circle: *Rollback {esc(run.status.value)}:* {esc(summary_line(run))}"
+        text = f":red_circle: *{'Upgrade' if run.kind == 'upgrade' else 'Rollback'} {esc(run.status.value)}:* {esc(summary_line(run))}"
     if ticket_link:
         text += f"\n:memo: Postmortem: {ticket_link}"
     blocks: list[Block] = [section(text)]
+    if run.kind == "rollback" and run.status is RunStatus.SUCCEEDED and run.from_version:
+        blocks.append(
+            ActionsBlock(
+                block_id=BlockId.KNOWN_BAD_ACTIONS,
+                elements=[
+                    ButtonElement(
+                        text=clip(f"Clear {run.from_version} for deployment…", 75),
+                        action_id=KnownBadActionId.CLEAR,
+                        value=run.id,
+                    )
+                ],
+            )
+        )
     if log_lines:
         shown = clip("\n".join(log_lines), SECTION_LIMIT - 120)
         blocks.append(
@@ -124,7 +143,7 @@ def interruption_message(run: RunView, state: ServiceState) -> Message:
     """An interrupted run, for the incident channel: where it stopped, what the service looks like
     now, and the two ways on. The buttons carry the run id; the core checks who clicks."""
     done = [step.name for step in run.steps if step.status in (StepStatus.SUCCEEDED, StepStatus.SKIPPED)]
-    title = f"Rollback of {run.target} to {run.to_version} was interrupted"
+    title = f"{'Upgrade' if run.kind == 'upgrade' else 'Rollback'} of {run.target} to {run.to_version} was interrupted"
     lines = [
         f":warning: *{esc(title)}* during step `{esc(run.current_step or 'start')}` — {esc(run.error or '')}",
         f"*Steps done:* {esc(', '.join(done) or 'none')}",
@@ -217,18 +236,20 @@ def status_command_message(statuses: list[TargetStatus]) -> Message:
         kept = ""
         if status.kept is not None:
             kept = f"\n{':warning: ' if status.kept.warning else ''}{esc(status.kept.describe())}"
+        bad = "".join(f"\n:no_entry: {esc(line)}" for line in status.known_bad)
         blocks.append(
             section(
                 f"*{esc(status.name)}* ({esc(status.environment)}): `{esc(status.running_version or '?')}` "
-                f"({esc(status.container_state)}) — {health}\n{snapshot}{busy}{kept}"
+                f"({esc(status.container_state)}) — {health}\n{snapshot}{busy}{kept}{bad}"
             )
         )
     return message_of("rollbot status", blocks[:50] or [section("no targets are configured")])
 
 
-def history_message(runs: list[RunView]) -> Message:
+def history_message(runs: list[RunView], known_bad: Sequence[KnownBad] = ()) -> Message:
+    marks = [section("*Known-bad versions*\n" + "\n".join(f"• {esc(m.describe())}" for m in known_bad[:20]))]
     if not runs:
-        return message_of("no runs yet", [section("No runs yet.")])
+        return message_of("no runs yet", [section("No runs yet."), *(marks if known_bad else [])])
     lines = [
         f"`{run.id}` {run.created_at:%Y-%m-%d %H:%M} UTC · *{esc(run.target)}* {esc(versions(run))}"
         f" · {esc(outcome_label(run))}"
@@ -236,7 +257,7 @@ def history_message(runs: list[RunView]) -> Message:
         + f" · {user(run.requester)}"
         for run in runs
     ]
-    return message_of("rollbot history", [section("*History*\n" + "\n".join(lines))])
+    return message_of("rollbot history", [section("*History*\n" + "\n".join(lines)), *(marks if known_bad else [])])
 
 
 def section(text: str) -> SectionBlock:

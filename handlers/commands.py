@@ -22,6 +22,7 @@ from handlers.inbound import shown
 from handlers.parsing import HELP, Command, CommandKind, ParseError, parse
 from handlers.poster import Posted
 from handlers.services import Services
+from storage import RunKind
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,10 @@ def on_rollback(ack: Ack, command: dict[str, Any], context: BoltContext, respond
         ack(response_type="ephemeral", text=HELP)
     elif parsed.kind is CommandKind.FORM:
         _form(ack, services, str(command.get("trigger_id") or ""), user, channel)
-    elif parsed.kind is CommandKind.ROLLBACK:
+    elif parsed.kind in (CommandKind.ROLLBACK, CommandKind.UPGRADE):
         _rollback(ack, services, parsed, user, channel, respond)
+    elif parsed.kind is CommandKind.CLEAR:
+        _clear(ack, services, parsed, user, channel, respond)
     elif parsed.kind is CommandKind.CHECK:
         assert parsed.target is not None, "the parser gives a check its target"
         if not _refused(ack, services, parsed.target, user):
@@ -69,13 +72,33 @@ def _rollback(ack: Ack, services: Services, parsed: Command, user: str, channel:
     if _refused(ack, services, parsed.target, user):
         return
     to = parsed.version or "its previous good version"
-    ack(response_type="ephemeral", text=f"Planning the rollback of {parsed.target} to {to}…")
-    request = RollbackRequest(parsed.target, parsed.version or "", user, parsed.reason, parsed.brain)
+    what = "upgrade" if parsed.kind is CommandKind.UPGRADE else "rollback"
+    ack(response_type="ephemeral", text=f"Planning the {what} of {parsed.target} to {to}…")
+    kind = RunKind.UPGRADE if parsed.kind is CommandKind.UPGRADE else RunKind.ROLLBACK
+    request = RollbackRequest(parsed.target, parsed.version or "", user, parsed.reason, parsed.brain, kind)
 
     def tell_requester(text: str) -> None:
         respond(response_type="ephemeral", text=text)
 
     services.guarded(channel, user, post_plan, request, channel, tell_requester)
+
+
+def _clear(ack: Ack, services: Services, parsed: Command, user: str, channel: str, respond: Respond) -> None:
+    """`/rollback clear TARGET VERSION reason…`: who may ask for the target may clear it, saying why."""
+    assert parsed.target is not None and parsed.version is not None
+    if _refused(ack, services, parsed.target, user):
+        return
+    ack(response_type="ephemeral", text=f"Clearing {parsed.version} of {parsed.target}…")
+    services.guarded(channel, user, _clear_known_bad, parsed.target, parsed.version, user, parsed.reason, respond)
+
+
+def _clear_known_bad(services: Services, target: str, version: str, user: str, reason: str, respond: Respond) -> None:
+    cleared = services.rollbot.clear_known_bad(target, version, user, reason)
+    respond(
+        response_type="in_channel",
+        text=f":white_check_mark: <@{user}> cleared {esc(version)} of {esc(target)} for deployment: {esc(reason)} "
+        f"(it was rolled back by run(s) {', '.join(f'`{mark.run_id}`' for mark in cleared)}).",
+    )
 
 
 def _form(ack: Ack, services: Services, trigger_id: str, user: str, channel: str) -> None:
@@ -202,7 +225,7 @@ def _status(services: Services, respond: Respond) -> None:
 
 
 def _history(services: Services, target: str | None, respond: Respond) -> None:
-    message = history_message(services.rollbot.history(target, limit=15))
+    message = history_message(services.rollbot.history(target, limit=15), services.rollbot.known_bad(target)[:20])
     respond(response_type="ephemeral", text=message.text, blocks=message.blocks)
 
 

@@ -29,8 +29,16 @@ class CheckActionId(StrEnum):
     PLAN = "rollback_plan_from_check"
 
 
+class KnownBadActionId(StrEnum):
+    """The button on a rollback's all-clear: clear the version it left (known-bad) for deployment,
+    with a reason typed in a small modal."""
+
+    CLEAR = "known_bad_clear"
+
+
 class BlockId(StrEnum):
     PLAN_ACTIONS = "rollback_plan_actions"
+    KNOWN_BAD_ACTIONS = "known_bad_actions"
     CHECK_ACTIONS = "rollback_check_actions"
     RECOVERY_ACTIONS = "rollback_recovery_actions"
 
@@ -39,6 +47,13 @@ class ViewId(StrEnum):
     """Callback ids of rollbot's modals."""
 
     ROLLBACK_FORM = "rollback_form"
+    KNOWN_BAD_CLEAR = "known_bad_clear_form"
+
+
+class ClearFormBlock(StrEnum):
+    """The one field of the clear modal: why the version may run again (block and element share the id)."""
+
+    REASON = "clear_reason"
 
 
 class FormBlock(StrEnum):

@@ -210,6 +210,9 @@ def _click(payload: dict[str, Any]) -> Checked | Refusal:
         body["team"] = {"id": team}
     if _fits(payload.get("response_url"), URL):
         body["response_url"] = payload["response_url"]
+    trigger = payload.get("trigger_id")
+    if isinstance(trigger, str) and 0 < len(trigger) <= MAX_SHORT:  # a modal opens on it (the clear's reason)
+        body["trigger_id"] = trigger
     return Checked(body)
 
 

@@ -1,6 +1,8 @@
 """The text after `/rollback`, parsed into one command or refused with what was wrong.
 
 /rollback check TARGET
+/rollback upgrade TARGET VERSION [reason…]
+/rollback clear TARGET VERSION reason…   (a known-bad version may be deployed again)
 /rollback                     (no text: the form, see handlers/modal.py)
 /rollback TARGET [VERSION [reason…] [--brain restore|keep]]   (no version: the previous good one)
 /rollback status
@@ -27,6 +29,8 @@ HELP = """*rollbot* rolls a target back by the runbook: plan, checks, confirmati
 • `/rollback TARGET [VERSION] [reason…]` — plan a rollback, e.g. `/rollback engine 2.3.1 health failing since upgrade`;
   with no version, to the previous good version (the last one rollbot saw healthy)
   add `--brain restore` or `--brain keep` when rollbot asks whether to restore the brain
+• `/rollback upgrade TARGET VERSION [reason…]` — upgrade with the same plan and checks: a brain snapshot just before the stop, health watched; if it fails, the rollback is planned at once
+• `/rollback clear TARGET VERSION reason…` — a known-bad version (one rolled back from) may be deployed again; say the root cause
 • `/rollback check TARGET` — should it be rolled back? health, error rate and latency against the baseline, the eval
 • `/rollback status` — each target: version running, health, newest snapshot, a run in progress
 • `/rollback history [TARGET]` — past runs
@@ -37,6 +41,8 @@ HELP = """*rollbot* rolls a target back by the runbook: plan, checks, confirmati
 
 class CommandKind(StrEnum):
     ROLLBACK = "rollback"
+    UPGRADE = "upgrade"
+    CLEAR = "clear"
     CHECK = "check"
     FORM = "form"
     STATUS = "status"
@@ -90,7 +96,29 @@ def parse(text: object) -> Command:
         if not is_valid_tag(words[2]):
             raise ParseError(describe_invalid_tag(words[2]))
         return Command(CommandKind.DRILL, target=words[1], version=words[2])
+    if head in ("upgrade", "clear"):
+        return _upgrade_or_clear(head, words)
     return _rollback(words)
+
+
+def _upgrade_or_clear(head: str, words: list[str]) -> Command:
+    """`upgrade TARGET VERSION [reason…]`, `clear TARGET VERSION reason…` (a clear must say why)."""
+    example = (
+        "`/rollback upgrade engine 2.4.0`"
+        if head == "upgrade"
+        else "`/rollback clear engine 2.4.0 root cause fixed in 2.4.1`"
+    )
+    if len(words) < 3:
+        raise ParseError(f"{head} needs a target and a version, e.g. {example}")
+    if not is_valid_tag(words[2]):
+        raise ParseError(describe_invalid_tag(words[2]))
+    reason = " ".join(words[3:])
+    if len(reason) > MAX_REASON:
+        raise ParseError(f"the reason is {len(reason)} characters; keep it under {MAX_REASON}")
+    if head == "clear" and not reason:
+        raise ParseError(f"a clear needs a reason (the root cause), e.g. {example}")
+    kind = CommandKind.UPGRADE if head == "upgrade" else CommandKind.CLEAR
+    return Command(kind, target=words[1], version=words[2], reason=reason)
 
 
 def _rollback(words: list[str]) -> Command:

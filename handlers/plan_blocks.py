@@ -31,7 +31,7 @@ def plan_message(plan: Plan, run: RunView, approvers: Sequence[str] = ()) -> Mes
     """The plan, its checks and steps, and its buttons; `approvers` (the target's) are called by
     name when the plan needs one of them."""
     request = plan.request
-    title = f"Rollback plan: {request.target} → {request.version}"
+    title = f"{'Upgrade' if plan.upgrades else 'Rollback'} plan: {request.target} → {request.version}"
     lines = [
         f"*{esc(request.target)}* ({esc(plan.environment or '?')}): "
         f"`{esc(plan.running_version or '?')}` → `{esc(request.version)}`",
@@ -105,7 +105,7 @@ def plan_message(plan: Plan, run: RunView, approvers: Sequence[str] = ()) -> Mes
 
 def closed_plan_message(run: RunView, note: str) -> Message:
     """The plan message after its decision: buttons gone, who decided what."""
-    title = f"Rollback plan: {run.target} → {run.to_version}"
+    title = f"{'Upgrade' if run.kind == 'upgrade' else 'Rollback'} plan: {run.target} → {run.to_version}"
     blocks: list[Block] = [
         HeaderBlock(text=clip(title, 150)),
         section(
@@ -182,16 +182,15 @@ def _buttons(plan: Plan, run: RunView) -> ActionsBlock:
         )
     else:
         confirm = None
+        verb = "Upgrade" if plan.upgrades else "Roll back"  # the same action id: confirming the plan
         if production:
             confirm = ConfirmObject(
-                title=clip(f"Roll back {plan.request.target}?", 24),
+                title=clip(f"{verb} {plan.request.target}?", 24),
                 text=_confirm_text(plan),
-                confirm="Roll back",
+                confirm=verb,
                 deny="Back",
             )
-        approve = ButtonElement(
-            text="Roll back", action_id=ActionId.APPROVE, value=run.id, style="primary", confirm=confirm
-        )
+        approve = ButtonElement(text=verb, action_id=ActionId.APPROVE, value=run.id, style="primary", confirm=confirm)
     cancel = ButtonElement(text="Cancel", action_id=ActionId.CANCEL, value=run.id)
     return ActionsBlock(block_id=BlockId.PLAN_ACTIONS, elements=[approve, cancel])
 

@@ -61,8 +61,8 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime, dict[str, Any]: JSON, str: BoundedString()}
 
 
-# A running or interrupted rollback holds its target: the database allows one such run per target.
-ONE_HOLDER = "status IN ('running', 'interrupted') AND kind = 'rollback'"
+# A running or interrupted rollback or upgrade holds its target: the database allows one such run per target.
+ONE_HOLDER = "status IN ('running', 'interrupted') AND kind IN ('rollback', 'upgrade')"
 
 
 class RunRow(Base):
@@ -190,3 +190,24 @@ class HealthProbeRow(Base):
     since: Mapped[datetime]  # the first probe that found the state `ok` holds now
     since_source: Mapped[str] = mapped_column(BoundedString(64))
     last_ok_at: Mapped[datetime | None]
+
+
+class KnownBadRow(Base):
+    """A version of a target that was rolled back from: refused as a target until it is cleared.
+
+    One row per marking; a clear fills `cleared_*` and never deletes the row, so `history` shows
+    both. At most one uncleared row per (target, version) is looked for; a second marking of a
+    version already marked adds a row (another run rolled it back)."""
+
+    __tablename__ = "known_bad"
+    __table_args__ = (Index("ix_known_bad_target_version", "target", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    target: Mapped[str] = mapped_column(BoundedString(128))
+    version: Mapped[str] = mapped_column(BoundedString(160))
+    run_id: Mapped[str] = mapped_column(BoundedString(32))
+    reason: Mapped[str] = mapped_column(CleanText, default="")
+    marked_at: Mapped[datetime]
+    cleared_at: Mapped[datetime | None]
+    cleared_by: Mapped[str | None] = mapped_column(BoundedString(256))
+    cleared_reason: Mapped[str | None] = mapped_column(CleanText)

@@ -15,9 +15,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from storage.health_probes import HealthRecord
-from storage.heartbeats import JournalHeartbeats
+from storage.known_bad import JournalKnownBad
 from storage.models import RunRow, StepRow
-from storage.runstate import FINISHING, EventKind, IllegalMove, Lease, LostRun, Move, target_of
+from storage.runstate import FINISHING, RUNNER_KINDS, EventKind, IllegalMove, Lease, LostRun, Move, target_of
 from storage.schemas import SchemaSighting
 from storage.transitions import Fence, db_now, lock_run
 from storage.views import EventView, NewRun, RunStatus, RunView, StepStatus, StepView
@@ -42,7 +42,7 @@ class NotStartable(IllegalMove):
     by another run (running, or interrupted and waiting for its resume or abort)."""
 
 
-class Journal(JournalHeartbeats):
+class Journal(JournalKnownBad):
     """The repository of runs. Thread-safe: every call opens and closes its own session."""
 
     def record_plan(self, new: NewRun, actor: str, refusal: str | None = None) -> RunView:
@@ -155,7 +155,7 @@ class Journal(JournalHeartbeats):
                 select(RunRow).where(
                     RunRow.target == target,
                     RunRow.id != run_id,
-                    RunRow.kind == "rollback",
+                    RunRow.kind.in_(RUNNER_KINDS),
                     RunRow.status.in_([RunStatus.RUNNING, RunStatus.INTERRUPTED]),
                 )
             )

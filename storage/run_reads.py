@@ -6,7 +6,7 @@ Readers get views, never ORM objects, so no session outlives a call. The journal
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, func, select
@@ -31,7 +31,11 @@ class JournalReads:
         self._probes = HealthProbes(engine)
 
     def runs(
-        self, target: str | None = None, limit: int = 20, status: RunStatus | None = None, kind: str | None = None
+        self,
+        target: str | None = None,
+        limit: int = 20,
+        status: RunStatus | None = None,
+        kind: str | Sequence[str] | None = None,
     ) -> list[RunView]:
         with self._sessions() as session:
             query = select(RunRow).order_by(RunRow.created_at.desc(), RunRow.id.desc()).limit(limit)
@@ -40,7 +44,7 @@ class JournalReads:
             if status is not None:
                 query = query.where(RunRow.status == status)
             if kind is not None:
-                query = query.where(RunRow.kind == kind)
+                query = query.where(RunRow.kind.in_([kind] if isinstance(kind, str) else list(kind)))
             return [self._view(session, row) for row in session.scalars(query)]
 
     def run_counts(self) -> list[tuple[str, str, str, int]]:

@@ -56,7 +56,12 @@ class StepStatus(StrEnum):
 
 class RunKind(StrEnum):
     ROLLBACK = "rollback"
+    UPGRADE = "upgrade"  # the same runner forward: snapshot first, no postmortem when it goes well
     DRILL = "drill"
+
+
+# The kinds the runner executes: a running or interrupted one holds its target (see storage/models.py).
+RUNNER_KINDS = (RunKind.ROLLBACK, RunKind.UPGRADE)
 
 
 class EventKind(StrEnum):
@@ -88,6 +93,8 @@ class EventKind(StrEnum):
     RECOVERY_PREVIOUS_START_FAILED = "recovery.previous_start_failed"
     SNAPSHOT_TAKEN = "snapshot.taken"
     SOAK_PROGRESS = "soak.progress"  # the all-clear's soak window: seconds left in a clean window
+    KNOWN_BAD_MARKED = "known_bad.marked"  # a version rolled back from: root cause first
+    KNOWN_BAD_CLEARED = "known_bad.cleared"  # someone said why it may be deployed again
 
 
 class Move(StrEnum):

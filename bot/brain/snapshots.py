@@ -50,6 +50,8 @@ from bot.files import fsync_directory, fsync_file
 RUNBOOK_NAME = "brain-pre-upgrade.db"
 SNAPSHOT_SUFFIXES = (".sqlite", ".db", ".sqlite3")
 DIGESTED_FACTS = ("taken_at", "schema_version", "size", "checksum", "image_tag")
+# An upgrade's snapshot says so: digested only when present, so older sidecars keep their digest.
+UPGRADE_FACTS = ("upgrade_run", "upgrade_to")
 CLOCK_SKEW = timedelta(minutes=5)  # a sidecar written by a host whose clock runs a little ahead
 
 
@@ -62,6 +64,17 @@ class Snapshot:
     checksum: str | None
     image_tag: str | None = None
     by_hand: bool = False
+    upgrade_run: str | None = None  # taken by this upgrade run just before its stop: its pre-upgrade snapshot
+    upgrade_to: str | None = None  # the version that upgrade went to
+
+    def describe_purpose(self) -> str:
+        """How the plan names it: the pre-upgrade snapshot of which upgrade, or who took it."""
+        if self.upgrade_run:
+            return (
+                f"the pre-upgrade snapshot of upgrade run {self.upgrade_run} ({self.image_tag} → {self.upgrade_to}, "
+                f"{self.taken_at:%Y-%m-%d %H:%M:%S} UTC)"
+            )
+        return f"taken while {self.image_tag} ran" if self.image_tag else ("by hand" if self.by_hand else "")
 
     def age_seconds(self, now: datetime | None = None) -> float:
         return ((now or datetime.now(UTC)) - self.taken_at).total_seconds()
@@ -82,6 +95,8 @@ class Snapshot:
             data.get("checksum"),
             data.get("image_tag"),
             bool(data.get("by_hand")),
+            data.get("upgrade_run"),
+            data.get("upgrade_to"),
         )
 
 
@@ -121,9 +136,15 @@ def brain_lock(brain: Path, holder: str) -> Iterator[None]:
         os.close(descriptor)  # closing the descriptor releases the lock
 
 
-def take_snapshot(brain: BrainConfig, image_tag: str | None, now: datetime | None = None) -> Snapshot:
+def take_snapshot(
+    brain: BrainConfig,
+    image_tag: str | None,
+    now: datetime | None = None,
+    upgrade: tuple[str, str] | None = None,
+) -> Snapshot:
     """Copy the live brain consistently into `snapshots_dir` and describe it in a sidecar.
-    The caller holds `brain_lock` (the core does, see Rollbot.take_snapshot)."""
+    The caller holds `brain_lock` (the core does, see Rollbot.take_snapshot). `upgrade` is
+    (run id, version going in) when an upgrade takes it just before its stop."""
     taken_at = now or datetime.now(UTC)
     folder = brain.snapshots_dir
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -149,6 +170,8 @@ def take_snapshot(brain: BrainConfig, image_tag: str | None, now: datetime | Non
         size=final.stat().st_size,
         checksum=sha256(final),
         image_tag=image_tag,
+        upgrade_run=upgrade[0] if upgrade else None,
+        upgrade_to=upgrade[1] if upgrade else None,
     )
     _write_sidecar(snapshot)
     fsync_directory(folder)
@@ -221,6 +244,7 @@ def _write_sidecar(snapshot: Snapshot) -> None:
 def facts_digest(name: str, data: dict[str, Any]) -> str:
     """SHA-256 over the file's name and the sidecar's facts (its checksum among them), canonically encoded."""
     facts = {"name": name, **{key: data.get(key) for key in DIGESTED_FACTS}}
+    facts.update({key: data[key] for key in UPGRADE_FACTS if data.get(key) is not None})
     return hashlib.sha256(json.dumps(facts, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
@@ -229,11 +253,25 @@ def _from_sidecar(path: Path, data: dict[str, object]) -> Snapshot:
     taken_at = datetime.fromisoformat(str(data["taken_at"]))
     schema, size = data.get("schema_version"), data["size"]
     checksum, tag = data.get("checksum"), data.get("image_tag")
+    upgrade_run, upgrade_to = data.get("upgrade_run"), data.get("upgrade_to")
+    if not (upgrade_run is None or isinstance(upgrade_run, str)) or not (
+        upgrade_to is None or isinstance(upgrade_to, str)
+    ):
+        raise ValueError("sidecar facts of the wrong type")
     if taken_at.tzinfo is None or not isinstance(size, int) or not (schema is None or isinstance(schema, int)):
         raise ValueError("sidecar facts of the wrong type")
     if not (checksum is None or isinstance(checksum, str)) or not (tag is None or isinstance(tag, str)):
         raise ValueError("sidecar facts of the wrong type")
-    return Snapshot(path=path, taken_at=taken_at, schema_version=schema, size=size, checksum=checksum, image_tag=tag)
+    return Snapshot(
+        path=path,
+        taken_at=taken_at,
+        schema_version=schema,
+        size=size,
+        checksum=checksum,
+        image_tag=tag,
+        upgrade_run=upgrade_run,
+        upgrade_to=upgrade_to,
+    )
 
 
 def _describe(path: Path, brain: BrainConfig) -> tuple[Snapshot, str | None]:

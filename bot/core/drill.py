@@ -259,7 +259,7 @@ class Drill:
         return {"health": state.health, "image": state.image}
 
     def _plan(self, version: str, brain: BrainChoice, what: str) -> PlannedRun:
-        request = RollbackRequest(self._target, version, self._actor, f"drill {self._id}: {what}", brain)
+        request = RollbackRequest(self._target, version, self._actor, f"drill {self._id}: {what}", brain, practice=True)
         planned = self._rollbot.plan(request)
         self._rollbot.remember(planned.run.id, drill=self._id)
         if planned.plan.refusal and not planned.plan.question:

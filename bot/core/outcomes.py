@@ -36,6 +36,7 @@ class Outcome:
     cancelled: bool = False
     replanned: PlannedRun | None = None
     run: RunView | None = None
+    follow_up: PlannedRun | None = None  # the rollback offered at once after an upgrade that went wrong
 
 
 @dataclass(frozen=True)
@@ -65,3 +66,4 @@ class TargetStatus:
     newest_snapshot: Snapshot | None
     run_in_progress: str | None
     kept: KeptVersions | None = None
+    known_bad: tuple[str, ...] = ()  # versions rolled back from and not cleared, one line each

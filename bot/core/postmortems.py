@@ -1,11 +1,16 @@
-"""Every run that ended is owed a postmortem ticket; filing one never fails the run itself."""
+"""Every rollback that ended is owed a postmortem ticket; filing one never fails the run itself.
+
+The end of a run is also where a version rolled back from becomes known-bad (bot/core/upgrades.py).
+An upgrade is owed no postmortem: one that went wrong is followed by its rollback, which files one.
+"""
 
 from __future__ import annotations
 
 import logging
 
+from bot.core.upgrades import mark_rolled_back
 from bot.reporting.tickets import TicketDesk
-from storage import Journal, RunStatus
+from storage import Journal, RunKind, RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -18,11 +23,17 @@ class Postmortems:
     def file_if_over(self, run_id: str) -> None:
         """An interrupted run is not over: it is resumed or aborted, and then it is owed one."""
         try:
-            status = self._journal.run(run_id).status
+            run = self._journal.run(run_id)
         except Exception:
             log.exception("cannot read run %s back from the journal; its postmortem waits", run_id)
             return
-        if status.is_final and status is not RunStatus.INTERRUPTED:
+        if not run.status.is_final or run.status is RunStatus.INTERRUPTED:
+            return
+        try:
+            mark_rolled_back(self._journal, run)
+        except Exception:
+            log.exception("could not mark the version run %s left as known-bad", run_id)
+        if run.kind != RunKind.UPGRADE:
             self.file(run_id)
 
     def file(self, run_id: str) -> None:

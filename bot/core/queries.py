@@ -18,6 +18,7 @@ from bot.core.outcomes import ServiceState, TargetStatus
 from bot.core.sightings import saw_healthy
 from bot.errors import InvalidRequest, RollbotError
 from bot.planning.brain_plan import RunningFacts, target_reads
+from bot.planning.judgement import Call
 from bot.planning.kept_images import KeptVersions, kept_versions
 from bot.planning.plan import Rehearsal, Systems
 from bot.planning.previous_good import HealthySighting, VersionChoice, known_versions, previous_good
@@ -25,7 +26,7 @@ from bot.ports import Health
 from bot.reporting.metrics import render as render_metrics
 from bot.reporting.tickets import TicketDesk
 from bot.tags import ImageRef
-from storage import HealthRecord, Journal, RunKind, RunStatus, RunView
+from storage import RUNNER_KINDS, HealthRecord, Journal, RunKind, RunStatus, RunView
 from storage.runstate import HOLDING
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,9 @@ class Queries:
             newest_snapshot=snapshots[0] if snapshots else None,
             run_in_progress=busy[0] if busy else None,
             kept=self.kept(container.image if container else None, target.keep_images),
+            known_bad=tuple(
+                mark.describe() for mark in self._journal.known_bad_versions(target.name, active_only=True)
+            ),
         )
 
     def kept(self, running_image: str | None, keep: int) -> KeptVersions | None:
@@ -131,8 +135,15 @@ class Queries:
         ]
         seen += [
             HealthySighting(run.to_version, run.finished_at, f"healthy at the end of run {run.id}")
-            for run in self._journal.runs(target.name, limit=50, status=RunStatus.SUCCEEDED, kind=RunKind.ROLLBACK)
+            for run in self._journal.runs(target.name, limit=50, status=RunStatus.SUCCEEDED, kind=RUNNER_KINDS)
             if run.finished_at is not None
+        ]
+        # The version an upgrade replaced, when the upgrade's plan judged it healthy (no brain, so no
+        # sighting by the upgrade's snapshot step): the version to go back to after that upgrade.
+        seen += [
+            HealthySighting(run.from_version, run.started_at, f"healthy when upgrade run {run.id} began")
+            for run in self._journal.runs(target.name, limit=20, kind=RunKind.UPGRADE)
+            if run.from_version and run.started_at and (run.plan.get("judgement") or {}).get("call") == Call.DONT
         ]
         kept = self.kept(container.image if container else None, target.keep_images)
         return (container.tag if container else None), seen, kept
@@ -190,5 +201,5 @@ class Queries:
         return [
             run.id
             for status in HOLDING
-            for run in self._journal.runs(target, limit=10, status=status, kind=RunKind.ROLLBACK)
+            for run in self._journal.runs(target, limit=10, status=status, kind=RUNNER_KINDS)
         ]

@@ -20,7 +20,7 @@ from bot.core.workers import SHUTTING_DOWN
 from bot.planning.approvals import MembersOf, is_one_of
 from bot.running.liveness import STALE_AFTER, owner_alive, process_owner
 from bot.running.runner import ProgressSink
-from storage import EventKind, Journal, NotStartable, RunStatus, RunView
+from storage import RUNNER_KINDS, EventKind, Journal, NotStartable, RunStatus, RunView
 
 
 class InterruptedRuns:
@@ -51,7 +51,7 @@ class InterruptedRuns:
         replicas, one posts), with the state of their service now."""
         claimed = []
         for run in self._journal.unreported_interruptions():
-            if run.kind != "rollback" or self._config.target(run.target) is None:
+            if run.kind not in RUNNER_KINDS or self._config.target(run.target) is None:
                 continue  # a drill that died is in `history`; its runs are reported on their own
             if not self._journal.claim_report(run.id):
                 continue
@@ -91,7 +91,7 @@ class InterruptedRuns:
             return Outcome(refusal=f"only an approver of {target.name} can {action} an interrupted run")
         if run.status is not RunStatus.INTERRUPTED:
             return Outcome(refusal=_not_interrupted(run))
-        if run.kind != "rollback":
+        if run.kind not in RUNNER_KINDS:
             return Outcome(refusal=f"run {run.id} is a {run.kind}; it is not resumed: start a new one")
         if self._runners.stopping:
             return Outcome(refusal=SHUTTING_DOWN)

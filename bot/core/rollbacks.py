@@ -19,6 +19,7 @@ from bot.core.outcomes import Outcome, PlannedRun
 from bot.core.postmortems import Postmortems
 from bot.core.queries import Queries
 from bot.core.runners import Runners
+from bot.core.upgrades import fallback_request
 from bot.core.workers import SHUTTING_DOWN
 from bot.planning.approvals import (
     Decision,
@@ -37,7 +38,7 @@ from bot.planning.preflight import Check, CheckResult
 from bot.planning.previous_good import VersionChoice
 from bot.running.liveness import process_owner
 from bot.running.runner import ProgressSink
-from storage import EventKind, Journal, NotStartable, RunStatus, RunView
+from storage import RUNNER_KINDS, EventKind, Journal, NotStartable, RunKind, RunStatus, RunView
 from storage.repository import NewRun
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,7 @@ class Rollbacks:
             from_version=plan.running_version,
             steps=[(step.kind.value, step.description) for step in plan.steps],
             plan=plan.to_dict(),
+            kind=plan.kind,
         )
         # A question is not a refusal: the plan waits (planned) for its answer, like a confirmation.
         refusal = None if plan.question else plan.refusal
@@ -99,10 +101,27 @@ class Rollbacks:
         chosen = self._queries.previous_good(request.target)
         return self.plan(replace(request, version=chosen.version), chosen)
 
+    def fallback_for(self, run: RunView) -> PlannedRun | None:
+        """After an upgrade that failed its health check (or whose errors persist): the rollback to
+        the version before it, planned now, for the front end to offer; None otherwise."""
+        request = fallback_request(run)
+        return self.plan(request) if request is not None else None
+
     def _make_plan(self, request: RollbackRequest) -> Plan:
         return make_plan(
-            request, self._config, self._systems, self._queries.runs_in_progress, self._journal.schema_seen
+            request,
+            self._config,
+            self._systems,
+            self._queries.runs_in_progress,
+            self._journal.schema_seen,
+            known_bad=self._journal.known_bad,
+            last_run=self._last_run,
         )
+
+    def _last_run(self, target: str) -> RunView | None:
+        """The newest rollback or upgrade of `target` that succeeded: what the brain is now the result of."""
+        done = self._journal.runs(target, limit=1, status=RunStatus.SUCCEEDED, kind=RUNNER_KINDS)
+        return done[0] if done else None
 
     def execute(
         self,
@@ -194,7 +213,7 @@ class Rollbacks:
         except NotStartable as error:
             now = self._journal.run(run.id)
             return Outcome(refusal=_not_open(now) if now.status is not RunStatus.PLANNED else f"not started: {error}")
-        return Outcome(run=finished)
+        return Outcome(run=finished, follow_up=self.fallback_for(finished))
 
     def answer(
         self,
@@ -270,7 +289,9 @@ def _journaled_plan(run: RunView) -> Plan | None:
 def _request_of(run: RunView, journaled: Plan | None) -> RollbackRequest:
     """The request again, for a re-plan: as the run records it, with the brain choice its plan was made with."""
     brain = journaled.request.brain if journaled is not None else BrainChoice.AUTO
-    return RollbackRequest(run.target, run.to_version, run.requester, run.reason, brain)
+    asked = journaled.request.kind if journaled is not None else RunKind.ROLLBACK
+    practice = journaled.request.practice if journaled is not None else False
+    return RollbackRequest(run.target, run.to_version, run.requester, run.reason, brain, asked, practice)
 
 
 def _asks(plan: Plan | None) -> bool:

@@ -26,6 +26,7 @@ from bot.core.replays import Replays
 from bot.core.rollbacks import Rollbacks
 from bot.core.runners import Runners
 from bot.core.snapshotting import Snapshotting
+from bot.core.upgrades import clear_known_bad
 from bot.core.workers import SHUTTING_DOWN, Workers
 from bot.errors import InvalidRequest
 from bot.planning.approvals import Decision, MembersOf, Verdict
@@ -36,7 +37,7 @@ from bot.planning.previous_good import VersionChoice
 from bot.ports import Health
 from bot.reporting.tickets import TicketDesk
 from bot.running.runner import ProgressSink
-from storage import Journal, RunView
+from storage import Journal, KnownBad, RunView
 
 
 class Rollbot:
@@ -87,6 +88,19 @@ class Rollbot:
     def plan(self, request: RollbackRequest) -> PlannedRun:
         """Preflight the request and journal the plan (as `planned`, or `refused` with why)."""
         return self._rollbacks.plan(request)
+
+    def fallback_for(self, run: RunView) -> PlannedRun | None:
+        """After an upgrade whose new version failed its health check (or whose errors persist):
+        the rollback to the version before it, planned now; None for any other run."""
+        return self._rollbacks.fallback_for(run)
+
+    def clear_known_bad(self, target_name: str, version: str, actor: str, reason: str) -> list[KnownBad]:
+        """A person's word that a known-bad version may run again: journaled with who and why."""
+        return clear_known_bad(self.config, self._journal, target_name, version, actor, reason)
+
+    def known_bad(self, target_name: str | None = None, active_only: bool = False) -> list[KnownBad]:
+        """Versions rolled back from, newest first, with their clears unless `active_only`."""
+        return self._journal.known_bad_versions(target_name, active_only)
 
     def check(self, target_name: str) -> Judgement:
         """The runbook's "When to roll back", measured now: roll back, don't, or cannot tell."""

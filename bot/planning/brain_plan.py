@@ -298,8 +298,9 @@ def _check_snapshot(
         )
     snapshot = usable[0]
     age = _age(snapshot.taken_at)
-    ran = f" while {snapshot.image_tag} ran" if snapshot.image_tag else (" by hand" if snapshot.by_hand else "")
-    detail = f"{snapshot.path.name}: taken {age} ago{ran}, schema {snapshot.schema_version}, {_size(snapshot.size)}"
+    purpose = snapshot.describe_purpose()
+    purpose = (", " if snapshot.upgrade_run else " ") + purpose if purpose else ""
+    detail = f"{snapshot.path.name}: taken {age} ago{purpose}, schema {snapshot.schema_version}, {_size(snapshot.size)}"
     if snapshot.age_seconds() > brain.max_snapshot_age_hours * 3600:
         preflight.warn(BRAIN_CHECKS[1], f"{detail} — older than {brain.max_snapshot_age_hours:g}h: more data is lost")
     else:

@@ -23,10 +23,24 @@ from bot.planning.brain_plan import BRAIN_CHECKS, BrainChoice, BrainPlan, Runnin
 from bot.planning.judgement import Judgement
 from bot.planning.kept_images import KeptVersions
 from bot.planning.preflight import Check, CheckResult, Preflight, Refused
-from bot.planning.target_checks import CHECKS, check_image, check_running_version, service_container
+from bot.planning.target_checks import CHECKS as TARGET_CHECKS
+from bot.planning.target_checks import check_image, check_running_version, service_container
+from bot.planning.upgrade_checks import (
+    UPGRADE_CHECKS,
+    KnownBadOf,
+    LastRunOf,
+    check_direction,
+    check_known_bad,
+    preflight_upgrade_brain,
+    upgrade_facts,
+)
 from bot.ports import Compose, DockerFacts, ImageSource, Metrics, RegressionEval
 from bot.tags import ImageRef, describe_invalid_tag, is_valid_tag
+from storage import RunKind
 from storage.schemas import SchemaSighting
+
+# Every plan's checks in order: the target's, then which way it goes and whether the version is known-bad.
+CHECKS = (*TARGET_CHECKS[:7], *UPGRADE_CHECKS, *TARGET_CHECKS[7:])
 
 
 @dataclass(frozen=True)
@@ -36,6 +50,8 @@ class RollbackRequest:
     requester: str
     reason: str = ""
     brain: BrainChoice = BrainChoice.AUTO
+    kind: RunKind = RunKind.ROLLBACK  # as asked; a rollback to a newer version is planned as an upgrade
+    practice: bool = False  # a drill's: its broken tag is known-bad on purpose, so that check does not apply
 
 
 class StepKind(StrEnum):
@@ -43,6 +59,7 @@ class StepKind(StrEnum):
     STAGE_SNAPSHOT = "stage_snapshot"
     SET_IMAGE_TAG = "set_image_tag"
     PULL = "pull"
+    SNAPSHOT_BRAIN = "snapshot_brain"  # an upgrade's pre-upgrade snapshot, just before the stop
     STOP = "stop"
     SWAP_BRAIN = "swap_brain"
     START = "start"
@@ -96,6 +113,12 @@ class Plan:
     kept: KeptVersions | None = None  # earlier versions still available; a warning when too few
     judgement: Judgement | None = None  # the runbook's "when to roll back", measured: the evidence block
     external: ExternalEffects | None = None  # the bad window's destructive calls: what no rollback undoes
+    kind: RunKind = RunKind.ROLLBACK  # what the run is: a rollback, or an upgrade (asked, or rolling forward)
+    rolls_forward: bool = False  # a rollback request to a newer version, planned as an upgrade
+
+    @property
+    def upgrades(self) -> bool:
+        return self.kind is RunKind.UPGRADE
 
     @property
     def refusal(self) -> str | None:
@@ -137,6 +160,8 @@ class Plan:
                 asked["requester"],
                 asked.get("reason", ""),
                 BrainChoice(asked.get("brain", BrainChoice.AUTO)),
+                RunKind(asked.get("kind", RunKind.ROLLBACK)),
+                bool(asked.get("practice")),
             ),
             checks=tuple(Check(c["name"], CheckResult(c["result"]), c["detail"]) for c in data.get("checks", [])),
             steps=tuple(
@@ -154,6 +179,8 @@ class Plan:
             brain=BrainPlan.from_dict(data["brain"]) if data.get("brain") else None,
             judgement=Judgement.from_dict(data["judgement"]) if data.get("judgement") else None,
             external=ExternalEffects.from_dict(data["external"]) if data.get("external") else None,
+            kind=RunKind(data.get("kind", RunKind.ROLLBACK)),
+            rolls_forward=bool(data.get("rolls_forward")),
         )
 
 
@@ -171,18 +198,31 @@ RunsInProgress = Callable[[str], list[str]]
 SchemaSeenOf = Callable[[str, str], SchemaSighting | None]  # (target, version) -> what rollbot saw
 
 
+@dataclass(frozen=True)
+class _History:
+    """What preflight reads from the journal, as callables so that planning never holds a journal."""
+
+    runs_in_progress: RunsInProgress
+    schema_seen: SchemaSeenOf
+    known_bad: KnownBadOf
+    last_run: LastRunOf
+
+
 def make_plan(
     request: RollbackRequest,
     config: Config,
     systems: Systems,
     runs_in_progress: RunsInProgress = lambda _: [],
     schema_seen: SchemaSeenOf = lambda target, version: None,
+    known_bad: KnownBadOf = lambda target, version: None,
+    last_run: LastRunOf = lambda target: None,
 ) -> Plan:
-    """Run preflight for an image rollback and lay out its steps. Looks; never touches."""
+    """Run preflight for a rollback or an upgrade and lay out its steps. Looks; never touches."""
     preflight = Preflight(list(CHECKS))
-    facts: dict[str, Any] = {}
+    facts: dict[str, Any] = {"kind": request.kind}
     try:
-        _preflight(request, config, systems, runs_in_progress, schema_seen, preflight, facts)
+        history = _History(runs_in_progress, schema_seen, known_bad, last_run)
+        _preflight(request, config, systems, history, preflight, facts)
     except Refused:
         return Plan(request, preflight.finish(), **facts)
     except RollbotError as error:
@@ -199,8 +239,7 @@ def _preflight(
     request: RollbackRequest,
     config: Config,
     systems: Systems,
-    runs_in_progress: RunsInProgress,
-    schema_seen: SchemaSeenOf,
+    history: _History,
     preflight: Preflight,
     facts: dict[str, Any],
 ) -> None:
@@ -237,7 +276,7 @@ def _preflight(
         f"service '{target.service}' of project {service.project} runs image {configured} (set in {site.describe()})",
     )
 
-    busy = runs_in_progress(target.name)
+    busy = history.runs_in_progress(target.name)
     if busy:
         preflight.fail(
             CHECKS[3],
@@ -248,14 +287,28 @@ def _preflight(
 
     container = service_container(target, compose, systems.docker, facts)
     check_running_version(request.version, target, configured, container, service, preflight, facts)
+    found = check_direction(request.kind, facts.get("running_version"), request.version, preflight)
+    upgrade_facts(found, facts)
+    check_known_bad(target, request.version, history.known_bad, preflight, request.practice)
     check_image(target_image, target, systems.docker, preflight, facts)
     if target.brain is not None:
         running = RunningFacts(
             version=facts.get("running_version"),
             went_live=container.created_at if container is not None else None,
-            seen=lambda version: schema_seen(target.name, version),
+            seen=lambda version: history.schema_seen(target.name, version),
             container_ids=tuple(facts.get("container_ids", ())),
         )
+        if found.kind is RunKind.UPGRADE:
+            facts["brain"] = preflight_upgrade_brain(
+                target.brain,
+                request.version,
+                target_image,
+                systems.docker,
+                preflight,
+                running,
+                history.last_run(target.name),
+            )
+            return
         facts["brain"] = preflight_brain(
             target.brain, request.version, target_image, request.brain, systems.docker, preflight, running
         )
@@ -288,6 +341,14 @@ def _steps(target: TargetConfig, facts: dict[str, Any]) -> tuple[PlannedStep, ..
         PlannedStep(StepKind.START, f"docker compose up -d {service}"),
         PlannedStep(StepKind.VERIFY_HEALTH, f"poll {target.health_url} until ok, at most {target.health_timeout}s"),
     ]
+    if facts.get("kind") is RunKind.UPGRADE and brain is not None and brain.live_schema is not None:
+        steps.insert(
+            3,
+            PlannedStep(
+                StepKind.SNAPSHOT_BRAIN,
+                f"snapshot {brain.path.name} while {facts.get('running_version')} still runs (the pre-upgrade snapshot)",
+            ),
+        )
     if brain is not None and brain.restore and brain.snapshot is not None:
         name = brain.snapshot.path.name
         steps.insert(

@@ -18,7 +18,7 @@ from prometheus_client.registry import Collector
 
 from bot.brain.snapshots import list_snapshots
 from bot.config import Config
-from storage import Journal, RunStatus
+from storage import RUNNER_KINDS, Journal, RunStatus
 from storage.tickets import TicketOutbox, TicketStatus
 
 STEP_BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600)
@@ -48,7 +48,7 @@ class JournalCollector(Collector):
         in_progress: dict[str, int] = dict.fromkeys(self._config.targets, 0)
         for target, kind, status, count in self._journal.run_counts():
             runs.add_metric([target, kind, status], count)
-            if status == RunStatus.RUNNING and kind == "rollback":
+            if status == RunStatus.RUNNING and kind in RUNNER_KINDS:
                 in_progress[target] = count
         for target, count in in_progress.items():
             running.add_metric([target], count)

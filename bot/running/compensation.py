@@ -137,6 +137,11 @@ class Compensation:
             f"{service} is now on {new} but unhealthy; it was left running: {old} was unhealthy too (the reason "
             f"for the rollback), and going back to it would stop {service} again for no better service"
         )
+        if state.plan.upgrades:  # the rollback back is offered as a plan of its own, with its brain restore
+            where = (
+                f"{service} is now on {new} but unhealthy; it was left running for the rollback back to {old}, "
+                f"which is planned separately (a brain restore, when {new} migrated the brain, needs its approval)"
+            )
         _, next_action = describe_failure(state.plan, state.target, StepKind.VERIFY_HEALTH, undone=False)
         return Recovery(where, next_action, f"left {new} running")
 

@@ -22,7 +22,7 @@ from bot.planning.plan import StepKind
 from bot.running.fingerprints import left_by
 from bot.running.state import ProgressSink, RunState, image_site
 from bot.running.summary import RunSummary
-from storage import EventKind, EventView, Journal, RunKind, RunStatus, RunView, StepStatus
+from storage import EventKind, EventView, Journal, RunStatus, RunView, StepStatus
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +181,7 @@ class JournalWrites:
             plan = state.plan
             known = RunView(
                 state.run_id,
-                RunKind.ROLLBACK,
+                state.plan.kind,
                 state.target.name,
                 state.target.environment,
                 plan.running_version,

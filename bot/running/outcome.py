@@ -137,11 +137,11 @@ def describe_recovery(state: RunState, kind: StepKind, brain: BrainBack | None, 
     if started.running:
         if brain is not None:
             where = (
-                f"{why}, so {service} is running {old} again (degraded, as before the rollback){brain_text}; "
+                f"{why}, so {service} is running {old} again (degraded, as before the {plan.kind}){brain_text}; "
                 f"the compose file names {old}"
             )
         else:
-            where = f"{why}, so {service} is running {old} again (as before the rollback){brain_text}; the compose file names {old}"
+            where = f"{why}, so {service} is running {old} again (as before the {plan.kind}){brain_text}; the compose file names {old}"
         next_action = f"read why in `{compose}logs {service}` and the error above, fix it, then run `{retry}` again"
         return Recovery(where, next_action, f"started {old} again")
     file_says = f"the compose file names {old}" if started.compose_put_back else f"the compose file names {new}"
@@ -185,6 +185,11 @@ def describe_failure(plan: Plan, target: TargetConfig, kind: StepKind, undone: b
         where = f"the compose file names {new} and {service} is stopped: it did not start"
         return where, f"read `{compose}logs {service}`, fix it and run `{compose}up -d {service}`"
     where = f"{service} is now on {new} but unhealthy"
+    if plan.upgrades:
+        return where, (
+            f"read `{compose}logs {service}`, then roll back to {old} with the rollback offered "
+            f"(`rollbot rollback {target.name} {old}`)"
+        )
     return where, (
         f"read `{compose}logs {service}`; if {new} is not the way out, roll to another version "
         f"with `rollbot rollback {target.name} VERSION`"

@@ -21,7 +21,9 @@ from bot.running.soak import SoakResult
 from storage import EventView, Lease, StepStatus
 
 ProgressSink = Callable[[EventView], None]
-BEFORE_STOP = frozenset({StepKind.CAPTURE_LOGS, StepKind.STAGE_SNAPSHOT, StepKind.SET_IMAGE_TAG, StepKind.PULL})
+BEFORE_STOP = frozenset(
+    {StepKind.CAPTURE_LOGS, StepKind.STAGE_SNAPSHOT, StepKind.SET_IMAGE_TAG, StepKind.PULL, StepKind.SNAPSHOT_BRAIN}
+)
 DONE = frozenset({StepStatus.SUCCEEDED, StepStatus.SKIPPED})
 
 

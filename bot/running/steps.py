@@ -15,6 +15,7 @@ from typing import Any
 
 from bot.adapters.compose_file import image_in, set_tag
 from bot.brain.holders import describe_holders, holders_after_stop
+from bot.brain.snapshots import brain_lock, take_snapshot
 from bot.brain.swap import brain_in_place, forensic_dir, prepare_swap, stage, swap
 from bot.config import TargetConfig
 from bot.files import write_atomically
@@ -59,6 +60,7 @@ class StepBodies:
             StepKind.SWAP_BRAIN: self._swap_brain,
             StepKind.SET_IMAGE_TAG: self._set_image_tag,
             StepKind.PULL: self._pull,
+            StepKind.SNAPSHOT_BRAIN: self._snapshot_brain,
             StepKind.STOP: self._stop,
             StepKind.START: self._start,
             StepKind.VERIFY_HEALTH: self._verify_health,
@@ -159,6 +161,29 @@ class StepBodies:
         output = state.compose.pull(state.target.service)
         return {"output": output[-500:]}
 
+    def _snapshot_brain(self, state: RunState) -> dict[str, Any]:
+        """An upgrade's pre-upgrade snapshot, taken while the version it replaces still runs: its
+        sidecar names that version and the upgrade, so a later rollback finds it by itself. When
+        that version answers healthy now, it is recorded as seen healthy on the brain's schema:
+        the previous good version to go back to."""
+        brain = state.target.brain
+        assert brain is not None
+        running = state.plan.running_version
+        upgrade = (state.run_id, state.plan.request.version)
+        with brain_lock(brain.path, f"the pre-upgrade snapshot of run {state.run_id}"):
+            snapshot = take_snapshot(brain, running, upgrade=upgrade)
+        healthy = self._health.wait_until_healthy(state.target.health_url, timeout=2).ok
+        if healthy:
+            self._on_healthy(state.target, running or "")
+        return {
+            "snapshot": str(snapshot.path),
+            "schema": snapshot.schema_version,
+            "bytes": snapshot.size,
+            "taken_at": snapshot.taken_at.isoformat(),
+            "running_version": running,
+            "healthy_before": healthy,
+        }
+
     def _stop(self, state: RunState) -> dict[str, Any]:
         began = self._clock()
         if state.stop_started_at is None:  # a stop that began before a restart counts from then
@@ -171,7 +196,8 @@ class StepBodies:
     def _start(self, state: RunState) -> dict[str, Any]:
         state.marks["start"] = datetime.now(UTC)
         state.compose.up(state.target.service)
-        return {"image": state.plan.target_image}
+        # When the new version started: an upgrade's soak and the next `check` count from here.
+        return {"image": state.plan.target_image, "started_at": state.marks["start"].isoformat()}
 
     def _verify_health(self, state: RunState) -> dict[str, Any]:
         result = self._health.wait_until_healthy(state.target.health_url, state.target.health_timeout)

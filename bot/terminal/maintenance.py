@@ -1,4 +1,4 @@
-"""The terminal's commands around runs: `rollbot drill`, `history`, `snapshot`, `replay` and `tickets`.
+"""The terminal's commands around runs: `rollbot drill`, `history`, `status`, `snapshot`, `replay` and `tickets`.
 
 They practise, look back, prepare and follow up; none of them rolls anything back, which is
 bot/terminal/cli.py's part.
@@ -26,6 +26,7 @@ def register(app: typer.Typer) -> None:
     """Add these commands, and `tickets` with its `retry`, to the program's app."""
     app.command()(drill)
     app.command()(history)
+    app.command()(status)
     app.command()(snapshot)
     app.command()(replay)
     tickets_app = typer.Typer(
@@ -74,13 +75,42 @@ def history(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable, with steps")] = False,
 ) -> None:
     """List past runs from the journal, newest first."""
-    runs = rollbot_for(ctx).history(target, limit)
+    rollbot = rollbot_for(ctx)
+    runs = rollbot.history(target, limit)
     if as_json:
         typer.echo(json.dumps([_run_json(run) for run in runs], indent=2, default=str))
-    elif not runs:
+        return
+    if not runs:
         typer.echo("no runs yet" + (f" for {target}" if target else ""))
     else:
         console().print(history_table(runs))
+    marks = rollbot.known_bad(target)
+    if marks:
+        console().print(Text("known-bad versions (refused until cleared: `rollbot clear TARGET VERSION --reason …`)"))
+        for mark in marks:
+            style = "red" if mark.active else ""
+            console().print(Text(f"  {mark.target}: {mark.describe()}", style=style), highlight=False)
+
+
+def status(ctx: typer.Context) -> None:
+    """Each target now: the version running, its health, its newest snapshot, a run in progress,
+    and its known-bad versions (refused until cleared) — what `/rollback status` shows in Slack."""
+    out = console()
+    for found in rollbot_for(ctx).status():
+        health = "healthy" if found.healthy else found.health
+        out.print(
+            Text(
+                f"{found.name} ({found.environment}): {found.running_version or '?'} ({found.container_state}) — {health}"
+            ),
+            highlight=False,
+        )
+        if found.newest_snapshot is not None:
+            age = int(found.newest_snapshot.age_seconds() // 60)
+            out.print(Text(f"  newest snapshot {found.newest_snapshot.path.name}, {age} min old"), highlight=False)
+        if found.run_in_progress:
+            out.print(Text(f"  run {found.run_in_progress} in progress"), highlight=False)
+        for line in found.known_bad:
+            out.print(Text(f"  {line}", style="red"), highlight=False)
 
 
 def snapshot(

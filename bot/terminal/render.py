@@ -39,7 +39,7 @@ def console(stderr: bool = False) -> Console:
 def render_plan(out: Console, plan: Plan) -> None:
     request = plan.request
     out.print(
-        f"[bold]Rollback plan[/] {escape(request.target)} ({escape(plan.environment or '?')}): "
+        f"[bold]{'Upgrade plan' if plan.upgrades else 'Rollback plan'}[/] {escape(request.target)} ({escape(plan.environment or '?')}): "
         f"{escape(plan.running_version or '?')} → {escape(request.version)}"
         + (f" — due to {escape(request.reason)}" if request.reason else "")
     )

@@ -45,9 +45,10 @@ def source_digest(*files: Path) -> str:
 REPOSITORY = f"{REGISTRY}/rollbot-test/engine-{source_digest(EXAMPLE / 'engine' / 'engine.py', EXAMPLE / 'engine' / 'Dockerfile')}"
 EXAMPLE_IMAGE = "127.0.0.1:5000/rollbot-demo/engine"
 
-HEALTHY, BROKEN = "2.3.1", "2.4.0"
-# version: (broken, newest brain schema it reads) — 2.4.0 migrates the brain forward to 2.
-DEMO_VERSIONS = {HEALTHY: (False, 1), BROKEN: (True, 2)}
+HEALTHY, BROKEN, FIXED = "2.3.1", "2.4.0", "2.4.1"
+# version: (broken, newest brain schema it reads) — 2.4.0 migrates the brain forward to 2 and
+# fails /health; 2.4.1 is its fixed build: it reads schema 2 and is healthy.
+DEMO_VERSIONS = {HEALTHY: (False, 1), BROKEN: (True, 2), FIXED: (False, 2)}
 BRAIN_CONFIG = """    brain:
       path: data/brain.sqlite  # the same file the container sees as /data/brain.sqlite
       snapshots_dir: data/snapshots

@@ -22,7 +22,8 @@ def test_target_that_never_gets_healthy_fails_within_the_health_timeout(tmp_path
         assert f"Next: read `cd {deployed.folder} && docker compose logs engine`" in done.stderr
         assert "Traceback" not in done.stdout + done.stderr
 
-        run = deployed.journal().run(deployed.runs()[0].id)
+        # 2.4.0 is newer than 2.3.1: the run is an upgrade, and the rollback back offered after it is journaled too
+        run = deployed.journal().run(next(run.id for run in deployed.runs() if run.kind == "upgrade"))
         assert run.status is RunStatus.FAILED
         assert run.current_step == "verify_health"
         health_step = run.steps[-1]

@@ -85,6 +85,9 @@ def one_round(replicas: tuple[Bot, Bot], journal: Journal, round_: int, version:
     """A plan from one replica, two clicks at once (one per replica); returns the run's id once
     the run has finished."""
     hint = f"round-{round_:02d}-of-{ROUNDS}"
+    # The rounds go back and forth on purpose: the version the last round rolled back from is
+    # known-bad ("root cause first") until cleared, so each round clears it first, as a person would.
+    journal.clear_known_bad("engine", version, "test", "the rounds roll back and forth on purpose")
     acked = replicas[round_ % 2].command(f"engine {version} {hint}", REQUESTER)
     assert acked.status == 200, acked
     plan = replicas[0].plan_message(hint)
@@ -93,6 +96,9 @@ def one_round(replicas: tuple[Bot, Bot], journal: Journal, round_: int, version:
     replies = clicks_at_once(replicas, approve["value"], plan)
     assert [reply.status for reply in replies] == [200, 200], replies
     wait_until(lambda: journal.run(approve["value"]).status.is_final, 90, what=f"round {round_}'s run to finish")
+    done = journal.run(approve["value"])
+    if done.kind == "rollback" and done.status is RunStatus.SUCCEEDED:  # marked known-bad once the run has ended
+        wait_until(lambda: journal.known_bad("engine", str(done.from_version)) is not None, 30, what="the mark")
     return str(approve["value"])
 
 

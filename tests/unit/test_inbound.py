@@ -81,7 +81,14 @@ def test_a_click_keeps_only_checked_fields() -> None:
     assert body["actions"][0]["action_id"] == "rollback_approve"
     assert body["actions"][0]["value"] == "20260101-000000-abcdef"
     assert body["container"]["message_ts"] == "1700000000.000100"
-    assert "message" not in body and "trigger_id" not in body
+    assert "message" not in body
+    assert body["trigger_id"] == TRIGGER_ID, "kept: the Clear button opens its form on it"
+
+
+def test_a_click_without_a_usable_trigger_keeps_none() -> None:
+    for trigger in ("", "t" * 300, 12):
+        read_back = read(click(trigger_id=trigger), FORM)
+        assert isinstance(read_back, Checked) and "trigger_id" not in read_back.body
 
 
 @pytest.mark.parametrize(
