@@ -63,8 +63,10 @@ def upgrade(
     reason: Annotated[str, typer.Option("--reason", "-r", help="why, for the announcement")] = "",
     yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
 ) -> None:
-    """Upgrade TARGET to VERSION with a rollback's plan and safeguards: a brain snapshot just before the
-    stop, health watched through the soak; if it fails, the rollback is planned at once."""
+    """Upgrade TARGET to VERSION with a rollback's safeguards; if it fails, the rollback is planned.
+
+    The same plan, preflight and journal as a rollback, a brain snapshot just before the stop, and
+    health watched through the soak before the all-clear."""
     rollbot = rollbot_for(ctx)
     requester = f"cli:{getpass.getuser()}"
     planned = rollbot.plan(RollbackRequest(target, version, requester, reason, kind=RunKind.UPGRADE))

@@ -93,8 +93,9 @@ def history(
 
 
 def status(ctx: typer.Context) -> None:
-    """Each target now: the version running, its health, its newest snapshot, a run in progress,
-    and its known-bad versions (refused until cleared) — what `/rollback status` shows in Slack."""
+    """Each target now: version, health, newest snapshot, run in progress, known-bad versions.
+
+    What `/rollback status` shows in Slack; known-bad versions are refused until cleared."""
     out = console()
     for found in rollbot_for(ctx).status():
         health = "healthy" if found.healthy else found.health
